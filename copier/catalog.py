@@ -1,0 +1,80 @@
+"""A source-independent model of the SQLite schema. Names stay raw; nothing here quotes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    declared_type: str
+    not_null: bool = False
+    default: str | None = None  # SQL text as SQLite stores it
+    pk_position: int = 0  # 1-based position in the primary key, 0 if not part of it
+
+
+@dataclass(frozen=True, slots=True)
+class ForeignKey:
+    columns: tuple[str, ...]
+    ref_table: str
+    ref_columns: tuple[str, ...]  # empty: the referenced table's primary key
+    on_delete: str = "NO ACTION"
+    on_update: str = "NO ACTION"
+
+
+@dataclass(frozen=True, slots=True)
+class Index:
+    name: str
+    columns: tuple[str, ...]
+    unique: bool
+    descending: tuple[bool, ...] = ()
+    origin: str = "c"  # SQLite: c = CREATE INDEX, u = UNIQUE constraint, pk
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    name: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...] = ()
+    foreign_keys: tuple[ForeignKey, ...] = ()
+    indexes: tuple[Index, ...] = ()
+    without_rowid: bool = False
+    autoincrement: bool = False
+    row_count: int = 0
+    # sqlite_sequence.seq for AUTOINCREMENT tables: ids at or below it are never reused.
+    autoincrement_seq: int | None = None
+    notes: tuple[str, ...] = ()  # what could not be carried over (partial indexes, ...)
+
+    @property
+    def rowid_alias(self) -> str | None:
+        """The INTEGER PRIMARY KEY column that is SQLite's rowid, if any."""
+        if self.without_rowid or len(self.primary_key) != 1:
+            return None
+        column = self.column(self.primary_key[0])
+        return column.name if column.declared_type.strip().upper() == "INTEGER" else None
+
+    def column(self, name: str) -> Column:
+        for column in self.columns:
+            if column.name == name:
+                return column
+        raise KeyError(name)
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    name: str
+    kind: str  # view, virtual table, internal
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    tables: tuple[Table, ...]
+    skipped: tuple[Skipped, ...] = field(default=())
+
+    def table(self, name: str) -> Table:
+        for table in self.tables:
+            if table.name == name:
+                return table
+        raise KeyError(name)

@@ -1,0 +1,223 @@
+"""The command line: flags -> Settings -> pipeline; errors -> one line and an exit code."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import anyio
+import typer
+
+from . import __version__
+from .errors import CopierError, ExitCode
+from .plan import MigrationPlan
+from .settings import IfExists, OnError, Settings, parse_casts, redact, redact_text, resolve_dsn
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Move a whole SQLite database into PostgreSQL, fast, and prove nothing was lost.")
+
+Source = Annotated[Path, typer.Argument(help="The SQLite database file (opened read-only).", show_default=False)]
+Dsn = Annotated[Optional[str], typer.Option(
+    "--dsn", help="Target PostgreSQL URL. Default: $COPIER_DSN, else $DATABASE_URL, else "
+                  "$SQLALCHEMY_DATABASE_URI. SQLAlchemy forms (postgresql+psycopg://) are accepted.",
+    show_default=False)]
+Schema = Annotated[str, typer.Option(help="Target schema (created if missing).")]
+Tables = Annotated[Optional[list[str]], typer.Option(
+    "--tables", help="Only tables matching this glob; repeat for more.", show_default=False)]
+Exclude = Annotated[Optional[list[str]], typer.Option(
+    "--exclude", help="Skip tables matching this glob; repeat for more.", show_default=False)]
+Casts = Annotated[Optional[list[str]], typer.Option(
+    "--cast", help="Override the type mapping: TABLE.COLUMN=TYPE or DECLARED=TYPE, e.g. "
+                   "--cast 'intege=text'. Repeatable.", show_default=False)]
+SourceTz = Annotated[str, typer.Option(help="IANA time zone of naive timestamps in the source.")]
+
+
+def _settings(dsn: str, **values: object) -> Settings:
+    return Settings(dsn=dsn, **values)  # type: ignore[arg-type]
+
+
+def _fail(exc: CopierError, debug: bool, dsn: str | None) -> None:
+    message = str(exc)
+    if dsn:
+        message = redact_text(message, dsn)
+    if debug:
+        import traceback
+
+        text = "".join(traceback.format_exception(exc))
+        typer.echo(redact_text(text, dsn) if dsn else text, err=True)
+    typer.echo(f"copier: error: {message}", err=True)
+    raise typer.Exit(int(exc.exit_code))
+
+
+def _internal(exc: Exception, debug: bool, dsn: str | None) -> None:
+    if debug:
+        import traceback
+
+        text = "".join(traceback.format_exception(exc))
+        typer.echo(redact_text(text, dsn) if dsn else text, err=True)
+    message = f"{type(exc).__name__}: {exc}"
+    typer.echo(f"copier: internal error: {redact_text(message, dsn) if dsn else message} "
+               "(rerun with --debug for details)", err=True)
+    raise typer.Exit(int(ExitCode.FAILED))
+
+
+@app.command()
+def migrate(
+    source: Source,
+    dsn: Dsn = None,
+    schema: Schema = "public",
+    tables: Tables = None,
+    exclude: Exclude = None,
+    if_exists: Annotated[IfExists, typer.Option(
+        help="When a target table that already exists holds rows: fail, truncate it, or append.")] = IfExists.FAIL,
+    on_error: Annotated[OnError, typer.Option(
+        help="A row that cannot be loaded: reject it to the reject file and go on, or abort its table.")]
+    = OnError.REJECT,
+    reject_file: Annotated[Optional[Path], typer.Option(
+        help="Where rejected rows go (JSON lines). Default: ./<source name>.rejects.jsonl",
+        show_default=False)] = None,
+    cast: Casts = None,
+    batch_size: Annotated[int, typer.Option(help="Rows per page read and per COPY batch.", min=1)] = 10_000,
+    readers: Annotated[int, typer.Option(help="Concurrent SQLite readers per table.", min=1)] = 2,
+    queue_depth: Annotated[int, typer.Option(help="Pages buffered between readers and writer.", min=1)] = 4,
+    jobs: Annotated[int, typer.Option(help="Tables loaded at once (PostgreSQL connections).", min=1)] = 2,
+    source_tz: SourceTz = "UTC",
+    strip_nul: Annotated[bool, typer.Option(
+        "--strip-nul", help="Remove NUL characters from text (PostgreSQL cannot store them) instead of "
+                            "rejecting the row.")] = False,
+    verify: Annotated[bool, typer.Option("--verify/--no-verify", help="Check row counts after the load.")]
+    = True,
+    report: Annotated[Optional[Path], typer.Option(
+        help="Also write the summary, flags and totals as JSON here.", show_default=False)] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars and no summary.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks (passwords still redacted).")] = False,
+) -> None:
+    """Copy every table of SOURCE into PostgreSQL, then add keys, indexes, foreign keys and sequences."""
+    from .pipeline import exit_code, migrate as run_migrate
+    from .stats import render_summary
+
+    resolved: str | None = None
+    try:
+        resolved = resolve_dsn(dsn)
+        settings = _settings(
+            resolved, schema=schema, tables=tuple(tables or ()), exclude=tuple(exclude or ()),
+            if_exists=if_exists, on_error=on_error, reject_file=reject_file, casts=parse_casts(cast or []),
+            batch_size=batch_size, readers=readers, queue_depth=queue_depth, jobs=jobs, source_tz=source_tz,
+            strip_nul=strip_nul, verify=verify, report=report, quiet=quiet)
+        from .normalise import zone
+
+        zone(source_tz)
+        stats = anyio.run(run_migrate, source, settings)
+    except CopierError as exc:
+        _fail(exc, debug, resolved)
+        return
+    except Exception as exc:  # a bug: still one line, traceback only with --debug
+        _internal(exc, debug, resolved)
+        return
+    if not quiet:
+        typer.echo(render_summary(stats))
+        rejected = sum(t.rejected for t in stats.tables.values())
+        if rejected:
+            typer.echo(f"\n{rejected:,} rejected row(s) written to {settings.reject_file or _default_rejects(source)}")
+    if report is not None:
+        document = {"source": str(source), "target": redact(resolved), "flags": settings.public(),
+                    "tables": [t.as_dict() for t in stats.tables.values()], "totals": stats.totals(),
+                    "verified": stats.verified, "warnings": stats.warnings, "notes": stats.notes}
+        report.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    raise typer.Exit(exit_code(stats))
+
+
+def _default_rejects(source: Path) -> Path:
+    from .pipeline import default_reject_path
+
+    return default_reject_path(source)
+
+
+@app.command()
+def plan(
+    source: Source,
+    dsn: Dsn = None,
+    schema: Schema = "public",
+    tables: Tables = None,
+    exclude: Exclude = None,
+    cast: Casts = None,
+    source_tz: SourceTz = "UTC",
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    """Print the load waves and each table's column mapping; touches nothing.
+
+    With a DSN, tables that already exist in the target are matched (load into them);
+    without one, every table is planned as created.
+    """
+    from .pipeline import make_plan
+
+    resolved: str | None = None
+    try:
+        try:
+            resolved = resolve_dsn(dsn)
+        except CopierError:
+            if dsn:
+                raise
+        settings = _settings(resolved or "postgresql://", schema=schema, tables=tuple(tables or ()),
+                             exclude=tuple(exclude or ()), casts=parse_casts(cast or []), source_tz=source_tz)
+        the_plan = anyio.run(_plan_with_target, source, settings, resolved)
+    except CopierError as exc:
+        _fail(exc, debug, resolved)
+        return
+    typer.echo(render_plan(the_plan))
+
+
+async def _plan_with_target(source: Path, settings: Settings, dsn: str | None) -> MigrationPlan:
+    from . import target
+    from .pipeline import make_plan
+
+    if dsn is None:
+        return await make_plan(source, settings, None)
+    connection = await target.connect(dsn)
+    try:
+        return await make_plan(source, settings, connection)
+    finally:
+        await connection.close()
+
+
+def render_plan(the_plan: MigrationPlan) -> str:
+    lines = [f"Target schema: {the_plan.schema}", ""]
+    for number, wave in enumerate(the_plan.waves, 1):
+        lines.append(f"Wave {number}: {', '.join(wave)}")
+    for table in the_plan.tables:
+        mode = "create" if table.create else "load into existing"
+        after = f", after {', '.join(table.depends_on)}" if table.depends_on else ""
+        lines += ["", f"{table.name} -> {the_plan.schema}.{table.target} ({mode}, "
+                      f"{table.source.row_count:,} rows{after})"]
+        for column in table.columns:
+            extra = " identity" if column.identity else ""
+            extra += " not null" if column.not_null and table.create else ""
+            extra += f" default {column.default_sql}" if column.default_sql else ""
+            lines.append(f"  {column.source:<24} {column.declared or '(none)':<18} -> "
+                         f"{column.target} {column.type.sql}{extra}")
+        if table.primary_key:
+            lines.append(f"  primary key ({', '.join(table.primary_key)}) added after the data")
+        for index in table.indexes:
+            lines.append(f"  {'unique ' if index.unique else ''}index {index.name} ({', '.join(index.columns)})")
+    if the_plan.foreign_keys:
+        lines += ["", "Foreign keys, added after all tables:"]
+        lines += [f"  {fk.table}({', '.join(fk.columns)}) -> {fk.ref_table}({', '.join(fk.ref_columns)})"
+                  for fk in the_plan.foreign_keys]
+    if the_plan.skipped:
+        lines += ["", "Skipped:"] + [f"  {name}: {why}" for name, why in the_plan.skipped]
+    if the_plan.notes:
+        lines += ["", "Notes:"] + [f"  {note}" for note in the_plan.notes]
+    return "\n".join(lines)
+
+
+@app.command()
+def version() -> None:
+    """Print copier's version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,424 @@
+"""Make SQLite values PostgreSQL-ready: dispatch on the runtime type and the target Kind.
+
+SQLite is dynamically typed, so any column can hold any storage class. A converter
+either returns the exact value in the Python type asyncpg's binary codec wants, or
+raises ValueRejected with the reason. Lossless conversions happen; lossy ones reject.
+Pages are converted column-wise, and a column whose values already have the right
+type is left untouched (the common case costs one C-level pass).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .casting import Kind, TargetType
+from .errors import UsageError, ValueRejected
+
+Value = object
+Convert = Callable[[Value], Value]
+
+UTC = timezone.utc
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_UNIX_EPOCH_JULIAN_DAY = 2440587.5
+# Julian days of 0001-01-01 and 9999-12-31: a REAL in this range is read as a Julian
+# day (SQLite's own REAL date form); any other number is Unix time.
+JULIAN_DAY_RANGE = (1721425.5, 5373484.5)
+# Unix seconds that Python's datetime can represent (years 1..9999). An integer out of
+# that range is read as milliseconds, if that fits (every ms value after 1978-01-11).
+_MIN_SECONDS = -62135596800
+_MAX_SECONDS = 253402300799
+
+_INTEGER_TEXT = re.compile(r"\s*[+-]?\d+\s*", re.ASCII)
+_DECIMAL_TEXT = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*", re.ASCII)
+_SPECIAL_FLOATS = {"nan": math.nan, "infinity": math.inf, "+infinity": math.inf,
+                   "-infinity": -math.inf, "inf": math.inf, "+inf": math.inf, "-inf": -math.inf}
+# The forms SQLite's date functions accept (lang_datefunc.html), space or T, optional
+# seconds and fraction, optional Z or +-HH:MM; also a bare date.
+_TIMESTAMP_TEXT = re.compile(
+    r"\d{4}-\d\d-\d\d(?:[T ]\d\d:\d\d(?::\d\d(?:\.\d+)?)?)?\s*(?:Z|z|[+-]\d\d:?\d\d)?", re.ASCII
+)
+_DATE_TEXT = re.compile(r"\d{4}-\d\d-\d\d", re.ASCII)
+_TIME_TEXT = re.compile(r"\d\d:\d\d(?::\d\d(?:\.\d+)?)?", re.ASCII)
+_TRUE = frozenset({"1", "t", "true", "y", "yes", "on"})
+_FALSE = frozenset({"0", "f", "false", "n", "no", "off"})
+_INT_RANGES = {Kind.INT2: 2**15, Kind.INT4: 2**31, Kind.INT8: 2**63}
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    source_tz: str = "UTC"  # IANA zone that naive timestamps were written in
+    strip_nul: bool = False  # remove NUL characters from text instead of rejecting
+
+
+def zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UsageError(f"unknown time zone {name!r}", hint="use an IANA name like Europe/Paris") from None
+
+
+def describe(value: Value) -> str:
+    """A short, safe rendering of a value for messages and reject files."""
+    if isinstance(value, bytes):
+        head = value[:32].hex()
+        return f"blob of {len(value)} bytes x'{head}{'…' if len(value) > 32 else ''}'"
+    text = repr(value)
+    return text if len(text) <= 120 else text[:117] + "…"
+
+
+def _kind_of(value: Value) -> str:
+    return {int: "integer", float: "real", str: "text", bytes: "blob"}.get(type(value), type(value).__name__)
+
+
+def _reject(value: Value, target: str, why: str = "") -> ValueRejected:
+    return ValueRejected(f"{_kind_of(value)} {describe(value)} cannot be {target}{': ' + why if why else ''}")
+
+
+# --- numbers ---------------------------------------------------------------------------
+
+
+def _integer(value: Value, kind: Kind) -> int:
+    if isinstance(value, int):
+        result = value
+    elif isinstance(value, float):
+        if not math.isfinite(value) or not value.is_integer():
+            raise _reject(value, "an integer", "it has a fraction or is not finite")
+        result = int(value)
+    elif isinstance(value, str):
+        if _INTEGER_TEXT.fullmatch(value):
+            result = int(value)
+        elif _DECIMAL_TEXT.fullmatch(value):
+            number = Decimal(value.strip())
+            if number != number.to_integral_value():
+                raise _reject(value, "an integer", "it has a fraction")
+            result = int(number)
+        else:
+            raise _reject(value, "an integer", "not a number")
+    else:
+        raise _reject(value, "an integer")
+    bound = _INT_RANGES[kind]
+    if not -bound <= result < bound:
+        raise _reject(value, f"a {kind.value}", "out of range")
+    return result
+
+
+def _float(value: Value) -> float:
+    if isinstance(value, float):
+        return value
+    if isinstance(value, int):
+        result = float(value)
+        if int(result) != value:
+            raise _reject(value, "a double precision", "it would lose digits")
+        return result
+    if isinstance(value, str):
+        special = _SPECIAL_FLOATS.get(value.strip().lower())
+        if special is not None:
+            return special
+        if _DECIMAL_TEXT.fullmatch(value):
+            return float(value)
+        raise _reject(value, "a number", "not a number")
+    raise _reject(value, "a number")
+
+
+def _decimal(value: Value, target: TargetType) -> Decimal:
+    if isinstance(value, int):
+        number = Decimal(value)
+    elif isinstance(value, float):
+        # repr() is the shortest text that reads back as the same double: 0.1 -> 0.1,
+        # where Decimal(0.1) would be 0.1000000000000000055511151231257827...
+        number = Decimal(repr(value)) if math.isfinite(value) else Decimal(str(value).replace("inf", "Infinity"))
+    elif isinstance(value, str):
+        special = value.strip().lower()
+        if special in _SPECIAL_FLOATS:
+            number = Decimal(str(_SPECIAL_FLOATS[special]).replace("inf", "Infinity"))
+        elif _DECIMAL_TEXT.fullmatch(value):
+            number = Decimal(value.strip())
+        else:
+            raise _reject(value, "a numeric", "not a number")
+    else:
+        raise _reject(value, "a numeric")
+    if target.precision is not None and not number.is_nan():
+        scale = target.scale or 0
+        if number.is_infinite():
+            raise _reject(value, f"a {target.sql}", "infinity does not fit a bounded numeric")
+        try:
+            exact = number.quantize(Decimal(1).scaleb(-scale))
+        except InvalidOperation:
+            raise _reject(value, f"a {target.sql}", "out of range") from None
+        if exact != number:
+            raise _reject(value, f"a {target.sql}", f"it has more than {scale} decimal places")
+        if exact.adjusted() >= target.precision - scale:
+            raise _reject(value, f"a {target.sql}", "out of range")
+    return number
+
+
+# --- text, bytes, booleans, structured text ---------------------------------------------
+
+
+def _text(value: Value, target: TargetType, options: Options) -> str:
+    if isinstance(value, str):
+        result = value
+    elif isinstance(value, bool):
+        result = "true" if value else "false"
+    elif isinstance(value, int):
+        result = str(value)
+    elif isinstance(value, float):
+        result = repr(value)
+    elif isinstance(value, bytes):
+        try:
+            result = value.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _reject(value, "text", f"not valid UTF-8 at byte {exc.start}") from None
+    else:
+        raise _reject(value, "text")
+    if "\x00" in result:
+        if not options.strip_nul:
+            raise _reject(value, "text", "PostgreSQL text cannot hold NUL characters (see --strip-nul)")
+        result = result.replace("\x00", "")
+    if target.max_length is not None and len(result) > target.max_length:
+        raise _reject(value, target.sql, f"{len(result)} characters is longer than {target.max_length}")
+    return result
+
+
+def _bytes(value: Value) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    raise _reject(value, "bytea", "a number is not binary data")
+
+
+def _boolean(value: Value) -> bool:
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in _TRUE:
+            return True
+        if word in _FALSE:
+            return False
+    raise _reject(value, "a boolean", "only 0/1, t/f, true/false, y/n, yes/no, on/off are")
+
+
+def _json(value: Value, options: Options) -> str:
+    text = _text(value, TargetType("json", Kind.JSON), options)
+    try:
+        json.loads(text, parse_constant=_no_json_constant)
+    except ValueError as exc:
+        raise _reject(value, "json", str(exc)) from None
+    return text
+
+
+def _no_json_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _uuid(value: Value) -> str:
+    try:
+        if isinstance(value, bytes) and len(value) == 16:
+            return str(uuid.UUID(bytes=value))
+        if isinstance(value, str):
+            return str(uuid.UUID(value.strip()))
+    except ValueError:
+        pass
+    raise _reject(value, "a uuid")
+
+
+def _enum(value: Value, target: TargetType) -> str:
+    if isinstance(value, str) and value in target.labels:
+        return value
+    raise _reject(value, target.sql, f"not one of {', '.join(target.labels)}")
+
+
+# --- dates and times --------------------------------------------------------------------
+
+
+def timestamp_utc(value: Value, source_zone: ZoneInfo | timezone) -> datetime:
+    """An aware UTC datetime from any of SQLite's three date forms.
+
+    Text: ISO 8601; naive text is wall time in `source_zone` (an ambiguous time takes
+    its first occurrence, a non-existent one is shifted forward by the gap: zoneinfo's
+    fold=0). Integer: Unix seconds, or milliseconds when too large for seconds. Real:
+    a Julian day when within JULIAN_DAY_RANGE, else Unix seconds.
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        if not _TIMESTAMP_TEXT.fullmatch(text):
+            raise _reject(value, "a timestamp", "not an ISO 8601 date")
+        if text[-1] in "Zz":
+            text = text[:-1].rstrip() + "+00:00"
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError as exc:
+            raise _reject(value, "a timestamp", str(exc)) from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=source_zone)
+        return parsed.astimezone(UTC)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _reject(value, "a timestamp")
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise _reject(value, "a timestamp", "not finite")
+        if JULIAN_DAY_RANGE[0] <= value <= JULIAN_DAY_RANGE[1]:
+            # Julian days carry about millisecond precision; SQLite rounds to ms too.
+            millis = round((value - _UNIX_EPOCH_JULIAN_DAY) * 86_400_000)
+            return _EPOCH + timedelta(milliseconds=millis)
+    if _MIN_SECONDS <= value <= _MAX_SECONDS:
+        return _EPOCH + timedelta(seconds=value)
+    if _MIN_SECONDS * 1000 <= value <= _MAX_SECONDS * 1000:
+        return _EPOCH + timedelta(milliseconds=value)
+    raise _reject(value, "a timestamp", "out of range for Unix seconds or milliseconds")
+
+
+def _date(value: Value, source_zone: ZoneInfo | timezone) -> date:
+    if isinstance(value, str) and _DATE_TEXT.fullmatch(value.strip()):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError as exc:
+            raise _reject(value, "a date", str(exc)) from None
+    moment = timestamp_utc(value, source_zone)
+    if isinstance(value, str) and datetime.fromisoformat(value.strip().rstrip("Zz")).tzinfo is None:
+        moment = moment.astimezone(source_zone)  # a naive text's own calendar day
+    if moment.time() != time(0):
+        raise _reject(value, "a date", "it has a time of day")
+    return moment.date()
+
+
+def _time(value: Value) -> time:
+    if isinstance(value, str) and _TIME_TEXT.fullmatch(value.strip()):
+        try:
+            return time.fromisoformat(value.strip())
+        except ValueError as exc:
+            raise _reject(value, "a time", str(exc)) from None
+    raise _reject(value, "a time", "not HH:MM[:SS[.fff]]")
+
+
+# --- per-column converters and page conversion -------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Converter:
+    """How one column's values are made ready for one target type."""
+
+    target: TargetType
+    # A page whose values all have one of these types needs no conversion at all.
+    ready_types: frozenset[type]
+    convert: Convert
+
+    def __call__(self, value: Value) -> Value:
+        return None if value is None else self.convert(value)
+
+
+_NONE = type(None)
+
+
+def converter_for(target: TargetType, options: Options) -> Converter:
+    """The converter for values going into a column of `target` type."""
+    kind = target.kind
+    source_zone: ZoneInfo | timezone = UTC if options.source_tz == "UTC" else zone(options.source_tz)
+    ready: frozenset[type] = frozenset()
+    convert: Convert
+    if kind in _INT_RANGES:
+        convert = lambda v: _integer(v, kind)  # noqa: E731
+        ready = frozenset({int, _NONE}) if kind is Kind.INT8 else frozenset()
+    elif kind in (Kind.FLOAT8, Kind.FLOAT4):
+        convert, ready = _float, frozenset({float, _NONE})
+    elif kind is Kind.NUMERIC:
+        convert = lambda v: _decimal(v, target)  # noqa: E731
+    elif kind is Kind.TEXT:
+        convert = lambda v: _text(v, target, options)  # noqa: E731
+        # NUL and length checks need a look at every value; plain text needs nothing.
+        if target.max_length is None and not options.strip_nul:
+            ready = frozenset({str, _NONE})
+    elif kind is Kind.BYTEA:
+        convert, ready = _bytes, frozenset({bytes, _NONE})
+    elif kind is Kind.BOOL:
+        convert = _boolean
+    elif kind in (Kind.JSON, Kind.JSONB):
+        convert = lambda v: _json(v, options)  # noqa: E731
+    elif kind is Kind.UUID:
+        convert = _uuid
+    elif kind is Kind.ENUM:
+        convert = lambda v: _enum(v, target)  # noqa: E731
+    elif kind is Kind.DATE:
+        convert = lambda v: _date(v, source_zone)  # noqa: E731
+    elif kind is Kind.TIME:
+        convert = _time
+    elif kind is Kind.TIMESTAMPTZ:
+        convert = lambda v: timestamp_utc(v, source_zone)  # noqa: E731
+    elif kind is Kind.TIMESTAMP:
+        # timestamp without time zone holds UTC wall time.
+        convert = lambda v: timestamp_utc(v, source_zone).replace(tzinfo=None)  # noqa: E731
+    else:  # pragma: no cover - every Kind is handled above
+        raise AssertionError(kind)
+    return Converter(target, ready, convert)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    key: object  # the row's rowid, or its primary key tuple
+    column: int  # index among the converted columns
+    value: Value
+    reason: str
+
+
+@dataclass(slots=True)
+class ConvertedPage:
+    keys: list[object]  # one per record
+    records: list[tuple[Value, ...]]
+    rejections: list[Rejection]
+
+
+def convert_page(
+    rows: Sequence[tuple[Value, ...]], converters: Sequence[Converter], key_width: int
+) -> ConvertedPage:
+    """Convert a page column-wise. Each row starts with `key_width` key values.
+
+    Rows holding a value that cannot convert are left out and described in
+    `rejections` (one per row: its first bad column).
+    """
+    if not rows:
+        return ConvertedPage([], [], [])
+    columns = list(zip(*rows))
+    keys = _keys(columns[:key_width])
+    data = columns[key_width:]
+    try:
+        for index, converter in enumerate(converters):
+            if not set(map(type, data[index])) <= converter.ready_types:
+                data[index] = tuple(map(converter, data[index]))
+    except ValueRejected:
+        return _convert_rows(keys, list(zip(*columns[key_width:])), converters)
+    return ConvertedPage(keys, list(zip(*data)), [])
+
+
+def _keys(key_columns: Sequence[tuple[Value, ...]]) -> list[object]:
+    if len(key_columns) == 1:
+        return list(key_columns[0])
+    return list(zip(*key_columns))
+
+
+def _convert_rows(
+    keys: list[object], rows: Sequence[tuple[Value, ...]], converters: Sequence[Converter]
+) -> ConvertedPage:
+    """The slow path, taken only for a page holding a bad value: find each bad row."""
+    page = ConvertedPage([], [], [])
+    for key, row in zip(keys, rows):
+        converted: list[Value] = []
+        for column_index, (value, converter) in enumerate(zip(row, converters)):
+            try:
+                converted.append(converter(value))
+            except ValueRejected as exc:
+                page.rejections.append(Rejection(key, column_index, value, exc.reason))
+                break
+        else:
+            page.keys.append(key)
+            page.records.append(tuple(converted))
+    return page

@@ -1,0 +1,74 @@
+"""Progress display. The only module that imports tqdm; NullProgress when quiet or not a TTY."""
+
+from __future__ import annotations
+
+import sys
+from typing import Protocol
+
+from tqdm import tqdm
+
+
+class TableBar(Protocol):
+    def advance(self, rows: int) -> None: ...
+    def close(self) -> None: ...
+
+
+class Progress(Protocol):
+    def table(self, name: str, total: int) -> TableBar: ...
+    def close(self) -> None: ...
+
+
+class _NullBar:
+    def advance(self, rows: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class NullProgress:
+    def table(self, name: str, total: int) -> TableBar:
+        return _NullBar()
+
+    def close(self) -> None:
+        pass
+
+
+class _TqdmBar:
+    def __init__(self, bar: tqdm, overall: tqdm, slots: list[bool], slot: int) -> None:  # type: ignore[type-arg]
+        self._bar, self._overall, self._slots, self._slot = bar, overall, slots, slot
+
+    def advance(self, rows: int) -> None:
+        self._bar.update(rows)
+        self._overall.update(rows)
+
+    def close(self) -> None:
+        self._bar.close()
+        self._slots[self._slot] = False
+
+
+class TqdmProgress:
+    """An overall bar (rows of all tables) above one bar per running table."""
+
+    def __init__(self, total_rows: int) -> None:
+        self._overall = tqdm(total=total_rows, desc="all tables", unit=" rows", unit_scale=True,
+                             position=0, file=sys.stderr, dynamic_ncols=True)
+        self._slots: list[bool] = []
+
+    def table(self, name: str, total: int) -> TableBar:
+        slot = next((i for i, used in enumerate(self._slots) if not used), len(self._slots))
+        if slot == len(self._slots):
+            self._slots.append(True)
+        self._slots[slot] = True
+        bar = tqdm(total=total, desc=name[:30], unit=" rows", unit_scale=True, position=slot + 1,
+                   leave=False, file=sys.stderr, dynamic_ncols=True)
+        return _TqdmBar(bar, self._overall, self._slots, slot)
+
+    def close(self) -> None:
+        self._overall.close()
+
+
+def make_progress(total_rows: int, *, quiet: bool) -> Progress:
+    if quiet or not sys.stderr.isatty():
+        return NullProgress()
+    return TqdmProgress(total_rows)

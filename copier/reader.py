@@ -1,0 +1,77 @@
+"""Producers: each reads a key range of one table on its own SQLite connection, a page at a
+time, converts it column-wise, and sends it into a bounded stream."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from anyio.streams.memory import MemoryObjectSendStream
+
+from . import source
+from .errors import SourceError
+from .normalise import ConvertedPage, Converter, convert_page
+from .plan import TablePlan
+from .stats import TableStats
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRange:
+    """Rows with after < rowid <= last; for WITHOUT ROWID tables the whole table (None)."""
+
+    after: int
+    last: int
+
+
+def split_ranges(bounds: tuple[int, int] | None, rows: int, readers: int, batch_size: int) -> list[KeyRange | None]:
+    """Cut the rowid span into at most `readers` stripes, no more than one per page of rows."""
+    if bounds is None:
+        return []
+    low, high = bounds
+    stripes = max(1, min(readers, math.ceil(rows / batch_size)))
+    width = math.ceil((high - low + 1) / stripes)
+    return [KeyRange(low - 1 + i * width, min(high, low - 1 + (i + 1) * width)) for i in range(stripes)]
+
+
+async def read_range(
+    path: Path,
+    plan: TablePlan,
+    key_range: KeyRange | None,
+    converters: Sequence[Converter],
+    batch_size: int,
+    pages: MemoryObjectSendStream[ConvertedPage],
+    stats: TableStats,
+) -> None:
+    table = plan.source
+    columns = [c.source for c in plan.columns]
+    key_width = len(source.key_columns(table))
+    connection = await source.connect(path)
+    async with pages:
+        try:
+            if key_range is not None:  # a rowid stripe
+                sql = source.page_sql(table, columns, first=False)
+                after: tuple[object, ...] = (key_range.after,)
+                tail: tuple[object, ...] = (key_range.last, batch_size)
+            else:  # WITHOUT ROWID: keyset on the primary key, from the start
+                sql = source.page_sql(table, columns, first=True)
+                after, tail = (), (batch_size,)
+            while True:
+                async with connection.execute(sql, (*after, *tail)) as cursor:
+                    rows = await cursor.fetchall()
+                if not rows:
+                    return
+                stats.read += len(rows)
+                last = rows[-1]
+                await pages.send(convert_page(rows, converters, key_width))  # type: ignore[arg-type]
+                if len(rows) < batch_size:
+                    return
+                after = tuple(last[:key_width])
+                if key_range is None:
+                    sql = source.page_sql(table, columns, first=False)
+        except sqlite3.Error as exc:
+            raise SourceError(f"{path}: table {table.name}: {exc}", table=table.name) from None
+        finally:
+            await connection.close()

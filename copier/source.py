@@ -1,0 +1,201 @@
+"""The SQLite edge: open read-only, read the schema into a Catalog, and read pages of rows."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+import aiosqlite
+
+from .catalog import Catalog, Column, ForeignKey, Index, Skipped, Table
+from .errors import SourceError
+from .ident import quote_sqlite
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+_AUTOINCREMENT = re.compile(r"\bAUTOINCREMENT\b", re.IGNORECASE)
+
+_TABLE_LIST = "SELECT name, type, wr FROM pragma_table_list WHERE schema = 'main'"
+_MASTER = "SELECT name, sql FROM sqlite_master WHERE type = 'table'"
+_COLUMNS = 'SELECT name, type, "notnull", dflt_value, pk, hidden FROM pragma_table_xinfo(?) ORDER BY cid'
+_FOREIGN_KEYS = (
+    'SELECT id, seq, "table", "from", "to", on_update, on_delete '
+    "FROM pragma_foreign_key_list(?) ORDER BY id, seq"
+)
+_INDEXES = 'SELECT name, "unique", origin, partial FROM pragma_index_list(?) ORDER BY seq'
+_INDEX_COLUMNS = "SELECT cid, name, desc FROM pragma_index_xinfo(?) WHERE key = 1 ORDER BY seqno"
+
+
+def check_file(path: Path) -> None:
+    """Fail with one clear line if `path` is not a readable SQLite database."""
+    if not path.exists():
+        raise SourceError(f"{path}: no such file")
+    if not path.is_file():
+        raise SourceError(f"{path}: not a file")
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(len(_SQLITE_HEADER))
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot read: {exc.strerror}") from None
+    if header != _SQLITE_HEADER:
+        if len(header) == 0:
+            raise SourceError(f"{path}: empty file, not an SQLite database")
+        raise SourceError(f"{path}: not an SQLite database (or encrypted)")
+
+
+def read_only_uri(path: Path) -> str:
+    """A URI that opens the file read-only, so the source is never modified."""
+    return path.resolve().as_uri() + "?mode=ro"
+
+
+async def connect(path: Path) -> aiosqlite.Connection:
+    check_file(path)
+    try:
+        connection = await aiosqlite.connect(read_only_uri(path), uri=True)
+        await connection.execute("SELECT count(*) FROM sqlite_master")
+    except sqlite3.DatabaseError as exc:
+        raise SourceError(f"{path}: cannot open as SQLite: {exc}") from None
+    return connection
+
+
+async def _rows(connection: aiosqlite.Connection, sql: str, *args: object) -> list[sqlite3.Row]:
+    async with connection.execute(sql, args) as cursor:
+        return list(await cursor.fetchall())
+
+
+async def read_catalog(connection: aiosqlite.Connection) -> Catalog:
+    """Tables, columns, keys, indexes and row counts; views and virtual tables listed as skipped."""
+    sql_by_name = {name: sql or "" for name, sql in await _rows(connection, _MASTER)}
+    sequences = await _autoincrement_sequences(connection, sql_by_name)
+    tables: list[Table] = []
+    skipped: list[Skipped] = []
+    for name, kind, without_rowid in await _rows(connection, _TABLE_LIST):
+        if name.startswith("sqlite_"):
+            continue  # SQLite's own bookkeeping (sqlite_sequence, sqlite_stat1, ...)
+        if kind == "view":
+            skipped.append(Skipped(name, "view", "views are not copied"))
+        elif kind == "virtual":
+            skipped.append(Skipped(name, "virtual table", "virtual tables are not copied"))
+        elif kind == "shadow":
+            skipped.append(Skipped(name, "shadow table", "belongs to a virtual table"))
+        elif kind == "table":
+            tables.append(await _read_table(connection, name, bool(without_rowid), sql_by_name, sequences))
+    return Catalog(tuple(sorted(tables, key=lambda t: t.name)), tuple(sorted(skipped, key=lambda s: s.name)))
+
+
+async def _autoincrement_sequences(
+    connection: aiosqlite.Connection, sql_by_name: dict[str, str]
+) -> dict[str, int]:
+    if "sqlite_sequence" not in sql_by_name:
+        return {}
+    return {name: int(seq) for name, seq in await _rows(connection, "SELECT name, seq FROM sqlite_sequence")
+            if isinstance(seq, int)}
+
+
+async def _read_table(
+    connection: aiosqlite.Connection,
+    name: str,
+    without_rowid: bool,
+    sql_by_name: dict[str, str],
+    sequences: dict[str, int],
+) -> Table:
+    notes: list[str] = []
+    columns: list[Column] = []
+    primary_key: list[tuple[int, str]] = []
+    for col_name, declared, not_null, default, pk, hidden in await _rows(connection, _COLUMNS, name):
+        if hidden == 1:
+            continue  # hidden columns of virtual tables
+        if hidden in (2, 3):
+            notes.append(f"generated column {col_name!r} is copied as a plain column")
+        columns.append(Column(col_name, declared or "", bool(not_null), default, pk))
+        if pk:
+            primary_key.append((pk, col_name))
+    foreign_keys = _group_foreign_keys(await _rows(connection, _FOREIGN_KEYS, name))
+    indexes = []
+    for index_name, unique, origin, partial in await _rows(connection, _INDEXES, name):
+        if origin == "pk":
+            continue
+        index_columns = await _rows(connection, _INDEX_COLUMNS, index_name)
+        if partial:
+            notes.append(f"partial index {index_name!r} is not copied")
+        elif any(cid < 0 for cid, _n, _d in index_columns):
+            notes.append(f"index {index_name!r} on an expression or rowid is not copied")
+        else:
+            indexes.append(Index(index_name, tuple(n for _c, n, _d in index_columns), bool(unique),
+                                 tuple(bool(d) for _c, _n, d in index_columns), origin))
+    count_rows = await _rows(connection, f"SELECT count(*) FROM {quote_sqlite(name)}")
+    return Table(
+        name=name,
+        columns=tuple(columns),
+        primary_key=tuple(n for _p, n in sorted(primary_key)),
+        foreign_keys=foreign_keys,
+        indexes=tuple(indexes),
+        without_rowid=without_rowid,
+        autoincrement=bool(_AUTOINCREMENT.search(sql_by_name.get(name, ""))),
+        row_count=int(count_rows[0][0]),
+        autoincrement_seq=sequences.get(name),
+        notes=tuple(notes),
+    )
+
+
+def _group_foreign_keys(rows: Sequence[sqlite3.Row]) -> tuple[ForeignKey, ...]:
+    grouped: dict[int, list[sqlite3.Row]] = defaultdict(list)
+    for row in rows:
+        grouped[row[0]].append(row)
+    keys = []
+    for parts in grouped.values():
+        _id, _seq, ref_table, _from, _to, on_update, on_delete = parts[0]
+        to_columns = tuple(p[4] for p in parts)
+        keys.append(ForeignKey(
+            columns=tuple(p[3] for p in parts),
+            ref_table=ref_table,
+            ref_columns=() if any(c is None for c in to_columns) else to_columns,
+            on_delete=on_delete or "NO ACTION",
+            on_update=on_update or "NO ACTION",
+        ))
+    return tuple(keys)
+
+
+# --- reading rows ------------------------------------------------------------------------
+
+
+def rowid_name(table: Table) -> str:
+    """A name that reaches the rowid even if the table has a column called 'rowid'."""
+    taken = {c.name.lower() for c in table.columns}
+    for candidate in ("rowid", "_rowid_", "oid"):
+        if candidate not in taken:
+            return candidate
+    raise SourceError(f"table {table.name!r}: columns shadow rowid, _rowid_ and oid", table=table.name)
+
+
+def key_columns(table: Table) -> tuple[str, ...]:
+    """What pages are ordered by: the rowid, or the primary key of a WITHOUT ROWID table."""
+    return table.primary_key if table.without_rowid else (rowid_name(table),)
+
+
+def page_sql(table: Table, columns: Sequence[str], *, first: bool) -> str:
+    """Keyset pagination: each row starts with its key columns, then `columns`.
+
+    Parameters: the previous page's last key (unless first), [the range end], the limit.
+    """
+    keys = key_columns(table)
+    key_list = ", ".join(quote_sqlite(k) if table.without_rowid else k for k in keys)
+    select = ", ".join([key_list, *(quote_sqlite(c) for c in columns)])
+    where = []
+    if not first:
+        where.append(f"({key_list}) > ({', '.join('?' * len(keys))})")
+    if not table.without_rowid:
+        where.append(f"{keys[0]} <= ?")
+    sql = f"SELECT {select} FROM {quote_sqlite(table.name)}"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    return f"{sql} ORDER BY {key_list} LIMIT ?"
+
+
+async def rowid_bounds(connection: aiosqlite.Connection, table: Table) -> tuple[int, int] | None:
+    rowid = rowid_name(table)
+    rows = await _rows(connection, f"SELECT min({rowid}), max({rowid}) FROM {quote_sqlite(table.name)}")
+    low, high = rows[0]
+    return None if low is None else (int(low), int(high))

@@ -1,0 +1,111 @@
+"""Per-table counters and the views of them: the summary table and the JSON report."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    PENDING = "pending"
+    LOADING = "loading"
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # a table it depends on failed
+
+
+@dataclass(slots=True)
+class TableStats:
+    name: str
+    target: str
+    expected: int = 0  # rows in the source
+    read: int = 0
+    written: int = 0
+    rejected: int = 0
+    status: Status = Status.PENDING
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    started: float | None = None
+    finished: float | None = None
+
+    @property
+    def seconds(self) -> float:
+        if self.started is None:
+            return 0.0
+        return (self.finished or time.monotonic()) - self.started
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.written / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def errors(self) -> int:
+        return (self.error is not None) + len(self.warnings)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "table": self.name, "target": self.target, "status": self.status.value,
+            "rows_source": self.expected, "rows_read": self.read, "rows_written": self.written,
+            "rows_rejected": self.rejected, "seconds": round(self.seconds, 3),
+            "rows_per_second": round(self.rows_per_second, 1),
+            "error": self.error, "warnings": list(self.warnings),
+        }
+
+
+@dataclass(slots=True)
+class RunStats:
+    tables: dict[str, TableStats] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # not tied to one table
+    notes: list[str] = field(default_factory=list)  # what the plan could not carry over
+    started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+    verified: bool | None = None
+
+    @property
+    def seconds(self) -> float:
+        return (self.finished or time.monotonic()) - self.started
+
+    def totals(self) -> dict[str, object]:
+        rows = list(self.tables.values())
+        written = sum(t.written for t in rows)
+        return {
+            "tables": len(rows),
+            "tables_failed": sum(t.status is Status.FAILED for t in rows),
+            "tables_skipped": sum(t.status is Status.SKIPPED for t in rows),
+            "rows_read": sum(t.read for t in rows),
+            "rows_written": written,
+            "rows_rejected": sum(t.rejected for t in rows),
+            "errors": sum(t.errors for t in rows) + len(self.warnings),
+            "seconds": round(self.seconds, 3),
+            "rows_per_second": round(written / self.seconds, 1) if self.seconds > 0 else 0.0,
+        }
+
+
+def render_summary(stats: RunStats) -> str:
+    """A fixed-width table like pgloader's, one line per table and a total line."""
+    header = ("table", "rows read", "written", "rejected", "errors", "seconds", "rows/s", "status")
+    lines = [header]
+    for t in stats.tables.values():
+        lines.append((t.name, f"{t.read:,}", f"{t.written:,}", f"{t.rejected:,}", str(t.errors),
+                      f"{t.seconds:.3f}", f"{t.rows_per_second:,.0f}", t.status.value))
+    total = stats.totals()
+    lines.append(("TOTAL", f"{total['rows_read']:,}", f"{total['rows_written']:,}",
+                  f"{total['rows_rejected']:,}", str(total["errors"]), f"{stats.seconds:.3f}",
+                  f"{float(total['rows_per_second']):,.0f}", ""))  # type: ignore[arg-type]
+    widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
+
+    def fmt(row: tuple[str, ...]) -> str:
+        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:-1], widths[1:-1])]
+        return "  ".join(cells + [row[-1]]).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    out = [fmt(lines[0]), rule, *(fmt(r) for r in lines[1:-1]), rule, fmt(lines[-1])]
+    problems = [f"{t.name}: {t.error}" for t in stats.tables.values() if t.error]
+    problems += [f"{t.name}: {w}" for t in stats.tables.values() for w in t.warnings]
+    problems += stats.warnings
+    if stats.notes:
+        out += ["", "Notes:"] + [f"  - {n}" for n in stats.notes]
+    if problems:
+        out += ["", "Problems:"] + [f"  - {p}" for p in problems]
+    return "\n".join(out)

@@ -1,0 +1,104 @@
+"""The PostgreSQL edge: connect (with clear errors), read what already exists, run DDL."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections import defaultdict
+from urllib.parse import urlsplit
+
+import asyncpg
+
+from .casting import Kind, TargetType, parse_pg_type
+from .errors import CopierError, PlanError, TargetError
+from .ident import quote_ident
+from .plan import ExistingColumn, ExistingTable
+from .settings import redact, redact_text
+
+CONNECT_TIMEOUT = 10.0
+
+_EXISTING_COLUMNS = """
+SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+       a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> '',
+       CASE WHEN t.typtype = 'e' THEN
+         (SELECT array_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid)
+       END
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+JOIN pg_type t ON t.oid = a.atttypid
+WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')
+ORDER BY c.relname, a.attnum
+"""
+
+
+def _where(dsn: str) -> str:
+    if "://" not in dsn:
+        return redact(dsn)
+    parts = urlsplit(dsn)
+    host = parts.hostname or "localhost"
+    return f"{host}:{parts.port or 5432}"
+
+
+def translate_connect_error(exc: BaseException, dsn: str) -> CopierError:
+    """One clear line for the failures a user will hit when connecting."""
+    where = _where(dsn)
+    if isinstance(exc, asyncpg.InvalidPasswordError):
+        return TargetError(f"PostgreSQL at {where}: password authentication failed",
+                           hint="check the user and password in the DSN")
+    if isinstance(exc, asyncpg.InvalidAuthorizationSpecificationError):
+        return TargetError(f"PostgreSQL at {where} refused the connection: {redact_text(str(exc), dsn)}")
+    if isinstance(exc, asyncpg.InvalidCatalogNameError):
+        return TargetError(f"PostgreSQL at {where}: {redact_text(str(exc), dsn)}",
+                           hint="create it first (createdb NAME) or fix the database name in the DSN")
+    if isinstance(exc, asyncpg.InsufficientPrivilegeError):
+        return TargetError(f"PostgreSQL at {where}: permission denied: {redact_text(str(exc), dsn)}")
+    if isinstance(exc, (OSError, socket.gaierror, asyncio.TimeoutError, TimeoutError)):
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        return TargetError(f"cannot reach PostgreSQL at {where}: {redact_text(reason, dsn)}",
+                           hint="is the server running and the host/port right?")
+    if isinstance(exc, asyncpg.PostgresError):
+        return TargetError(f"PostgreSQL at {where}: {redact_text(str(exc), dsn)}")
+    return TargetError(f"cannot connect to PostgreSQL at {where}: {redact_text(str(exc), dsn)}")
+
+
+async def connect(dsn: str) -> asyncpg.Connection:
+    try:
+        return await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT)
+    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError,
+            asyncpg.ClientConfigurationError, ValueError) as exc:
+        raise translate_connect_error(exc, dsn) from None
+
+
+async def create_pool(dsn: str, size: int) -> asyncpg.Pool:
+    try:
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=size, timeout=CONNECT_TIMEOUT,
+                                         command_timeout=None)
+    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError,
+            asyncpg.ClientConfigurationError, ValueError) as exc:
+        raise translate_connect_error(exc, dsn) from None
+    assert pool is not None
+    return pool
+
+
+async def existing_tables(connection: asyncpg.Connection, schema: str) -> dict[str, ExistingTable]:
+    """Tables already in the target schema, with the types copier will convert into."""
+    columns: dict[str, list[ExistingColumn]] = defaultdict(list)
+    for table, name, formatted, not_null, has_default, labels in await connection.fetch(_EXISTING_COLUMNS, schema):
+        try:
+            target_type = parse_pg_type(formatted, enum_labels=tuple(labels or ()))
+            unsupported = None
+        except PlanError as exc:
+            # Only a problem if a source column goes there: the planner says so then.
+            target_type, unsupported = TargetType(formatted, Kind.TEXT), exc.message
+        columns[table].append(ExistingColumn(name, target_type, not_null, has_default, unsupported))
+    return {name: ExistingTable(name, tuple(cols)) for name, cols in columns.items()}
+
+
+async def ensure_schema(connection: asyncpg.Connection, schema: str) -> None:
+    exists = await connection.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", schema)
+    if not exists:
+        try:
+            await connection.execute(f"CREATE SCHEMA {quote_ident(schema)}")
+        except asyncpg.InsufficientPrivilegeError as exc:
+            raise TargetError(f"cannot create schema {schema!r}: {exc}") from None

@@ -1,0 +1,85 @@
+"""Consumers: push converted pages into PostgreSQL with binary COPY. A page that PostgreSQL
+refuses is bisected to its exact bad rows (pgloader's approach), which are rejected or
+abort the table, per --on-error."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import asyncpg
+
+from .errors import LoadError
+from .normalise import ConvertedPage, Rejection, Value
+from .plan import TablePlan
+from .rejects import RejectLog
+from .settings import OnError
+from .stats import TableStats
+
+# SQLSTATE classes that describe a bad row, not a broken connection or a missing
+# privilege: data exceptions (22) and integrity violations (23).
+_ROW_ERROR_CLASSES = ("22", "23")
+
+
+def is_row_error(exc: BaseException) -> bool:
+    if isinstance(exc, asyncpg.PostgresError):
+        return str(exc.sqlstate or "")[:2] in _ROW_ERROR_CLASSES
+    # Raised client-side by asyncpg's binary encoders for a value of the wrong type.
+    return isinstance(exc, asyncpg.DataError)
+
+
+def describe_pg_error(exc: BaseException) -> str:
+    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    detail = getattr(exc, "detail", None)
+    return f"{message} ({detail})" if detail else message
+
+
+@dataclass
+class TableWriter:
+    connection: asyncpg.Connection
+    schema: str
+    plan: TablePlan
+    stats: TableStats
+    rejects: RejectLog
+    on_error: OnError
+
+    @property
+    def _columns(self) -> list[str]:
+        return [c.target for c in self.plan.columns]
+
+    async def write(self, page: ConvertedPage) -> int:
+        """Write one page; returns the rows written. Rejections in the page are handled first."""
+        for rejection in page.rejections:
+            self._reject(rejection.key, self.plan.columns[rejection.column].target, rejection.value,
+                         rejection.reason)
+        written = await self._copy(page.keys, page.records)
+        self.stats.written += written
+        return written
+
+    async def _copy(self, keys: Sequence[object], records: Sequence[tuple[Value, ...]]) -> int:
+        if not records:
+            return 0
+        try:
+            async with self.connection.transaction():  # a savepoint: a failed COPY undoes only itself
+                await self.connection.copy_records_to_table(
+                    self.plan.target, records=records, columns=self._columns, schema_name=self.schema)
+            return len(records)
+        except Exception as exc:
+            if not is_row_error(exc):
+                raise
+            if len(records) == 1:
+                self._reject(keys[0], getattr(exc, "column_name", None), records[0], describe_pg_error(exc))
+                return 0
+        middle = len(records) // 2
+        return await self._copy(keys[:middle], records[:middle]) + await self._copy(keys[middle:], records[middle:])
+
+    def _reject(self, key: object, column: str | None, value: Value, reason: str) -> None:
+        where = f"table {self.plan.name}: row {key!r}" + (f": column {column}" if column else "")
+        if self.on_error is OnError.ABORT:
+            raise LoadError(f"{where}: {reason}", hint="--on-error reject loads the other rows",
+                            table=self.plan.name, column=column, row=key)
+        self.rejects.add(self.plan.name, key, column, value, reason)
+        self.stats.rejected += 1
+
+
+__all__ = ["TableWriter", "Rejection", "is_row_error"]
