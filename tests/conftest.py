@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .pg import Target, fresh_database, server
+
+
+@pytest.fixture(scope="session")
+def database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test run, dropped afterwards."""
+    with server() as server_dsn, fresh_database(server_dsn) as dsn:
+        yield dsn
+
+
+@pytest.fixture
+def target(database: str) -> Target:
+    """A schema of its own for each test, in the run's database."""
+    return Target(database, f"t_{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Default reject files land in the test's directory; no DSN leaks in from the environment."""
+    monkeypatch.chdir(tmp_path)
+    for variable in ("COPIER_DSN", "DATABASE_URL", "SQLALCHEMY_DATABASE_URI"):
+        monkeypatch.delenv(variable, raising=False)

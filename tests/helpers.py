@@ -1,0 +1,58 @@
+"""Helpers shared by the end-to-end tests: the corpus, and running the CLI in-process."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from copier.cli import app
+
+from .pg import Target
+
+CORPUS = Path(os.environ.get("COPIER_CORPUS", Path(__file__).resolve().parents[2] / "shared" / "corpus"))
+
+
+def corpus_file(relative: str, tmp_path: Path) -> Path:
+    """A copy of a corpus database in the test's directory: the originals are never touched."""
+    if not CORPUS.is_dir():
+        message = f"the shared corpus is not at {CORPUS} (set COPIER_CORPUS)"
+        if os.environ.get("COPIER_REQUIRE_CORPUS"):
+            pytest.fail(message)
+        pytest.skip(message)
+    destination = tmp_path / Path(relative).name
+    shutil.copyfile(CORPUS / relative, destination)
+    return destination
+
+
+def invoke(*args: object) -> Any:
+    """Run the CLI in-process; returns click's Result (exit_code, stdout, stderr, output)."""
+    return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+def migrate(target: Target, source: Path, *extra: object) -> Any:
+    return invoke("migrate", source, "--dsn", target.dsn, "--schema", target.schema, "--quiet", *extra)
+
+
+def sqlite_db(path: Path, *statements: str, rows: dict[str, list[tuple[object, ...]]] | None = None) -> Path:
+    """Build a small SQLite database from DDL statements and rows per table."""
+    connection = sqlite3.connect(path)
+    for statement in statements:
+        connection.execute(statement)
+    for table, values in (rows or {}).items():
+        if values:
+            marks = ", ".join("?" * len(values[0]))
+            connection.executemany(f'INSERT INTO "{table}" VALUES ({marks})', values)
+    connection.commit()
+    connection.close()
+    return path
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

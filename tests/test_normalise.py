@@ -1,0 +1,174 @@
+from __future__ import annotations
+
+from datetime import date, datetime, time, timezone
+from decimal import Decimal
+
+import pytest
+
+from copier.casting import Kind, TargetType, map_declared_type, parse_pg_type
+from copier.errors import ValueRejected
+from copier.normalise import Options, convert_page, converter_for, timestamp_utc
+from zoneinfo import ZoneInfo
+
+UTC = timezone.utc
+
+
+def utc(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("2021-03-04", utc(2021, 3, 4)),
+    ("2021-03-04 05:06", utc(2021, 3, 4, 5, 6)),
+    ("2021-03-04T05:06", utc(2021, 3, 4, 5, 6)),
+    ("2021-03-04 05:06:07", utc(2021, 3, 4, 5, 6, 7)),
+    ("2021-03-04T05:06:07.5", utc(2021, 3, 4, 5, 6, 7, 500000)),
+    ("2021-03-04 05:06:07.123", utc(2021, 3, 4, 5, 6, 7, 123000)),
+    ("2021-03-04 05:06:07.123456", utc(2021, 3, 4, 5, 6, 7, 123456)),
+    ("2021-03-04 05:06:07Z", utc(2021, 3, 4, 5, 6, 7)),
+    ("2021-03-04T05:06:07.25Z", utc(2021, 3, 4, 5, 6, 7, 250000)),
+    ("2021-03-04 05:06:07+02:00", utc(2021, 3, 4, 3, 6, 7)),
+    ("2021-03-04 05:06:07-05:30", utc(2021, 3, 4, 10, 36, 7)),
+    (" 2021-03-04 05:06:07 ", utc(2021, 3, 4, 5, 6, 7)),
+    (0, utc(1970, 1, 1)),
+    (1_700_000_000, utc(2023, 11, 14, 22, 13, 20)),
+    (1_700_000_000.25, utc(2023, 11, 14, 22, 13, 20, 250000)),
+    (1_700_000_000_123, utc(2023, 11, 14, 22, 13, 20, 123000)),  # milliseconds
+    (-86_400, utc(1969, 12, 31)),
+    (2459215.5, utc(2021, 1, 1)),  # a Julian day, SQLite's REAL form
+    (2440587.5, utc(1970, 1, 1)),
+    (2459215.75, utc(2021, 1, 1, 6)),
+])
+def test_every_timestamp_form_becomes_utc(value: object, expected: datetime) -> None:
+    assert timestamp_utc(value, UTC) == expected
+
+
+@pytest.mark.parametrize("value", ["2024", "yesterday", "2021-13-01", "2021-02-30 00:00", "", b"\x00", 10**20,
+                                   float("nan")])
+def test_what_is_not_a_timestamp_is_rejected(value: object) -> None:
+    with pytest.raises(ValueRejected):
+        timestamp_utc(value, UTC)
+
+
+def test_naive_text_is_read_in_the_source_zone() -> None:
+    paris = ZoneInfo("Europe/Paris")
+    assert timestamp_utc("2021-07-01 12:00", paris) == utc(2021, 7, 1, 10)
+    assert timestamp_utc("2021-01-01 12:00", paris) == utc(2021, 1, 1, 11)
+    # Aware text and Unix times ignore the source zone.
+    assert timestamp_utc("2021-07-01 12:00Z", paris) == utc(2021, 7, 1, 12)
+    assert timestamp_utc(0, paris) == utc(1970, 1, 1)
+
+
+def test_dst_rule_ambiguous_takes_first_nonexistent_shifts_forward() -> None:
+    new_york = ZoneInfo("America/New_York")
+    # 01:30 happens twice on 2021-11-07: the first one (EDT, -4) is taken.
+    assert timestamp_utc("2021-11-07 01:30", new_york) == utc(2021, 11, 7, 5, 30)
+    # 02:30 never happens on 2021-03-14: read with the offset before the gap (EST, -5).
+    assert timestamp_utc("2021-03-14 02:30", new_york) == utc(2021, 3, 14, 7, 30)
+
+
+def convert(declared_or_target: str | TargetType, value: object, **options: object) -> object:
+    target = declared_or_target if isinstance(declared_or_target, TargetType) else map_declared_type(declared_or_target)
+    return converter_for(target, Options(**options))(value)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("declared", "value", "expected"), [
+    ("INTEGER", 5, 5),
+    ("INTEGER", "12", 12),
+    ("INTEGER", " 7 ", 7),
+    ("INTEGER", "1e3", 1000),
+    ("INTEGER", 3.0, 3),
+    ("INTEGER", None, None),
+    ("REAL", 1, 1.0),
+    ("REAL", "2.5", 2.5),
+    ("REAL", "NaN", "nan"),
+    ("NUMERIC(10,2)", 0.99, Decimal("0.99")),
+    ("NUMERIC(10,2)", "1.50", Decimal("1.50")),
+    ("NUMERIC", 0.1, Decimal("0.1")),
+    ("NUMERIC", 12, Decimal(12)),
+    ("NUMERIC", "NaN", "nan"),
+    ("TEXT", 12, "12"),
+    ("TEXT", 1.5, "1.5"),
+    ("TEXT", "héllo 𝄞", "héllo 𝄞"),
+    ("TEXT", "caf\u00e9".encode(), "café"),
+    ("BLOB", b"\x00\xff", b"\x00\xff"),
+    ("BLOB", "abc", b"abc"),
+    ("BOOLEAN", 1, True),
+    ("BOOLEAN", 0, False),
+    ("BOOLEAN", "Yes", True),
+    ("BOOLEAN", "f", False),
+    ("DATE", "2017-08-08", date(2017, 8, 8)),
+    ("DATE", "2017-08-08 00:00:00", date(2017, 8, 8)),
+    ("TIME", "10:11", time(10, 11)),
+    ("JSON", '{"a": [1, 2]}', '{"a": [1, 2]}'),
+    ("JSON", 3, "3"),
+    ("UUID", "{12345678-1234-5678-1234-567812345678}", "12345678-1234-5678-1234-567812345678"),
+])
+def test_lossless_conversions_happen(declared: str, value: object, expected: object) -> None:
+    result = convert(declared, value)
+    if expected == "nan":
+        assert str(result).lower() == "nan"
+    else:
+        assert result == expected and type(result) is type(expected)
+
+
+@pytest.mark.parametrize(("declared", "value", "reason"), [
+    ("INTEGER", "abc", "not a number"),
+    ("INTEGER", "", "not a number"),
+    ("INTEGER", 3.5, "fraction"),
+    ("INTEGER", float("inf"), "not finite"),
+    ("INTEGER", b"1", "cannot be an integer"),
+    ("REAL", 2**60 + 1, "lose digits"),
+    ("NUMERIC(10,2)", "1.005", "more than 2 decimal places"),
+    ("NUMERIC(4,2)", 123, "out of range"),
+    ("TEXT", "a\x00b", "NUL"),
+    ("TEXT", b"\xff\xfe", "not valid UTF-8"),
+    ("BLOB", 12, "not binary data"),
+    ("BOOLEAN", 2, "boolean"),
+    ("BOOLEAN", "maybe", "boolean"),
+    ("DATE", "2017-08-08 10:00:00", "time of day"),
+    ("JSON", "{bad", "json"),
+    ("JSON", "NaN", "json"),
+    ("UUID", "not-a-uuid", "uuid"),
+])
+def test_lossy_or_impossible_conversions_reject(declared: str, value: object, reason: str) -> None:
+    with pytest.raises(ValueRejected, match=reason):
+        convert(declared, value)
+
+
+def test_existing_schema_limits_are_enforced() -> None:
+    with pytest.raises(ValueRejected, match="out of range"):
+        convert(parse_pg_type("integer"), 2**31)
+    assert convert(parse_pg_type("integer"), 2**31 - 1) == 2**31 - 1
+    with pytest.raises(ValueRejected, match="longer than 3"):
+        convert(parse_pg_type("character varying(3)"), "abcd")
+    with pytest.raises(ValueRejected, match="not one of"):
+        convert(parse_pg_type("mood", enum_labels=("sad", "ok")), "happy")
+    assert convert(parse_pg_type("timestamp without time zone"), "2021-01-01 10:00+02:00") == datetime(
+        2021, 1, 1, 8)
+
+
+def test_strip_nul_removes_instead_of_rejecting() -> None:
+    assert convert("TEXT", "a\x00b", strip_nul=True) == "ab"
+
+
+def test_page_conversion_leaves_bad_rows_out_with_reasons() -> None:
+    converters = [converter_for(map_declared_type(t), Options()) for t in ("INTEGER", "DATETIME")]
+    rows = [(1, 10, "2021-01-01"), (2, "x", "2021-01-02"), (3, 30, "never")]
+    page = convert_page(rows, converters, key_width=1)
+    assert page.keys == [1]
+    assert page.records == [(10, utc(2021, 1, 1))]
+    assert [(r.key, r.column, r.value) for r in page.rejections] == [(2, 0, "x"), (3, 1, "never")]
+
+
+def test_page_of_ready_values_is_passed_through() -> None:
+    converters = [converter_for(map_declared_type(t), Options()) for t in ("INTEGER", "TEXT")]
+    page = convert_page([((1, 2), 5, "a"), ((1, 3), None, None)], converters, key_width=1)
+    assert page.records == [(5, "a"), (None, None)]
+    assert page.keys == [(1, 2), (1, 3)]
+    assert page.rejections == []
+
+
+def test_kinds_all_have_converters() -> None:
+    for kind in Kind:
+        converter_for(TargetType("x", kind, labels=("a",)), Options())

@@ -1,0 +1,29 @@
+"""The core stays pure: no driver, event loop, CLI or progress import in it."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "copier"
+CORE = ["errors", "ident", "catalog", "casting", "normalise", "plan", "ddl", "settings", "stats"]
+FORBIDDEN = {"asyncpg", "aiosqlite", "sqlite3", "anyio", "asyncio", "typer", "tqdm"}
+
+
+@pytest.mark.parametrize("module", CORE)
+def test_core_module_does_no_io(module: str) -> None:
+    tree = ast.parse((PACKAGE / f"{module}.py").read_text())
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            imported.add(node.module.split(".")[0])
+    assert not imported & FORBIDDEN
+
+
+def test_only_progress_imports_tqdm() -> None:
+    users = [p.name for p in PACKAGE.glob("*.py") if "tqdm" in p.read_text() and p.name != "progress.py"]
+    assert users == []
