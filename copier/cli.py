@@ -117,6 +117,10 @@ def migrate(
     except Exception as exc:  # a bug: still one line, traceback only with --debug
         _internal(exc, debug, resolved)
         return
+    # Failures reach stderr even with --quiet: a script must be able to tell what went wrong.
+    for table in stats.tables.values():
+        if table.error:
+            typer.echo(f"copier: error: {table.name}: {table.error}", err=True)
     if not quiet:
         typer.echo(render_summary(stats))
         rejected = sum(t.rejected for t in stats.tables.values())

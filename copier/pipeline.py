@@ -70,12 +70,13 @@ async def migrate(path: Path, settings: Settings, progress_factory: ProgressFact
     try:
         await target.ensure_schema(connection, settings.schema)
         plan = await make_plan(path, settings, connection)
-        await _prepare_existing(connection, plan, settings)
+        kept = await _prepare_existing(connection, plan, settings)
     finally:
         await connection.close()
     stats = RunStats()
     for table in plan.tables:
-        stats.tables[table.name] = TableStats(table.name, table.target, expected=table.source.row_count)
+        stats.tables[table.name] = TableStats(table.name, table.target, expected=table.source.row_count,
+                                              preexisting=kept.get(table.target, 0))
     stats.notes += [*plan.notes, *(f"skipped {name}: {why}" for name, why in plan.skipped)]
     rejects = RejectLog(settings.reject_file or default_reject_path(path))
     factory = progress_factory or (lambda total, quiet: make_progress(total, quiet=quiet))
@@ -101,8 +102,12 @@ async def migrate(path: Path, settings: Settings, progress_factory: ProgressFact
     return stats
 
 
-async def _prepare_existing(connection: asyncpg.Connection, plan: MigrationPlan, settings: Settings) -> None:
-    """Apply --if-exists to target tables that already hold rows, before any data moves."""
+async def _prepare_existing(
+    connection: asyncpg.Connection, plan: MigrationPlan, settings: Settings
+) -> dict[str, int]:
+    """Apply --if-exists to target tables that already hold rows, before any data moves.
+
+    Returns the rows kept per target table (--if-exists append), for verification."""
     occupied: list[tuple[str, int]] = []
     for table in plan.tables:
         if table.create:
@@ -111,7 +116,7 @@ async def _prepare_existing(connection: asyncpg.Connection, plan: MigrationPlan,
         if await connection.fetchval(f"SELECT EXISTS (SELECT 1 FROM {name})"):
             occupied.append((table.target, await connection.fetchval(ddl.count_rows(plan.schema, table.target))))
     if not occupied or settings.if_exists is IfExists.APPEND:
-        return
+        return dict(occupied)
     if settings.if_exists is IfExists.FAIL:
         listing = ", ".join(f"{name} has {rows:,} rows" for name, rows in occupied)
         raise TargetError(f"target tables already hold rows: {listing}",
@@ -121,6 +126,7 @@ async def _prepare_existing(connection: asyncpg.Connection, plan: MigrationPlan,
         await connection.execute(ddl.truncate(plan.schema, [name for name, _rows in occupied]))
     except asyncpg.PostgresError as exc:
         raise TargetError(f"cannot truncate {', '.join(n for n, _ in occupied)}: {describe_pg_error(exc)}") from None
+    return {}
 
 
 async def _load_when_ready(run: _Run, table: TablePlan, limiter: anyio.CapacityLimiter) -> None:
@@ -149,7 +155,7 @@ async def _load_table(run: _Run, table: TablePlan, stats: TableStats) -> None:
                         await connection.execute(ddl.create_table(run.plan.schema, table))
                     await _stream_rows(run, table, stats, connection, bar.advance)
             except CopierError as exc:
-                _fail(stats, exc.message)
+                _fail(stats, str(exc))
                 return
             except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
                 _fail(stats, redact_text(describe_pg_error(exc), run.settings.dsn))

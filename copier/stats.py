@@ -20,6 +20,7 @@ class TableStats:
     name: str
     target: str
     expected: int = 0  # rows in the source
+    preexisting: int = 0  # rows the target table already held and kept (--if-exists append)
     read: int = 0
     written: int = 0
     rejected: int = 0
