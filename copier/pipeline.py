@@ -70,6 +70,7 @@ async def migrate(path: Path, settings: Settings, progress_factory: ProgressFact
     try:
         await target.ensure_schema(connection, settings.schema)
         plan = await make_plan(path, settings, connection)
+        await target.check_privileges(connection, plan)
         kept = await _prepare_existing(connection, plan, settings)
     finally:
         await connection.close()

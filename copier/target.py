@@ -12,7 +12,8 @@ import asyncpg
 from .casting import Kind, TargetType, parse_pg_type
 from .errors import CopierError, PlanError, TargetError
 from .ident import quote_ident
-from .plan import ExistingColumn, ExistingTable
+from .ident import qualified
+from .plan import ExistingColumn, ExistingTable, MigrationPlan
 from .settings import redact, redact_text
 
 CONNECT_TIMEOUT = 10.0
@@ -102,3 +103,17 @@ async def ensure_schema(connection: asyncpg.Connection, schema: str) -> None:
             await connection.execute(f"CREATE SCHEMA {quote_ident(schema)}")
         except asyncpg.InsufficientPrivilegeError as exc:
             raise TargetError(f"cannot create schema {schema!r}: {exc}") from None
+
+
+async def check_privileges(connection: asyncpg.Connection, plan: MigrationPlan) -> None:
+    """Refuse before any data moves if the login cannot create or fill the tables."""
+    user = await connection.fetchval("SELECT current_user")
+    if any(t.create for t in plan.tables) and not await connection.fetchval(
+            "SELECT has_schema_privilege($1, 'CREATE')", plan.schema):
+        raise TargetError(f"permission denied: user {user} cannot create tables in schema {plan.schema!r}",
+                          hint=f"GRANT CREATE ON SCHEMA {quote_ident(plan.schema)} TO {quote_ident(user)}, "
+                               "or use --schema")
+    for table in plan.tables:
+        if not table.create and not await connection.fetchval(
+                "SELECT has_table_privilege($1, 'INSERT')", qualified(plan.schema, table.target)):
+            raise TargetError(f"permission denied: user {user} cannot insert into {plan.schema}.{table.target}")

@@ -144,3 +144,52 @@ def test_both_console_scripts_and_module_run() -> None:
                                                                     *command[1:]]
         done = subprocess.run(executable, capture_output=True, text=True, timeout=60)
         assert done.returncode == 0 and "migrate" in done.stdout
+
+
+def test_permission_denied_is_one_line_before_any_data_moves(tmp_path: Path, target: Target) -> None:
+    role = f"copier_limited_{target.schema}"
+    target.execute(f'CREATE ROLE "{role}" LOGIN')
+    try:
+        db = sqlite_db(tmp_path / "a.db", "CREATE TABLE t (x INTEGER)", rows={"t": [(1,)]})
+        limited = target.dsn.replace("postgres@", f"{role}@", 1)
+        result = invoke("migrate", db, "--dsn", limited, "--schema", "public")
+        assert result.exit_code == 2
+        assert result.stderr.startswith(f"copier: error: permission denied: user {role} cannot create tables "
+                                        "in schema 'public'")
+        result = invoke("migrate", db, "--dsn", limited, "--schema", target.schema)
+        assert result.exit_code == 2
+        assert result.stderr.startswith(f"copier: error: cannot create schema '{target.schema}'")
+    finally:
+        target.execute(f'DROP ROLE "{role}"')
+
+
+def test_progress_bars_on_a_terminal(tmp_path: Path, target: Target) -> None:
+    import os
+    import pty
+
+    source = corpus_file("chinook/Chinook_Sqlite.sqlite", tmp_path)
+    import fcntl
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))  # a 120x40 terminal
+    copier = str(Path(sys.executable).parent / "copier")
+    done = subprocess.run([copier, "migrate", str(source), "--dsn", target.dsn, "--schema", target.schema],
+                          stderr=follower, stdout=subprocess.PIPE, text=True, timeout=120)
+    os.close(follower)
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        screen += chunk
+    os.close(leader)
+    assert done.returncode == 0
+    text = screen.decode(errors="replace")
+    assert "all tables" in text and "15.6k/15.6k" in text  # the overall bar, finished
+    assert "PlaylistTrack" in text  # a per-table bar
+    assert "TOTAL" in done.stdout
