@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import signal
-import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import anyio
 import typer
@@ -20,16 +18,16 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Move a whole SQLite database into PostgreSQL, fast, and prove nothing was lost.")
 
 Source = Annotated[Path, typer.Argument(help="The SQLite database file (opened read-only).", show_default=False)]
-Dsn = Annotated[Optional[str], typer.Option(
+Dsn = Annotated[str | None, typer.Option(
     "--dsn", help="Target PostgreSQL URL. Default: $COPIER_DSN, else $DATABASE_URL, else "
                   "$SQLALCHEMY_DATABASE_URI. SQLAlchemy forms (postgresql+psycopg://) are accepted.",
     show_default=False)]
 Schema = Annotated[str, typer.Option(help="Target schema (created if missing).")]
-Tables = Annotated[Optional[list[str]], typer.Option(
+Tables = Annotated[list[str] | None, typer.Option(
     "--tables", help="Only tables matching this glob; repeat for more.", show_default=False)]
-Exclude = Annotated[Optional[list[str]], typer.Option(
+Exclude = Annotated[list[str] | None, typer.Option(
     "--exclude", help="Skip tables matching this glob; repeat for more.", show_default=False)]
-Casts = Annotated[Optional[list[str]], typer.Option(
+Casts = Annotated[list[str] | None, typer.Option(
     "--cast", help="Override the type mapping: TABLE.COLUMN=TYPE or DECLARED=TYPE, e.g. "
                    "--cast 'intege=text'. Repeatable.", show_default=False)]
 SourceTz = Annotated[str, typer.Option(help="IANA time zone of naive timestamps in the source.")]
@@ -76,7 +74,7 @@ def migrate(
     on_error: Annotated[OnError, typer.Option(
         help="A row that cannot be loaded: reject it to the reject file and go on, or abort its table.")]
     = OnError.REJECT,
-    reject_file: Annotated[Optional[Path], typer.Option(
+    reject_file: Annotated[Path | None, typer.Option(
         help="Where rejected rows go (JSON lines). Default: ./<source name>.rejects.jsonl",
         show_default=False)] = None,
     cast: Casts = None,
@@ -90,13 +88,14 @@ def migrate(
                             "rejecting the row.")] = False,
     verify: Annotated[bool, typer.Option("--verify/--no-verify", help="Check row counts after the load.")]
     = True,
-    report: Annotated[Optional[Path], typer.Option(
+    report: Annotated[Path | None, typer.Option(
         help="Also write the summary, flags and totals as JSON here.", show_default=False)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars and no summary.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks (passwords still redacted).")] = False,
 ) -> None:
     """Copy every table of SOURCE into PostgreSQL, then add keys, indexes, foreign keys and sequences."""
-    from .pipeline import exit_code, migrate as run_migrate
+    from .pipeline import exit_code
+    from .pipeline import migrate as run_migrate
     from .stats import render_summary
 
     resolved: str | None = None
@@ -156,7 +155,6 @@ def plan(
     With a DSN, tables that already exist in the target are matched (load into them);
     without one, every table is planned as created.
     """
-    from .pipeline import make_plan
 
     resolved: str | None = None
     try:

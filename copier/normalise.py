@@ -15,7 +15,7 @@ import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -25,7 +25,7 @@ from .errors import UsageError, ValueRejected
 Value = object
 Convert = Callable[[Value], Value]
 
-UTC = timezone.utc
+UTC = UTC
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _UNIX_EPOCH_JULIAN_DAY = 2440587.5
 # Julian days of 0001-01-01 and 9999-12-31: a REAL in this range is read as a Julian

@@ -18,7 +18,7 @@ from .ident import qualified
 from .normalise import ConvertedPage, Options, converter_for
 from .plan import MigrationPlan, TablePlan, build_plan
 from .progress import Progress, make_progress
-from .reader import read_range, split_ranges
+from .reader import KeyRange, read_range, split_ranges
 from .rejects import RejectLog
 from .settings import IfExists, Settings, redact_text
 from .stats import RunStats, Status, TableStats
@@ -183,6 +183,7 @@ async def _stream_rows(
     options = _options(run.settings)
     converters = [converter_for(c.type, options) for c in table.columns]
     writer = TableWriter(connection, run.plan.schema, table, stats, run.rejects, run.settings.on_error)
+    ranges: list[KeyRange | None]
     if table.source.without_rowid:
         ranges = [None]
     else:
@@ -205,7 +206,7 @@ async def _stream_rows(
         raise _first(group_error) from None
 
 
-def _first(group: BaseExceptionGroup) -> BaseException:  # type: ignore[type-arg]
+def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
     """The error that started it: task groups wrap it with the cancellations it caused."""
     for exc in group.exceptions:
         if isinstance(exc, BaseExceptionGroup):

@@ -118,9 +118,10 @@ def build_plan(
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
     casts: Mapping[str, str] = {},
-    options: Options = Options(),
+    options: Options | None = None,
 ) -> MigrationPlan:
     """Plan every selected table; raises PlanError listing every problem found."""
+    options = options or Options()
     selected = select_tables((t.name for t in catalog.tables), include, exclude)
     if include and not selected:
         raise PlanError(f"no table matches --tables {' '.join(include)}")
@@ -146,7 +147,7 @@ def build_plan(
         notes += [f"{name}: {note}" for note in table.notes]
     foreign_keys = _plan_foreign_keys([p for p in plans if p.create], tables, existing, used_names, notes)
     if problems:
-        more = f" (and {len(problems) - 1} more problem(s): run `copier plan` to list them)" if len(problems) > 1 else ""
+        more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
         raise PlanError(problems[0] + more, hint=None if len(problems) == 1 else "; ".join(problems[1:4]))
     return MigrationPlan(schema, tuple(plans), tuple(foreign_keys), tuple(skipped), tuple(notes))
 

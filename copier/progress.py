@@ -35,7 +35,7 @@ class NullProgress:
 
 
 class _TqdmBar:
-    def __init__(self, bar: tqdm, overall: tqdm, slots: list[bool], slot: int) -> None:  # type: ignore[type-arg]
+    def __init__(self, bar: tqdm, overall: tqdm, slots: list[bool], slot: int) -> None:
         self._bar, self._overall, self._slots, self._slot = bar, overall, slots, slot
 
     def advance(self, rows: int) -> None:

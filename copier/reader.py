@@ -60,7 +60,7 @@ async def read_range(
                 after, tail = (), (batch_size,)
             while True:
                 async with connection.execute(sql, (*after, *tail)) as cursor:
-                    rows = await cursor.fetchall()
+                    rows = list(await cursor.fetchall())
                 if not rows:
                     return
                 stats.read += len(rows)

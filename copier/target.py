@@ -11,12 +11,13 @@ import asyncpg
 
 from .casting import Kind, TargetType, parse_pg_type
 from .errors import CopierError, PlanError, TargetError
-from .ident import quote_ident
-from .ident import qualified
+from .ident import qualified, quote_ident
 from .plan import ExistingColumn, ExistingTable, MigrationPlan
 from .settings import redact, redact_text
 
 CONNECT_TIMEOUT = 10.0
+_CONNECT_ERRORS = (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError,
+                   asyncpg.ClientConfigurationError, ValueError)
 
 _EXISTING_COLUMNS = """
 SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
@@ -66,8 +67,7 @@ def translate_connect_error(exc: BaseException, dsn: str) -> CopierError:
 async def connect(dsn: str) -> asyncpg.Connection:
     try:
         return await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT)
-    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError,
-            asyncpg.ClientConfigurationError, ValueError) as exc:
+    except _CONNECT_ERRORS as exc:
         raise translate_connect_error(exc, dsn) from None
 
 
@@ -75,8 +75,7 @@ async def create_pool(dsn: str, size: int) -> asyncpg.Pool:
     try:
         pool = await asyncpg.create_pool(dsn, min_size=1, max_size=size, timeout=CONNECT_TIMEOUT,
                                          command_timeout=None)
-    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError,
-            asyncpg.ClientConfigurationError, ValueError) as exc:
+    except _CONNECT_ERRORS as exc:
         raise translate_connect_error(exc, dsn) from None
     assert pool is not None
     return pool

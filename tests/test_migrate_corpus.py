@@ -5,17 +5,17 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from copier.errors import ValueRejected
+from copier.ident import quote_sqlite
 from copier.normalise import Options, converter_for
 from copier.pipeline import make_plan
 from copier.settings import Settings
-from copier.errors import ValueRejected
-from copier.ident import quote_sqlite
 
 from .helpers import corpus_file, migrate, read_jsonl
 from .pg import Target
@@ -81,11 +81,11 @@ def test_chinook_values_keys_and_sequences(tmp_path: Path, target: Target) -> No
     source = corpus_file("chinook/Chinook_Sqlite_AutoIncrementPKs.sqlite", tmp_path)
     assert migrate(target, source).exit_code == 0
     invoice = target.fetch('SELECT "InvoiceDate", "Total", "BillingCity" FROM "Invoice" WHERE "InvoiceId" = 1')[0]
-    assert invoice["InvoiceDate"] == datetime(2021, 1, 1, tzinfo=timezone.utc)
+    assert invoice["InvoiceDate"] == datetime(2021, 1, 1, tzinfo=UTC)
     assert invoice["Total"] == Decimal("1.98")
     assert invoice["BillingCity"] == "Stuttgart"
     assert target.fetchval('SELECT "BirthDate" FROM "Employee" WHERE "EmployeeId" = 1') == datetime(
-        1962, 2, 18, tzinfo=timezone.utc)
+        1962, 2, 18, tzinfo=UTC)
     constraints = {r[0]: r[1] for r in target.fetch(
         "SELECT conname, contype::text FROM pg_constraint WHERE connamespace = $1::regnamespace", target.schema)}
     assert constraints["PlaylistTrack_pkey"] == "p"  # composite primary key

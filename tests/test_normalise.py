@@ -1,16 +1,16 @@
 from __future__ import annotations
 
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from copier.casting import Kind, TargetType, map_declared_type, parse_pg_type
 from copier.errors import ValueRejected
 from copier.normalise import Options, convert_page, converter_for, timestamp_utc
-from zoneinfo import ZoneInfo
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def utc(*parts: int) -> datetime:
