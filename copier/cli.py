@@ -13,6 +13,7 @@ from . import __version__
 from .errors import CopierError, ExitCode
 from .plan import MigrationPlan
 from .settings import IfExists, OnError, Settings, parse_casts, redact, redact_text, resolve_dsn
+from .verify import TableCheck
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Move a whole SQLite database into PostgreSQL, fast, and prove nothing was lost.")
@@ -213,6 +214,60 @@ def render_plan(the_plan: MigrationPlan) -> str:
     if the_plan.notes:
         lines += ["", "Notes:"] + [f"  {note}" for note in the_plan.notes]
     return "\n".join(lines)
+
+
+@app.command()
+def verify(
+    source: Source,
+    dsn: Dsn = None,
+    schema: Schema = "public",
+    tables: Tables = None,
+    exclude: Exclude = None,
+    reject_file: Annotated[Path | None, typer.Option(
+        help="The reject file of the migration: its rows are accounted for, not counted as missing. "
+             "Default: ./<source name>.rejects.jsonl if it exists.", show_default=False)] = None,
+    cast: Casts = None,
+    source_tz: SourceTz = "UTC",
+    strip_nul: Annotated[bool, typer.Option("--strip-nul", help="The migration used --strip-nul.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    """Compare every migrated table with the source: row counts and a content checksum."""
+    from .pipeline import default_reject_path
+
+    resolved: str | None = None
+    try:
+        resolved = resolve_dsn(dsn)
+        settings = _settings(resolved, schema=schema, tables=tuple(tables or ()), exclude=tuple(exclude or ()),
+                             casts=parse_casts(cast or []), source_tz=source_tz, strip_nul=strip_nul)
+        rejects = reject_file or default_reject_path(source)
+        checks = anyio.run(_verify, source, settings, rejects if rejects.exists() else None)
+    except CopierError as exc:
+        _fail(exc, debug, resolved)
+        return
+    for check in checks:
+        typer.echo(check.describe())
+    bad = [c for c in checks if not c.ok]
+    typer.echo(f"\n{len(checks) - len(bad)} of {len(checks)} tables verified"
+               + (f"; {len(bad)} differ" if bad else ""))
+    raise typer.Exit(int(ExitCode.VERIFY if bad else ExitCode.OK))
+
+
+async def _verify(source: Path, settings: Settings, rejects: Path | None) -> list[TableCheck]:
+    from . import target
+    from .errors import VerifyError
+    from .pipeline import make_plan
+    from .verify import verify_tables
+
+    connection = await target.connect(settings.dsn)
+    try:
+        plan = await make_plan(source, settings, connection)
+    finally:
+        await connection.close()
+    missing = [t.name for t in plan.tables if t.create]
+    if missing:
+        raise VerifyError(f"not in the target schema {settings.schema!r}: {', '.join(missing)}",
+                          hint="check --schema, or migrate first")
+    return await verify_tables(source, settings, plan, rejects)
 
 
 @app.command()

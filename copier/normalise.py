@@ -65,6 +65,19 @@ def zone(name: str) -> ZoneInfo:
         raise UsageError(f"unknown time zone {name!r}", hint="use an IANA name like Europe/Paris") from None
 
 
+class UndecodableText(bytes):
+    """TEXT that SQLite holds but that is not valid UTF-8: kept as its bytes, so a bytea
+    column takes it as is and a text column rejects it with the offending byte."""
+
+
+def decode_text(raw: bytes) -> str | UndecodableText:
+    """sqlite3 text_factory for pages that hold invalid UTF-8."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return UndecodableText(raw)
+
+
 def describe(value: Value) -> str:
     """A short, safe rendering of a value for messages and reject files."""
     if isinstance(value, bytes):
@@ -75,7 +88,8 @@ def describe(value: Value) -> str:
 
 
 def _kind_of(value: Value) -> str:
-    return {int: "integer", float: "real", str: "text", bytes: "blob"}.get(type(value), type(value).__name__)
+    return {int: "integer", float: "real", str: "text", bytes: "blob",
+            UndecodableText: "text"}.get(type(value), type(value).__name__)
 
 
 def _reject(value: Value, target: str, why: str = "") -> ValueRejected:
@@ -106,7 +120,7 @@ def _integer(value: Value, kind: Kind) -> int:
         raise _reject(value, "an integer")
     bound = _INT_RANGES[kind]
     if not -bound <= result < bound:
-        raise _reject(value, f"a {kind.value}", "out of range")
+        raise _reject(value, f"an {kind.value}" if kind is Kind.INT4 else f"a {kind.value}", "out of range")
     return result
 
 
@@ -190,7 +204,7 @@ def _text(value: Value, target: TargetType, options: Options) -> str:
 
 def _bytes(value: Value) -> bytes:
     if isinstance(value, bytes):
-        return value
+        return bytes(value)
     if isinstance(value, str):
         return value.encode("utf-8")
     raise _reject(value, "bytea", "a number is not binary data")

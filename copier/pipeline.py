@@ -18,7 +18,7 @@ from .ident import qualified
 from .normalise import ConvertedPage, Options, converter_for
 from .plan import MigrationPlan, TablePlan, build_plan
 from .progress import Progress, make_progress
-from .reader import KeyRange, read_range, split_ranges
+from .reader import read_range, table_ranges
 from .rejects import RejectLog
 from .settings import IfExists, Settings, redact_text
 from .stats import RunStats, Status, TableStats
@@ -183,16 +183,7 @@ async def _stream_rows(
     options = _options(run.settings)
     converters = [converter_for(c.type, options) for c in table.columns]
     writer = TableWriter(connection, run.plan.schema, table, stats, run.rejects, run.settings.on_error)
-    ranges: list[KeyRange | None]
-    if table.source.without_rowid:
-        ranges = [None]
-    else:
-        reader_connection = await source.connect(run.path)
-        try:
-            bounds = await source.rowid_bounds(reader_connection, table.source)
-        finally:
-            await reader_connection.close()
-        ranges = split_ranges(bounds, table.source.row_count, run.settings.readers, run.settings.batch_size)
+    ranges = await table_ranges(run.path, table.source, run.settings.readers, run.settings.batch_size)
     send, receive = anyio.create_memory_object_stream[ConvertedPage](run.settings.queue_depth)
     try:
         async with anyio.create_task_group() as group, send, receive:

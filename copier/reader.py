@@ -9,11 +9,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiosqlite
 from anyio.streams.memory import MemoryObjectSendStream
 
 from . import source
+from .catalog import Table
 from .errors import SourceError
-from .normalise import ConvertedPage, Converter, convert_page
+from .normalise import ConvertedPage, Converter, convert_page, decode_text
 from .plan import TablePlan
 from .stats import TableStats
 
@@ -34,6 +36,24 @@ def split_ranges(bounds: tuple[int, int] | None, rows: int, readers: int, batch_
     stripes = max(1, min(readers, math.ceil(rows / batch_size)))
     width = math.ceil((high - low + 1) / stripes)
     return [KeyRange(low - 1 + i * width, min(high, low - 1 + (i + 1) * width)) for i in range(stripes)]
+
+
+async def _fetch(connection: aiosqlite.Connection, sql: str, args: tuple[object, ...]) -> list[tuple[object, ...]]:
+    async with connection.execute(sql, args) as cursor:
+        return list(await cursor.fetchall())  # type: ignore[arg-type]
+
+
+async def table_ranges(path: Path, table: Table, readers: int, batch_size: int) -> list[KeyRange | None]:
+    """The key ranges the readers of one table take: rowid stripes, or the whole of a
+    WITHOUT ROWID table (keyset on its primary key cannot be cut without a scan)."""
+    if table.without_rowid:
+        return [None]
+    connection = await source.connect(path)
+    try:
+        bounds = await source.rowid_bounds(connection, table)
+    finally:
+        await connection.close()
+    return list(split_ranges(bounds, table.row_count, readers, batch_size))
 
 
 async def read_range(
@@ -59,13 +79,18 @@ async def read_range(
                 sql = source.page_sql(table, columns, first=True)
                 after, tail = (), (batch_size,)
             while True:
-                async with connection.execute(sql, (*after, *tail)) as cursor:
-                    rows = list(await cursor.fetchall())
+                try:
+                    rows = await _fetch(connection, sql, (*after, *tail))
+                except sqlite3.OperationalError:
+                    # Python's sqlite3 cannot decode TEXT that is not UTF-8; read this page
+                    # (and the rest) keeping such values as bytes, for the converters to judge.
+                    connection.text_factory = decode_text
+                    rows = await _fetch(connection, sql, (*after, *tail))
                 if not rows:
                     return
                 stats.read += len(rows)
                 last = rows[-1]
-                await pages.send(convert_page(rows, converters, key_width))  # type: ignore[arg-type]
+                await pages.send(convert_page(rows, converters, key_width))
                 if len(rows) < batch_size:
                     return
                 after = tuple(last[:key_width])

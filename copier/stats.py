@@ -105,6 +105,8 @@ def render_summary(stats: RunStats) -> str:
     problems = [f"{t.name}: {t.error}" for t in stats.tables.values() if t.error]
     problems += [f"{t.name}: {w}" for t in stats.tables.values() for w in t.warnings]
     problems += stats.warnings
+    if stats.verified:
+        out += ["", "Verified: every table's row count and content checksum match the source."]
     if stats.notes:
         out += ["", "Notes:"] + [f"  - {n}" for n in stats.notes]
     if problems:

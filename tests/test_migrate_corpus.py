@@ -64,6 +64,9 @@ def test_corpus_database_arrives_whole(relative: str, tmp_path: Path, target: Ta
     assert result.exit_code == exit_code, result.output
     reject_lines = read_jsonl(tmp_path / f"{source.stem}.rejects.jsonl") if rejected else []
     assert len(reject_lines) == rejected
+    import json
+
+    assert json.loads((tmp_path / "report.json").read_text())["verified"] is True  # counts and checksums
     for table, (rows, bad) in expected_rows(source, target).items():
         columns = ", ".join(f'"{c}"' for c in _target_columns(target, table))
         actual = Counter(tuple(r) for r in target.fetch(f'SELECT {columns} FROM "{target.schema}"."{table}"'))
