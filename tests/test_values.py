@@ -139,11 +139,12 @@ def test_existing_schema_types(tmp_path: Path, target: Target) -> None:
 
 def test_duplicates_that_sqlite_allowed_keep_the_rows_and_report_the_constraint(
         tmp_path: Path, target: Target) -> None:
-    # 1 and '1' are distinct in SQLite but equal as bigint: the rows load, the unique
-    # index cannot be built, and the summary says so (exit 1).
-    db = sqlite_db(tmp_path / "d.db", "CREATE TABLE d (code INTEGER UNIQUE, parent INTEGER REFERENCES d(code))",
+    # In an untyped column 1 and '1' are distinct to SQLite but equal as bigint: the
+    # rows load, the unique index cannot be built, and the summary says so (exit 1).
+    db = sqlite_db(tmp_path / "d.db", "CREATE TABLE d (code UNIQUE, parent REFERENCES d(code))",
                    rows={"d": [(1, None), ("1", 5)]})
-    result = migrate(target, db, "--report", tmp_path / "r.json")
+    result = migrate(target, db, "--report", tmp_path / "r.json", "--cast", "d.code=bigint",
+                     "--cast", "d.parent=bigint")
     assert result.exit_code == 1
     assert target.count("d") == 2
     import json
