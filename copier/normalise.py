@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal, InvalidOperation
+from itertools import repeat
+from operator import attrgetter, methodcaller
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .casting import Kind, TargetType
@@ -24,6 +26,8 @@ from .errors import UsageError, ValueRejected
 
 Value = object
 Convert = Callable[[Value], Value]
+Column = Sequence[Value]
+Bulk = Callable[[Column, set[type]], Sequence[Value] | None]
 
 UTC = UTC
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -40,11 +44,6 @@ _INTEGER_TEXT = re.compile(r"\s*[+-]?\d+\s*", re.ASCII)
 _DECIMAL_TEXT = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*", re.ASCII)
 _SPECIAL_FLOATS = {"nan": math.nan, "infinity": math.inf, "+infinity": math.inf,
                    "-infinity": -math.inf, "inf": math.inf, "+inf": math.inf, "-inf": -math.inf}
-# The forms SQLite's date functions accept (lang_datefunc.html), space or T, optional
-# seconds and fraction, optional Z or +-HH:MM; also a bare date.
-_TIMESTAMP_TEXT = re.compile(
-    r"\d{4}-\d\d-\d\d(?:[T ]\d\d:\d\d(?::\d\d(?:\.\d+)?)?)?\s*(?:Z|z|[+-]\d\d:?\d\d)?", re.ASCII
-)
 _DATE_TEXT = re.compile(r"\d{4}-\d\d-\d\d", re.ASCII)
 _TIME_TEXT = re.compile(r"\d\d:\d\d(?::\d\d(?:\.\d+)?)?", re.ASCII)
 _TRUE = frozenset({"1", "t", "true", "y", "yes", "on"})
@@ -258,29 +257,36 @@ def _enum(value: Value, target: TargetType) -> str:
 def timestamp_utc(value: Value, source_zone: ZoneInfo | timezone) -> datetime:
     """An aware UTC datetime from any of SQLite's three date forms.
 
-    Text: ISO 8601; naive text is wall time in `source_zone` (an ambiguous time takes
+    Text: ISO 8601 as datetime.fromisoformat reads it (a superset of what SQLite's date
+    functions write: space or T, optional seconds and fraction, Z or +-HH:MM, also
+    compact forms like 20210304); naive text is wall time in `source_zone` (an ambiguous time takes
     its first occurrence, a non-existent one is shifted forward by the gap: zoneinfo's
     fold=0). Integer: Unix seconds, or milliseconds when too large for seconds. Real:
     a Julian day when within JULIAN_DAY_RANGE, else Unix seconds.
     """
     if isinstance(value, str):
         text = value.strip()
-        if not _TIMESTAMP_TEXT.fullmatch(text):
-            raise _reject(value, "a timestamp", "not an ISO 8601 date")
-        if text[-1] in "Zz":
+        if text[-1:] in ("Z", "z"):
             text = text[:-1].rstrip() + "+00:00"
         try:
             parsed = datetime.fromisoformat(text)
-        except ValueError as exc:
-            raise _reject(value, "a timestamp", str(exc)) from None
+        except ValueError:
+            raise _reject(value, "a timestamp", "not an ISO 8601 date") from None
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=source_zone)
         return parsed.astimezone(UTC)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _reject(value, "a timestamp")
+    try:
+        return _from_number(value)
+    except OverflowError:
+        raise _reject(value, "a timestamp", "out of range") from None
+
+
+def _from_number(value: int | float) -> datetime:
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise _reject(value, "a timestamp", "not finite")
+            raise OverflowError
         if JULIAN_DAY_RANGE[0] <= value <= JULIAN_DAY_RANGE[1]:
             # Julian days carry about millisecond precision; SQLite rounds to ms too.
             millis = round((value - _UNIX_EPOCH_JULIAN_DAY) * 86_400_000)
@@ -289,7 +295,7 @@ def timestamp_utc(value: Value, source_zone: ZoneInfo | timezone) -> datetime:
         return _EPOCH + timedelta(seconds=value)
     if _MIN_SECONDS * 1000 <= value <= _MAX_SECONDS * 1000:
         return _EPOCH + timedelta(milliseconds=value)
-    raise _reject(value, "a timestamp", "out of range for Unix seconds or milliseconds")
+    raise OverflowError
 
 
 def _date(value: Value, source_zone: ZoneInfo | timezone) -> date:
@@ -326,6 +332,9 @@ class Converter:
     # A page whose values all have one of these types needs no conversion at all.
     ready_types: frozenset[type]
     convert: Convert
+    # Column-at-once conversion in C-level maps for the common cases; returns None when
+    # the column is not such a case, and the values are converted one by one instead.
+    bulk: Bulk | None = None
 
     def __call__(self, value: Value) -> Value:
         return None if value is None else self.convert(value)
@@ -340,6 +349,7 @@ def converter_for(target: TargetType, options: Options) -> Converter:
     source_zone: ZoneInfo | timezone = UTC if options.source_tz == "UTC" else zone(options.source_tz)
     ready: frozenset[type] = frozenset()
     convert: Convert
+    bulk: Bulk | None = None
     if kind in _INT_RANGES:
         convert = lambda v: _integer(v, kind)  # noqa: E731
         ready = frozenset({int, _NONE}) if kind is Kind.INT8 else frozenset()
@@ -347,15 +357,14 @@ def converter_for(target: TargetType, options: Options) -> Converter:
         convert, ready = _float, frozenset({float, _NONE})
     elif kind is Kind.NUMERIC:
         convert = lambda v: _decimal(v, target)  # noqa: E731
+        bulk = lambda column, types: _bulk_decimal(column, types, target)  # noqa: E731
     elif kind is Kind.TEXT:
         convert = lambda v: _text(v, target, options)  # noqa: E731
-        # NUL and length checks need a look at every value; plain text needs nothing.
-        if target.max_length is None and not options.strip_nul:
-            ready = frozenset({str, _NONE})
+        bulk = lambda column, types: _bulk_text(column, types, target)  # noqa: E731
     elif kind is Kind.BYTEA:
         convert, ready = _bytes, frozenset({bytes, _NONE})
     elif kind is Kind.BOOL:
-        convert = _boolean
+        convert, bulk = _boolean, _bulk_boolean
     elif kind in (Kind.JSON, Kind.JSONB):
         convert = lambda v: _json(v, options)  # noqa: E731
     elif kind is Kind.UUID:
@@ -364,16 +373,19 @@ def converter_for(target: TargetType, options: Options) -> Converter:
         convert = lambda v: _enum(v, target)  # noqa: E731
     elif kind is Kind.DATE:
         convert = lambda v: _date(v, source_zone)  # noqa: E731
+        bulk = _bulk_date
     elif kind is Kind.TIME:
         convert = _time
     elif kind is Kind.TIMESTAMPTZ:
         convert = lambda v: timestamp_utc(v, source_zone)  # noqa: E731
+        bulk = lambda column, types: _bulk_timestamp(column, types, source_zone, aware=True)  # noqa: E731
     elif kind is Kind.TIMESTAMP:
         # timestamp without time zone holds UTC wall time.
         convert = lambda v: timestamp_utc(v, source_zone).replace(tzinfo=None)  # noqa: E731
+        bulk = lambda column, types: _bulk_timestamp(column, types, source_zone, aware=False)  # noqa: E731
     else:  # pragma: no cover - every Kind is handled above
         raise AssertionError(kind)
-    return Converter(target, ready, convert)
+    return Converter(target, ready, convert, bulk)
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,14 +415,27 @@ def convert_page(
         return ConvertedPage([], [], [])
     columns = list(zip(*rows))
     keys = _keys(columns[:key_width])
-    data = columns[key_width:]
+    data: list[Sequence[Value]] = list(columns[key_width:])
     try:
         for index, converter in enumerate(converters):
-            if not set(map(type, data[index])) <= converter.ready_types:
-                data[index] = tuple(map(converter, data[index]))
+            column = data[index]
+            types = set(map(type, column))
+            if types <= converter.ready_types:
+                continue
+            converted = _try_bulk(converter, column, types)
+            data[index] = tuple(map(converter, column)) if converted is None else converted
     except ValueRejected:
         return _convert_rows(keys, list(zip(*columns[key_width:])), converters)
     return ConvertedPage(keys, list(zip(*data)), [])
+
+
+def _try_bulk(converter: Converter, column: Column, types: set[type]) -> Sequence[Value] | None:
+    if converter.bulk is None:
+        return None
+    try:
+        return converter.bulk(column, types)
+    except (ValueError, TypeError, OverflowError, ArithmeticError, KeyError):
+        return None  # some value is not the common case: convert one by one, with reasons
 
 
 def _keys(key_columns: Sequence[tuple[Value, ...]]) -> list[object]:
@@ -436,3 +461,92 @@ def _convert_rows(
             page.keys.append(key)
             page.records.append(tuple(converted))
     return page
+
+
+# --- column-at-once fast paths ------------------------------------------------------------
+# Each handles the common, all-valid case of a column with C-level maps and must give
+# exactly what the per-value converter gives; on anything unusual it raises or returns
+# None and the page is converted value by value (tests/test_normalise.py checks both agree).
+
+_BOOLEANS: dict[object, object] = {0: False, 1: True, None: None}
+_TZINFO = attrgetter("tzinfo")
+
+
+def _without_nulls(column: Column, types: set[type], convert: Callable[[list[Value]], list[Value]]) -> list[Value]:
+    """Apply a list-to-list conversion to the non-NULL values, keeping NULLs in place."""
+    if _NONE not in types:
+        return convert(list(column))
+    converted = iter(convert([v for v in column if v is not None]))
+    return [None if v is None else next(converted) for v in column]
+
+
+def _bulk_boolean(column: Column, types: set[type]) -> list[Value]:
+    return list(map(_BOOLEANS.__getitem__, column))
+
+
+def _bulk_text(column: Column, types: set[type], target: TargetType) -> Column | None:
+    if not types <= {str, _NONE}:
+        return None
+    values = [v for v in column if v is not None] if _NONE in types else column
+    if "\x00" in "".join(values):  # type: ignore[arg-type]
+        return None
+    if target.max_length is not None and max(map(len, values), default=0) > target.max_length:  # type: ignore[arg-type]
+        return None
+    return column
+
+
+def _bulk_decimal(column: Column, types: set[type], target: TargetType) -> list[Value] | None:
+    # NUMERIC affinity stores 12.0 as the integer 12, so ints and floats mix; repr() is
+    # the shortest exact text for both.
+    if not types - {_NONE} <= {float, int}:
+        return None
+    make: Callable[[list[Value]], list[Value]] = lambda vs: list(map(Decimal, map(repr, vs)))  # noqa: E731
+    result = _without_nulls(column, types, make)
+    if target.precision is not None:
+        numbers = [v for v in result if v is not None]
+        step = Decimal(1).scaleb(-(target.scale or 0))
+        if list(map(methodcaller("quantize", step), numbers)) != numbers:
+            return None
+        largest = max(map(abs, numbers), default=Decimal(0))  # type: ignore[arg-type]
+        if not largest.is_finite() or largest.adjusted() >= target.precision - (target.scale or 0):
+            return None
+    return result
+
+
+def _bulk_date(column: Column, types: set[type]) -> list[Value] | None:
+    if not types <= {str, _NONE}:
+        return None
+    return _without_nulls(column, types, lambda vs: list(map(date.fromisoformat, vs)))  # type: ignore[arg-type]
+
+
+def _bulk_timestamp(column: Column, types: set[type], source_zone: ZoneInfo | timezone,
+                    *, aware: bool) -> list[Value] | None:
+    kinds = types - {_NONE}
+    if kinds == {str}:
+        convert = lambda vs: _parse_timestamps(vs, source_zone, aware)  # noqa: E731
+    elif kinds == {int}:
+        convert = lambda vs: _epoch_seconds(vs, aware)  # noqa: E731
+    else:
+        return None
+    return _without_nulls(column, types, convert)
+
+
+def _parse_timestamps(values: list[Value], source_zone: ZoneInfo | timezone, aware: bool) -> list[Value]:
+    parsed = list(map(datetime.fromisoformat, values))  # type: ignore[arg-type]
+    zones = set(map(_TZINFO, parsed))
+    if zones == {None}:
+        parsed = list(map(methodcaller("replace", tzinfo=source_zone), parsed))
+    elif None in zones:
+        raise ValueError("naive and aware values mixed")
+    if not aware or zones - {UTC, None} or source_zone is not UTC:
+        parsed = list(map(methodcaller("astimezone", UTC), parsed))
+    if not aware:
+        parsed = list(map(methodcaller("replace", tzinfo=None), parsed))
+    return parsed  # type: ignore[return-value]
+
+
+def _epoch_seconds(values: list[Value], aware: bool) -> list[Value]:
+    if min(values) < _MIN_SECONDS or max(values) > _MAX_SECONDS:  # type: ignore[type-var, operator]
+        raise ValueError("outside Unix seconds")
+    moments: list[Value] = list(map(datetime.fromtimestamp, values, repeat(UTC)))  # type: ignore[arg-type]
+    return moments if aware else list(map(methodcaller("replace", tzinfo=None), moments))

@@ -4,12 +4,13 @@ streams, then add keys, indexes, foreign keys and sequences, and verify."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
 import asyncpg
+from anyio.streams.memory import MemoryObjectReceiveStream
 
 from . import ddl, source, target
 from .catalog import Catalog
@@ -22,7 +23,7 @@ from .reader import read_range, table_ranges
 from .rejects import RejectLog
 from .settings import IfExists, Settings, redact_text
 from .stats import RunStats, Status, TableStats
-from .writer import describe_pg_error
+from .writer import TableWriter, describe_pg_error, is_row_error
 
 ProgressFactory = Callable[[int, bool], Progress]
 
@@ -161,6 +162,9 @@ async def _load_table(run: _Run, table: TablePlan, stats: TableStats) -> None:
             except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
                 _fail(stats, redact_text(describe_pg_error(exc), run.settings.dsn))
                 return
+            except Exception as exc:  # a bug must not take the other tables down with it
+                _fail(stats, redact_text(f"internal error: {type(exc).__name__}: {exc}", run.settings.dsn))
+                return
             stats.status = Status.DONE
             await _complete_table(run, table, stats, connection)
     finally:
@@ -178,11 +182,33 @@ async def _stream_rows(
     run: _Run, table: TablePlan, stats: TableStats, connection: asyncpg.Connection,
     advance: Callable[[int], None],
 ) -> None:
-    from .writer import TableWriter
+    """Stream the table in one COPY; if PostgreSQL refuses a row, undo that COPY and load
+    the table again page by page, bisecting each refused page to its bad rows."""
+    writer = TableWriter(connection, run.plan.schema, table, stats, run.rejects, run.settings.on_error)
+    try:
+        async with connection.transaction():  # a savepoint: a refused COPY undoes only itself
+            await _with_readers(run, table, stats, lambda pages: writer.stream(pages, advance))
+        return
+    except Exception as exc:
+        if not is_row_error(exc):
+            raise
+    stats.read = stats.written = 0
+    writer.discard_pending()
 
+    async def page_by_page(pages: MemoryObjectReceiveStream[ConvertedPage]) -> None:
+        async for page in pages:
+            await writer.write(page)
+
+    await _with_readers(run, table, stats, page_by_page)
+
+
+async def _with_readers(
+    run: _Run, table: TablePlan, stats: TableStats,
+    consume: Callable[[MemoryObjectReceiveStream[ConvertedPage]], Awaitable[None]],
+) -> None:
+    """Run the table's readers into a bounded stream and `consume` it."""
     options = _options(run.settings)
     converters = [converter_for(c.type, options) for c in table.columns]
-    writer = TableWriter(connection, run.plan.schema, table, stats, run.rejects, run.settings.on_error)
     ranges = await table_ranges(run.path, table.source, run.settings.readers, run.settings.batch_size)
     send, receive = anyio.create_memory_object_stream[ConvertedPage](run.settings.queue_depth)
     try:
@@ -191,8 +217,7 @@ async def _stream_rows(
                 group.start_soon(read_range, run.path, table, key_range, converters, run.settings.batch_size,
                                  send.clone(), stats)
             send.close()
-            async for page in receive:
-                advance(await writer.write(page) + len(page.rejections))
+            await consume(receive)
     except BaseExceptionGroup as group_error:
         raise _first(group_error) from None
 

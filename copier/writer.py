@@ -4,8 +4,8 @@ abort the table, per --on-error."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
 
 import asyncpg
 
@@ -42,10 +42,41 @@ class TableWriter:
     stats: TableStats
     rejects: RejectLog
     on_error: OnError
+    # Rows the converters refused while streaming, logged only once the COPY succeeded:
+    # if PostgreSQL refuses a row, the table is loaded again and they are found again.
+    _pending: list[Rejection] = field(default_factory=list)
 
     @property
     def _columns(self) -> list[str]:
         return [c.target for c in self.plan.columns]
+
+    async def stream(self, pages: AsyncIterable[ConvertedPage], advance: Callable[[int], None]) -> None:
+        """One COPY for the whole table, fed page by page (PostgreSQL ingests while we convert)."""
+        written = 0
+
+        async def records() -> AsyncIterator[tuple[Value, ...]]:
+            nonlocal written
+            async for page in pages:
+                for rejection in page.rejections:
+                    if self.on_error is OnError.ABORT:
+                        self._reject(rejection.key, self.plan.columns[rejection.column].target, rejection.value,
+                                     rejection.reason)
+                    self._pending.append(rejection)
+                written += len(page.records)
+                advance(len(page.records) + len(page.rejections))
+                for record in page.records:
+                    yield record
+
+        await self.connection.copy_records_to_table(
+            self.plan.target, records=records(), columns=self._columns, schema_name=self.schema)
+        for rejection in self._pending:
+            self._reject(rejection.key, self.plan.columns[rejection.column].target, rejection.value,
+                         rejection.reason)
+        self._pending.clear()
+        self.stats.written += written
+
+    def discard_pending(self) -> None:
+        self._pending.clear()
 
     async def write(self, page: ConvertedPage) -> int:
         """Write one page; returns the rows written. Rejections in the page are handled first."""

@@ -172,3 +172,53 @@ def test_page_of_ready_values_is_passed_through() -> None:
 def test_kinds_all_have_converters() -> None:
     for kind in Kind:
         converter_for(TargetType("x", kind, labels=("a",)), Options())
+
+
+# --- the column-at-once fast paths agree with the value-by-value converters ---------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_moments = st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1))
+_common = {
+    "DATETIME": st.one_of(
+        _moments.map(lambda d: d.isoformat(sep=" ")),
+        _moments.map(lambda d: d.isoformat()),
+        _moments.map(lambda d: d.replace(tzinfo=UTC).isoformat()),
+        _moments.map(lambda d: d.strftime("%Y-%m-%d %H:%M")),
+        st.integers(min_value=-2_000_000_000, max_value=4_000_000_000),
+    ),
+    "DATE": _moments.map(lambda d: d.date().isoformat()),
+    "NUMERIC(12,2)": st.one_of(st.integers(-10**9, 10**9).map(lambda c: c / 100), st.integers(-10**9, 10**9),
+                               st.floats(-1e12, 1e12)),
+    "NUMERIC": st.one_of(st.floats(allow_nan=False), st.integers()),
+    "BOOLEAN": st.sampled_from([0, 1]),
+    "VARCHAR": st.text(max_size=8),
+}
+
+
+_TARGETS = [(d, map_declared_type(d)) for d in sorted(_common) if d != "VARCHAR"] + [
+    ("VARCHAR", parse_pg_type("character varying(6)")),
+    ("DATETIME", parse_pg_type("timestamp without time zone")),
+]
+
+
+@pytest.mark.parametrize(("declared", "target"), _TARGETS, ids=[f"{d}->{t.sql}" for d, t in _TARGETS])
+@pytest.mark.parametrize("zone_name", ["UTC", "America/New_York"])
+def test_fast_path_equals_value_by_value(declared: str, target: TargetType, zone_name: str) -> None:
+    converter = converter_for(target, Options(source_tz=zone_name))
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.lists(st.one_of(st.none(), _common[declared]), min_size=1, max_size=40))
+    def check(values: list[object]) -> None:
+        page = convert_page([(i, v) for i, v in enumerate(values)], [converter], key_width=1)
+        for key, value in enumerate(values):
+            try:
+                expected = converter(value)
+            except ValueRejected:
+                assert key in [r.key for r in page.rejections]
+                continue
+            got = page.records[page.keys.index(key)][0]
+            assert got == expected and type(got) is type(expected), (value, got, expected)
+
+    check()
