@@ -80,7 +80,11 @@ def migrate(
         show_default=False)] = None,
     cast: Casts = None,
     batch_size: Annotated[int, typer.Option(help="Rows per page read and per COPY batch.", min=1)] = 10_000,
-    readers: Annotated[int, typer.Option(help="Concurrent SQLite readers per table.", min=1)] = 2,
+    readers: Annotated[int, typer.Option(
+        help="Concurrent SQLite readers feeding one COPY, for tables loaded in one process.", min=1)] = 1,
+    workers: Annotated[int, typer.Option(
+        help="Worker processes for a big table copier creates, each its own reader, converter and COPY "
+             "stream. Default: the number of CPUs (at most 8).", min=1, show_default=False)] = 0,
     queue_depth: Annotated[int, typer.Option(help="Pages buffered between readers and writer.", min=1)] = 4,
     jobs: Annotated[int, typer.Option(help="Tables loaded at once (PostgreSQL connections).", min=1)] = 2,
     source_tz: SourceTz = "UTC",
@@ -106,6 +110,7 @@ def migrate(
             resolved, schema=schema, tables=tuple(tables or ()), exclude=tuple(exclude or ()),
             if_exists=if_exists, on_error=on_error, reject_file=reject_file, casts=parse_casts(cast or []),
             batch_size=batch_size, readers=readers, queue_depth=queue_depth, jobs=jobs, source_tz=source_tz,
+            **({"workers": workers} if workers else {}),
             strip_nul=strip_nul, verify=verify, report=report, quiet=quiet)
         from .normalise import zone
 

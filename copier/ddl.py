@@ -83,3 +83,12 @@ def _target_column(table: TablePlan, source: str) -> str:
         if column.source == source:
             return column.target
     return source
+
+
+def rename_table(schema: str, old: str, new: str) -> str:
+    return f"ALTER TABLE {qualified(schema, old)} RENAME TO {quote_ident(new)}"
+
+
+def rename_sequence(sequence: str, new: str) -> str:
+    """`sequence` as pg_get_serial_sequence returns it: already quoted where needed."""
+    return f"ALTER SEQUENCE {sequence} RENAME TO {quote_ident(new[:63])}"

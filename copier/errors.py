@@ -43,6 +43,10 @@ class CopierError(Exception):
     def __str__(self) -> str:
         return self.message if not self.hint else f"{self.message} (hint: {self.hint})"
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Keyword fields survive pickling: errors travel back from worker processes.
+        return (self.__class__, (self.message,), self.__dict__)
+
 
 class UsageError(CopierError):
     """A flag or argument the user gave cannot work."""

@@ -3,29 +3,37 @@ streams, then add keys, indexes, foreign keys and sequences, and verify."""
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import anyio
+import anyio.to_process
 import asyncpg
-from anyio.streams.memory import MemoryObjectReceiveStream
 
 from . import ddl, source, target
 from .catalog import Catalog
 from .errors import CopierError, LoadError, TargetError
 from .ident import qualified
-from .normalise import ConvertedPage, Options, converter_for
+from .load import LoadSpec, first_error, load_rows
+from .normalise import Options
 from .plan import MigrationPlan, TablePlan, build_plan
 from .progress import Progress, make_progress
-from .reader import read_range, table_ranges
+from .reader import KeyRange, table_ranges
 from .rejects import RejectLog
 from .settings import IfExists, Settings, redact_text
 from .stats import RunStats, Status, TableStats
-from .writer import TableWriter, describe_pg_error, is_row_error
+from .worker import load_chunk, staging_name, tune_gc
+from .writer import describe_pg_error
 
 ProgressFactory = Callable[[int, bool], Progress]
+
+# Tables at least this big (and created by copier) load through worker processes.
+PARALLEL_MIN_ROWS = 50_000
+# Rows per worker task: small enough to spread over the workers and move the progress bar.
+PARALLEL_CHUNK_ROWS = 100_000
 
 
 def _options(settings: Settings) -> Options:
@@ -67,6 +75,7 @@ class _Run:
 async def migrate(path: Path, settings: Settings, progress_factory: ProgressFactory | None = None) -> RunStats:
     """Move every selected table of the SQLite file at `path` into PostgreSQL."""
     source.check_file(path)
+    tune_gc()
     connection = await target.connect(settings.dsn)
     try:
         await target.ensure_schema(connection, settings.schema)
@@ -146,16 +155,34 @@ async def _load_when_ready(run: _Run, table: TablePlan, limiter: anyio.CapacityL
         run.done[table.name].set()
 
 
+def _spec(run: _Run, table: TablePlan, ranges: Sequence[KeyRange | None]) -> LoadSpec:
+    settings = run.settings
+    return LoadSpec(run.path, run.plan.schema, table, tuple(ranges), _options(settings), settings.batch_size,
+                    settings.queue_depth, settings.on_error)
+
+
+def _in_parallel(run: _Run, table: TablePlan) -> bool:
+    """Worker processes pay off for big tables copier creates (they load into a staging
+    table; a table that already exists is loaded in one transaction instead)."""
+    return (table.create and not table.source.without_rowid and run.settings.workers > 1
+            and table.source.row_count >= PARALLEL_MIN_ROWS)
+
+
 async def _load_table(run: _Run, table: TablePlan, stats: TableStats) -> None:
     stats.status, stats.started = Status.LOADING, time.monotonic()
     bar = run.progress.table(table.name, table.source.row_count)
     try:
         async with run.pool.acquire() as connection:
             try:
-                async with connection.transaction():
-                    if table.create:
-                        await connection.execute(ddl.create_table(run.plan.schema, table))
-                    await _stream_rows(run, table, stats, connection, bar.advance)
+                if _in_parallel(run, table):
+                    await _load_parallel(run, table, stats, connection, bar.advance)
+                else:
+                    ranges = await table_ranges(run.path, table.source, run.settings.readers,
+                                                run.settings.batch_size)
+                    async with connection.transaction():
+                        if table.create:
+                            await connection.execute(ddl.create_table(run.plan.schema, table))
+                        await load_rows(_spec(run, table, ranges), connection, stats, run.rejects, bar.advance)
             except CopierError as exc:
                 _fail(stats, str(exc))
                 return
@@ -172,64 +199,51 @@ async def _load_table(run: _Run, table: TablePlan, stats: TableStats) -> None:
         bar.close()
 
 
+async def _load_parallel(
+    run: _Run, table: TablePlan, stats: TableStats, connection: asyncpg.Connection,
+    advance: Callable[[int], None],
+) -> None:
+    """Worker processes load rowid chunks into a staging table, renamed into place at the end."""
+    schema = run.plan.schema
+    staging = replace(table, target=staging_name(table.target))
+    await connection.execute(f"DROP TABLE IF EXISTS {qualified(schema, staging.target)}")
+    await connection.execute(ddl.create_table(schema, staging))
+    try:
+        chunks = math.ceil(table.source.row_count / max(run.settings.batch_size, PARALLEL_CHUNK_ROWS))
+        ranges = await table_ranges(run.path, table.source, max(chunks, run.settings.workers),
+                                    run.settings.batch_size)
+        limiter = anyio.CapacityLimiter(run.settings.workers)
+
+        async def load(key_range: KeyRange | None) -> None:
+            result = await anyio.to_process.run_sync(
+                load_chunk, _spec(run, staging, [key_range]), run.settings.dsn, cancellable=True, limiter=limiter)
+            for record in result.rejects:
+                run.rejects.write(record)
+            stats.read += result.read
+            stats.written += result.written
+            stats.rejected += len(result.rejects)
+            advance(result.read)
+
+        try:
+            async with anyio.create_task_group() as group:
+                for key_range in ranges:
+                    group.start_soon(load, key_range)
+        except BaseExceptionGroup as group_error:
+            raise first_error(group_error) from None
+        async with connection.transaction():
+            await connection.execute(ddl.rename_table(schema, staging.target, table.target))
+            for column, sequence in await connection.fetch(ddl.OWNED_SEQUENCES, qualified(schema, table.target)):
+                await connection.execute(ddl.rename_sequence(sequence, f"{table.target}_{column}_seq"))
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await connection.execute(f"DROP TABLE IF EXISTS {qualified(schema, staging.target)}")
+        raise
+
+
 def _fail(stats: TableStats, message: str) -> None:
     stats.status = Status.FAILED
     stats.error = f"{message} (table rolled back)"
     stats.written = 0
-
-
-async def _stream_rows(
-    run: _Run, table: TablePlan, stats: TableStats, connection: asyncpg.Connection,
-    advance: Callable[[int], None],
-) -> None:
-    """Stream the table in one COPY; if PostgreSQL refuses a row, undo that COPY and load
-    the table again page by page, bisecting each refused page to its bad rows."""
-    writer = TableWriter(connection, run.plan.schema, table, stats, run.rejects, run.settings.on_error)
-    try:
-        async with connection.transaction():  # a savepoint: a refused COPY undoes only itself
-            await _with_readers(run, table, stats, lambda pages: writer.stream(pages, advance))
-        return
-    except Exception as exc:
-        if not is_row_error(exc):
-            raise
-    stats.read = stats.written = 0
-    writer.discard_pending()
-
-    async def page_by_page(pages: MemoryObjectReceiveStream[ConvertedPage]) -> None:
-        async for page in pages:
-            await writer.write(page)
-
-    await _with_readers(run, table, stats, page_by_page)
-
-
-async def _with_readers(
-    run: _Run, table: TablePlan, stats: TableStats,
-    consume: Callable[[MemoryObjectReceiveStream[ConvertedPage]], Awaitable[None]],
-) -> None:
-    """Run the table's readers into a bounded stream and `consume` it."""
-    options = _options(run.settings)
-    converters = [converter_for(c.type, options) for c in table.columns]
-    ranges = await table_ranges(run.path, table.source, run.settings.readers, run.settings.batch_size)
-    send, receive = anyio.create_memory_object_stream[ConvertedPage](run.settings.queue_depth)
-    try:
-        async with anyio.create_task_group() as group, send, receive:
-            for key_range in ranges:
-                group.start_soon(read_range, run.path, table, key_range, converters, run.settings.batch_size,
-                                 send.clone(), stats)
-            send.close()
-            await consume(receive)
-    except BaseExceptionGroup as group_error:
-        raise _first(group_error) from None
-
-
-def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The error that started it: task groups wrap it with the cancellations it caused."""
-    for exc in group.exceptions:
-        if isinstance(exc, BaseExceptionGroup):
-            return _first(exc)
-        if not isinstance(exc, anyio.get_cancelled_exc_class()):
-            return exc
-    return group.exceptions[0]
 
 
 async def _complete_table(run: _Run, table: TablePlan, stats: TableStats, connection: asyncpg.Connection) -> None:

@@ -4,9 +4,28 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from .normalise import describe
+
+
+class RejectSink(Protocol):
+    def add(self, table: str, key: object, column: str | None, value: object, reason: str) -> None: ...
+
+
+class RejectList:
+    """Collects rejects as reject-file records (in a worker process, for the parent to log)."""
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, object]] = []
+
+    def add(self, table: str, key: object, column: str | None, value: object, reason: str) -> None:
+        self.records.append(_record(table, key, column, value, reason))
+
+
+def _record(table: str, key: object, column: str | None, value: object, reason: str) -> dict[str, object]:
+    return {"table": table, "key": _jsonable(key), "column": column,
+            "value": None if column is None else describe(value), "reason": reason}
 
 
 class RejectLog:
@@ -18,10 +37,11 @@ class RejectLog:
         self._file: TextIO | None = None
 
     def add(self, table: str, key: object, column: str | None, value: object, reason: str) -> None:
+        self.write(_record(table, key, column, value, reason))
+
+    def write(self, record: dict[str, object]) -> None:
         if self._file is None:
             self._file = self.path.open("w", encoding="utf-8")
-        record = {"table": table, "key": _jsonable(key), "column": column,
-                  "value": None if column is None else describe(value), "reason": reason}
         self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
         self._file.flush()
         self.count += 1

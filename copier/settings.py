@@ -37,7 +37,8 @@ class Settings:
     reject_file: Path | None = None
     casts: tuple[tuple[str, str], ...] = ()
     batch_size: int = 10_000
-    readers: int = 2
+    readers: int = 1
+    workers: int = field(default_factory=lambda: min(os.cpu_count() or 1, 8))
     queue_depth: int = 4
     jobs: int = 2
     source_tz: str = "UTC"
@@ -48,7 +49,7 @@ class Settings:
     extra: dict[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name, low, high in (("batch_size", 1, 10_000_000), ("readers", 1, 64),
+        for name, low, high in (("batch_size", 1, 10_000_000), ("readers", 1, 64), ("workers", 1, 256),
                                 ("queue_depth", 1, 1024), ("jobs", 1, 256)):
             value = getattr(self, name)
             if not low <= value <= high:

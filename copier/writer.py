@@ -12,7 +12,7 @@ import asyncpg
 from .errors import LoadError
 from .normalise import ConvertedPage, Rejection, Value
 from .plan import TablePlan
-from .rejects import RejectLog
+from .rejects import RejectSink
 from .settings import OnError
 from .stats import TableStats
 
@@ -40,7 +40,7 @@ class TableWriter:
     schema: str
     plan: TablePlan
     stats: TableStats
-    rejects: RejectLog
+    rejects: RejectSink
     on_error: OnError
     # Rows the converters refused while streaming, logged only once the COPY succeeded:
     # if PostgreSQL refuses a row, the table is loaded again and they are found again.
