@@ -82,9 +82,9 @@ def migrate(
     batch_size: Annotated[int, typer.Option(help="Rows per page read and per COPY batch.", min=1)] = 10_000,
     readers: Annotated[int, typer.Option(
         help="Concurrent SQLite readers feeding one COPY, for tables loaded in one process.", min=1)] = 1,
-    workers: Annotated[int, typer.Option(
+    workers: Annotated[int | None, typer.Option(
         help="Worker processes for a big table copier creates, each its own reader, converter and COPY "
-             "stream. Default: the number of CPUs (at most 8).", min=1, show_default=False)] = 0,
+             "stream. Default: the number of CPUs (at most 8).", min=1, show_default=False)] = None,
     queue_depth: Annotated[int, typer.Option(help="Pages buffered between readers and writer.", min=1)] = 4,
     jobs: Annotated[int, typer.Option(help="Tables loaded at once (PostgreSQL connections).", min=1)] = 2,
     source_tz: SourceTz = "UTC",
