@@ -276,6 +276,70 @@ async def _verify(source: Path, settings: Settings, rejects: Path | None) -> lis
 
 
 @app.command()
+def bench(
+    dsn: Dsn = None,
+    rows: Annotated[int, typer.Option(help="Rows in the generated transactions (and wide/text) tables.", min=1)]
+    = 1_000_000,
+    shape: Annotated[list[str] | None, typer.Option(
+        "--shape", help="Data shape: finance (accounts, transactions, splits), wide (60 columns), text. "
+                        "Repeatable. Default: finance.", show_default=False)] = None,
+    runs: Annotated[int, typer.Option(help="Runs per method; the table shows medians.", min=1)] = 3,
+    methods: Annotated[str, typer.Option(
+        help="Comma-separated: ceiling, copier, duckdb, pgloader (the last two when installed).")]
+    = "ceiling,copier,duckdb,pgloader",
+    batch_size: Annotated[str | None, typer.Option(
+        "--batch-size", help="copier's --batch-size; several comma-separated values sweep it.",
+        show_default=False)] = None,
+    readers: Annotated[str | None, typer.Option(help="copier's --readers, or a sweep.", show_default=False)] = None,
+    jobs: Annotated[str | None, typer.Option(help="copier's --jobs, or a sweep.", show_default=False)] = None,
+    workers: Annotated[str | None, typer.Option(help="copier's --workers, or a sweep.", show_default=False)]
+    = None,
+    out: Annotated[Path, typer.Option(help="Where bench.json and the sweep charts (SVG) go.")]
+    = Path("copier-bench"),
+    data_dir: Annotated[Path | None, typer.Option(
+        help="Where generated databases are kept and reused. Default: OUT/data.", show_default=False)] = None,
+) -> None:
+    """Measure copier against PostgreSQL's own binary COPY, DuckDB and pgloader on the same file.
+
+    Without --dsn (and no $COPIER_DSN/$DATABASE_URL), a throwaway PostgreSQL is started.
+    """
+    from .bench import METHODS, BenchPlan, parse_sweep, render_table, run_bench
+    from .benchdata import SHAPES
+    from .throwaway import throwaway_server
+
+    try:
+        chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
+        unknown = [m for m in chosen if m not in METHODS] + [s for s in (shape or []) if s not in SHAPES]
+        if unknown:
+            raise CopierError(f"unknown method or shape: {', '.join(unknown)}", hint=f"methods: {', '.join(METHODS)}; "
+                              f"shapes: {', '.join(SHAPES)}")
+        base: dict[str, int] = {}
+        sweeps: dict[str, list[int]] = {}
+        for name, text in (("batch_size", batch_size), ("readers", readers), ("jobs", jobs), ("workers", workers)):
+            values = parse_sweep(text, name)
+            if len(values) == 1:
+                base[name] = values[0]
+            elif values:
+                sweeps[name] = values
+        plan = BenchPlan(rows, tuple(shape or ["finance"]), runs, chosen, base, sweeps, out, data_dir or out / "data")
+        try:
+            server = resolve_dsn(dsn)
+            report = run_bench(plan, server, typer.echo)
+        except CopierError as exc:
+            if dsn or "no PostgreSQL to write to" not in str(exc):
+                raise
+            typer.echo("no --dsn: starting a throwaway PostgreSQL...", err=True)
+            with throwaway_server() as server:
+                report = run_bench(plan, server, typer.echo)
+    except CopierError as exc:
+        _fail(exc, False, dsn)
+        return
+    typer.echo("")
+    typer.echo(render_table(report))
+    typer.echo(f"\nwritten: {out / 'bench.json'}" + "".join(f", {out / f'sweep-{n}.svg'}" for n in sweeps))
+
+
+@app.command()
 def version() -> None:
     """Print copier's version."""
     typer.echo(__version__)

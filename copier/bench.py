@@ -1,0 +1,384 @@
+"""`copier bench`: copier against the physical limit and the alternatives, on the same file,
+in one run. Every method runs in its own process, in a fresh database, `runs` times; the
+table reports medians. Nothing here asserts a speed: it measures and reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+import anyio
+import asyncpg
+
+from . import ddl
+from .benchdata import generate
+from .chart import line_chart
+from .errors import UsageError
+from .settings import Settings
+
+METHODS = ("ceiling", "copier", "duckdb", "pgloader")
+SWEEPABLE = ("batch_size", "readers", "jobs", "workers")
+
+
+@dataclass
+class Measurement:
+    wall: float
+    peak_rss_mb: float
+    rows: int
+    ok: bool
+    error: str | None = None
+
+
+@dataclass
+class Result:
+    method: str
+    label: str
+    params: dict[str, int] = field(default_factory=dict)
+    runs: list[Measurement] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.runs) and all(r.ok for r in self.runs)
+
+    @property
+    def wall(self) -> float:
+        return statistics.median(r.wall for r in self.runs)
+
+    @property
+    def peak_rss_mb(self) -> float:
+        return max(r.peak_rss_mb for r in self.runs)
+
+
+def parse_sweep(text: str | None, name: str) -> list[int]:
+    """'1000,5000,20000' -> [1000, 5000, 20000]; one value is no sweep."""
+    if not text:
+        return []
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UsageError(f"--{name.replace('_', '-')} takes whole numbers separated by commas, got {text!r}") from None
+    if not values or any(v < 1 for v in values):
+        raise UsageError(f"--{name.replace('_', '-')} values must be at least 1, got {text!r}")
+    return values
+
+
+# --- measuring a process -------------------------------------------------------------------
+
+
+def _tree_rss(root: int) -> int:
+    """Resident bytes of a process and all its descendants (workers count too)."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(entry))
+            rss[int(entry)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, IndexError, ValueError):
+            continue
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        total += rss.get(pid, 0)
+        stack.extend(children.get(pid, []))
+    return total
+
+
+def run_measured(command: Sequence[str], log: Path) -> tuple[float, float, int]:
+    """(wall seconds, peak resident MB of the process tree, exit code).
+
+    The tree is sampled every 20 ms: wait4's ru_maxrss would count the pages the child
+    shared with this process between fork and exec."""
+    with log.open("wb") as output:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+        peak = 0
+        done = threading.Event()
+
+        def sample() -> None:
+            nonlocal peak
+            while not done.is_set():
+                peak = max(peak, _tree_rss(process.pid))
+                done.wait(0.02)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        _pid, status = os.waitpid(process.pid, 0)
+        wall = time.perf_counter() - started
+        done.set()
+        sampler.join()
+        process.returncode = os.waitstatus_to_exitcode(status)
+    return wall, peak / 2**20, process.returncode
+
+
+# --- the server and its databases ------------------------------------------------------------
+
+
+def with_database(dsn: str, name: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+
+
+def pgloader_url(dsn: str) -> str:
+    """pgloader spells a unix socket as host unix:/dir; it ignores ?host=."""
+    parts = urlsplit(dsn)
+    socket_dir = dict(parse_qsl(parts.query)).get("host", "")
+    if socket_dir.startswith("/"):
+        user = parts.username or "postgres"
+        return f"postgresql://{user}@unix:{socket_dir}:{parts.port or 5432}{parts.path}"
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+async def _admin(dsn: str, sql: str) -> None:
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+async def _count_rows(dsn: str) -> int:
+    connection = await asyncpg.connect(dsn)
+    try:
+        total = 0
+        for schema, table in await connection.fetch(
+                "SELECT schemaname, tablename FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', "
+                "'information_schema') AND tablename NOT LIKE '\\_copier%'"):
+            total += await connection.fetchval(f'SELECT count(*) FROM "{schema}"."{table}"')
+        return int(total)
+    finally:
+        await connection.close()
+
+
+@contextmanager
+def fresh_database(server: str) -> Iterator[str]:
+    name = f"copier_bench_{uuid.uuid4().hex[:8]}"
+    anyio.run(_admin, server, f'CREATE DATABASE "{name}"')
+    try:
+        yield with_database(server, name)
+    finally:
+        anyio.run(_admin, server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# --- the methods ---------------------------------------------------------------------------
+
+
+def copier_command(source: Path, dsn: str, params: dict[str, int]) -> list[str]:
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in sorted(params.items())]
+    return [sys.executable, "-m", "copier", "migrate", str(source), "--dsn", dsn, "--quiet", "--no-verify", *flags]
+
+
+def pgloader_command(source: Path, dsn: str, workdir: Path) -> list[str] | None:
+    binary = shutil.which("pgloader")
+    if binary is None:
+        return None
+    load = workdir / "pgloader.load"
+    # Without the cast pgloader reads an integer in a DATETIME column as a year and fails
+    # the table; with it the rows arrive as copier loads them.
+    load.write_text(
+        f"LOAD DATABASE\n  FROM sqlite://{source}\n  INTO {pgloader_url(dsn)}\n"
+        "  WITH include drop, create tables, create indexes, reset sequences\n"
+        "  CAST column transactions.created_at to timestamptz using unix-timestamp-to-timestamptz;\n")
+    return [binary, "--quiet", str(load)]
+
+
+def duckdb_available() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in
+               ("duckdb", "duckdb_extension_sqlite_scanner", "duckdb_extension_postgres_scanner"))
+
+
+async def _prepare_ceiling(source: Path, server: str, workdir: Path) -> Path:
+    """Load once with copier, export each table with binary COPY TO, and write the manifest."""
+    from .pipeline import make_plan, migrate
+
+    manifest = workdir / "ceiling.json"
+    name = f"copier_bench_export_{uuid.uuid4().hex[:8]}"
+    await _admin(server, f'CREATE DATABASE "{name}"')
+    try:
+        dsn = with_database(server, name)
+        settings = Settings(dsn=dsn, quiet=True, verify=False)
+        await migrate(source, settings)
+        plan = await make_plan(source, Settings(dsn=dsn, schema="ceiling"), None)
+        connection = await asyncpg.connect(dsn)
+        try:
+            tables: list[dict[str, str]] = []
+            for table in plan.tables:
+                path = workdir / f"{len(tables)}.copy"
+                await connection.copy_from_table(table.target, output=str(path), format="binary")
+                tables.append({"name": table.target, "ddl": ddl.create_table("ceiling", table), "file": str(path)})
+        finally:
+            await connection.close()
+        manifest.write_text(json.dumps({"schema": "ceiling", "tables": tables}))
+        return manifest
+    finally:
+        await _admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# --- the run -------------------------------------------------------------------------------
+
+
+@dataclass
+class BenchPlan:
+    rows: int
+    shapes: tuple[str, ...]
+    runs: int
+    methods: tuple[str, ...]
+    base: dict[str, int]
+    sweeps: dict[str, list[int]]
+    out: Path
+    data_dir: Path
+
+
+def run_bench(plan: BenchPlan, server: str, echo: object = print) -> dict[str, object]:
+    say = echo if callable(echo) else print
+    plan.out.mkdir(parents=True, exist_ok=True)
+    plan.data_dir.mkdir(parents=True, exist_ok=True)
+    source = plan.data_dir / f"{'-'.join(plan.shapes)}-{plan.rows}.db"
+    if not source.exists():
+        say(f"generating {source} ({plan.rows:,} rows)...")
+        generate(source, plan.rows, plan.shapes)
+    workdir = Path(tempfile.mkdtemp(prefix="copier-bench-"))
+    results: list[Result] = []
+    try:
+        candidates: list[tuple[str, str, dict[str, int]]] = []
+        for method in plan.methods:
+            if method == "copier":
+                candidates.append(("copier", "copier", dict(plan.base)))
+                for name, values in plan.sweeps.items():
+                    for value in values:
+                        params = {**plan.base, name: value}
+                        candidates.append(("copier", f"copier {name}={value}", params))
+            else:
+                candidates.append((method, method, {}))
+        manifest = None
+        if "ceiling" in plan.methods:
+            say("exporting the rows for the ceiling (binary COPY TO)...")
+            manifest = anyio.run(_prepare_ceiling, source, server, workdir)
+        for method, label, params in candidates:
+            result = Result(method, label, params)
+            for run in range(plan.runs):
+                with fresh_database(server) as dsn:
+                    command = _command(method, source, dsn, params, manifest, workdir)
+                    if command is None:
+                        break
+                    log = workdir / f"{label.replace(' ', '_')}-{run}.log"
+                    wall, rss, code = run_measured(command, log)
+                    rows = anyio.run(_count_rows, dsn)
+                    error = None if code in (0, 3) else log.read_text(errors="replace")[-300:]
+                    result.runs.append(Measurement(wall, rss, rows, code in (0, 3), error))
+                    say(f"  {label:<28} run {run + 1}: {wall:7.2f} s  {rss:7.1f} MB  {rows:,} rows"
+                        + ("" if error is None else f"  FAILED (exit {code})"))
+            if result.runs:
+                results.append(result)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    report = _report(plan, source, results, server)
+    (plan.out / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
+    for name, values in plan.sweeps.items():
+        points = [(v, r) for v in values for r in results if r.label == f"copier {name}={v}" and r.ok]
+        if points:
+            references = {r.label: report_rows_per_second(r, report) for r in results
+                          if r.method in ("ceiling", "duckdb") and r.ok}
+            svg = line_chart(title=f"copier rows/s by --{name.replace('_', '-')} ({plan.rows:,} rows)",
+                             x_label=f"--{name.replace('_', '-')}", y_label="rows/s",
+                             points=[(str(v), report_rows_per_second(r, report)) for v, r in points],
+                             references=references)
+            (plan.out / f"sweep-{name}.svg").write_text(svg)
+    return report
+
+
+def report_rows_per_second(result: Result, report: dict[str, object]) -> float:
+    total = int(report["data"]["rows_total"])  # type: ignore[index]
+    return total / result.wall
+
+
+def _command(method: str, source: Path, dsn: str, params: dict[str, int], manifest: Path | None,
+             workdir: Path) -> list[str] | None:
+    if method == "copier":
+        return copier_command(source, dsn, params)
+    if method == "ceiling":
+        assert manifest is not None
+        return [sys.executable, "-m", "copier.benchmethods", "ceiling", dsn, str(manifest)]
+    if method == "duckdb":
+        return [sys.executable, "-m", "copier.benchmethods", "duckdb", str(source), dsn] if duckdb_available() else None
+    if method == "pgloader":
+        return pgloader_command(source, dsn, workdir)
+    raise UsageError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+
+
+def _report(plan: BenchPlan, source: Path, results: list[Result], server: str) -> dict[str, object]:
+    import sqlite3
+
+    with sqlite3.connect(f"file:{source}?mode=ro", uri=True) as connection:
+        tables = [r[0] for r in connection.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+        rows_total = sum(connection.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables)
+    size_mb = source.stat().st_size / 2**20
+    by_label = {r.label: r for r in results}
+    ceiling = by_label.get("ceiling")
+    duck = by_label.get("duckdb")
+    rows = []
+    for result in results:
+        rows.append({
+            "method": result.method, "label": result.label, "params": result.params, "ok": result.ok,
+            "wall_seconds_median": round(result.wall, 3), "wall_seconds": [round(r.wall, 3) for r in result.runs],
+            "rows_per_second": round(rows_total / result.wall), "mb_per_second": round(size_mb / result.wall, 1),
+            "peak_rss_mb": round(result.peak_rss_mb, 1),
+            "rows_loaded": [r.rows for r in result.runs],
+            "ratio_to_ceiling": round(result.wall / ceiling.wall, 2) if ceiling and ceiling.ok else None,
+            "ratio_to_duckdb": round(result.wall / duck.wall, 2) if duck and duck.ok else None,
+            "errors": [r.error for r in result.runs if r.error],
+        })
+    version = anyio.run(_server_version, server)
+    return {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "postgresql": version,
+                    "platform": platform.platform()},
+        "data": {"shapes": list(plan.shapes), "rows": plan.rows, "rows_total": rows_total,
+                 "file_mb": round(size_mb, 1), "tables": tables},
+        "runs": plan.runs, "base_flags": plan.base, "results": rows,
+    }
+
+
+async def _server_version(dsn: str) -> str:
+    connection = await asyncpg.connect(dsn)
+    try:
+        return str(await connection.fetchval("SHOW server_version"))
+    finally:
+        await connection.close()
+
+
+def render_table(report: dict[str, object]) -> str:
+    header = ("method", "wall s", "rows/s", "MB/s", "peak RSS MB", "x ceiling", "x duckdb", "ok")
+    lines = [header]
+    for r in report["results"]:  # type: ignore[attr-defined]
+        lines.append((r["label"], f"{r['wall_seconds_median']:.2f}", f"{r['rows_per_second']:,}",
+                      f"{r['mb_per_second']:.1f}", f"{r['peak_rss_mb']:.0f}",
+                      "-" if r["ratio_to_ceiling"] is None else f"{r['ratio_to_ceiling']:.2f}",
+                      "-" if r["ratio_to_duckdb"] is None else f"{r['ratio_to_duckdb']:.2f}",
+                      "yes" if r["ok"] else "NO"))
+    widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
+    out = ["  ".join([row[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(row[1:], widths[1:]))]) for row in lines]
+    out.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+__all__ = ["BenchPlan", "run_bench", "render_table", "parse_sweep", "asdict"]
