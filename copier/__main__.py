@@ -1,3 +1,5 @@
 from copier.cli import main
 
-main()
+# Guarded: worker processes import the parent's main module under another name.
+if __name__ == "__main__":
+    main()

@@ -8,6 +8,7 @@ import json
 import os
 import platform
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -252,10 +253,11 @@ def run_bench(plan: BenchPlan, server: str, echo: object = print) -> dict[str, o
     say = echo if callable(echo) else print
     plan.out.mkdir(parents=True, exist_ok=True)
     plan.data_dir.mkdir(parents=True, exist_ok=True)
-    source = plan.data_dir / f"{'-'.join(plan.shapes)}-{plan.rows}.db"
+    source = (plan.data_dir / f"{'-'.join(plan.shapes)}-{plan.rows}.db").resolve()
     if not source.exists():
         say(f"generating {source} ({plan.rows:,} rows)...")
         generate(source, plan.rows, plan.shapes)
+    expected_rows = source_rows(source)
     workdir = Path(tempfile.mkdtemp(prefix="copier-bench-"))
     results: list[Result] = []
     try:
@@ -283,10 +285,11 @@ def run_bench(plan: BenchPlan, server: str, echo: object = print) -> dict[str, o
                     log = workdir / f"{label.replace(' ', '_')}-{run}.log"
                     wall, rss, code = run_measured(command, log)
                     rows = anyio.run(_count_rows, dsn)
-                    error = None if code in (0, 3) else log.read_text(errors="replace")[-300:]
-                    result.runs.append(Measurement(wall, rss, rows, code in (0, 3), error))
+                    ok = code in (0, 3) and rows == expected_rows
+                    error = None if ok else f"exit {code}, {rows:,} rows: " + log.read_text(errors="replace")[-300:]
+                    result.runs.append(Measurement(wall, rss, rows, ok, error))
                     say(f"  {label:<28} run {run + 1}: {wall:7.2f} s  {rss:7.1f} MB  {rows:,} rows"
-                        + ("" if error is None else f"  FAILED (exit {code})"))
+                        + ("" if ok else f"  FAILED (exit {code})"))
             if result.runs:
                 results.append(result)
     finally:
@@ -325,13 +328,20 @@ def _command(method: str, source: Path, dsn: str, params: dict[str, int], manife
     raise UsageError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
 
 
-def _report(plan: BenchPlan, source: Path, results: list[Result], server: str) -> dict[str, object]:
-    import sqlite3
-
+def _tables(source: Path) -> list[str]:
     with sqlite3.connect(f"file:{source}?mode=ro", uri=True) as connection:
-        tables = [r[0] for r in connection.execute(
+        return [r[0] for r in connection.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
-        rows_total = sum(connection.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables)
+
+
+def source_rows(source: Path) -> int:
+    with sqlite3.connect(f"file:{source}?mode=ro", uri=True) as connection:
+        return sum(connection.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in _tables(source))
+
+
+def _report(plan: BenchPlan, source: Path, results: list[Result], server: str) -> dict[str, object]:
+    tables = _tables(source)
+    rows_total = source_rows(source)
     size_mb = source.stat().st_size / 2**20
     by_label = {r.label: r for r in results}
     ceiling = by_label.get("ceiling")

@@ -67,3 +67,15 @@ def test_abort_in_a_worker_leaves_no_table(finance: Path, target: Target, tmp_pa
     assert not target.exists("transactions") and leftovers(target) == []
     assert target.count("accounts") == 10_000  # the table it depends on landed
     assert not target.exists("splits")  # the table that depends on it was skipped
+
+
+def test_workers_under_python_dash_m(finance: Path, target: Target) -> None:
+    # Worker processes import the parent's __main__; copier/__main__.py must not rerun the CLI.
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "copier", "migrate", str(finance), "--dsn", target.dsn,
+                           "--schema", target.schema, "--workers", "2", "--quiet"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert target.count("transactions") == ROWS
