@@ -160,7 +160,7 @@ async def _count_rows(dsn: str) -> int:
     try:
         total = 0
         for schema, table in await connection.fetch(
-                "SELECT schemaname, tablename FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', "
+                "SELECT schemaname, tablename FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'copier', "
                 "'information_schema') AND tablename NOT LIKE '\\_copier%'"):
             total += await connection.fetchval(f'SELECT count(*) FROM "{schema}"."{table}"')
         return int(total)

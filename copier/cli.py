@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio
 import typer
@@ -91,8 +91,23 @@ def migrate(
     strip_nul: Annotated[bool, typer.Option(
         "--strip-nul", help="Remove NUL characters from text (PostgreSQL cannot store them) instead of "
                             "rejecting the row.")] = False,
-    verify: Annotated[bool, typer.Option("--verify/--no-verify", help="Check row counts after the load.")]
-    = True,
+    verify: Annotated[bool, typer.Option(
+        "--verify/--no-verify", help="Compare row counts and content checksums after the load.")] = True,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Continue an interrupted run: tables it finished are kept, the others reloaded.")]
+    = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="With --resume: resume even though the source or the plan changed since.")] = False,
+    retries: Annotated[int, typer.Option(
+        help="Retries of a table (or chunk) after a transient failure: lost connection, server restart, "
+             "deadlock, too many connections, the source written to while read.", min=0)] = 3,
+    snapshot: Annotated[bool, typer.Option(
+        "--snapshot", help="First copy the source with SQLite's online backup API into a temporary file and "
+                           "migrate from the copy (the app may keep writing).")] = False,
+    skip_integrity_check: Annotated[bool, typer.Option(
+        "--skip-integrity-check", help="Do not run PRAGMA quick_check on the source first.")] = False,
+    busy_timeout: Annotated[float, typer.Option(
+        help="Seconds to wait for another process's lock on the source.", min=0)] = 5.0,
     report: Annotated[Path | None, typer.Option(
         help="Also write the summary, flags and totals as JSON here.", show_default=False)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars and no summary.")] = False,
@@ -111,7 +126,9 @@ def migrate(
             if_exists=if_exists, on_error=on_error, reject_file=reject_file, casts=parse_casts(cast or []),
             batch_size=batch_size, readers=readers, queue_depth=queue_depth, jobs=jobs, source_tz=source_tz,
             **({"workers": workers} if workers else {}),
-            strip_nul=strip_nul, verify=verify, report=report, quiet=quiet)
+            strip_nul=strip_nul, verify=verify, report=report, quiet=quiet, resume=resume, force=force,
+            retries=retries, snapshot=snapshot, integrity_check=not skip_integrity_check,
+            busy_timeout=busy_timeout)
         from .normalise import zone
 
         zone(source_tz)
@@ -126,6 +143,9 @@ def migrate(
     for table in stats.tables.values():
         if table.error:
             typer.echo(f"copier: error: {table.name}: {table.error}", err=True)
+    if stats.interrupted:
+        typer.echo(f"copier: interrupted by {stats.interrupted}: tables in flight were rolled back; "
+                   "rerun with --resume to finish", err=True)
     if not quiet:
         typer.echo(render_summary(stats))
         rejected = sum(t.rejected for t in stats.tables.values())
@@ -337,6 +357,44 @@ def bench(
     typer.echo("")
     typer.echo(render_table(report))
     typer.echo(f"\nwritten: {out / 'bench.json'}" + "".join(f", {out / f'sweep-{n}.svg'}" for n in sweeps))
+
+
+@app.command()
+def status(
+    dsn: Dsn = None,
+    schema: Annotated[str | None, typer.Option(help="Only this target schema.", show_default=False)] = None,
+) -> None:
+    """Show the progress recorded in the target by migrate (for --resume)."""
+    resolved: str | None = None
+    try:
+        resolved = resolve_dsn(dsn)
+        rows = anyio.run(_read_state, resolved, schema)
+    except CopierError as exc:
+        _fail(exc, False, resolved)
+        return
+    if not rows:
+        typer.echo("no migration recorded" + (f" for schema {schema!r}" if schema else ""))
+        return
+    header = ("schema", "table", "status", "rows", "written", "rejected", "updated", "error")
+    lines = [header] + [(r.target_schema, r.source_table, r.status, _n(r.rows_source), _n(r.rows_written),
+                         _n(r.rows_rejected), f"{r.updated_at:%Y-%m-%d %H:%M:%S}", r.error or "") for r in rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
+    for line in lines:
+        typer.echo("  ".join(c.ljust(w) for c, w in zip(line, widths)) + "  " + line[-1])
+
+
+def _n(value: int | None) -> str:
+    return "" if value is None else f"{value:,}"
+
+
+async def _read_state(dsn: str, schema: str | None) -> list[Any]:
+    from . import state, target
+
+    connection = await target.connect(dsn)
+    try:
+        return await state.read(connection, schema)
+    finally:
+        await connection.close()
 
 
 @app.command()

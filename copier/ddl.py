@@ -33,7 +33,12 @@ def create_index(schema: str, table: TablePlan, index: IndexPlan) -> str:
         for c, desc in zip(index.columns, index.descending or (False,) * len(index.columns))
     )
     unique = "UNIQUE " if index.unique else ""
-    return f"CREATE {unique}INDEX {quote_ident(index.name)} ON {qualified(schema, table.target)} ({columns})"
+    return (f"CREATE {unique}INDEX IF NOT EXISTS {quote_ident(index.name)} "
+            f"ON {qualified(schema, table.target)} ({columns})")
+
+
+HAS_PRIMARY_KEY = "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = $1::regclass AND contype = 'p')"
+HAS_CONSTRAINT = "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = $1::regclass AND conname = $2)"
 
 
 def add_foreign_key(schema: str, fk: ForeignKeyPlan) -> str:

@@ -82,6 +82,10 @@ class VerifyError(CopierError):
     exit_code = ExitCode.VERIFY
 
 
+class SourceChanged(CopierError):
+    """The SQLite file was written to while a table was being read (retried, then fatal)."""
+
+
 class Interrupted(CopierError):
     """The run was stopped by a signal."""
 

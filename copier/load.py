@@ -35,6 +35,7 @@ class LoadSpec:
     batch_size: int
     queue_depth: int
     on_error: OnError
+    busy_timeout: float = 5.0
 
 
 async def load_rows(
@@ -71,7 +72,7 @@ async def _with_readers(
         async with anyio.create_task_group() as group, send, receive:
             for key_range in spec.ranges:
                 group.start_soon(read_range, spec.path, spec.table, key_range, converters, spec.batch_size,
-                                 send.clone(), stats)
+                                 send.clone(), stats, spec.busy_timeout)
             send.close()
             await consume(receive)
     except BaseExceptionGroup as group_error:

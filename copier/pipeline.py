@@ -1,127 +1,184 @@
-"""Orchestration: plan, prepare the target, load tables in dependency order through bounded
-streams, then add keys, indexes, foreign keys and sequences, and verify."""
+"""Orchestration: check the source, plan, prepare the target, load tables in dependency
+order, add foreign keys, verify. Stops cleanly on SIGINT/SIGTERM, and resumes."""
 
 from __future__ import annotations
 
-import math
+import signal
+import tempfile
+import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
-import anyio.to_process
+import anyio.to_thread
 import asyncpg
 
-from . import ddl, source, target
+from . import ddl, source, state, target
 from .catalog import Catalog
-from .errors import CopierError, LoadError, TargetError
+from .errors import ExitCode, SourceError, TargetError
 from .ident import qualified
-from .load import LoadSpec, first_error, load_rows
 from .normalise import Options
-from .plan import MigrationPlan, TablePlan, build_plan
+from .plan import ExistingTable, MigrationPlan, TablePlan, build_plan
 from .progress import Progress, make_progress
-from .reader import KeyRange, table_ranges
 from .rejects import RejectLog
-from .settings import IfExists, Settings, redact_text
+from .settings import IfExists, Settings
 from .stats import RunStats, Status, TableStats
-from .worker import load_chunk, staging_name, tune_gc
+from .tableload import Run, load_table
+from .worker import STAGING_PREFIX, staging_name, tune_gc
 from .writer import describe_pg_error
 
 ProgressFactory = Callable[[int, bool], Progress]
-
-# Tables at least this big (and created by copier) load through worker processes.
-PARALLEL_MIN_ROWS = 50_000
-# Rows per worker task: small enough to spread over the workers and move the progress bar.
-PARALLEL_CHUNK_ROWS = 100_000
 
 
 def _options(settings: Settings) -> Options:
     return Options(source_tz=settings.source_tz, strip_nul=settings.strip_nul)
 
 
-async def read_source(path: Path) -> Catalog:
-    connection = await source.connect(path)
+async def read_source(path: Path, busy_timeout: float | None = None) -> Catalog:
+    connection = await source.connect(path, busy_timeout)
     try:
         return await source.read_catalog(connection)
     finally:
         await connection.close()
 
 
-async def make_plan(path: Path, settings: Settings, connection: asyncpg.Connection | None) -> MigrationPlan:
-    """The plan against what the target already holds (nothing, without a connection)."""
-    catalog = await read_source(path)
-    existing = await target.existing_tables(connection, settings.schema) if connection else {}
+def plan_for(catalog: Catalog, settings: Settings, existing: Mapping[str, ExistingTable]) -> MigrationPlan:
     return build_plan(catalog, existing, schema=settings.schema, include=settings.tables,
                       exclude=settings.exclude, casts=dict(settings.casts), options=_options(settings))
+
+
+async def make_plan(path: Path, settings: Settings, connection: asyncpg.Connection | None) -> MigrationPlan:
+    """The plan against what the target already holds (nothing, without a connection)."""
+    catalog = await read_source(path, settings.busy_timeout)
+    existing = await target.existing_tables(connection, settings.schema) if connection else {}
+    return plan_for(catalog, settings, existing)
 
 
 def default_reject_path(path: Path) -> Path:
     return Path.cwd() / f"{path.stem}.rejects.jsonl"
 
 
-@dataclass
-class _Run:
-    path: Path
-    settings: Settings
-    plan: MigrationPlan
-    pool: asyncpg.Pool
-    stats: RunStats
-    rejects: RejectLog
-    progress: Progress
-    done: dict[str, anyio.Event] = field(default_factory=dict)
+@asynccontextmanager
+async def _readable_source(path: Path, settings: Settings, stats: RunStats) -> AsyncIterator[Path]:
+    """The file to read: checked, and with --snapshot a consistent copy made first."""
+    source.check_file(path)
+    if settings.integrity_check:
+        problems = await anyio.to_thread.run_sync(source.integrity_problems, path, settings.busy_timeout)
+        if problems:
+            raise SourceError(f"{path}: failed SQLite's integrity check: {problems[0]}",
+                              hint="repair it (sqlite3 .recover), or --skip-integrity-check to try anyway")
+    if not settings.snapshot:
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="copier-snapshot-") as directory:
+        copy = Path(directory) / path.name
+        started = time.monotonic()
+        await anyio.to_thread.run_sync(source.snapshot, path, copy, settings.busy_timeout)
+        stats.notes.append(f"migrated from a snapshot of {path} taken in {time.monotonic() - started:.1f} s "
+                           "(SQLite online backup)")
+        yield copy
 
 
 async def migrate(path: Path, settings: Settings, progress_factory: ProgressFactory | None = None) -> RunStats:
     """Move every selected table of the SQLite file at `path` into PostgreSQL."""
-    source.check_file(path)
     tune_gc()
+    stats = RunStats()
+    async with _readable_source(path, settings, stats) as readable:
+        catalog = await read_source(readable, settings.busy_timeout)
+        if not catalog.tables:
+            stats.notes.append(f"{path} has no tables to migrate")
+            stats.finished = time.monotonic()
+            return stats
+        plan, resumed, record_state = await _prepare_target(readable, path, catalog, settings, stats)
+        await _load(readable, settings, plan, stats, resumed, record_state, progress_factory, path)
+        if settings.verify and not stats.interrupted:
+            from .verify import verify_run
+
+            # Against what was read: with --snapshot, the copy.
+            await verify_run(readable, settings, plan, stats, settings.reject_file or default_reject_path(path))
+    return stats
+
+
+async def _prepare_target(
+    readable: Path, original: Path, catalog: Catalog, settings: Settings, stats: RunStats,
+) -> tuple[MigrationPlan, dict[str, str], bool]:
+    """Plan against the target, apply --resume or --if-exists, and record the plan."""
     connection = await target.connect(settings.dsn)
     try:
         await target.ensure_schema(connection, settings.schema)
-        plan = await make_plan(path, settings, connection)
+        existing = await target.existing_tables(connection, settings.schema)
+        earlier = {s.source_table: s for s in await state.read(connection, settings.schema)}
+        fingerprint = source.fingerprint(readable if not settings.snapshot else original, catalog)
+        resumed: dict[str, str] = {}
+        if settings.resume:
+            # Tables an earlier run created are planned as created again, so the plan is the same.
+            ours = {s.target_table for s in earlier.values() if s.created}
+            plan = plan_for(catalog, settings, {n: t for n, t in existing.items() if n not in ours})
+            resumed = _resume_points(plan, settings, earlier, fingerprint)
+        else:
+            plan = plan_for(catalog, settings, existing)
         await target.check_privileges(connection, plan)
-        kept = await _prepare_existing(connection, plan, settings)
+        await _drop_staging(connection, plan)
+        kept = await _prepare_existing(connection, plan, settings, resumed, earlier)
+        record_state = await _record_plan(connection, plan, settings, resumed, fingerprint, original, stats)
     finally:
         await connection.close()
-    stats = RunStats()
     for table in plan.tables:
         stats.tables[table.name] = TableStats(table.name, table.target, expected=table.source.row_count,
                                               preexisting=kept.get(table.target, 0))
     stats.notes += [*plan.notes, *(f"skipped {name}: {why}" for name, why in plan.skipped)]
-    rejects = RejectLog(settings.reject_file or default_reject_path(path))
-    factory = progress_factory or (lambda total, quiet: make_progress(total, quiet=quiet))
-    progress = factory(sum(t.source.row_count for t in plan.tables), settings.quiet)
-    pool = await target.create_pool(settings.dsn, settings.jobs)
-    run = _Run(path, settings, plan, pool, stats, rejects, progress)
-    try:
-        limiter = anyio.CapacityLimiter(settings.jobs)
-        run.done = {t.name: anyio.Event() for t in plan.tables}
-        async with anyio.create_task_group() as group:
-            for table in plan.tables:
-                group.start_soon(_load_when_ready, run, table, limiter)
-        await _add_foreign_keys(run)
-    finally:
-        progress.close()
-        rejects.close()
-        await pool.close()
-        stats.finished = time.monotonic()
-    if settings.verify:
-        from .verify import verify_run  # verify imports pipeline's helpers: import late
+    stats.notes += [f"{name}: already loaded by the interrupted run" for name, status in resumed.items()
+                    if status in ("loaded", "done")]
+    return plan, resumed, record_state
 
-        await verify_run(path, settings, plan, stats, rejects.path)
-    return stats
+
+def _resume_points(plan: MigrationPlan, settings: Settings, earlier: Mapping[str, state.TableState],
+                   fingerprint: str) -> dict[str, str]:
+    if not earlier:
+        raise TargetError(f"nothing to resume: no earlier run recorded for schema {settings.schema!r}",
+                          hint="run without --resume")
+    changed_source = any(s.source_fingerprint != fingerprint for s in earlier.values())
+    changed_plan = any(s.plan_fingerprint != state.plan_fingerprint(plan, settings) for s in earlier.values())
+    if (changed_source or changed_plan) and not settings.force:
+        what = "the SQLite file" if changed_source else "the plan (tables, types or value flags)"
+        raise TargetError(f"cannot resume: {what} changed since the interrupted run",
+                          hint="start over with --if-exists truncate, or add --force to resume anyway")
+    return {name: s.status for name, s in earlier.items() if name in {t.name for t in plan.tables}}
+
+
+async def _drop_staging(connection: asyncpg.Connection, plan: MigrationPlan) -> None:
+    """Staging tables left by a run that was killed before it could drop them."""
+    for table in plan.tables:
+        await connection.execute(f"DROP TABLE IF EXISTS {qualified(plan.schema, staging_name(table.target))}")
+
+
+async def _record_plan(connection: asyncpg.Connection, plan: MigrationPlan, settings: Settings,
+                       resumed: Mapping[str, str], fingerprint: str, original: Path, stats: RunStats) -> bool:
+    fresh = [t for t in plan.tables if resumed.get(t.name) not in ("loaded", "done")]
+    subset = MigrationPlan(plan.schema, tuple(fresh), (), (), ())
+    created = {t.name: t.create for t in fresh}
+    try:
+        await state.ensure(connection)
+        await state.record_plan(connection, subset, created, str(original), fingerprint,
+                                state.plan_fingerprint(plan, settings))
+    except asyncpg.InsufficientPrivilegeError:
+        stats.notes.append("progress not recorded (no privilege on schema copier): --resume unavailable")
+        return False
+    return True
 
 
 async def _prepare_existing(
-    connection: asyncpg.Connection, plan: MigrationPlan, settings: Settings
+    connection: asyncpg.Connection, plan: MigrationPlan, settings: Settings, resumed: Mapping[str, str],
+    earlier: Mapping[str, state.TableState],
 ) -> dict[str, int]:
     """Apply --if-exists to target tables that already hold rows, before any data moves.
 
     Returns the rows kept per target table (--if-exists append), for verification."""
     occupied: list[tuple[str, int]] = []
     for table in plan.tables:
-        if table.create:
+        if table.create or resumed.get(table.name) in ("loaded", "done"):
             continue
         name = qualified(plan.schema, table.target)
         if await connection.fetchval(f"SELECT EXISTS (SELECT 1 FROM {name})"):
@@ -130,8 +187,10 @@ async def _prepare_existing(
         return dict(occupied)
     if settings.if_exists is IfExists.FAIL:
         listing = ", ".join(f"{name} has {rows:,} rows" for name, rows in occupied)
+        interrupted = any(s.status not in ("done", "failed") for s in earlier.values())
         raise TargetError(f"target tables already hold rows: {listing}",
-                          hint="use --if-exists truncate to replace them or --if-exists append to add to them")
+                          hint="an earlier run was interrupted here: rerun with --resume" if interrupted else
+                          "use --if-exists truncate to replace them or --if-exists append to add to them")
     try:
         # One statement, so tables that reference each other can be emptied together.
         await connection.execute(ddl.truncate(plan.schema, [name for name, _rows in occupied]))
@@ -140,7 +199,62 @@ async def _prepare_existing(
     return {}
 
 
-async def _load_when_ready(run: _Run, table: TablePlan, limiter: anyio.CapacityLimiter) -> None:
+async def _load(readable: Path, settings: Settings, plan: MigrationPlan, stats: RunStats,
+                resumed: dict[str, str], record_state: bool, progress_factory: ProgressFactory | None,
+                original: Path) -> None:
+    rejects = RejectLog(settings.reject_file or default_reject_path(original))
+    factory = progress_factory or (lambda total, quiet: make_progress(total, quiet=quiet))
+    progress = factory(sum(t.source.row_count for t in plan.tables), settings.quiet)
+    pool = await target.create_pool(settings.dsn, settings.jobs)
+    watch = source.ChangeWatch(readable)
+    run = Run(readable, settings, plan, pool, stats, rejects, progress, watch, record_state, resumed)
+    try:
+        async with anyio.create_task_group() as group:
+            if threading.current_thread() is threading.main_thread():
+                group.start_soon(_stop_on_signal, run, group.cancel_scope)
+            await _load_tables(run)
+            await _add_foreign_keys(run)
+            group.cancel_scope.cancel()  # done: stop listening for signals
+    finally:
+        if stats.interrupted:
+            _mark_interrupted(stats)
+        progress.close()
+        rejects.close()
+        watch.close()
+        with anyio.CancelScope(shield=True):
+            if stats.interrupted:
+                pool.terminate()
+            else:
+                await pool.close()
+        stats.finished = time.monotonic()
+
+
+async def _stop_on_signal(run: Run, scope: anyio.CancelScope) -> None:
+    """SIGINT/SIGTERM: cancel every table (their transactions roll back) and return."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for received in signals:
+            run.stats.interrupted = signal.Signals(received).name
+            scope.cancel()
+            return
+
+
+def _mark_interrupted(stats: RunStats) -> None:
+    for table in stats.tables.values():
+        if table.status is Status.LOADING:
+            table.status, table.error, table.written = Status.FAILED, "interrupted (rolled back)", 0
+        elif table.status is Status.PENDING:
+            table.status, table.error = Status.SKIPPED, "not started (interrupted)"
+
+
+async def _load_tables(run: Run) -> None:
+    limiter = anyio.CapacityLimiter(run.settings.jobs)
+    run.done = {t.name: anyio.Event() for t in run.plan.tables}
+    async with anyio.create_task_group() as group:
+        for table in run.plan.tables:
+            group.start_soon(_load_when_ready, run, table, limiter)
+
+
+async def _load_when_ready(run: Run, table: TablePlan, limiter: anyio.CapacityLimiter) -> None:
     stats = run.stats.tables[table.name]
     try:
         for parent in table.depends_on:
@@ -150,124 +264,12 @@ async def _load_when_ready(run: _Run, table: TablePlan, limiter: anyio.CapacityL
                 stats.error = f"not loaded: table {parent} it references failed"
                 return
         async with limiter:
-            await _load_table(run, table, stats)
+            await load_table(run, table, stats)
     finally:
         run.done[table.name].set()
 
 
-def _spec(run: _Run, table: TablePlan, ranges: Sequence[KeyRange | None]) -> LoadSpec:
-    settings = run.settings
-    return LoadSpec(run.path, run.plan.schema, table, tuple(ranges), _options(settings), settings.batch_size,
-                    settings.queue_depth, settings.on_error)
-
-
-def _in_parallel(run: _Run, table: TablePlan) -> bool:
-    """Worker processes pay off for big tables copier creates (they load into a staging
-    table; a table that already exists is loaded in one transaction instead)."""
-    return (table.create and not table.source.without_rowid and run.settings.workers > 1
-            and table.source.row_count >= PARALLEL_MIN_ROWS)
-
-
-async def _load_table(run: _Run, table: TablePlan, stats: TableStats) -> None:
-    stats.status, stats.started = Status.LOADING, time.monotonic()
-    bar = run.progress.table(table.name, table.source.row_count)
-    try:
-        async with run.pool.acquire() as connection:
-            try:
-                if _in_parallel(run, table):
-                    await _load_parallel(run, table, stats, connection, bar.advance)
-                else:
-                    ranges = await table_ranges(run.path, table.source, run.settings.readers,
-                                                run.settings.batch_size)
-                    async with connection.transaction():
-                        if table.create:
-                            await connection.execute(ddl.create_table(run.plan.schema, table))
-                        await load_rows(_spec(run, table, ranges), connection, stats, run.rejects, bar.advance)
-            except CopierError as exc:
-                _fail(stats, str(exc))
-                return
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-                _fail(stats, redact_text(describe_pg_error(exc), run.settings.dsn))
-                return
-            except Exception as exc:  # a bug must not take the other tables down with it
-                _fail(stats, redact_text(f"internal error: {type(exc).__name__}: {exc}", run.settings.dsn))
-                return
-            stats.status = Status.DONE
-            await _complete_table(run, table, stats, connection)
-    finally:
-        stats.finished = time.monotonic()
-        bar.close()
-
-
-async def _load_parallel(
-    run: _Run, table: TablePlan, stats: TableStats, connection: asyncpg.Connection,
-    advance: Callable[[int], None],
-) -> None:
-    """Worker processes load rowid chunks into a staging table, renamed into place at the end."""
-    schema = run.plan.schema
-    staging = replace(table, target=staging_name(table.target))
-    await connection.execute(f"DROP TABLE IF EXISTS {qualified(schema, staging.target)}")
-    await connection.execute(ddl.create_table(schema, staging))
-    try:
-        chunks = math.ceil(table.source.row_count / max(run.settings.batch_size, PARALLEL_CHUNK_ROWS))
-        ranges = await table_ranges(run.path, table.source, max(chunks, run.settings.workers),
-                                    run.settings.batch_size)
-        limiter = anyio.CapacityLimiter(run.settings.workers)
-
-        async def load(key_range: KeyRange | None) -> None:
-            result = await anyio.to_process.run_sync(
-                load_chunk, _spec(run, staging, [key_range]), run.settings.dsn, cancellable=True, limiter=limiter)
-            for record in result.rejects:
-                run.rejects.write(record)
-            stats.read += result.read
-            stats.written += result.written
-            stats.rejected += len(result.rejects)
-            advance(result.read)
-
-        try:
-            async with anyio.create_task_group() as group:
-                for key_range in ranges:
-                    group.start_soon(load, key_range)
-        except BaseExceptionGroup as group_error:
-            raise first_error(group_error) from None
-        async with connection.transaction():
-            await connection.execute(ddl.rename_table(schema, staging.target, table.target))
-            for column, sequence in await connection.fetch(ddl.OWNED_SEQUENCES, qualified(schema, table.target)):
-                await connection.execute(ddl.rename_sequence(sequence, f"{table.target}_{column}_seq"))
-    except BaseException:
-        with anyio.CancelScope(shield=True):
-            await connection.execute(f"DROP TABLE IF EXISTS {qualified(schema, staging.target)}")
-        raise
-
-
-def _fail(stats: TableStats, message: str) -> None:
-    stats.status = Status.FAILED
-    stats.error = f"{message} (table rolled back)"
-    stats.written = 0
-
-
-async def _complete_table(run: _Run, table: TablePlan, stats: TableStats, connection: asyncpg.Connection) -> None:
-    """Primary key, indexes and sequences, once the data is committed. A failure here
-    leaves the data in place and is reported as a warning."""
-    schema = run.plan.schema
-    statements = []
-    if table.create and table.primary_key:
-        statements.append(("primary key", ddl.add_primary_key(schema, table)))
-    statements += [(f"index {i.name}", ddl.create_index(schema, table, i)) for i in table.indexes]
-    for what, sql in statements:
-        try:
-            await connection.execute(sql)
-        except asyncpg.PostgresError as exc:
-            stats.warnings.append(f"{what} not added: {describe_pg_error(exc)}")
-    name = qualified(schema, table.target)
-    for column, sequence in await connection.fetch(ddl.OWNED_SEQUENCES, name):
-        try:
-            await connection.execute(ddl.set_sequence(schema, table.target, column), sequence, table.sequence_floor)
-        except asyncpg.PostgresError as exc:
-            stats.warnings.append(f"sequence {sequence} not set: {describe_pg_error(exc)}")
-
-
-async def _add_foreign_keys(run: _Run) -> None:
+async def _add_foreign_keys(run: Run) -> None:
     schema = run.plan.schema
     async with run.pool.acquire() as connection:
         for fk in run.plan.foreign_keys:
@@ -278,6 +280,8 @@ async def _add_foreign_keys(run: _Run) -> None:
             if parent is not None and parent.status is not Status.DONE:
                 child.warnings.append(f"foreign key {fk.name} not added: {fk.ref_table} was not loaded")
                 continue
+            if await connection.fetchval(ddl.HAS_CONSTRAINT, qualified(schema, fk.table), fk.name):
+                continue  # added by the run this one resumes
             try:
                 await connection.execute(ddl.add_foreign_key(schema, fk))
             except asyncpg.ForeignKeyViolationError:
@@ -290,8 +294,8 @@ async def _add_foreign_keys(run: _Run) -> None:
 
 
 def exit_code(stats: RunStats) -> int:
-    from .errors import ExitCode
-
+    if stats.interrupted:
+        return ExitCode.INTERRUPTED
     if stats.verified is False:
         return ExitCode.VERIFY
     if any(t.status in (Status.FAILED, Status.SKIPPED) or t.warnings for t in stats.tables.values()):
@@ -301,4 +305,4 @@ def exit_code(stats: RunStats) -> int:
     return ExitCode.OK
 
 
-__all__ = ["migrate", "make_plan", "exit_code", "LoadError"]
+__all__ = ["migrate", "make_plan", "exit_code", "STAGING_PREFIX"]

@@ -64,11 +64,12 @@ async def read_range(
     batch_size: int,
     pages: MemoryObjectSendStream[ConvertedPage],
     stats: TableStats,
+    busy_timeout: float | None = None,
 ) -> None:
     table = plan.source
     columns = [c.source for c in plan.columns]
     key_width = len(source.key_columns(table))
-    connection = await source.connect(path)
+    connection = await source.connect(path, busy_timeout)
     async with pages:
         try:
             if key_range is not None:  # a rowid stripe
@@ -97,6 +98,7 @@ async def read_range(
                 if key_range is None:
                     sql = source.page_sql(table, columns, first=False)
         except sqlite3.Error as exc:
-            raise SourceError(f"{path}: table {table.name}: {exc}", table=table.name) from None
+            error = source.source_error(path, exc, source.BUSY_TIMEOUT if busy_timeout is None else busy_timeout)
+            raise SourceError(f"{error.message} (table {table.name})", hint=error.hint, table=table.name) from None
         finally:
             await connection.close()

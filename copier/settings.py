@@ -44,13 +44,20 @@ class Settings:
     source_tz: str = "UTC"
     strip_nul: bool = False
     verify: bool = True
+    retries: int = 3
+    resume: bool = False
+    force: bool = False
+    snapshot: bool = False
+    integrity_check: bool = True
+    busy_timeout: float = 5.0
     report: Path | None = None
     quiet: bool = False
     extra: dict[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name, low, high in (("batch_size", 1, 10_000_000), ("readers", 1, 64), ("workers", 1, 256),
-                                ("queue_depth", 1, 1024), ("jobs", 1, 256)):
+                                ("queue_depth", 1, 1024), ("jobs", 1, 256),
+                                ("retries", 0, 100)):
             value = getattr(self, name)
             if not low <= value <= high:
                 raise UsageError(f"--{name.replace('_', '-')} must be between {low} and {high}, got {value}")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import sqlite3
 from collections import defaultdict
 from collections.abc import Sequence
+from contextlib import closing
 from pathlib import Path
 
 import aiosqlite
@@ -50,14 +52,78 @@ def read_only_uri(path: Path) -> str:
     return path.resolve().as_uri() + "?mode=ro"
 
 
-async def connect(path: Path) -> aiosqlite.Connection:
+# How long a read waits for another process's lock on the file (--busy-timeout).
+BUSY_TIMEOUT = 5.0
+
+
+async def connect(path: Path, busy_timeout: float | None = None) -> aiosqlite.Connection:
     check_file(path)
+    timeout = BUSY_TIMEOUT if busy_timeout is None else busy_timeout
     try:
-        connection = await aiosqlite.connect(read_only_uri(path), uri=True)
+        connection = await aiosqlite.connect(read_only_uri(path), uri=True, timeout=timeout)
         await connection.execute("SELECT count(*) FROM sqlite_master")
     except sqlite3.DatabaseError as exc:
-        raise SourceError(f"{path}: cannot open as SQLite: {exc}") from None
+        raise source_error(path, exc, timeout) from None
     return connection
+
+
+def source_error(path: Path, exc: sqlite3.Error, busy_timeout: float = BUSY_TIMEOUT) -> SourceError:
+    """One line for the ways an SQLite file refuses to be read (matched by error code)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return SourceError(f"{path}: locked by another process (waited {busy_timeout:g} s)",
+                           hint="let the writer finish, raise --busy-timeout, or copy the file first")
+    if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+        return SourceError(f"{path}: corrupt or not an SQLite database: {exc}")
+    return SourceError(f"{path}: cannot read as SQLite: {exc}")
+
+
+def integrity_problems(path: Path, busy_timeout: float = BUSY_TIMEOUT) -> list[str]:
+    """PRAGMA quick_check: what is wrong with the file (empty when it is sound)."""
+    try:
+        with closing(sqlite3.connect(read_only_uri(path), uri=True, timeout=busy_timeout)) as connection:
+            rows = connection.execute("PRAGMA quick_check").fetchall()
+    except sqlite3.DatabaseError as exc:
+        return [str(exc)]
+    return [] if rows == [("ok",)] else [str(r[0]) for r in rows]
+
+
+def snapshot(path: Path, destination: Path, busy_timeout: float = BUSY_TIMEOUT) -> None:
+    """A consistent copy through SQLite's online backup API (one read transaction)."""
+    with closing(sqlite3.connect(read_only_uri(path), uri=True, timeout=busy_timeout)) as origin, \
+            closing(sqlite3.connect(destination)) as copy:
+        origin.backup(copy)
+
+
+def fingerprint(path: Path, catalog: Catalog) -> str:
+    """Changes when the source does: the header's change counter and schema cookie, the
+    file sizes (and the -wal's), and every table's row count and schema."""
+    with path.open("rb") as handle:
+        header = handle.read(100)
+    parts: list[object] = [header[24:28].hex(), header[40:44].hex(), path.stat().st_size]
+    wal = path.with_name(path.name + "-wal")
+    if wal.exists():
+        parts += [wal.stat().st_size, wal.stat().st_mtime_ns]
+    parts += [(t.name, t.row_count, [(c.name, c.declared_type) for c in t.columns]) for t in catalog.tables]
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
+
+
+class ChangeWatch:
+    """Tells whether any other connection committed to the file since the last look
+    (PRAGMA data_version), so a table read while the app wrote can be read again."""
+
+    def __init__(self, path: Path) -> None:
+        self._connection = sqlite3.connect(read_only_uri(path), uri=True, check_same_thread=False)
+        self._version = self._read()
+
+    def _read(self) -> int:
+        return int(self._connection.execute("PRAGMA data_version").fetchone()[0])
+
+    def version(self) -> int:
+        return self._read()
+
+    def close(self) -> None:
+        self._connection.close()
 
 
 async def _rows(connection: aiosqlite.Connection, sql: str, *args: object) -> list[sqlite3.Row]:

@@ -24,6 +24,7 @@ class TableStats:
     read: int = 0
     written: int = 0
     rejected: int = 0
+    retries: int = 0  # attempts that failed for a transient reason and were made again
     status: Status = Status.PENDING
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
@@ -48,7 +49,7 @@ class TableStats:
         return {
             "table": self.name, "target": self.target, "status": self.status.value,
             "rows_source": self.expected, "rows_read": self.read, "rows_written": self.written,
-            "rows_rejected": self.rejected, "seconds": round(self.seconds, 3),
+            "rows_rejected": self.rejected, "retries": self.retries, "seconds": round(self.seconds, 3),
             "rows_per_second": round(self.rows_per_second, 1),
             "error": self.error, "warnings": list(self.warnings),
         }
@@ -62,6 +63,7 @@ class RunStats:
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
     verified: bool | None = None
+    interrupted: str | None = None  # the signal that stopped the run
 
     @property
     def seconds(self) -> float:

@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import time
 from dataclasses import dataclass
 
 import anyio
 import asyncpg
 
 from . import target
+from .errors import CopierError, LoadError
+from .faults import is_transient, sqlstate_of
 from .ident import MAX_IDENTIFIER_BYTES
 from .load import LoadSpec, load_rows
 from .rejects import RejectList
 from .stats import TableStats
+from .writer import describe_pg_error
 
 STAGING_PREFIX = "_copier_load_"
 
@@ -36,10 +40,30 @@ class ChunkResult:
     rejects: list[dict[str, object]]
 
 
-def load_chunk(spec: LoadSpec, dsn: str) -> ChunkResult:
-    """Entry point in the worker process (anyio.to_process)."""
+def load_chunk(spec: LoadSpec, dsn: str, retries: int = 0) -> ChunkResult:
+    """Entry point in the worker process (anyio.to_process). A chunk that fails for a
+    transient reason rolled back alone, and is loaded again."""
     tune_gc()
-    return anyio.run(_load_chunk, spec, dsn)
+    for attempt in range(retries + 1):
+        try:
+            return anyio.run(_load_chunk, spec, dsn)
+        except Exception as exc:
+            if attempt == retries or not is_transient(exc):
+                raise _picklable(exc) from None
+            time.sleep(min(8.0, 0.5 * 2.0**attempt))
+    raise AssertionError("unreachable")
+
+
+def _picklable(exc: Exception) -> Exception:
+    """Errors travel back to the parent pickled; driver errors become CopierErrors that
+    keep their message, SQLSTATE-based hint and transience."""
+    if isinstance(exc, CopierError):
+        return exc
+    message = describe_pg_error(exc) if isinstance(exc, asyncpg.PostgresError) else f"{type(exc).__name__}: {exc}"
+    error = LoadError(message)
+    error.sqlstate = sqlstate_of(exc)  # type: ignore[attr-defined]
+    error.transient = is_transient(exc)  # type: ignore[attr-defined]
+    return error
 
 
 async def _load_chunk(spec: LoadSpec, dsn: str) -> ChunkResult:

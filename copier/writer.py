@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from .errors import LoadError
+from .faults import hint_for
 from .normalise import ConvertedPage, Rejection, Value
 from .plan import TablePlan
 from .rejects import RejectSink
@@ -29,9 +30,12 @@ def is_row_error(exc: BaseException) -> bool:
 
 
 def describe_pg_error(exc: BaseException) -> str:
+    """One line: the server's message, its detail, and our hint for the SQLSTATE."""
     message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     detail = getattr(exc, "detail", None)
-    return f"{message} ({detail})" if detail else message
+    line = f"{message} ({detail})" if detail else message
+    hint = hint_for(exc)
+    return f"{line} (hint: {hint})" if hint else line
 
 
 @dataclass

@@ -154,7 +154,7 @@ def test_permission_denied_is_one_line_before_any_data_moves(tmp_path: Path, tar
         db = sqlite_db(tmp_path / "a.db", "CREATE TABLE t (x INTEGER)", rows={"t": [(1,)]})
         limited = target.dsn.replace("postgres@", f"{role}@", 1)
         result = invoke("migrate", db, "--dsn", limited, "--schema", "public")
-        assert result.exit_code == 2
+        assert result.exit_code == 2, result.output
         assert result.stderr.startswith(f"copier: error: permission denied: user {role} cannot create tables "
                                         "in schema 'public'")
         result = invoke("migrate", db, "--dsn", limited, "--schema", target.schema)

@@ -1,0 +1,51 @@
+"""Which failures are worth retrying, and what to tell the user about the others.
+
+Pure: matches exceptions by class and SQLSTATE, never by message text (which is localised).
+"""
+
+from __future__ import annotations
+
+# Connection exceptions (08), admin/crash shutdown and "cannot connect now" (57P01-3),
+# serialization failure and deadlock (40001, 40P01), too many connections (53300):
+# the transaction was rolled back and the same work can simply be done again.
+TRANSIENT_SQLSTATES = {"57P01", "57P02", "57P03", "40001", "40P01", "53300"}
+TRANSIENT_CLASSES = {"08"}
+
+HINTS = {
+    "57014": "a statement_timeout (or a cancel) stopped it: allow the migration more time, e.g. "
+             "ALTER ROLE <user> SET statement_timeout = 0, or add ?options=-c%20statement_timeout%3D0 to the DSN",
+    "55P03": "lock_timeout: another session holds a lock on the table; let it finish or stop it, then rerun "
+             "with --resume",
+    "53100": "PostgreSQL's disk is full: free space on the server, then rerun with --resume",
+    "53200": "PostgreSQL ran out of memory: lower --workers/--jobs, then rerun with --resume",
+    "53400": "a server limit was reached: lower --workers/--jobs, then rerun with --resume",
+    "25006": "the server is read-only (a standby?): point --dsn at the primary",
+    "42501": "the user lacks a privilege on the target",
+}
+
+
+def sqlstate_of(exc: BaseException) -> str:
+    return str(getattr(exc, "sqlstate", "") or "")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A failure that retrying the table (or chunk) from a clean start may get past."""
+    from .errors import SourceChanged
+
+    if isinstance(exc, SourceChanged):
+        return True
+    marked = getattr(exc, "transient", None)  # set on errors sent back by worker processes
+    if marked is not None:
+        return bool(marked)
+    state = sqlstate_of(exc)
+    if state:
+        return state in TRANSIENT_SQLSTATES or state[:2] in TRANSIENT_CLASSES
+    # The connection went away under us: asyncpg's ConnectionDoesNotExistError and
+    # InterfaceError("connection is closed") are not PostgresErrors; sockets raise OSError.
+    name = type(exc).__name__
+    return isinstance(exc, (ConnectionError, OSError, TimeoutError)) or name in (
+        "ConnectionDoesNotExistError", "InterfaceError", "ConnectionFailureError")
+
+
+def hint_for(exc: BaseException) -> str | None:
+    return HINTS.get(sqlstate_of(exc))

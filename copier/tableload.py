@@ -1,0 +1,236 @@
+"""One table, start to finish: load it (in this process, or through worker processes into a
+staging table), retry transient failures from a clean start, then add its primary key,
+indexes and sequences, recording each step in the state table for --resume."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import anyio
+import anyio.to_process
+import asyncpg
+
+from . import ddl, state
+from .errors import CopierError, SourceChanged
+from .faults import is_transient
+from .ident import qualified
+from .load import LoadSpec, first_error, load_rows
+from .normalise import Options
+from .plan import MigrationPlan, TablePlan
+from .progress import Progress
+from .reader import KeyRange, table_ranges
+from .rejects import RejectList, RejectLog
+from .settings import Settings, redact_text
+from .source import ChangeWatch
+from .stats import RunStats, Status, TableStats
+from .worker import load_chunk, staging_name
+from .writer import describe_pg_error
+
+# Tables at least this big (and created by copier) load through worker processes.
+PARALLEL_MIN_ROWS = 50_000
+# Rows per worker task: small enough to spread over the workers and move the progress bar.
+PARALLEL_CHUNK_ROWS = 100_000
+
+
+@dataclass
+class Run:
+    """What every table of one run shares."""
+
+    path: Path
+    settings: Settings
+    plan: MigrationPlan
+    pool: asyncpg.Pool
+    stats: RunStats
+    rejects: RejectLog
+    progress: Progress
+    watch: ChangeWatch | None = None
+    record_state: bool = True
+    resumed: dict[str, str] = field(default_factory=dict)  # table -> status an earlier run reached
+    done: dict[str, anyio.Event] = field(default_factory=dict)
+
+    @property
+    def options(self) -> Options:
+        return Options(source_tz=self.settings.source_tz, strip_nul=self.settings.strip_nul)
+
+
+async def load_table(run: Run, table: TablePlan, stats: TableStats) -> None:
+    """Load, retrying transient failures; then complete. Failures end up in `stats`."""
+    stats.status, stats.started = Status.LOADING, time.monotonic()
+    earlier = run.resumed.get(table.name)
+    try:
+        if earlier in ("loaded", "done"):
+            stats.read = stats.written = table.source.row_count  # committed by the earlier run
+        else:
+            for attempt in range(run.settings.retries + 1):
+                try:
+                    await _attempt(run, table, stats)
+                    break
+                except Exception as exc:
+                    if attempt < run.settings.retries and is_transient(exc):
+                        stats.retries += 1
+                        await anyio.sleep(_backoff(attempt))
+                        continue
+                    _fail(stats, _message(run, exc))
+                    await _record(run, table, "failed", error=stats.error)
+                    return
+        stats.status = Status.DONE
+        if earlier != "done":
+            async with run.pool.acquire() as connection:
+                await complete_table(run, table, stats, connection)
+            await _record(run, table, "done", written=stats.written, rejected=stats.rejected)
+    finally:
+        stats.finished = time.monotonic()
+
+
+def _backoff(attempt: int) -> float:
+    return min(8.0, 0.5 * 2.0**attempt) * (0.75 + random.random() / 2)
+
+
+def _message(run: Run, exc: BaseException) -> str:
+    if isinstance(exc, CopierError):
+        return str(exc)
+    if isinstance(exc, (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)):
+        return redact_text(describe_pg_error(exc), run.settings.dsn)
+    # A bug must not take the other tables down with it.
+    return redact_text(f"internal error: {type(exc).__name__}: {exc}", run.settings.dsn)
+
+
+def _fail(stats: TableStats, message: str) -> None:
+    stats.status = Status.FAILED
+    stats.error = f"{message} (table rolled back)"
+    stats.written = 0
+
+
+async def _record(run: Run, table: TablePlan, status: str, *, connection: asyncpg.Connection | None = None,
+                  written: int | None = None, rejected: int | None = None, error: str | None = None) -> None:
+    if not run.record_state:
+        return
+    if connection is not None:
+        await state.set_status(connection, run.plan.schema, table.name, status, written=written,
+                               rejected=rejected, error=error)
+        return
+    async with run.pool.acquire() as own:
+        await state.set_status(own, run.plan.schema, table.name, status, written=written, rejected=rejected,
+                               error=error)
+
+
+def _spec(run: Run, table: TablePlan, ranges: Sequence[KeyRange | None]) -> LoadSpec:
+    settings = run.settings
+    return LoadSpec(run.path, run.plan.schema, table, tuple(ranges), run.options, settings.batch_size,
+                    settings.queue_depth, settings.on_error, settings.busy_timeout)
+
+
+def _in_parallel(run: Run, table: TablePlan) -> bool:
+    """Worker processes pay off for big tables copier creates (they load into a staging
+    table; a table that already exists is loaded in one transaction instead)."""
+    return (table.create and not table.source.without_rowid and run.settings.workers > 1
+            and table.source.row_count >= PARALLEL_MIN_ROWS)
+
+
+async def _attempt(run: Run, table: TablePlan, stats: TableStats) -> None:
+    """One try at the table's rows, all or nothing. Rejects reach the reject file only
+    once the rows are committed, so a retried table does not list them twice."""
+    stats.read = stats.written = stats.rejected = 0
+    rejects = RejectList()
+    bar = run.progress.table(table.name, table.source.row_count)
+    version = run.watch.version() if run.watch else None
+    try:
+        await _record(run, table, "loading")
+        async with run.pool.acquire() as connection:
+            if _in_parallel(run, table):
+                await _load_parallel(run, table, stats, connection, rejects, bar.advance, version)
+            else:
+                ranges = await table_ranges(run.path, table.source, run.settings.readers, run.settings.batch_size)
+                async with connection.transaction():
+                    if table.create:
+                        await connection.execute(ddl.create_table(run.plan.schema, table))
+                    await load_rows(_spec(run, table, ranges), connection, stats, rejects, bar.advance)
+                    _check_unchanged(run, table, version)
+                    await _record(run, table, "loaded", connection=connection, written=stats.written,
+                                  rejected=stats.rejected)
+    finally:
+        bar.close()
+    for record in rejects.records:
+        run.rejects.write(record)
+
+
+def _check_unchanged(run: Run, table: TablePlan, version: int | None) -> None:
+    if run.watch is not None and run.watch.version() != version:
+        raise SourceChanged(
+            f"table {table.name}: the SQLite file was written to while it was read",
+            hint="stop the application writing to it, or use --snapshot to migrate from a consistent copy",
+            table=table.name)
+
+
+async def _load_parallel(
+    run: Run, table: TablePlan, stats: TableStats, connection: asyncpg.Connection, rejects: RejectList,
+    advance: Callable[[int], None], version: int | None,
+) -> None:
+    """Worker processes load rowid chunks into a staging table, renamed into place at the end."""
+    schema = run.plan.schema
+    staging = replace(table, target=staging_name(table.target))
+    await connection.execute(f"DROP TABLE IF EXISTS {qualified(schema, staging.target)}")
+    await connection.execute(ddl.create_table(schema, staging))
+    try:
+        chunks = math.ceil(table.source.row_count / max(run.settings.batch_size, PARALLEL_CHUNK_ROWS))
+        ranges = await table_ranges(run.path, table.source, max(chunks, run.settings.workers),
+                                    run.settings.batch_size)
+        limiter = anyio.CapacityLimiter(run.settings.workers)
+
+        async def load(key_range: KeyRange | None) -> None:
+            result = await anyio.to_process.run_sync(
+                load_chunk, _spec(run, staging, [key_range]), run.settings.dsn, run.settings.retries,
+                cancellable=True, limiter=limiter)
+            rejects.records.extend(result.rejects)
+            stats.read += result.read
+            stats.written += result.written
+            stats.rejected += len(result.rejects)
+            advance(result.read)
+
+        try:
+            async with anyio.create_task_group() as group:
+                for key_range in ranges:
+                    group.start_soon(load, key_range)
+        except BaseExceptionGroup as group_error:
+            raise first_error(group_error) from None
+        _check_unchanged(run, table, version)
+        async with connection.transaction():
+            await connection.execute(ddl.rename_table(schema, staging.target, table.target))
+            for column, sequence in await connection.fetch(ddl.OWNED_SEQUENCES, qualified(schema, table.target)):
+                await connection.execute(ddl.rename_sequence(sequence, f"{table.target}_{column}_seq"))
+            await _record(run, table, "loaded", connection=connection, written=stats.written,
+                          rejected=stats.rejected)
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await connection.execute(f"DROP TABLE IF EXISTS {qualified(schema, staging.target)}")
+        raise
+
+
+async def complete_table(run: Run, table: TablePlan, stats: TableStats, connection: asyncpg.Connection) -> None:
+    """Primary key, indexes and sequences, once the data is committed; each only if missing,
+    so a resumed run can finish what an interrupted one started. A failure here leaves
+    the data in place and is reported as a warning."""
+    schema = run.plan.schema
+    name = qualified(schema, table.target)
+    statements = []
+    if table.create and table.primary_key and not await connection.fetchval(ddl.HAS_PRIMARY_KEY, name):
+        statements.append(("primary key", ddl.add_primary_key(schema, table)))
+    statements += [(f"index {i.name}", ddl.create_index(schema, table, i)) for i in table.indexes]
+    for what, sql in statements:
+        try:
+            await connection.execute(sql)
+        except asyncpg.PostgresError as exc:
+            stats.warnings.append(f"{what} not added: {describe_pg_error(exc)}")
+    for column, sequence in await connection.fetch(ddl.OWNED_SEQUENCES, name):
+        try:
+            await connection.execute(ddl.set_sequence(schema, table.target, column), sequence, table.sequence_floor)
+        except asyncpg.PostgresError as exc:
+            stats.warnings.append(f"sequence {sequence} not set: {describe_pg_error(exc)}")
+
+
+__all__ = ["Run", "load_table", "complete_table", "RunStats"]
