@@ -24,6 +24,16 @@ HINTS = {
 }
 
 
+def root_cause(exc: BaseException) -> BaseException:
+    """The server's error behind a client error it caused: when a backend is terminated,
+    asyncpg reports the closed connection while leaving the transaction, and the
+    server's reason (SQLSTATE 57P01, ...) is the exception it happened during."""
+    seen = exc
+    while not sqlstate_of(seen) and seen.__context__ is not None:
+        seen = seen.__context__
+    return seen if sqlstate_of(seen) else exc
+
+
 def sqlstate_of(exc: BaseException) -> str:
     return str(getattr(exc, "sqlstate", "") or "")
 
@@ -37,6 +47,7 @@ def is_transient(exc: BaseException) -> bool:
     marked = getattr(exc, "transient", None)  # set on errors sent back by worker processes
     if marked is not None:
         return bool(marked)
+    exc = root_cause(exc)
     state = sqlstate_of(exc)
     if state:
         return state in TRANSIENT_SQLSTATES or state[:2] in TRANSIENT_CLASSES

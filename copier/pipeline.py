@@ -181,8 +181,11 @@ async def _prepare_existing(
         if table.create or resumed.get(table.name) in ("loaded", "done"):
             continue
         name = qualified(plan.schema, table.target)
-        if await connection.fetchval(f"SELECT EXISTS (SELECT 1 FROM {name})"):
-            occupied.append((table.target, await connection.fetchval(ddl.count_rows(plan.schema, table.target))))
+        try:
+            if await connection.fetchval(f"SELECT EXISTS (SELECT 1 FROM {name})"):
+                occupied.append((table.target, await connection.fetchval(ddl.count_rows(plan.schema, table.target))))
+        except asyncpg.PostgresError as exc:
+            raise TargetError(f"table {table.target}: {describe_pg_error(exc)}", table=table.name) from None
     if not occupied or settings.if_exists is IfExists.APPEND:
         return dict(occupied)
     if settings.if_exists is IfExists.FAIL:

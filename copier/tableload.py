@@ -17,7 +17,7 @@ import asyncpg
 
 from . import ddl, state
 from .errors import CopierError, SourceChanged
-from .faults import is_transient
+from .faults import is_transient, root_cause
 from .ident import qualified
 from .load import LoadSpec, first_error, load_rows
 from .normalise import Options
@@ -94,6 +94,7 @@ def _backoff(attempt: int) -> float:
 def _message(run: Run, exc: BaseException) -> str:
     if isinstance(exc, CopierError):
         return str(exc)
+    exc = root_cause(exc)
     if isinstance(exc, (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)):
         return redact_text(describe_pg_error(exc), run.settings.dsn)
     # A bug must not take the other tables down with it.

@@ -64,9 +64,14 @@ def translate_connect_error(exc: BaseException, dsn: str) -> CopierError:
     return TargetError(f"cannot connect to PostgreSQL at {where}: {redact_text(str(exc), dsn)}")
 
 
+def _server_settings(dsn: str) -> dict[str, str]:
+    """Name our sessions in pg_stat_activity, unless the DSN names them itself."""
+    return {} if "application_name" in dsn else {"application_name": "copier"}
+
+
 async def connect(dsn: str) -> asyncpg.Connection:
     try:
-        return await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT)
+        return await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT, server_settings=_server_settings(dsn))
     except _CONNECT_ERRORS as exc:
         raise translate_connect_error(exc, dsn) from None
 
@@ -74,7 +79,7 @@ async def connect(dsn: str) -> asyncpg.Connection:
 async def create_pool(dsn: str, size: int) -> asyncpg.Pool:
     try:
         pool = await asyncpg.create_pool(dsn, min_size=1, max_size=size, timeout=CONNECT_TIMEOUT,
-                                         command_timeout=None)
+                                         command_timeout=None, server_settings=_server_settings(dsn))
     except _CONNECT_ERRORS as exc:
         raise translate_connect_error(exc, dsn) from None
     assert pool is not None

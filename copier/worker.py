@@ -16,7 +16,7 @@ import asyncpg
 
 from . import target
 from .errors import CopierError, LoadError
-from .faults import is_transient, sqlstate_of
+from .faults import is_transient, root_cause, sqlstate_of
 from .ident import MAX_IDENTIFIER_BYTES
 from .load import LoadSpec, load_rows
 from .rejects import RejectList
@@ -59,10 +59,13 @@ def _picklable(exc: Exception) -> Exception:
     keep their message, SQLSTATE-based hint and transience."""
     if isinstance(exc, CopierError):
         return exc
-    message = describe_pg_error(exc) if isinstance(exc, asyncpg.PostgresError) else f"{type(exc).__name__}: {exc}"
+    transient = is_transient(exc)
+    cause = root_cause(exc)
+    message = (describe_pg_error(cause) if isinstance(cause, asyncpg.PostgresError)
+               else f"{type(cause).__name__}: {cause}")
     error = LoadError(message)
-    error.sqlstate = sqlstate_of(exc)  # type: ignore[attr-defined]
-    error.transient = is_transient(exc)  # type: ignore[attr-defined]
+    error.sqlstate = sqlstate_of(cause)  # type: ignore[attr-defined]
+    error.transient = transient  # type: ignore[attr-defined]
     return error
 
 

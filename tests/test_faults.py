@@ -1,0 +1,179 @@
+"""Faults for real: a backend terminated mid-COPY, SIGINT/SIGTERM, server timeouts. Each
+ends with zero rows lost or duplicated, shown by `copier verify`."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from copier.benchdata import generate
+from copier.writer import describe_pg_error
+
+from .helpers import invoke, migrate
+from .pg import Target, run
+
+ROWS = 150_000
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate(tmp_path_factory.mktemp("faults") / "big.db", ROWS)
+
+
+def verify(target: Target, source: Path, *extra: object) -> None:
+    result = invoke("verify", source, "--dsn", target.dsn, "--schema", target.schema, *extra)
+    assert result.exit_code == 0, result.output
+    assert f"transactions: source {ROWS:,} rows, target {ROWS:,}, rejected 0, checksum equal: ok" in result.stdout
+
+
+def terminate_copy_once(target: Target, stop: threading.Event, killed: list[int]) -> None:
+    """Wait for copier's COPY into the test schema and terminate its backend."""
+    async def watch() -> None:
+        connection = await asyncpg.connect(target.dsn)
+        try:
+            while not stop.is_set():
+                pids = await connection.fetch(
+                    "SELECT pid FROM pg_stat_activity WHERE application_name = 'copier' AND query LIKE 'COPY %' "
+                    "AND query LIKE $1 AND state = 'active'", f'%"{target.schema}"%')
+                if pids:
+                    await connection.execute("SELECT pg_terminate_backend($1)", pids[0][0])
+                    killed.append(pids[0][0])
+                    return
+                time.sleep(0.005)
+        finally:
+            await connection.close()
+
+    run(watch())
+
+
+def migrate_while_terminating(target: Target, source: Path, *extra: object):  # type: ignore[no-untyped-def]
+    stop, killed = threading.Event(), []  # type: ignore[var-annotated]
+    killer = threading.Thread(target=terminate_copy_once, args=(target, stop, killed))
+    killer.start()
+    try:
+        result = migrate(target, source, "--workers", "1", "--tables", "accounts", "--tables", "transactions",
+                         *extra)
+    finally:
+        stop.set()
+        killer.join()
+    assert killed, "the COPY finished before it could be terminated"
+    return result
+
+
+def test_terminated_backend_is_retried_and_nothing_is_lost(big: Path, target: Target, tmp_path: Path) -> None:
+    result = migrate_while_terminating(target, big, "--report", tmp_path / "r.json")
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    retried = {t["table"]: t["retries"] for t in report["tables"]}
+    assert sum(retried.values()) == 1
+    assert target.count("transactions") == ROWS
+    verify(target, big, "--tables", "accounts", "--tables", "transactions")
+
+
+def test_without_retries_the_table_fails_cleanly_and_resume_completes(big: Path, target: Target) -> None:
+    result = migrate_while_terminating(target, big, "--retries", "0")
+    assert result.exit_code == 1
+    assert "terminating connection due to administrator command" in result.stderr
+    failed = [line for line in result.stderr.splitlines() if "(table rolled back)" in line]
+    assert len(failed) == 1
+    table = failed[0].split(":")[2].strip()
+    assert not target.exists(table)
+    status = invoke("status", "--dsn", target.dsn, "--schema", target.schema)
+    assert f"{target.schema}  {table}" in status.stdout and "failed" in status.stdout
+    resumed = migrate(target, big, "--workers", "1", "--tables", "accounts", "--tables", "transactions",
+                      "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    verify(target, big, "--tables", "accounts", "--tables", "transactions")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_rolls_back_in_flight_tables_and_resume_completes(
+        big: Path, target: Target, tmp_path: Path, signum: signal.Signals) -> None:
+    command = [sys.executable, "-m", "copier", "migrate", str(big), "--dsn", target.dsn, "--schema", target.schema,
+               "--workers", "2", "--quiet"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # until the big table is loading
+        if target.fetchval("SELECT to_regclass('copier.tables') IS NOT NULL") and target.fetchval(
+                "SELECT count(*) FROM copier.tables WHERE target_schema = $1 AND source_table = 'transactions' "
+                "AND status = 'loading'", target.schema):
+            break
+        time.sleep(0.02)
+    time.sleep(0.3)
+    sent = time.monotonic()
+    process.send_signal(signum)
+    stdout, stderr = process.communicate(timeout=30)
+    assert time.monotonic() - sent < 10
+    assert process.returncode == 130, stderr
+    assert f"copier: interrupted by {signum.name}" in stderr
+    assert "copier: error: transactions: interrupted (rolled back)" in stderr
+    assert not target.exists("transactions")
+    assert target.fetchval("SELECT count(*) FROM pg_tables WHERE schemaname = $1 AND tablename LIKE '\\_copier%'",
+                           target.schema) == 0
+    assert target.count("accounts") == 10_000  # finished before the signal, kept
+    resumed = migrate(target, big, "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    assert target.count("splits") == ROWS // 10
+    verify(target, big)
+
+
+def test_statement_timeout_names_the_table_and_hints(big: Path, target: Target) -> None:
+    result = invoke("migrate", big, "--dsn", target.dsn + "?statement_timeout=20", "--schema", target.schema,
+                    "--workers", "1", "--tables", "transactions", "--quiet")
+    assert result.exit_code == 1
+    line = result.stderr.strip()
+    assert line.startswith("copier: error: transactions: canceling statement due to statement timeout")
+    assert "hint: a statement_timeout (or a cancel) stopped it" in line
+    assert not target.exists("transactions")
+
+
+def test_lock_timeout_names_the_table_and_hints(tmp_path: Path, target: Target) -> None:
+    from .helpers import sqlite_db
+
+    db = sqlite_db(tmp_path / "l.db", "CREATE TABLE t (id INTEGER PRIMARY KEY)", rows={"t": [(1,)]})
+    target.execute(f'CREATE SCHEMA "{target.schema}"')
+    target.execute("CREATE TABLE t (id integer PRIMARY KEY)")
+
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_lock() -> None:
+        async def hold() -> None:
+            holder = await asyncpg.connect(target.dsn)
+            try:
+                await holder.execute("BEGIN")
+                await holder.execute(f'LOCK TABLE "{target.schema}".t IN ACCESS EXCLUSIVE MODE')
+                locked.set()
+                while not release.is_set():
+                    time.sleep(0.01)
+            finally:
+                await holder.close()
+
+        run(hold())
+
+    holder = threading.Thread(target=hold_lock)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        result = invoke("migrate", db, "--dsn", target.dsn + "?lock_timeout=200", "--schema", target.schema,
+                        "--quiet", "--if-exists", "append")
+    finally:
+        release.set()
+        holder.join()
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        "copier: error: table t: canceling statement due to lock timeout (hint: lock_timeout: another session "
+        "holds a lock on the table")
+
+
+def test_disk_full_has_a_hint() -> None:
+    error = asyncpg.exceptions.DiskFullError("could not extend file: No space left on device")
+    assert describe_pg_error(error) == ("could not extend file: No space left on device (hint: PostgreSQL's disk "
+                                        "is full: free space on the server, then rerun with --resume)")
