@@ -3,6 +3,7 @@ ends with zero rows lost or duplicated, shown by `copier verify`."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
@@ -47,7 +48,7 @@ def terminate_copy_once(target: Target, stop: threading.Event, killed: list[int]
                     await connection.execute("SELECT pg_terminate_backend($1)", pids[0][0])
                     killed.append(pids[0][0])
                     return
-                time.sleep(0.005)
+                await asyncio.sleep(0.005)
         finally:
             await connection.close()
 
@@ -152,7 +153,7 @@ def test_lock_timeout_names_the_table_and_hints(tmp_path: Path, target: Target) 
                 await holder.execute(f'LOCK TABLE "{target.schema}".t IN ACCESS EXCLUSIVE MODE')
                 locked.set()
                 while not release.is_set():
-                    time.sleep(0.01)
+                    await asyncio.sleep(0.01)
             finally:
                 await holder.close()
 
