@@ -152,8 +152,7 @@ def test_lock_timeout_names_the_table_and_hints(tmp_path: Path, target: Target) 
                 await holder.execute("BEGIN")
                 await holder.execute(f'LOCK TABLE "{target.schema}".t IN ACCESS EXCLUSIVE MODE')
                 locked.set()
-                while not release.is_set():
-                    await asyncio.sleep(0.01)
+                await asyncio.to_thread(release.wait)
             finally:
                 await holder.close()
 
