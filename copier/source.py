@@ -41,9 +41,8 @@ def check_file(path: Path) -> None:
             header = handle.read(len(_SQLITE_HEADER))
     except OSError as exc:
         raise SourceError(f"{path}: cannot read: {exc.strerror}") from None
-    if header != _SQLITE_HEADER:
-        if len(header) == 0:
-            raise SourceError(f"{path}: empty file, not an SQLite database")
+    # A 0-byte file is an empty database to SQLite too.
+    if header != _SQLITE_HEADER and header:
         raise SourceError(f"{path}: not an SQLite database (or encrypted)")
 
 
@@ -84,6 +83,8 @@ def integrity_problems(path: Path, busy_timeout: float = BUSY_TIMEOUT) -> list[s
         with closing(sqlite3.connect(read_only_uri(path), uri=True, timeout=busy_timeout)) as connection:
             rows = connection.execute("PRAGMA quick_check").fetchall()
     except sqlite3.DatabaseError as exc:
+        if getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            raise source_error(path, exc, busy_timeout) from None
         return [str(exc)]
     return [] if rows == [("ok",)] else [str(r[0]) for r in rows]
 

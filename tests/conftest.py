@@ -28,3 +28,18 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
     for variable in ("COPIER_DSN", "DATABASE_URL", "SQLALCHEMY_DATABASE_URI"):
         monkeypatch.delenv(variable, raising=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _corpus_untouched() -> Iterator[None]:
+    """The shared corpus is never modified by a test run (tests migrate copies anyway)."""
+    import hashlib
+
+    from .helpers import CORPUS
+
+    def hashes() -> dict[str, str]:
+        return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(CORPUS.rglob("*")) if p.is_file()}
+
+    before = hashes() if CORPUS.is_dir() else {}
+    yield
+    assert (hashes() if CORPUS.is_dir() else {}) == before, "a test run modified the shared corpus"

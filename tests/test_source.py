@@ -1,0 +1,189 @@
+"""The SQLite source: never modified (WAL files included), read consistently while an
+application writes to it, and refused in one line when it is corrupt, truncated or locked."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+from .helpers import corpus_file, invoke, migrate, sqlite_db
+from .pg import Target
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_corpus_copies_are_byte_identical_after_migration(tmp_path: Path, target: Target) -> None:
+    source = corpus_file("pgloader/storage.sqlite", tmp_path)
+    before = digest(source)
+    assert migrate(target, source).exit_code == 0
+    assert invoke("verify", source, "--dsn", target.dsn, "--schema", target.schema).exit_code == 0
+    assert digest(source) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["storage.sqlite"]  # no journal, no -shm
+
+
+def wal_database_with_uncheckpointed_log(directory: Path) -> Path:
+    """A WAL-mode database whose last rows are only in its -wal, as an app leaves it."""
+    live = directory / "live"
+    live.mkdir()
+    writer = sqlite3.connect(live / "app.db")
+    writer.execute("PRAGMA journal_mode = WAL")
+    writer.execute("PRAGMA wal_autocheckpoint = 0")
+    writer.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    writer.executemany("INSERT INTO t VALUES (?, ?)", [(i, f"row {i}") for i in range(1, 1001)])
+    writer.commit()
+    # Copy while the writer is open: the copy's rows live in app.db-wal, not yet in app.db.
+    copy = directory / "app.db"
+    shutil.copyfile(live / "app.db", copy)
+    shutil.copyfile(live / "app.db-wal", directory / "app.db-wal")
+    writer.close()
+    return copy
+
+
+def test_wal_database_is_read_with_its_log_and_left_byte_identical(tmp_path: Path, target: Target) -> None:
+    source = wal_database_with_uncheckpointed_log(tmp_path)
+    wal = source.with_name("app.db-wal")
+    before = (digest(source), digest(wal))
+    assert wal.stat().st_size > 0
+    result = migrate(target, source)
+    assert result.exit_code == 0, result.output
+    assert target.count("t") == 1000  # the rows that were only in the -wal arrived
+    assert (digest(source), digest(wal)) == before
+    # SQLite may create the -shm index beside a WAL database; nothing else appears.
+    assert {p.name for p in tmp_path.iterdir()} <= {"app.db", "app.db-wal", "app.db-shm", "live"}
+
+
+def writer_thread(path: Path, stop: threading.Event) -> threading.Thread:
+    def write() -> None:
+        connection = sqlite3.connect(path, timeout=10)
+        n = 10_000_000
+        while not stop.is_set():
+            connection.execute("INSERT INTO t (id, v) VALUES (?, 'late')", (n,))
+            connection.commit()
+            n += 1
+            time.sleep(0.002)
+        connection.close()
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    return thread
+
+
+def busy_source(tmp_path: Path) -> Path:
+    path = tmp_path / "busy.db"
+    connection = sqlite3.connect(path)
+    connection.execute("PRAGMA journal_mode = WAL")
+    connection.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    connection.executemany("INSERT INTO t VALUES (?, ?)", [(i, "x" * 50) for i in range(1, 200_001)])
+    connection.commit()
+    connection.close()
+    return path
+
+
+def test_a_table_read_while_the_app_writes_is_not_loaded_inconsistently(tmp_path: Path, target: Target) -> None:
+    source = busy_source(tmp_path)
+    stop = threading.Event()
+    thread = writer_thread(source, stop)
+    try:
+        result = migrate(target, source, "--retries", "1", "--workers", "1", "--batch-size", "1000")
+    finally:
+        stop.set()
+        thread.join()
+    assert result.exit_code == 1
+    assert ("copier: error: t: table t: the SQLite file was written to while it was read (hint: stop the "
+            "application writing to it, or use --snapshot") in result.stderr
+    assert not target.exists("t")
+
+
+def test_snapshot_migrates_a_consistent_copy_while_the_app_writes(tmp_path: Path, target: Target) -> None:
+    source = busy_source(tmp_path)
+    stop = threading.Event()
+    thread = writer_thread(source, stop)
+    try:
+        result = migrate(target, source, "--snapshot", "--workers", "1", "--report", tmp_path / "r.json")
+    finally:
+        stop.set()
+        thread.join()
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["verified"] is True  # against the snapshot that was migrated
+    assert any(note.startswith(f"migrated from a snapshot of {source}") for note in report["notes"])
+    rows = target.count("t")
+    assert rows >= 200_000
+    assert target.fetchval("SELECT count(*) FROM t WHERE id < 10000000") == 200_000
+
+
+def test_truncated_file(tmp_path: Path, target: Target) -> None:
+    source = corpus_file("chinook/Chinook_Sqlite.sqlite", tmp_path)
+    data = source.read_bytes()
+    source.write_bytes(data[: len(data) // 2])
+    result = invoke("migrate", source, "--dsn", target.dsn, "--schema", target.schema)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"copier: error: {source}: failed SQLite's integrity check: ")
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_corrupt_pages(tmp_path: Path, target: Target) -> None:
+    source = corpus_file("chinook/Chinook_Sqlite.sqlite", tmp_path)
+    data = bytearray(source.read_bytes())
+    data[200_000:260_000] = bytes(range(256)) * 234 + bytes(96)
+    source.write_bytes(bytes(data))
+    result = invoke("migrate", source, "--dsn", target.dsn, "--schema", target.schema)
+    assert result.exit_code == 2
+    assert "failed SQLite's integrity check" in result.stderr and "--skip-integrity-check" in result.stderr
+
+
+def test_encrypted_or_foreign_file(tmp_path: Path, target: Target) -> None:
+    source = tmp_path / "secret.db"
+    source.write_bytes(bytes(range(256)) * 64)  # what SQLCipher's header looks like: no magic string
+    result = invoke("migrate", source, "--dsn", target.dsn)
+    assert result.exit_code == 2
+    assert result.stderr == f"copier: error: {source}: not an SQLite database (or encrypted)\n"
+
+
+def test_locked_beyond_busy_timeout(tmp_path: Path, target: Target) -> None:
+    source = sqlite_db(tmp_path / "locked.db", "CREATE TABLE t (x)", rows={"t": [(1,)]})
+    holder = sqlite3.connect(source, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        result = invoke("migrate", source, "--dsn", target.dsn, "--schema", target.schema, "--busy-timeout", "0.3")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"copier: error: {source}: ")
+    assert "locked by another process (waited 0.3 s)" in result.stderr
+
+
+def test_empty_database_migrates_to_nothing_and_says_so(tmp_path: Path, target: Target) -> None:
+    zero_bytes = tmp_path / "zero.db"
+    zero_bytes.touch()  # SQLite reads a 0-byte file as an empty database
+    no_tables = tmp_path / "empty.db"
+    with sqlite3.connect(no_tables) as connection:
+        connection.execute("PRAGMA user_version = 3")
+    for source in (zero_bytes, no_tables):
+        result = invoke("migrate", source, "--dsn", target.dsn, "--schema", target.schema)
+        assert result.exit_code == 0, result.output
+        assert f"{source} has no tables to migrate" in result.stdout
+
+
+def test_password_never_appears_even_with_debug(tmp_path: Path, target: Target) -> None:
+    secret = "pw-Zq81-never-show"
+    dsn = target.dsn.replace("postgres@", f"postgres:{secret}@") + "?sslmode=disable&application_name=copier-test"
+    db = sqlite_db(tmp_path / "s.db", "CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER)",
+                   "CREATE TABLE u (id INTEGER PRIMARY KEY)", rows={"t": [(1, "bad")], "u": [(1,)]})
+    report = tmp_path / "r.json"
+    result = invoke("migrate", db, "--dsn", dsn, "--schema", target.schema, "--debug", "--on-error", "abort",
+                    "--report", report)
+    assert result.exit_code == 1  # t aborted, u loaded: sslmode and application_name were accepted
+    assert target.count("u") == 1
+    unreachable = invoke("migrate", db, "--dsn", f"postgresql://bob:{secret}@127.0.0.1:1/x", "--debug")
+    for text in (result.output, report.read_text(), unreachable.output):
+        assert secret not in text
+    assert "postgres:***@" in report.read_text()
