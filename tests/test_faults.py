@@ -177,3 +177,38 @@ def test_disk_full_has_a_hint() -> None:
     error = asyncpg.exceptions.DiskFullError("could not extend file: No space left on device")
     assert describe_pg_error(error) == ("could not extend file: No space left on device (hint: PostgreSQL's disk "
                                         "is full: free space on the server, then rerun with --resume)")
+
+
+def test_resume_refuses_a_changed_source_unless_forced(tmp_path: Path, target: Target) -> None:
+    from .helpers import sqlite_db
+
+    db = sqlite_db(tmp_path / "r.db", "CREATE TABLE a (id INTEGER PRIMARY KEY)",
+                   "CREATE TABLE b (id INTEGER PRIMARY KEY, n INTEGER)", rows={"a": [(1,)], "b": [(1, 1)]})
+    # b fails (abort on a bad row); a is done: an interrupted-looking run.
+    import sqlite3
+
+    with sqlite3.connect(db) as connection:
+        connection.execute("INSERT INTO b VALUES (2, 'two')")
+    assert migrate(target, db, "--on-error", "abort").exit_code == 1
+    with sqlite3.connect(db) as connection:
+        connection.execute("DELETE FROM b WHERE id = 2")  # the source changes before the resume
+    refused = migrate(target, db, "--on-error", "abort", "--resume")
+    assert refused.exit_code == 2
+    assert refused.stderr == ("copier: error: cannot resume: the SQLite file changed since the interrupted run "
+                              "(hint: start over with --if-exists truncate, or add --force to resume anyway)\n")
+    forced = migrate(target, db, "--on-error", "abort", "--resume", "--force")
+    assert forced.exit_code == 0, forced.output
+    assert target.count("a") == 1 and target.count("b") == 1
+    status = invoke("status", "--dsn", target.dsn, "--schema", target.schema).stdout
+    assert [line.split()[2] for line in status.splitlines()[1:]] == ["done", "done"]
+
+
+def test_plain_rerun_after_an_interruption_points_to_resume(tmp_path: Path, target: Target) -> None:
+    from .helpers import sqlite_db
+
+    db = sqlite_db(tmp_path / "p.db", "CREATE TABLE a (id INTEGER PRIMARY KEY)", rows={"a": [(1,)]})
+    assert migrate(target, db).exit_code == 0
+    target.execute("UPDATE copier.tables SET status = 'loading' WHERE target_schema = $1", target.schema)
+    again = migrate(target, db)
+    assert again.exit_code == 2
+    assert again.stderr.endswith("(hint: an earlier run was interrupted here: rerun with --resume)\n")
