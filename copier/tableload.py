@@ -35,6 +35,9 @@ from .writer import describe_pg_error
 PARALLEL_MIN_ROWS = 50_000
 # Rows per worker task: small enough to spread over the workers and move the progress bar.
 PARALLEL_CHUNK_ROWS = 100_000
+# Pages buffered in each worker: one being read while one is written is enough there,
+# and every page held costs memory in every worker process.
+WORKER_QUEUE_DEPTH = 1
 
 
 @dataclass
@@ -185,7 +188,8 @@ async def _load_parallel(
 
         async def load(key_range: KeyRange | None) -> None:
             result = await anyio.to_process.run_sync(
-                load_chunk, _spec(run, staging, [key_range]), run.settings.dsn, run.settings.retries,
+                load_chunk, replace(_spec(run, staging, [key_range]), queue_depth=WORKER_QUEUE_DEPTH),
+                run.settings.dsn, run.settings.retries,
                 cancellable=True, limiter=limiter)
             rejects.records.extend(result.rejects)
             stats.read += result.read
