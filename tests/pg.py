@@ -46,6 +46,20 @@ def server() -> Iterator[str]:
         yield dsn
 
 
+def with_params(dsn: str, **params: str) -> str:
+    """The DSN with query parameters added (a throwaway server's DSN already has ?host=)."""
+    parts = urlsplit(dsn)
+    query = "&".join([q for q in [parts.query] if q] + [f"{k}={v}" for k, v in params.items()])
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
+def with_user(dsn: str, user: str, password: str | None = None) -> str:
+    parts = urlsplit(dsn)
+    host = parts.netloc.rpartition("@")[2]
+    userinfo = user if password is None else f"{user}:{password}"
+    return urlunsplit((parts.scheme, f"{userinfo}@{host}", parts.path, parts.query, parts.fragment))
+
+
 def with_database(dsn: str, name: str) -> str:
     parts = urlsplit(dsn)
     return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))

@@ -90,3 +90,12 @@ def test_bench_command_writes_report_and_chart(tmp_path: Path, target: Target) -
     svg = (out / "sweep-batch_size.svg").read_text()
     assert svg.count("<circle") == 2
     assert "ceiling" in result.stdout and "x ceiling" in result.stdout
+
+
+def test_bench_without_a_dsn_starts_a_throwaway_server(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = invoke("bench", "--rows", "100", "--runs", "1", "--methods", "copier", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "starting a throwaway PostgreSQL" in result.stderr
+    report = json.loads((out / "bench.json").read_text())
+    assert report["results"][0]["ok"] and report["results"][0]["rows_loaded"] == [10_110]

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from .helpers import corpus_file, invoke, migrate, sqlite_db
-from .pg import Target, with_database
+from .pg import Target, with_database, with_user
 
 
 def test_missing_file(tmp_path: Path, target: Target) -> None:
@@ -62,7 +62,7 @@ def test_dsn_from_environment_in_sqlalchemy_form(tmp_path: Path, target: Target,
 def test_summary_and_report(tmp_path: Path, target: Target) -> None:
     source = corpus_file("pgloader/storage.sqlite", tmp_path)
     report = tmp_path / "report.json"
-    result = invoke("migrate", source, "--dsn", target.dsn.replace("postgres@", "postgres:pw-in-dsn@"),
+    result = invoke("migrate", source, "--dsn", with_user(target.dsn, "postgres", "pw-in-dsn"),
                     "--schema", target.schema, "--report", report, "--batch-size", "2")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
@@ -152,7 +152,7 @@ def test_permission_denied_is_one_line_before_any_data_moves(tmp_path: Path, tar
     target.execute(f'CREATE ROLE "{role}" LOGIN')
     try:
         db = sqlite_db(tmp_path / "a.db", "CREATE TABLE t (x INTEGER)", rows={"t": [(1,)]})
-        limited = target.dsn.replace("postgres@", f"{role}@", 1)
+        limited = with_user(target.dsn, role)
         result = invoke("migrate", db, "--dsn", limited, "--schema", "public")
         assert result.exit_code == 2, result.output
         assert result.stderr.startswith(f"copier: error: permission denied: user {role} cannot create tables "

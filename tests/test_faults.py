@@ -19,7 +19,7 @@ from copier.benchdata import generate
 from copier.writer import describe_pg_error
 
 from .helpers import invoke, migrate
-from .pg import Target, run
+from .pg import Target, run, with_params
 
 ROWS = 150_000
 
@@ -127,7 +127,7 @@ def test_signal_rolls_back_in_flight_tables_and_resume_completes(
 
 
 def test_statement_timeout_names_the_table_and_hints(big: Path, target: Target) -> None:
-    result = invoke("migrate", big, "--dsn", target.dsn + "?statement_timeout=20", "--schema", target.schema,
+    result = invoke("migrate", big, "--dsn", with_params(target.dsn, statement_timeout="20"), "--schema", target.schema,
                     "--workers", "1", "--tables", "transactions", "--quiet")
     assert result.exit_code == 1
     line = result.stderr.strip()
@@ -162,7 +162,7 @@ def test_lock_timeout_names_the_table_and_hints(tmp_path: Path, target: Target) 
     holder.start()
     try:
         assert locked.wait(10)
-        result = invoke("migrate", db, "--dsn", target.dsn + "?lock_timeout=200", "--schema", target.schema,
+        result = invoke("migrate", db, "--dsn", with_params(target.dsn, lock_timeout="200"), "--schema", target.schema,
                         "--quiet", "--if-exists", "append")
     finally:
         release.set()

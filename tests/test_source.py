@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from .helpers import corpus_file, invoke, migrate, sqlite_db
-from .pg import Target
+from .pg import Target, with_params, with_user
 
 
 def digest(path: Path) -> str:
@@ -175,7 +175,7 @@ def test_empty_database_migrates_to_nothing_and_says_so(tmp_path: Path, target: 
 
 def test_password_never_appears_even_with_debug(tmp_path: Path, target: Target) -> None:
     secret = "pw-Zq81-never-show"
-    dsn = target.dsn.replace("postgres@", f"postgres:{secret}@") + "?sslmode=disable&application_name=copier-test"
+    dsn = with_params(with_user(target.dsn, "postgres", secret), sslmode="disable", application_name="copier-test")
     db = sqlite_db(tmp_path / "s.db", "CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER)",
                    "CREATE TABLE u (id INTEGER PRIMARY KEY)", rows={"t": [(1, "bad")], "u": [(1,)]})
     report = tmp_path / "r.json"
