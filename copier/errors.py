@@ -86,12 +86,6 @@ class SourceChanged(CopierError):
     """The SQLite file was written to while a table was being read (retried, then fatal)."""
 
 
-class Interrupted(CopierError):
-    """The run was stopped by a signal."""
-
-    exit_code = ExitCode.INTERRUPTED
-
-
 class ValueRejected(ValueError):
     """A single value cannot be converted without loss; `reason` says why."""
 

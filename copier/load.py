@@ -6,7 +6,7 @@ Used in-process by the pipeline and by worker processes (worker.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,7 +87,3 @@ def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
         if not isinstance(exc, anyio.get_cancelled_exc_class()):
             return exc
     return group.exceptions[0]
-
-
-def chunk_ranges(ranges: Sequence[KeyRange | None]) -> tuple[KeyRange | None, ...]:
-    return tuple(ranges)

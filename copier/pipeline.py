@@ -19,21 +19,16 @@ from . import ddl, source, state, target
 from .catalog import Catalog
 from .errors import ExitCode, SourceError, TargetError
 from .ident import qualified
-from .normalise import Options
 from .plan import ExistingTable, MigrationPlan, TablePlan, build_plan
 from .progress import Progress, make_progress
 from .rejects import RejectLog
 from .settings import IfExists, Settings
 from .stats import RunStats, Status, TableStats
 from .tableload import Run, load_table
-from .worker import STAGING_PREFIX, staging_name, tune_gc
+from .worker import staging_name, tune_gc
 from .writer import describe_pg_error
 
 ProgressFactory = Callable[[int, bool], Progress]
-
-
-def _options(settings: Settings) -> Options:
-    return Options(source_tz=settings.source_tz, strip_nul=settings.strip_nul)
 
 
 async def read_source(path: Path, busy_timeout: float | None = None) -> Catalog:
@@ -46,7 +41,7 @@ async def read_source(path: Path, busy_timeout: float | None = None) -> Catalog:
 
 def plan_for(catalog: Catalog, settings: Settings, existing: Mapping[str, ExistingTable]) -> MigrationPlan:
     return build_plan(catalog, existing, schema=settings.schema, include=settings.tables,
-                      exclude=settings.exclude, casts=dict(settings.casts), options=_options(settings))
+                      exclude=settings.exclude, casts=dict(settings.casts), options=settings.value_options())
 
 
 async def make_plan(path: Path, settings: Settings, connection: asyncpg.Connection | None) -> MigrationPlan:
@@ -308,4 +303,4 @@ def exit_code(stats: RunStats) -> int:
     return ExitCode.OK
 
 
-__all__ = ["migrate", "make_plan", "exit_code", "STAGING_PREFIX"]
+__all__ = ["migrate", "make_plan", "exit_code"]

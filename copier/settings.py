@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .errors import UsageError
+from .normalise import Options
 
 DSN_VARIABLES = ("COPIER_DSN", "DATABASE_URL", "SQLALCHEMY_DATABASE_URI")
 _SQLALCHEMY_SCHEME = re.compile(r"^(postgres(?:ql)?)\+[a-z0-9_]+://", re.IGNORECASE)
@@ -52,7 +53,6 @@ class Settings:
     busy_timeout: float = 5.0
     report: Path | None = None
     quiet: bool = False
-    extra: dict[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name, low, high in (("batch_size", 1, 10_000_000), ("readers", 1, 64), ("workers", 1, 256),
@@ -62,11 +62,14 @@ class Settings:
             if not low <= value <= high:
                 raise UsageError(f"--{name.replace('_', '-')} must be between {low} and {high}, got {value}")
 
+    def value_options(self) -> Options:
+        """The flags that decide how values are converted."""
+        return Options(source_tz=self.source_tz, strip_nul=self.strip_nul)
+
     def public(self) -> dict[str, object]:
         """The settings as shown in reports: DSN redacted, paths as text."""
         shown = asdict(self)
         shown["dsn"] = redact(self.dsn)
-        shown.pop("extra")
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in shown.items()}
 
 

@@ -20,7 +20,6 @@ from .errors import CopierError, SourceChanged
 from .faults import is_transient, root_cause
 from .ident import qualified
 from .load import LoadSpec, first_error, load_rows
-from .normalise import Options
 from .plan import MigrationPlan, TablePlan
 from .progress import Progress
 from .reader import KeyRange, table_ranges
@@ -56,9 +55,6 @@ class Run:
     resumed: dict[str, str] = field(default_factory=dict)  # table -> status an earlier run reached
     done: dict[str, anyio.Event] = field(default_factory=dict)
 
-    @property
-    def options(self) -> Options:
-        return Options(source_tz=self.settings.source_tz, strip_nul=self.settings.strip_nul)
 
 
 async def load_table(run: Run, table: TablePlan, stats: TableStats) -> None:
@@ -125,7 +121,7 @@ async def _record(run: Run, table: TablePlan, status: str, *, connection: asyncp
 
 def _spec(run: Run, table: TablePlan, ranges: Sequence[KeyRange | None]) -> LoadSpec:
     settings = run.settings
-    return LoadSpec(run.path, run.plan.schema, table, tuple(ranges), run.options, settings.batch_size,
+    return LoadSpec(run.path, run.plan.schema, table, tuple(ranges), settings.value_options(), settings.batch_size,
                     settings.queue_depth, settings.on_error, settings.busy_timeout)
 
 

@@ -5,8 +5,8 @@ for. On a difference, a second pass over the differing key buckets names the row
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -99,7 +99,7 @@ async def verify_tables(
     preexisting: dict[str, int] | None = None,
 ) -> list[TableCheck]:
     rejected = _reject_keys(reject_file)
-    options = Options(source_tz=settings.source_tz, strip_nul=settings.strip_nul)
+    options = settings.value_options()
     connection = await target.connect(settings.dsn)
     try:
         return [await _check_table(path, connection, plan.schema, table, options, rejected[table.name],
@@ -177,7 +177,3 @@ async def verify_run(path: Path, settings: Settings, plan: MigrationPlan, stats:
     bad = [c for c in checks if not c.ok]
     stats.verified = not bad
     stats.warnings += [f"verify: {c.describe()}" for c in bad]
-
-
-def summarise(checks: Iterable[TableCheck]) -> Counter[str]:
-    return Counter("ok" if c.ok else "mismatch" for c in checks)

@@ -116,5 +116,3 @@ class TableWriter:
         self.rejects.add(self.plan.name, key, column, value, reason)
         self.stats.rejected += 1
 
-
-__all__ = ["TableWriter", "Rejection", "is_row_error"]
