@@ -78,6 +78,10 @@ async def load_table(run: Run, table: TablePlan, stats: TableStats) -> None:
                     await _record(run, table, "failed", error=stats.error)
                     return
         stats.status = Status.DONE
+        # Tables that reference this one may start now: they need its rows, not its
+        # indexes (foreign keys are added once every table is complete).
+        if table.name in run.done:
+            run.done[table.name].set()
         if earlier != "done":
             async with run.pool.acquire() as connection:
                 await complete_table(run, table, stats, connection)
