@@ -6,16 +6,18 @@ for. On a difference, a second pass over the differing key buckets names the row
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from enum import Enum
 from pathlib import Path
 
 import anyio
+import anyio.to_process
 import asyncpg
 
 from . import ddl, target
-from .casting import Kind
-from .checksum import BUCKETS, MASK, bucket_of, key_of, row_hash
+from .checksum import BUCKETS, bucket_of, key_text, normalise, normalisers, row_hash
+from .checksum import total as checksum_total
 from .ident import qualified, quote_ident
 from .normalise import ConvertedPage, Options, converter_for
 from .plan import MigrationPlan, TablePlan
@@ -23,28 +25,39 @@ from .reader import read_range, table_ranges
 from .rejects import read_rejects
 from .settings import Settings
 from .stats import RunStats, Status, TableStats
+from .worker import share_hash_seed
 
 SHOWN_KEYS = 5
 DRILL_BUCKETS = 4
 
 
+class Pass(Enum):
+    TOTAL = "total"  # count and sum of row hashes
+    BUCKETS = "buckets"  # the same, per bucket of primary keys
+    COLLECT = "collect"  # row hashes by key, for some buckets
+
+
 @dataclass
 class Digest:
+    mode: Pass
+    key_positions: Sequence[int]
+    collect: frozenset[int] = frozenset()
     rows: int = 0
     total: int = 0
     buckets: list[int] = field(default_factory=lambda: [0] * BUCKETS)
-    collected: dict[tuple[str, ...], list[int]] = field(default_factory=lambda: defaultdict(list))
+    collected: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
 
-    def add(self, values: Sequence[object], kinds: Sequence[Kind], key_positions: Sequence[int],
-            collect: frozenset[int]) -> None:
-        digest = row_hash(values, kinds)
-        self.rows += 1
-        self.total = (self.total + digest) & MASK
-        if key_positions:
-            key = key_of(values, kinds, key_positions)
+    def add(self, rows: Sequence[tuple[object, ...]]) -> None:
+        self.rows += len(rows)
+        if self.mode is Pass.TOTAL:
+            self.total += checksum_total(rows)
+            return
+        for row in rows:  # only after a difference was found: row by row is fine
+            digest = row_hash(row)
+            key = key_text(row, self.key_positions)
             bucket = bucket_of(key)
-            self.buckets[bucket] = (self.buckets[bucket] + digest) & MASK
-            if bucket in collect:
+            self.buckets[bucket] += digest
+            if bucket in self.collect:
                 self.collected[key].append(digest)
 
 
@@ -81,9 +94,10 @@ class TableCheck:
         return line + (": ok" if self.ok else ": MISMATCH")
 
 
-def _natural(key: tuple[str, ...]) -> tuple[tuple[int, int, str], ...]:
-    """Integers in numeric order, before text."""
-    return tuple((0, int(part), "") if part.lstrip("-").isdigit() else (1, 0, part) for part in key)
+def _natural(key: str) -> tuple[tuple[int, int, str], ...]:
+    """Integers in numeric order, before text; composite keys part by part."""
+    parts = key.strip("()").split(", ")
+    return tuple((0, int(part), "") if part.lstrip("-").isdigit() else (1, 0, part) for part in parts)
 
 
 def _reject_keys(reject_file: Path | None) -> dict[str, set[object]]:
@@ -98,11 +112,12 @@ async def verify_tables(
     path: Path, settings: Settings, plan: MigrationPlan, reject_file: Path | None,
     preexisting: dict[str, int] | None = None,
 ) -> list[TableCheck]:
+    share_hash_seed()
     rejected = _reject_keys(reject_file)
     options = settings.value_options()
     connection = await target.connect(settings.dsn)
     try:
-        return [await _check_table(path, connection, plan.schema, table, options, rejected[table.name],
+        return [await _check_table(path, connection, settings.dsn, plan.schema, table, options, rejected[table.name],
                                    (preexisting or {}).get(table.name, 0), settings.batch_size)
                 for table in plan.tables]
     finally:
@@ -110,7 +125,7 @@ async def verify_tables(
 
 
 async def _check_table(
-    path: Path, connection: asyncpg.Connection, schema: str, table: TablePlan, options: Options,
+    path: Path, connection: asyncpg.Connection, dsn: str, schema: str, table: TablePlan, options: Options,
     rejected: set[object], kept: int, batch_size: int,
 ) -> TableCheck:
     target_rows = await connection.fetchval(ddl.count_rows(schema, table.target))
@@ -118,53 +133,101 @@ async def _check_table(
     if kept:
         return base  # the target also holds rows that never came from this source
     key_positions = [i for i, c in enumerate(table.columns) if c.source in table.source.primary_key]
-    source, found = await _digests(path, connection, schema, table, options, rejected, batch_size, frozenset())
+
+    async def both(mode: Pass, collect: frozenset[int] = frozenset()) -> tuple[Digest, Digest]:
+        source, found = Digest(mode, key_positions, collect), Digest(mode, key_positions, collect)
+        await _digests(path, connection, schema, table, options, rejected, batch_size, source, found)
+        return source, found
+
+    source, found = await _totals_in_workers(path, dsn, schema, table, options, rejected, batch_size)
     if source.total == found.total and source.rows == found.rows:
         return replace(base, checksum_equal=True)
     differing: list[str] = []
     if key_positions:
+        source, found = await both(Pass.BUCKETS)
         buckets = frozenset([b for b in range(BUCKETS) if source.buckets[b] != found.buckets[b]][:DRILL_BUCKETS])
-        source, found = await _digests(path, connection, schema, table, options, rejected, batch_size, buckets)
+        source, found = await both(Pass.COLLECT, buckets)
         keys = set(source.collected) | set(found.collected)
-        differing = [f"({', '.join(k)})" if len(k) > 1 else k[0] for k in sorted(keys, key=_natural)
+        differing = [k for k in sorted(keys, key=_natural)
                      if sorted(source.collected.get(k, [])) != sorted(found.collected.get(k, []))][:SHOWN_KEYS]
     return replace(base, checksum_equal=False, differing_keys=tuple(differing), keyless=not key_positions)
 
 
 async def _digests(
     path: Path, connection: asyncpg.Connection, schema: str, table: TablePlan, options: Options,
-    rejected: set[object], batch_size: int, collect: frozenset[int],
+    rejected: set[object], batch_size: int, source: Digest, found: Digest,
+) -> None:
+    async with anyio.create_task_group() as group:
+        group.start_soon(_read_source, path, table, options, rejected, batch_size, source)
+        group.start_soon(_read_target, connection, schema, table, batch_size, found)
+
+
+async def _read_source(path: Path, table: TablePlan, options: Options, rejected: set[object], batch_size: int,
+                       digest: Digest) -> None:
+    per_column = normalisers([c.type.kind for c in table.columns])
+    converters = [converter_for(c.type, options) for c in table.columns]
+    send, receive = anyio.create_memory_object_stream[ConvertedPage](2)
+    ranges = await table_ranges(path, table.source, 1, batch_size)
+    async with anyio.create_task_group() as group, send, receive:
+        for key_range in ranges:
+            group.start_soon(read_range, path, table, key_range, converters, batch_size, send.clone(),
+                             TableStats(table.name, table.target))
+        send.close()
+        async for page in receive:
+            records = page.records
+            if rejected:
+                records = [r for k, r in zip(page.keys, records) if k not in rejected]
+            digest.add(normalise(records, per_column))
+
+
+async def _read_target(connection: asyncpg.Connection, schema: str, table: TablePlan, batch_size: int,
+                       digest: Digest) -> None:
+    per_column = normalisers([c.type.kind for c in table.columns])
+    columns = ", ".join(quote_ident(c.target) for c in table.columns)
+    sql = f"SELECT {columns} FROM {qualified(schema, table.target)}"
+    async with connection.transaction(readonly=True):
+        cursor = await connection.cursor(sql)
+        while rows := await cursor.fetch(batch_size):
+            digest.add(normalise(rows, per_column))
+
+
+async def _totals_in_workers(
+    path: Path, dsn: str, schema: str, table: TablePlan, options: Options, rejected: set[object], batch_size: int,
 ) -> tuple[Digest, Digest]:
-    kinds = [c.type.kind for c in table.columns]
-    key_positions = [i for i, c in enumerate(table.columns) if c.source in table.source.primary_key]
-    source = Digest()
-    found = Digest()
+    """The source and the target digest at once, each in a worker process (both Python-bound).
+    Their str hashes agree because every worker shares this run's PYTHONHASHSEED."""
+    results: dict[str, Digest] = {}
 
-    async def read_source() -> None:
-        converters = [converter_for(c.type, options) for c in table.columns]
-        send, receive = anyio.create_memory_object_stream[ConvertedPage](2)
-        ranges = await table_ranges(path, table.source, 1, batch_size)
-        async with anyio.create_task_group() as group, send, receive:
-            for key_range in ranges:
-                group.start_soon(read_range, path, table, key_range, converters, batch_size, send.clone(),
-                                 TableStats(table.name, table.target))
-            send.close()
-            async for page in receive:
-                for key, record in zip(page.keys, page.records):
-                    if key not in rejected:
-                        source.add(record, kinds, key_positions, collect)
-
-    async def read_target() -> None:
-        columns = ", ".join(quote_ident(c.target) for c in table.columns)
-        sql = f"SELECT {columns} FROM {qualified(schema, table.target)}"
-        async with connection.transaction(readonly=True):
-            async for record in connection.cursor(sql, prefetch=batch_size):
-                found.add(tuple(record), kinds, key_positions, collect)
+    async def run(side: str, job: Callable[..., Digest], *args: object) -> None:
+        results[side] = await anyio.to_process.run_sync(job, *args, cancellable=True)
 
     async with anyio.create_task_group() as group:
-        group.start_soon(read_source)
-        group.start_soon(read_target)
-    return source, found
+        group.start_soon(run, "source", source_total_job, path, table, options, rejected, batch_size)
+        group.start_soon(run, "target", target_total_job, dsn, schema, table, batch_size)
+    return results["source"], results["target"]
+
+
+def source_total_job(path: Path, table: TablePlan, options: Options, rejected: set[object],
+                     batch_size: int) -> Digest:
+    """In a worker process: the source side's row count and hash sum."""
+    digest = Digest(Pass.TOTAL, ())
+    anyio.run(_read_source, path, table, options, rejected, batch_size, digest)
+    return digest
+
+
+def target_total_job(dsn: str, schema: str, table: TablePlan, batch_size: int) -> Digest:
+    """In a worker process: the target side's row count and hash sum."""
+    digest = Digest(Pass.TOTAL, ())
+
+    async def go() -> None:
+        connection = await target.connect(dsn)
+        try:
+            await _read_target(connection, schema, table, batch_size, digest)
+        finally:
+            await connection.close()
+
+    anyio.run(go)
+    return digest
 
 
 async def verify_run(path: Path, settings: Settings, plan: MigrationPlan, stats: RunStats,

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import os
+import secrets
 import time
 from dataclasses import dataclass
 
@@ -82,6 +84,13 @@ async def _load_chunk(spec: LoadSpec, dsn: str) -> ChunkResult:
         return ChunkResult(stats.read, stats.written, rejects.records)
     finally:
         await connection.close()
+
+
+def share_hash_seed() -> None:
+    """Give every worker process this run starts the same str hash seed, so that digests
+    computed in different workers (verify) can be compared. Call before the first worker."""
+    if not os.environ.get("PYTHONHASHSEED", "").isdigit():
+        os.environ["PYTHONHASHSEED"] = str(secrets.randbelow(2**32 - 1) + 1)
 
 
 def tune_gc() -> None:
