@@ -90,11 +90,14 @@ async def read_range(
                 if not rows:
                     return
                 stats.read += len(rows)
-                last = rows[-1]
-                await pages.send(convert_page(rows, converters, key_width))
-                if len(rows) < batch_size:
+                complete = len(rows) == batch_size
+                after = tuple(rows[-1][:key_width])
+                page = convert_page(rows, converters, key_width)
+                del rows  # the raw page is not kept while the converted one waits in the queue
+                await pages.send(page)
+                del page
+                if not complete:
                     return
-                after = tuple(last[:key_width])
                 if key_range is None:
                     sql = source.page_sql(table, columns, first=False)
         except sqlite3.Error as exc:
