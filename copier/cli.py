@@ -79,7 +79,7 @@ def migrate(
         help="Where rejected rows go (JSON lines). Default: ./<source name>.rejects.jsonl",
         show_default=False)] = None,
     cast: Casts = None,
-    batch_size: Annotated[int, typer.Option(help="Rows per page read and per COPY batch.", min=1)] = 10_000,
+    batch_size: Annotated[int, typer.Option(help="Rows per page read and per COPY batch.", min=1)] = 5_000,
     readers: Annotated[int, typer.Option(
         help="Concurrent SQLite readers feeding one COPY, for tables loaded in one process.", min=1)] = 1,
     workers: Annotated[int | None, typer.Option(

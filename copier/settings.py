@@ -37,7 +37,7 @@ class Settings:
     on_error: OnError = OnError.REJECT
     reject_file: Path | None = None
     casts: tuple[tuple[str, str], ...] = ()
-    batch_size: int = 10_000
+    batch_size: int = 5_000  # from the sweeps in benchmarks/README.md
     readers: int = 1
     workers: int = field(default_factory=lambda: min(os.cpu_count() or 1, 8))
     queue_depth: int = 4
