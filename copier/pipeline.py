@@ -88,6 +88,10 @@ async def migrate(path: Path, settings: Settings, progress_factory: ProgressFact
             stats.finished = time.monotonic()
             return stats
         plan, resumed, record_state = await _prepare_target(readable, path, catalog, settings, stats)
+        for name, earlier in resumed.items():
+            if earlier.status in ("loaded", "done"):
+                stats.tables[name].written = earlier.rows_written or 0
+                stats.tables[name].rejected = earlier.rows_rejected or 0
         await _load(readable, settings, plan, stats, resumed, record_state, progress_factory, path)
         if settings.verify and not stats.interrupted:
             from .verify import verify_run
@@ -99,7 +103,7 @@ async def migrate(path: Path, settings: Settings, progress_factory: ProgressFact
 
 async def _prepare_target(
     readable: Path, original: Path, catalog: Catalog, settings: Settings, stats: RunStats,
-) -> tuple[MigrationPlan, dict[str, str], bool]:
+) -> tuple[MigrationPlan, dict[str, state.TableState], bool]:
     """Plan against the target, apply --resume or --if-exists, and record the plan."""
     connection = await target.connect(settings.dsn)
     try:
@@ -107,7 +111,7 @@ async def _prepare_target(
         existing = await target.existing_tables(connection, settings.schema)
         earlier = {s.source_table: s for s in await state.read(connection, settings.schema)}
         fingerprint = source.fingerprint(readable if not settings.snapshot else original, catalog)
-        resumed: dict[str, str] = {}
+        resumed: dict[str, state.TableState] = {}
         if settings.resume:
             # Tables an earlier run created are planned as created again, so the plan is the same.
             ours = {s.target_table for s in earlier.values() if s.created}
@@ -125,13 +129,13 @@ async def _prepare_target(
         stats.tables[table.name] = TableStats(table.name, table.target, expected=table.source.row_count,
                                               preexisting=kept.get(table.target, 0))
     stats.notes += [*plan.notes, *(f"skipped {name}: {why}" for name, why in plan.skipped)]
-    stats.notes += [f"{name}: already loaded by the interrupted run" for name, status in resumed.items()
-                    if status in ("loaded", "done")]
+    stats.notes += [f"{name}: already loaded by the interrupted run" for name, s in resumed.items()
+                    if s.status in ("loaded", "done")]
     return plan, resumed, record_state
 
 
 def _resume_points(plan: MigrationPlan, settings: Settings, earlier: Mapping[str, state.TableState],
-                   fingerprint: str) -> dict[str, str]:
+                   fingerprint: str) -> dict[str, state.TableState]:
     if not earlier:
         raise TargetError(f"nothing to resume: no earlier run recorded for schema {settings.schema!r}",
                           hint="run without --resume")
@@ -141,7 +145,7 @@ def _resume_points(plan: MigrationPlan, settings: Settings, earlier: Mapping[str
         what = "the SQLite file" if changed_source else "the plan (tables, types or value flags)"
         raise TargetError(f"cannot resume: {what} changed since the interrupted run",
                           hint="start over with --if-exists truncate, or add --force to resume anyway")
-    return {name: s.status for name, s in earlier.items() if name in {t.name for t in plan.tables}}
+    return {name: s for name, s in earlier.items() if name in {t.name for t in plan.tables}}
 
 
 async def _drop_staging(connection: asyncpg.Connection, plan: MigrationPlan) -> None:
@@ -151,8 +155,9 @@ async def _drop_staging(connection: asyncpg.Connection, plan: MigrationPlan) -> 
 
 
 async def _record_plan(connection: asyncpg.Connection, plan: MigrationPlan, settings: Settings,
-                       resumed: Mapping[str, str], fingerprint: str, original: Path, stats: RunStats) -> bool:
-    fresh = [t for t in plan.tables if resumed.get(t.name) not in ("loaded", "done")]
+                       resumed: Mapping[str, state.TableState], fingerprint: str, original: Path,
+                       stats: RunStats) -> bool:
+    fresh = [t for t in plan.tables if t.name not in resumed or resumed[t.name].status not in ("loaded", "done")]
     subset = MigrationPlan(plan.schema, tuple(fresh), (), (), ())
     created = {t.name: t.create for t in fresh}
     try:
@@ -166,7 +171,8 @@ async def _record_plan(connection: asyncpg.Connection, plan: MigrationPlan, sett
 
 
 async def _prepare_existing(
-    connection: asyncpg.Connection, plan: MigrationPlan, settings: Settings, resumed: Mapping[str, str],
+    connection: asyncpg.Connection, plan: MigrationPlan, settings: Settings,
+    resumed: Mapping[str, state.TableState],
     earlier: Mapping[str, state.TableState],
 ) -> dict[str, int]:
     """Apply --if-exists to target tables that already hold rows, before any data moves.
@@ -174,7 +180,7 @@ async def _prepare_existing(
     Returns the rows kept per target table (--if-exists append), for verification."""
     occupied: list[tuple[str, int]] = []
     for table in plan.tables:
-        if table.create or resumed.get(table.name) in ("loaded", "done"):
+        if table.create or (table.name in resumed and resumed[table.name].status in ("loaded", "done")):
             continue
         name = qualified(plan.schema, table.target)
         try:
@@ -199,14 +205,16 @@ async def _prepare_existing(
 
 
 async def _load(readable: Path, settings: Settings, plan: MigrationPlan, stats: RunStats,
-                resumed: dict[str, str], record_state: bool, progress_factory: ProgressFactory | None,
+                resumed: dict[str, state.TableState], record_state: bool,
+                progress_factory: ProgressFactory | None,
                 original: Path) -> None:
-    rejects = RejectLog(settings.reject_file or default_reject_path(original))
+    rejects = RejectLog(settings.reject_file or default_reject_path(original), append=settings.resume)
     factory = progress_factory or (lambda total, quiet: make_progress(total, quiet=quiet))
     progress = factory(sum(t.source.row_count for t in plan.tables), settings.quiet)
     pool = await target.create_pool(settings.dsn, settings.jobs)
     watch = source.ChangeWatch(readable)
-    run = Run(readable, settings, plan, pool, stats, rejects, progress, watch, record_state, resumed)
+    run = Run(readable, settings, plan, pool, stats, rejects, progress, watch, record_state,
+              {name: s.status for name, s in resumed.items()})
     try:
         async with anyio.create_task_group() as group:
             if threading.current_thread() is threading.main_thread():

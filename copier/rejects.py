@@ -31,9 +31,10 @@ def _record(table: str, key: object, column: str | None, value: object, reason: 
 class RejectLog:
     """Opened on the first reject, so a clean run leaves no file behind."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, append: bool = False) -> None:
         self.path = path
         self.count = 0
+        self._append = append  # a resumed run keeps the rejects of the tables already loaded
         self._file: TextIO | None = None
 
     def add(self, table: str, key: object, column: str | None, value: object, reason: str) -> None:
@@ -41,7 +42,7 @@ class RejectLog:
 
     def write(self, record: dict[str, object]) -> None:
         if self._file is None:
-            self._file = self.path.open("w", encoding="utf-8")
+            self._file = self.path.open("a" if self._append else "w", encoding="utf-8")
         self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
         self._file.flush()
         self.count += 1

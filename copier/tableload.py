@@ -63,7 +63,7 @@ async def load_table(run: Run, table: TablePlan, stats: TableStats) -> None:
     earlier = run.resumed.get(table.name)
     try:
         if earlier in ("loaded", "done"):
-            stats.read = stats.written = table.source.row_count  # committed by the earlier run
+            stats.read = table.source.row_count  # committed by the earlier run (counts from its record)
         else:
             for attempt in range(run.settings.retries + 1):
                 try:

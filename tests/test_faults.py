@@ -212,3 +212,22 @@ def test_plain_rerun_after_an_interruption_points_to_resume(tmp_path: Path, targ
     again = migrate(target, db)
     assert again.exit_code == 2
     assert again.stderr.endswith("(hint: an earlier run was interrupted here: rerun with --resume)\n")
+
+
+def test_resume_keeps_the_rejects_and_counts_of_tables_already_loaded(tmp_path: Path, target: Target) -> None:
+    from .helpers import read_jsonl, sqlite_db
+
+    db = sqlite_db(tmp_path / "k.db", "CREATE TABLE a (id INTEGER PRIMARY KEY, n INTEGER)",
+                   "CREATE TABLE b (id INTEGER PRIMARY KEY)", rows={"a": [(1, 1), (2, "two")], "b": [(1,), (2,)]})
+    assert migrate(target, db).exit_code == 3
+    # As if the run had been killed while loading b.
+    target.execute("DROP TABLE b")
+    target.execute("UPDATE copier.tables SET status = 'loading' WHERE target_schema = $1 AND source_table = 'b'",
+                   target.schema)
+    resumed = migrate(target, db, "--resume", "--report", tmp_path / "r.json")
+    assert resumed.exit_code == 3, resumed.output  # a's rejected row is still accounted for
+    assert [r["key"] for r in read_jsonl(tmp_path / "k.rejects.jsonl")] == [2]
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["verified"] is True
+    assert {t["table"]: (t["rows_written"], t["rows_rejected"]) for t in report["tables"]} == {
+        "a": (1, 1), "b": (2, 0)}
