@@ -148,7 +148,8 @@ def pgloader_url(dsn: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
-async def _admin(dsn: str, sql: str) -> None:
+async def execute(dsn: str, sql: str) -> None:
+    """One statement on its own connection (CREATE/DROP DATABASE cannot run in a pool's)."""
     connection = await asyncpg.connect(dsn)
     try:
         await connection.execute(sql)
@@ -172,11 +173,11 @@ async def _count_rows(dsn: str) -> int:
 @contextmanager
 def fresh_database(server: str) -> Iterator[str]:
     name = f"copier_bench_{uuid.uuid4().hex[:8]}"
-    anyio.run(_admin, server, f'CREATE DATABASE "{name}"')
+    anyio.run(execute, server, f'CREATE DATABASE "{name}"')
     try:
         yield with_database(server, name)
     finally:
-        anyio.run(_admin, server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        anyio.run(execute, server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 # --- the methods ---------------------------------------------------------------------------
@@ -214,7 +215,7 @@ async def _prepare_ceiling(source: Path, server: str, workdir: Path) -> Path:
 
     manifest = workdir / "ceiling.json"
     name = f"copier_bench_export_{uuid.uuid4().hex[:8]}"
-    await _admin(server, f'CREATE DATABASE "{name}"')
+    await execute(server, f'CREATE DATABASE "{name}"')
     try:
         dsn = with_database(server, name)
         settings = Settings(dsn=dsn, quiet=True, verify=False)
@@ -232,7 +233,7 @@ async def _prepare_ceiling(source: Path, server: str, workdir: Path) -> Path:
         manifest.write_text(json.dumps({"schema": "ceiling", "tables": tables}))
         return manifest
     finally:
-        await _admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await execute(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 # --- the run -------------------------------------------------------------------------------

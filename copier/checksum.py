@@ -21,7 +21,6 @@ from datetime import UTC
 from .casting import Kind
 
 BUCKETS = 256
-MASK = 2**64 - 1
 UTC = UTC
 
 Row = tuple[object, ...]

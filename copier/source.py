@@ -115,13 +115,9 @@ class ChangeWatch:
 
     def __init__(self, path: Path) -> None:
         self._connection = sqlite3.connect(read_only_uri(path), uri=True, check_same_thread=False)
-        self._version = self._read()
-
-    def _read(self) -> int:
-        return int(self._connection.execute("PRAGMA data_version").fetchone()[0])
 
     def version(self) -> int:
-        return self._read()
+        return int(self._connection.execute("PRAGMA data_version").fetchone()[0])
 
     def close(self) -> None:
         self._connection.close()

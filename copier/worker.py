@@ -98,4 +98,4 @@ def tune_gc() -> None:
     gc.set_threshold(200_000, 50, 100)
 
 
-__all__ = ["ChunkResult", "load_chunk", "staging_name", "asyncpg"]
+__all__ = ["ChunkResult", "load_chunk", "share_hash_seed", "staging_name", "tune_gc"]

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from copier.bench import execute, with_database
 from copier.throwaway import throwaway_server
 
 LOCAL_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -60,27 +61,14 @@ def with_user(dsn: str, user: str, password: str | None = None) -> str:
     return urlunsplit((parts.scheme, f"{userinfo}@{host}", parts.path, parts.query, parts.fragment))
 
 
-def with_database(dsn: str, name: str) -> str:
-    parts = urlsplit(dsn)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
-
-
 @contextmanager
 def fresh_database(server_dsn: str) -> Iterator[str]:
     name = f"copier_test_{uuid.uuid4().hex[:10]}"
-    run(_execute(server_dsn, f'CREATE DATABASE "{name}"'))
+    run(execute(server_dsn, f'CREATE DATABASE "{name}"'))
     try:
         yield with_database(server_dsn, name)
     finally:
-        run(_execute(server_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-async def _execute(dsn: str, sql: str) -> None:
-    connection = await asyncpg.connect(dsn)
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
+        run(execute(server_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 class Target:
