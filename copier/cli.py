@@ -227,12 +227,13 @@ def render_plan(the_plan: MigrationPlan) -> str:
             lines.append(f"  {column.source:<24} {column.declared or '(none)':<18} -> "
                          f"{column.target} {column.type.sql}{extra}")
         if table.primary_key:
-            lines.append(f"  primary key ({', '.join(table.primary_key)}) added after the data")
+            name = f" {table.primary_key_name}" if table.primary_key_name else ""
+            lines.append(f"  primary key{name} ({', '.join(table.primary_key)}) added after the data")
         for index in table.indexes:
             lines.append(f"  {'unique ' if index.unique else ''}index {index.name} ({', '.join(index.columns)})")
     if the_plan.foreign_keys:
         lines += ["", "Foreign keys, added after all tables:"]
-        lines += [f"  {fk.table}({', '.join(fk.columns)}) -> {fk.ref_table}({', '.join(fk.ref_columns)})"
+        lines += [f"  {fk.name}: {fk.target}({', '.join(fk.columns)}) -> {fk.ref_target}({', '.join(fk.ref_columns)})"
                   for fk in the_plan.foreign_keys]
     if the_plan.skipped:
         lines += ["", "Skipped:"] + [f"  {name}: {why}" for name, why in the_plan.skipped]

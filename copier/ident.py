@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from .errors import PlanError
 
-# PostgreSQL silently truncates longer names (NAMEDATALEN - 1), so two long
-# SQLite names could collide; we refuse instead of guessing.
+# PostgreSQL silently truncates longer names (NAMEDATALEN - 1), so two long SQLite
+# names could collide: the planner gives such names a shortened unique form instead.
 MAX_IDENTIFIER_BYTES = 63
 
 
@@ -30,11 +30,3 @@ def quote_literal(text: str) -> str:
 def quote_sqlite(name: str) -> str:
     """Quote an SQLite identifier (same rule, kept separate so the intent is clear)."""
     return '"' + name.replace('"', '""') + '"'
-
-
-def check_length(name: str, what: str) -> None:
-    if len(name.encode("utf-8")) > MAX_IDENTIFIER_BYTES:
-        raise PlanError(
-            f"{what} name {name!r} is longer than PostgreSQL's {MAX_IDENTIFIER_BYTES}-byte limit",
-            hint="rename it in SQLite or pre-create the target table with a shorter name",
-        )

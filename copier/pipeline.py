@@ -7,7 +7,7 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -39,16 +39,20 @@ async def read_source(path: Path, busy_timeout: float | None = None) -> Catalog:
         await connection.close()
 
 
-def plan_for(catalog: Catalog, settings: Settings, existing: Mapping[str, ExistingTable]) -> MigrationPlan:
+def plan_for(catalog: Catalog, settings: Settings, existing: Mapping[str, ExistingTable],
+             reserved: Iterable[str] = ()) -> MigrationPlan:
     return build_plan(catalog, existing, schema=settings.schema, include=settings.tables,
-                      exclude=settings.exclude, casts=dict(settings.casts), options=settings.value_options())
+                      exclude=settings.exclude, casts=dict(settings.casts), options=settings.value_options(),
+                      reserved=reserved)
 
 
 async def make_plan(path: Path, settings: Settings, connection: asyncpg.Connection | None) -> MigrationPlan:
     """The plan against what the target already holds (nothing, without a connection)."""
     catalog = await read_source(path, settings.busy_timeout)
-    existing = await target.existing_tables(connection, settings.schema) if connection else {}
-    return plan_for(catalog, settings, existing)
+    if connection is None:
+        return plan_for(catalog, settings, {})
+    existing = await target.existing_tables(connection, settings.schema)
+    return plan_for(catalog, settings, existing, await target.taken_names(connection, settings.schema))
 
 
 def default_reject_path(path: Path) -> Path:
@@ -109,16 +113,18 @@ async def _prepare_target(
     try:
         await target.ensure_schema(connection, settings.schema)
         existing = await target.existing_tables(connection, settings.schema)
+        taken = await target.taken_names(connection, settings.schema)
         earlier = {s.source_table: s for s in await state.read(connection, settings.schema)}
         fingerprint = source.fingerprint(readable if not settings.snapshot else original, catalog)
         resumed: dict[str, state.TableState] = {}
         if settings.resume:
             # Tables an earlier run created are planned as created again, so the plan is the same.
             ours = {s.target_table for s in earlier.values() if s.created}
-            plan = plan_for(catalog, settings, {n: t for n, t in existing.items() if n not in ours})
+            plan = plan_for(catalog, settings, {n: t for n, t in existing.items() if n not in ours},
+                            [name for name, owner in taken.items() if owner not in ours])
             resumed = _resume_points(plan, settings, earlier, fingerprint)
         else:
-            plan = plan_for(catalog, settings, existing)
+            plan = plan_for(catalog, settings, existing, taken)
         await target.check_privileges(connection, plan)
         await _drop_staging(connection, plan)
         kept = await _prepare_existing(connection, plan, settings, resumed, earlier)
@@ -254,6 +260,12 @@ def _mark_interrupted(stats: RunStats) -> None:
 
 
 async def _load_tables(run: Run) -> None:
+    # Each table waits only for tables of earlier waves, and every table sets its event
+    # when it finishes whatever happened: so every wait below ends.
+    waves = {t.name: t.wave for t in run.plan.tables}
+    for table in run.plan.tables:
+        if any(waves.get(parent, table.wave) >= table.wave for parent in table.depends_on):
+            raise AssertionError(f"plan bug: {table.name} waits for a table of its own or a later wave")
     limiter = anyio.CapacityLimiter(run.settings.jobs)
     run.done = {t.name: anyio.Event() for t in run.plan.tables}
     async with anyio.create_task_group() as group:
@@ -287,7 +299,7 @@ async def _add_foreign_keys(run: Run) -> None:
             if parent is not None and parent.status is not Status.DONE:
                 child.warnings.append(f"foreign key {fk.name} not added: {fk.ref_table} was not loaded")
                 continue
-            if await connection.fetchval(ddl.HAS_CONSTRAINT, qualified(schema, fk.table), fk.name):
+            if await connection.fetchval(ddl.HAS_CONSTRAINT, qualified(schema, fk.target), fk.name):
                 continue  # added by the run this one resumes
             try:
                 await connection.execute(ddl.add_foreign_key(schema, fk))

@@ -3,7 +3,6 @@ time, converts it column-wise, and sends it into a bounded stream."""
 
 from __future__ import annotations
 
-import math
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,20 +21,23 @@ from .stats import TableStats
 
 @dataclass(frozen=True, slots=True)
 class KeyRange:
-    """Rows with after < rowid <= last; for WITHOUT ROWID tables the whole table (None)."""
+    """Rows with first <= rowid <= last; for WITHOUT ROWID tables the whole table (None)."""
 
-    after: int
+    first: int
     last: int
 
 
-def split_ranges(bounds: tuple[int, int] | None, rows: int, readers: int, batch_size: int) -> list[KeyRange | None]:
-    """Cut the rowid span into at most `readers` stripes, no more than one per page of rows."""
+def split_ranges(bounds: tuple[int, int] | None, rows: int, readers: int, batch_size: int) -> list[KeyRange]:
+    """Cut the rowid span into at most `readers` stripes, no more than one per page of rows.
+
+    Integer arithmetic only: rowids span up to 2**64, where a float has lost the low bits
+    (and a stripe boundary computed with one can skip rows)."""
     if bounds is None:
         return []
     low, high = bounds
-    stripes = max(1, min(readers, math.ceil(rows / batch_size)))
-    width = math.ceil((high - low + 1) / stripes)
-    return [KeyRange(low - 1 + i * width, min(high, low - 1 + (i + 1) * width)) for i in range(stripes)]
+    span = high - low + 1
+    stripes = max(1, min(readers, -(-rows // batch_size), span))
+    return [KeyRange(low + i * span // stripes, low + (i + 1) * span // stripes - 1) for i in range(stripes)]
 
 
 async def _fetch(connection: aiosqlite.Connection, sql: str, args: tuple[object, ...]) -> list[tuple[object, ...]]:
@@ -46,14 +48,15 @@ async def _fetch(connection: aiosqlite.Connection, sql: str, args: tuple[object,
 async def table_ranges(path: Path, table: Table, readers: int, batch_size: int) -> list[KeyRange | None]:
     """The key ranges the readers of one table take: rowid stripes, or the whole of a
     WITHOUT ROWID table (keyset on its primary key cannot be cut without a scan)."""
-    if table.without_rowid:
+    if table.without_rowid or not source.key_columns(table):
         return [None]
     connection = await source.connect(path)
     try:
         bounds = await source.rowid_bounds(connection, table)
     finally:
         await connection.close()
-    return list(split_ranges(bounds, table.row_count, readers, batch_size))
+    ranges: list[KeyRange | None] = [*split_ranges(bounds, table.row_count, readers, batch_size)]
+    return ranges
 
 
 async def read_range(
@@ -72,12 +75,15 @@ async def read_range(
     connection = await source.connect(path, busy_timeout)
     async with pages:
         try:
-            if key_range is not None:  # a rowid stripe
-                sql = source.page_sql(table, columns, first=False)
-                after: tuple[object, ...] = (key_range.after,)
+            if not key_width:
+                await _scan(connection, source.page_sql(table, columns, first=True), converters, batch_size,
+                            pages, stats)
+                return
+            sql = source.page_sql(table, columns, first=True)
+            if key_range is not None:  # a rowid stripe: its start, then past each page's last rowid
+                after: tuple[object, ...] = (key_range.first,)
                 tail: tuple[object, ...] = (key_range.last, batch_size)
             else:  # WITHOUT ROWID: keyset on the primary key, from the start
-                sql = source.page_sql(table, columns, first=True)
                 after, tail = (), (batch_size,)
             while True:
                 try:
@@ -98,10 +104,21 @@ async def read_range(
                 del page
                 if not complete:
                     return
-                if key_range is None:
-                    sql = source.page_sql(table, columns, first=False)
+                sql = source.page_sql(table, columns, first=False)
         except sqlite3.Error as exc:
             error = source.source_error(path, exc, source.BUSY_TIMEOUT if busy_timeout is None else busy_timeout)
             raise SourceError(f"{error.message} (table {table.name})", hint=error.hint, table=table.name) from None
         finally:
             await connection.close()
+
+
+async def _scan(connection: aiosqlite.Connection, sql: str, converters: Sequence[Converter], batch_size: int,
+                pages: MemoryObjectSendStream[ConvertedPage], stats: TableStats) -> None:
+    """A table whose rowid no SQL can reach: one cursor, rows keyed by their position in it."""
+    position = 0
+    async with connection.execute(sql) as cursor:
+        while rows := list(await cursor.fetchmany(batch_size)):
+            stats.read += len(rows)
+            numbered = [(position + n, *row) for n, row in enumerate(rows, 1)]
+            position += len(rows)
+            await pages.send(convert_page(numbered, converters, 1))

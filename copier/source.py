@@ -60,9 +60,16 @@ async def connect(path: Path, busy_timeout: float | None = None) -> aiosqlite.Co
     timeout = BUSY_TIMEOUT if busy_timeout is None else busy_timeout
     try:
         connection = await aiosqlite.connect(read_only_uri(path), uri=True, timeout=timeout)
-        await connection.execute("SELECT count(*) FROM sqlite_master")
     except sqlite3.DatabaseError as exc:
         raise source_error(path, exc, timeout) from None
+    try:
+        await connection.execute("SELECT count(*) FROM sqlite_master")
+    except BaseException as exc:
+        # Close it whatever happened: its thread would otherwise keep the process alive.
+        await connection.close()
+        if isinstance(exc, sqlite3.DatabaseError):
+            raise source_error(path, exc, timeout) from None
+        raise
     return connection
 
 
@@ -224,31 +231,44 @@ def _group_foreign_keys(rows: Sequence[sqlite3.Row]) -> tuple[ForeignKey, ...]:
 # --- reading rows ------------------------------------------------------------------------
 
 
-def rowid_name(table: Table) -> str:
-    """A name that reaches the rowid even if the table has a column called 'rowid'."""
+def rowid_sql(table: Table) -> str | None:
+    """An expression that reaches the rowid although a column may be called 'rowid': the
+    first of rowid, _rowid_ and oid no column shadows, else the INTEGER PRIMARY KEY (which
+    is the rowid), else None (the rowid is then out of reach of SQL)."""
     taken = {c.name.lower() for c in table.columns}
     for candidate in ("rowid", "_rowid_", "oid"):
         if candidate not in taken:
             return candidate
-    raise SourceError(f"table {table.name!r}: columns shadow rowid, _rowid_ and oid", table=table.name)
+    return quote_sqlite(table.rowid_alias) if table.rowid_alias else None
 
 
 def key_columns(table: Table) -> tuple[str, ...]:
-    """What pages are ordered by: the rowid, or the primary key of a WITHOUT ROWID table."""
-    return table.primary_key if table.without_rowid else (rowid_name(table),)
+    """SQL for what pages are ordered by: the rowid, or the primary key of a WITHOUT ROWID
+    table; empty when no key can be reached (the table is then read in one scan)."""
+    if table.without_rowid:
+        return tuple(quote_sqlite(k) for k in table.primary_key)
+    rowid = rowid_sql(table)
+    return (rowid,) if rowid else ()
 
 
 def page_sql(table: Table, columns: Sequence[str], *, first: bool) -> str:
     """Keyset pagination: each row starts with its key columns, then `columns`.
 
-    Parameters: the previous page's last key (unless first), [the range end], the limit.
+    Parameters: the range start (first page of a rowid table, inclusive) or the previous
+    page's last key (later pages, exclusive); for rowid tables the range end; the limit.
+    A WITHOUT ROWID table's first page has no lower bound.
     """
     keys = key_columns(table)
-    key_list = ", ".join(quote_sqlite(k) if table.without_rowid else k for k in keys)
+    if not keys:  # no reachable key: one scan, in the table's own order
+        return f"SELECT {', '.join(quote_sqlite(c) for c in columns)} FROM {quote_sqlite(table.name)}"
+    key_list = ", ".join(keys)
     select = ", ".join([key_list, *(quote_sqlite(c) for c in columns)])
     where = []
     if not first:
         where.append(f"({key_list}) > ({', '.join('?' * len(keys))})")
+    elif not table.without_rowid:
+        # Inclusive, so a range may start at the smallest rowid (-2**63) with no "one before".
+        where.append(f"{keys[0]} >= ?")
     if not table.without_rowid:
         where.append(f"{keys[0]} <= ?")
     sql = f"SELECT {select} FROM {quote_sqlite(table.name)}"
@@ -258,7 +278,9 @@ def page_sql(table: Table, columns: Sequence[str], *, first: bool) -> str:
 
 
 async def rowid_bounds(connection: aiosqlite.Connection, table: Table) -> tuple[int, int] | None:
-    rowid = rowid_name(table)
+    rowid = rowid_sql(table)
+    if rowid is None:
+        return None
     rows = await _rows(connection, f"SELECT min({rowid}), max({rowid}) FROM {quote_sqlite(table.name)}")
     low, high = rows[0]
     return None if low is None else (int(low), int(high))

@@ -4,7 +4,6 @@ indexes and sequences, recording each step in the state table for --resume."""
 
 from __future__ import annotations
 
-import math
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -181,7 +180,7 @@ async def _load_parallel(
     await connection.execute(f"DROP TABLE IF EXISTS {qualified(schema, staging.target)}")
     await connection.execute(ddl.create_table(schema, staging))
     try:
-        chunks = math.ceil(table.source.row_count / max(run.settings.batch_size, PARALLEL_CHUNK_ROWS))
+        chunks = -(-table.source.row_count // max(run.settings.batch_size, PARALLEL_CHUNK_ROWS))
         ranges = await table_ranges(run.path, table.source, max(chunks, run.settings.workers),
                                     run.settings.batch_size)
         limiter = anyio.CapacityLimiter(run.settings.workers)
@@ -205,9 +204,8 @@ async def _load_parallel(
             raise first_error(group_error) from None
         _check_unchanged(run, table, version)
         async with connection.transaction():
+            # The identity's sequence already has its final name (the plan's), not the staging table's.
             await connection.execute(ddl.rename_table(schema, staging.target, table.target))
-            for column, sequence in await connection.fetch(ddl.OWNED_SEQUENCES, qualified(schema, table.target)):
-                await connection.execute(ddl.rename_sequence(sequence, f"{table.target}_{column}_seq"))
             await _record(run, table, "loaded", connection=connection, written=stats.written,
                           rejected=stats.rejected)
     except BaseException:

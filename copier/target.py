@@ -100,6 +100,29 @@ async def existing_tables(connection: asyncpg.Connection, schema: str) -> dict[s
     return {name: ExistingTable(name, tuple(cols)) for name, cols in columns.items()}
 
 
+# Every name taken in the schema, with the table it belongs to (an index's table, an owned
+# sequence's table, else itself), so a resumed run can set aside the names of its own tables.
+_TAKEN_NAMES = """
+SELECT c.relname, COALESCE(indexed.relname, owner.relname, c.relname)
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_index i ON i.indexrelid = c.oid
+LEFT JOIN pg_class indexed ON indexed.oid = i.indrelid
+LEFT JOIN pg_depend d ON c.relkind = 'S' AND d.classid = 'pg_class'::regclass AND d.objid = c.oid
+     AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+LEFT JOIN pg_class owner ON owner.oid = d.refobjid
+WHERE n.nspname = $1
+UNION
+SELECT t.typname, t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+WHERE n.nspname = $1 AND t.typrelid = 0 AND t.typelem = 0
+"""
+
+
+async def taken_names(connection: asyncpg.Connection, schema: str) -> dict[str, str]:
+    """Relation and type names in the target schema -> the table each belongs to."""
+    return {name: owner for name, owner in await connection.fetch(_TAKEN_NAMES, schema)}
+
+
 async def ensure_schema(connection: asyncpg.Connection, schema: str) -> None:
     exists = await connection.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", schema)
     if not exists:

@@ -26,6 +26,9 @@ def test_self_reference_and_cycles_still_load() -> None:
     catalog = Catalog((table("employee", "employee"), table("a", "b"), table("b", "a"), table("c", "a")))
     plan = build_plan(catalog, {})
     assert plan.waves == (("a", "b", "employee"), ("c",))
+    # Tables of a cycle wait for nothing (waiting for each other would never end).
+    assert plan.table("a").depends_on == plan.table("b").depends_on == plan.table("employee").depends_on == ()
+    assert plan.table("c").depends_on == ("a",)
     # Every reference, cyclic or not, becomes a foreign key added after the data.
     assert {(fk.table, fk.ref_table) for fk in plan.foreign_keys} == {
         ("employee", "employee"), ("a", "b"), ("b", "a"), ("c", "a")}
@@ -78,9 +81,38 @@ def test_target_not_null_column_without_source_is_an_error() -> None:
         build_plan(Catalog((Table("t", (Column("id", "INTEGER"),)),)), existing)
 
 
-def test_long_names_are_refused_not_truncated() -> None:
-    with pytest.raises(PlanError, match="63-byte"):
-        build_plan(Catalog((Table("x" * 64, (Column("id", "INTEGER"),)),)), {})
+def test_long_names_get_a_unique_name_within_63_bytes() -> None:
+    # Two 70-byte names sharing their first 63 bytes: PostgreSQL would truncate both to one.
+    long_a, long_b = "x" * 68 + "_aaaa", "x" * 68 + "_bbbb"
+    catalog = Catalog((table(long_a), Table(long_b, (Column("c" * 70, "TEXT"), Column("c" * 69 + "d", "TEXT"))),
+                       table("short", long_a)))
+    plan = build_plan(catalog, {})
+    targets = [plan.table(long_a).target, plan.table(long_b).target]
+    assert all(len(t.encode()) <= 63 for t in targets) and len(set(targets)) == 2
+    columns = [c.target for c in plan.table(long_b).columns]
+    assert all(len(c.encode()) <= 63 for c in columns) and len(set(columns)) == 2
+    (fk,) = plan.foreign_keys
+    assert (fk.target, fk.ref_target) == ("short", plan.table(long_a).target)
+    assert any(long_a in note and "created as" in note for note in plan.notes)
+    # Found under the same name by a later plan (verify, --resume) once it exists.
+    existing = {t: ExistingTable(t, (ExistingColumn("id", parse_pg_type("bigint"), True, True),))
+                for t in targets[:1]}
+    assert build_plan(catalog, existing).table(long_a).create is False
+
+
+def test_generated_names_collide_with_no_table_and_no_taken_name() -> None:
+    users = Table("users", (Column("id", "INTEGER", pk_position=1), Column("email", "TEXT")), primary_key=("id",),
+                  indexes=(Index("sqlite_autoindex_users_1", ("email",), True, (False,), "u"),))
+    catalog = Catalog((users, table("users_pkey"), table("users_id_seq")))
+    plan = build_plan(catalog, {}, reserved=["users_email_key"])
+    planned = plan.table("users")
+    names = [t.target for t in plan.tables]
+    names += [t.primary_key_name for t in plan.tables] + [i.name for t in plan.tables for i in t.indexes]
+    names += [c.sequence for t in plan.tables for c in t.columns if c.sequence]
+    assert len(names) == len(set(names)), names
+    assert {"users", "users_pkey", "users_id_seq"} <= {t.target for t in plan.tables}
+    assert planned.primary_key_name not in ("users_pkey", "users_email_key")
+    assert planned.indexes[0].name != "users_email_key"
 
 
 def test_cast_overrides_by_column_and_by_declared_type() -> None:

@@ -1,0 +1,174 @@
+"""Hostile shapes that once hung a run or lost rows or tables: reference cycles, a file
+that fails its first query, far-apart and extreme rowids, a column called rowid, names
+PostgreSQL generates or truncates. Runs that could hang go through a subprocess with a
+time limit, so a hang fails the test instead of stalling the suite."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from copier.reader import split_ranges
+
+from .helpers import corpus_file, sqlite_db
+from .pg import Target
+
+TIME_LIMIT = 120
+
+
+def run_cli(*args: object) -> subprocess.CompletedProcess[str]:
+    """`python -m copier ...` in a subprocess; a hang raises TimeoutExpired (the test fails)."""
+    return subprocess.run([sys.executable, "-m", "copier", *map(str, args)], capture_output=True, text=True,
+                          timeout=TIME_LIMIT)
+
+
+def migrate_cli(target: Target, source: Path, *extra: object) -> subprocess.CompletedProcess[str]:
+    return run_cli("migrate", source, "--dsn", target.dsn, "--schema", target.schema, "--quiet", *extra)
+
+
+# Every shape of reference cycle: each table references the next; row i of every table
+# references row i of the table it points to, so every foreign key can be added.
+CYCLES = {
+    "two": [("x", "y"), ("y", "x")],
+    "three": [("a", "b"), ("b", "c"), ("c", "a")],
+    "self": [("employee", "employee")],
+    "two cycles sharing a table": [("p", "q"), ("q", "p"), ("q2", "p"), ("p", "q2")],
+}
+
+
+def _cycle_db(path: Path, edges: list[tuple[str, str]]) -> Path:
+    tables: dict[str, list[str]] = {}
+    for child, parent in edges:
+        tables.setdefault(child, []).append(parent)
+        tables.setdefault(parent, [])
+    statements = []
+    for name, parents in tables.items():
+        references = "".join(f", {p}_ref integer references {p}(id)" for p in parents)
+        statements.append(f"create table {name}(id integer primary key{references})")
+    rows = {name: [(i, *([i] * len(parents))) for i in range(1, 4)] for name, parents in tables.items()}
+    return sqlite_db(path, *statements, rows=rows)
+
+
+@pytest.mark.parametrize("shape", sorted(CYCLES))
+def test_every_cycle_shape_loads_with_its_foreign_keys(shape: str, tmp_path: Path, target: Target) -> None:
+    edges = CYCLES[shape]
+    source = _cycle_db(tmp_path / "cycle.db", edges)
+    done = migrate_cli(target, source)
+    assert done.returncode == 0, done.stderr
+    for child, parent in edges:
+        assert target.count(child) == 3
+        assert target.fetchval(
+            "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND conrelid = $1::regclass "
+            "AND confrelid = $2::regclass", f'"{target.schema}"."{child}"', f'"{target.schema}"."{parent}"') >= 1
+
+
+@pytest.mark.parametrize("command", ["plan", "verify", "migrate"])
+def test_truncated_file_fails_and_exits(command: str, tmp_path: Path, target: Target) -> None:
+    source = corpus_file("chinook/Chinook_Sqlite.sqlite", tmp_path)
+    source.write_bytes(source.read_bytes()[:4096])  # the header survives, the schema does not
+    extra = ["--skip-integrity-check"] if command == "migrate" else []
+    dsn = [] if command == "plan" else ["--dsn", target.dsn]
+    done = run_cli(command, source, *dsn, *extra)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [f"copier: error: {source}: corrupt or not an SQLite database: "
+                                                "database disk image is malformed"]
+
+
+@given(st.lists(st.integers(-(2**63), 2**63 - 1), min_size=1, max_size=40, unique=True),
+       st.integers(1, 9), st.integers(1, 50))
+def test_stripes_cover_every_rowid_exactly_once(rowids: list[int], readers: int, batch_size: int) -> None:
+    ranges = split_ranges((min(rowids), max(rowids)), len(rowids), readers, batch_size)
+    assert 1 <= len(ranges) <= readers
+    for rowid in rowids:
+        assert sum(r.first <= rowid <= r.last for r in ranges) == 1
+    # Every bound fits a signed 64-bit SQLite parameter.
+    assert all(-(2**63) <= b < 2**63 for r in ranges for b in (r.first, r.last))
+
+
+def test_extreme_and_far_apart_rowids_all_arrive(tmp_path: Path, target: Target) -> None:
+    extremes = [-(2**63), -1, 0, 1797657063271174144, 2**63 - 1]
+    source = sqlite_db(tmp_path / "far.db", "create table t(id integer primary key, v text)",
+                       rows={"t": [(i, f"v{i}") for i in extremes]})
+    done = migrate_cli(target, source, "--readers", 4, "--batch-size", 1)
+    assert done.returncode == 0, done.stderr
+    assert sorted(r[0] for r in target.fetch("SELECT id FROM t")) == extremes
+
+
+def test_extreme_rowids_through_worker_processes(tmp_path: Path, target: Target) -> None:
+    # Enough rows for worker processes, spread over the whole int64 range.
+    step = (2**64 - 1) // 59_999
+    ids = [-(2**63) + i * step for i in range(60_000)]
+    source = sqlite_db(tmp_path / "wide.db", "create table t(id integer primary key, v integer)",
+                       rows={"t": [(i, n) for n, i in enumerate(ids)]})
+    done = migrate_cli(target, source, "--workers", 2)
+    assert done.returncode == 0, done.stderr
+    assert target.count("t") == 60_000
+    assert target.fetchval("SELECT min(id)::text || ' ' || max(id)::text FROM t") == f"{ids[0]} {ids[-1]}"
+
+
+def test_giant_row_ids_from_the_corpus(tmp_path: Path, target: Target) -> None:
+    source = corpus_file("duckdb/giant_row_id.db", tmp_path)
+    done = migrate_cli(target, source)
+    assert done.returncode == 0, done.stderr
+    assert sorted(r[0] for r in target.fetch("SELECT id FROM sparse_row_id")) == [0, 1797657063271174144]
+
+
+def test_columns_called_rowid(tmp_path: Path, target: Target) -> None:
+    source = sqlite_db(
+        tmp_path / "rowid.db",
+        "create table one(rowid text, v text)",
+        "create table all_three(rowid text, _rowid_ text, oid text, id integer primary key)",
+        "create table keyless(rowid text, _rowid_ text, oid text)",
+        rows={"one": [("r1", "a"), ("r2", "b")], "all_three": [("a", "b", "c", 7), ("d", "e", "f", 9)],
+              "keyless": [("a", "b", "c"), ("d", "e", "f"), ("a", "b", "c")]})
+    done = migrate_cli(target, source)
+    assert done.returncode == 0, done.stderr
+    assert sorted(tuple(r) for r in target.fetch("SELECT rowid, v FROM one")) == [("r1", "a"), ("r2", "b")]
+    assert sorted(r[0] for r in target.fetch("SELECT id FROM all_three")) == [7, 9]
+    assert sorted(tuple(r) for r in target.fetch('SELECT rowid, _rowid_, oid FROM keyless')) == [
+        ("a", "b", "c"), ("a", "b", "c"), ("d", "e", "f")]
+
+
+def test_names_postgres_would_generate_are_left_to_the_users_tables(tmp_path: Path, target: Target) -> None:
+    long_name = "a_table_name_well_beyond_what_postgresql_keeps_in_an_identifier_xyz"
+    source = sqlite_db(
+        tmp_path / "names.db",
+        "create table users(id integer primary key, email text unique)",
+        "create table users_pkey(id integer primary key, a text)",
+        "create table users_id_seq(id integer primary key, b text)",
+        f"create table {long_name}(id integer primary key, user_id integer references users(id))",
+        rows={"users": [(1, "a@b"), (2, "c@d")], "users_pkey": [(1, "x")], "users_id_seq": [(1, "y")],
+              long_name: [(1, 2)]})
+    report = tmp_path / "report.json"
+    done = migrate_cli(target, source, "--report", report)
+    assert done.returncode == 0, done.stderr
+    assert target.count("users") == 2 and target.count("users_pkey") == 1 and target.count("users_id_seq") == 1
+    assert target.fetchval("SELECT count(*) FROM pg_indexes WHERE schemaname = $1 AND tablename = 'users' "
+                           "AND indexdef LIKE 'CREATE UNIQUE INDEX % (email)'", target.schema) == 1
+    shortened = target.fetchval("SELECT relname FROM pg_class c JOIN pg_namespace n ON n.oid = relnamespace "
+                                "WHERE nspname = $1 AND relname LIKE 'a_table_name%' AND relkind = 'r'",
+                                target.schema)
+    assert shortened is not None and len(shortened.encode()) <= 63
+    assert target.count(shortened) == 1
+    notes = json.loads(report.read_text())["notes"]
+    assert any(long_name in note and shortened in note for note in notes)
+    done = run_cli("verify", source, "--dsn", target.dsn, "--schema", target.schema)
+    assert done.returncode == 0, done.stdout + done.stderr
+    # The app can insert: the identity's sequence (not named users_id_seq) moved past the ids.
+    assert target.fetchval("INSERT INTO users (email) VALUES ('new') RETURNING id") == 3
+
+
+def test_source_is_untouched_by_a_cycle_run(tmp_path: Path, target: Target) -> None:
+    source = _cycle_db(tmp_path / "cycle.db", CYCLES["two"])
+    before = source.read_bytes()
+    assert migrate_cli(target, source).returncode == 0
+    assert source.read_bytes() == before
+    with sqlite3.connect(source) as connection:
+        assert connection.execute("select count(*) from x").fetchone() == (3,)
