@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -405,4 +406,8 @@ def version() -> None:
 
 
 def main() -> None:
+    # asyncpg's pool logs a traceback when it cannot reconnect during a server restart;
+    # copier retries the table itself and says so in one line (see tableload).
+    logging.getLogger("asyncpg").addHandler(logging.NullHandler())
+    logging.getLogger("asyncpg").propagate = False
     app()

@@ -274,7 +274,10 @@ def timestamp_utc(value: Value, source_zone: ZoneInfo | timezone) -> datetime:
             raise _reject(value, "a timestamp", "not an ISO 8601 date") from None
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=source_zone)
-        return parsed.astimezone(UTC)
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:  # e.g. 9999-12-31 23:00 in New York is year 10000 in UTC
+            raise _reject(value, "a timestamp", "in UTC it falls outside years 1-9999") from None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _reject(value, "a timestamp")
     try:

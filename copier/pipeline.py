@@ -254,7 +254,8 @@ async def _stop_on_signal(run: Run, scope: anyio.CancelScope) -> None:
 def _mark_interrupted(stats: RunStats) -> None:
     for table in stats.tables.values():
         if table.status is Status.LOADING:
-            table.status, table.error, table.written = Status.FAILED, "interrupted (rolled back)", 0
+            table.status, table.error = Status.FAILED, "interrupted (rolled back)"
+            table.written = table.rejected = 0
         elif table.status is Status.PENDING:
             table.status, table.error = Status.SKIPPED, "not started (interrupted)"
 

@@ -15,6 +15,7 @@ class TableBar(Protocol):
 
 class Progress(Protocol):
     def table(self, name: str, total: int) -> TableBar: ...
+    def note(self, line: str) -> None: ...  # one line for the user (a retry), between the bars
     def close(self) -> None: ...
 
 
@@ -27,8 +28,15 @@ class _NullBar:
 
 
 class NullProgress:
+    def __init__(self, quiet: bool = True) -> None:
+        self._quiet = quiet
+
     def table(self, name: str, total: int) -> TableBar:
         return _NullBar()
+
+    def note(self, line: str) -> None:
+        if not self._quiet:
+            print(line, file=sys.stderr, flush=True)
 
     def close(self) -> None:
         pass
@@ -64,11 +72,14 @@ class TqdmProgress:
                    leave=False, file=sys.stderr, dynamic_ncols=True)
         return _TqdmBar(bar, self._overall, self._slots, slot)
 
+    def note(self, line: str) -> None:
+        tqdm.write(line, file=sys.stderr)
+
     def close(self) -> None:
         self._overall.close()
 
 
 def make_progress(total_rows: int, *, quiet: bool) -> Progress:
     if quiet or not sys.stderr.isatty():
-        return NullProgress()
+        return NullProgress(quiet)
     return TqdmProgress(total_rows)

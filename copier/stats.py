@@ -80,6 +80,7 @@ class RunStats:
             "rows_written": written,
             "rows_rejected": sum(t.rejected for t in rows),
             "errors": sum(t.errors for t in rows) + len(self.warnings),
+            "retries": sum(t.retries for t in rows),
             "seconds": round(self.seconds, 3),
             "rows_per_second": round(written / self.seconds, 1) if self.seconds > 0 else 0.0,
         }
@@ -107,10 +108,25 @@ def render_summary(stats: RunStats) -> str:
     problems = [f"{t.name}: {t.error}" for t in stats.tables.values() if t.error]
     problems += [f"{t.name}: {w}" for t in stats.tables.values() for w in t.warnings]
     problems += stats.warnings
-    if stats.verified:
-        out += ["", "Verified: every table's row count and content checksum match the source."]
+    out += _verification_lines(stats)
+    retried = [t for t in stats.tables.values() if t.retries]
+    if retried:
+        out += ["", "Retried after a transient failure: " + ", ".join(
+            f"{t.name} ({t.retries} time{'s' if t.retries > 1 else ''})" for t in retried)]
     if stats.notes:
         out += ["", "Notes:"] + [f"  - {n}" for n in stats.notes]
     if problems:
         out += ["", "Problems:"] + [f"  - {p}" for p in problems]
     return "\n".join(out)
+
+
+def _verification_lines(stats: RunStats) -> list[str]:
+    """Says "verified" only of what was: tables that failed or were skipped were not."""
+    if not stats.verified:
+        return []
+    unverified = [t.name for t in stats.tables.values() if t.status is not Status.DONE]
+    if not unverified:
+        return ["", "Verified: every table's row count and content checksum match the source."]
+    verified = len(stats.tables) - len(unverified)
+    return ["", f"Verified {verified} of {len(stats.tables)} tables: their row counts and content checksums "
+                f"match the source. Not verified (not loaded): {', '.join(unverified)}."]

@@ -71,6 +71,9 @@ async def load_table(run: Run, table: TablePlan, stats: TableStats) -> None:
                 except Exception as exc:
                     if attempt < run.settings.retries and is_transient(exc):
                         stats.retries += 1
+                        run.progress.note(f"copier: {table.name}: attempt {attempt + 1} of "
+                                          f"{run.settings.retries + 1} failed ({_message(run, exc)}); "
+                                          "retrying from a clean start")
                         await anyio.sleep(_backoff(attempt))
                         continue
                     _fail(stats, _message(run, exc))
@@ -106,7 +109,7 @@ def _message(run: Run, exc: BaseException) -> str:
 def _fail(stats: TableStats, message: str) -> None:
     stats.status = Status.FAILED
     stats.error = f"{message} (table rolled back)"
-    stats.written = 0
+    stats.written = stats.rejected = 0  # its rejects never reach the reject file either
 
 
 async def _record(run: Run, table: TablePlan, status: str, *, connection: asyncpg.Connection | None = None,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections import defaultdict
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -64,6 +66,60 @@ def translate_connect_error(exc: BaseException, dsn: str) -> CopierError:
     return TargetError(f"cannot connect to PostgreSQL at {where}: {redact_text(str(exc), dsn)}")
 
 
+# asyncpg's own codecs turn date(1, 1, 1) and date(9999, 12, 31) (and the matching
+# timestamps) into -infinity/infinity, silently. Ours send every value as itself, and read
+# PostgreSQL's infinities back as text, so verify sees them as different from any date.
+_PG_EPOCH_ORDINAL = date(2000, 1, 1).toordinal()
+_PG_EPOCH = datetime(2000, 1, 1)
+_PG_EPOCH_UTC = datetime(2000, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_DATE_INFINITY = {2**31 - 1: "infinity", -(2**31): "-infinity"}
+_TIME_INFINITY = {2**63 - 1: "infinity", -(2**63): "-infinity"}
+
+
+def _date_out(value: date) -> tuple[int]:
+    return (value.toordinal() - _PG_EPOCH_ORDINAL,)
+
+
+def _date_in(value: tuple[int]) -> date | str:
+    (days,) = value
+    if days in _DATE_INFINITY:
+        return _DATE_INFINITY[days]
+    try:
+        return date.fromordinal(days + _PG_EPOCH_ORDINAL)
+    except (ValueError, OverflowError):
+        return f"date {days:+d} days from 2000-01-01 (outside Python's range)"
+
+
+def _timestamp_out(value: datetime) -> tuple[int]:
+    return ((value - _PG_EPOCH) // _MICROSECOND,)
+
+
+def _timestamptz_out(value: datetime) -> tuple[int]:
+    return ((value - _PG_EPOCH_UTC) // _MICROSECOND,)
+
+
+def _moment_in(epoch: datetime) -> Callable[[tuple[int]], datetime | str]:
+    def decode(value: tuple[int]) -> datetime | str:
+        (micros,) = value
+        if micros in _TIME_INFINITY:
+            return _TIME_INFINITY[micros]
+        try:
+            return epoch + micros * _MICROSECOND
+        except OverflowError:
+            return f"timestamp {micros:+d} us from 2000-01-01 (outside Python's range)"
+    return decode
+
+
+async def exact_datetime_codecs(connection: asyncpg.Connection) -> None:
+    """Install on every connection copier writes or verifies with."""
+    for name, encoder, decoder in (("date", _date_out, _date_in),
+                                   ("timestamp", _timestamp_out, _moment_in(_PG_EPOCH)),
+                                   ("timestamptz", _timestamptz_out, _moment_in(_PG_EPOCH_UTC))):
+        await connection.set_type_codec(name, schema="pg_catalog", encoder=encoder, decoder=decoder,
+                                        format="tuple")
+
+
 def _server_settings(dsn: str) -> dict[str, str]:
     """Name our sessions in pg_stat_activity, unless the DSN names them itself."""
     return {} if "application_name" in dsn else {"application_name": "copier"}
@@ -71,15 +127,22 @@ def _server_settings(dsn: str) -> dict[str, str]:
 
 async def connect(dsn: str) -> asyncpg.Connection:
     try:
-        return await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT, server_settings=_server_settings(dsn))
+        connection = await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT, server_settings=_server_settings(dsn))
     except _CONNECT_ERRORS as exc:
         raise translate_connect_error(exc, dsn) from None
+    try:
+        await exact_datetime_codecs(connection)
+    except BaseException:
+        await connection.close()
+        raise
+    return connection
 
 
 async def create_pool(dsn: str, size: int) -> asyncpg.Pool:
     try:
         pool = await asyncpg.create_pool(dsn, min_size=1, max_size=size, timeout=CONNECT_TIMEOUT,
-                                         command_timeout=None, server_settings=_server_settings(dsn))
+                                         command_timeout=None, server_settings=_server_settings(dsn),
+                                         init=exact_datetime_codecs)
     except _CONNECT_ERRORS as exc:
         raise translate_connect_error(exc, dsn) from None
     assert pool is not None

@@ -55,13 +55,15 @@ def terminate_copy_once(target: Target, stop: threading.Event, killed: list[int]
     run(watch())
 
 
-def migrate_while_terminating(target: Target, source: Path, *extra: object):  # type: ignore[no-untyped-def]
+def migrate_while_terminating(target: Target, source: Path, *extra: object,  # type: ignore[no-untyped-def]
+                              quiet: bool = True):
     stop, killed = threading.Event(), []  # type: ignore[var-annotated]
     killer = threading.Thread(target=terminate_copy_once, args=(target, stop, killed))
     killer.start()
     try:
-        result = migrate(target, source, "--workers", "1", "--tables", "accounts", "--tables", "transactions",
-                         *extra)
+        flags = ("--workers", "1", "--tables", "accounts", "--tables", "transactions", *extra)
+        result = (migrate(target, source, *flags) if quiet else
+                  invoke("migrate", source, "--dsn", target.dsn, "--schema", target.schema, *flags))
     finally:
         stop.set()
         killer.join()
@@ -70,11 +72,18 @@ def migrate_while_terminating(target: Target, source: Path, *extra: object):  # 
 
 
 def test_terminated_backend_is_retried_and_nothing_is_lost(big: Path, target: Target, tmp_path: Path) -> None:
-    result = migrate_while_terminating(target, big, "--report", tmp_path / "r.json")
+    result = migrate_while_terminating(target, big, "--report", tmp_path / "r.json", quiet=False)
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "r.json").read_text())
     retried = {t["table"]: t["retries"] for t in report["tables"]}
-    assert sum(retried.values()) == 1
+    assert sum(retried.values()) == 1 == report["totals"]["retries"]
+    (table,) = [name for name, count in retried.items() if count]
+    # One line for the retry, no driver traceback; the summary says which table was retried.
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"copier: {table}: attempt 1 of 4 failed (") and "Traceback" not in result.stderr
+    assert "terminating connection due to administrator command" in line
+    assert line.endswith("); retrying from a clean start")
+    assert f"Retried after a transient failure: {table} (1 time)" in result.stdout
     assert target.count("transactions") == ROWS
     verify(target, big, "--tables", "accounts", "--tables", "transactions")
 

@@ -172,3 +172,34 @@ def test_source_is_untouched_by_a_cycle_run(tmp_path: Path, target: Target) -> N
     assert source.read_bytes() == before
     with sqlite3.connect(source) as connection:
         assert connection.execute("select count(*) from x").fetchone() == (3,)
+
+
+def test_first_and_last_representable_dates_arrive_as_themselves(tmp_path: Path, target: Target) -> None:
+    edges = [("0001-01-01", "0001-01-01 00:00:00", "0001-01-01 00:00:00"),
+             ("9999-12-31", "9999-12-31 23:59:59.999999", "9999-12-31 23:59:59.999999"),
+             ("2000-01-01", "2000-01-01 00:00:00", "2000-01-01 00:00:00")]
+    source = sqlite_db(tmp_path / "dates.db",
+                       "create table d(id integer primary key, day date, at datetime, wall text)",
+                       rows={"d": [(n, *e) for n, e in enumerate(edges)]})
+    done = migrate_cli(target, source, "--cast", "d.wall=timestamp without time zone")
+    assert done.returncode == 0, done.stderr
+    # Expected values from PostgreSQL's own parsing of the source text.
+    for n, (day, at, wall) in enumerate(edges):
+        assert target.fetchval("SELECT day = $2::text::date AND at = ($3::text || '+00')::timestamptz "
+                               "AND wall = $4::text::timestamp AND isfinite(day) AND isfinite(at) FROM d WHERE id = $1",
+                               n, day, at, wall) is True, day
+
+
+def test_summary_says_verified_only_of_tables_that_loaded(tmp_path: Path, target: Target) -> None:
+    source = sqlite_db(
+        tmp_path / "shop.db",
+        "CREATE TABLE orders (id INTEGER PRIMARY KEY, at DATETIME)",
+        "CREATE TABLE note (id INTEGER PRIMARY KEY, body TEXT)",
+        rows={"orders": [(1, "2021-01-01"), (2, "not a date")], "note": [(1, "hello")]})
+    done = run_cli("migrate", source, "--dsn", target.dsn, "--schema", target.schema, "--on-error", "abort")
+    assert done.returncode == 1
+    assert "every table" not in done.stdout
+    assert ("Verified 1 of 2 tables: their row counts and content checksums match the source. "
+            "Not verified (not loaded): orders.") in done.stdout
+    # The failed table's rejected row is not counted as written to the reject file.
+    assert "rejected row(s) written" not in done.stdout
