@@ -92,21 +92,70 @@ class TableWriter:
         return written
 
     async def _copy(self, keys: Sequence[object], records: Sequence[tuple[Value, ...]]) -> int:
+        """Write a page, leaving out (rejecting) the rows PostgreSQL refuses.
+
+        Every attempt that may fail is a probe, rolled back whatever happens, and rows are
+        written only once an identical probe passed. So no savepoint outlives its probe: a
+        released savepoint would keep a lock until the table commits, and thousands of
+        bad rows would exhaust PostgreSQL's lock table ("out of shared memory")."""
         if not records:
             return 0
-        try:
-            async with self.connection.transaction():  # a savepoint: a failed COPY undoes only itself
-                await self.connection.copy_records_to_table(
-                    self.plan.target, records=records, columns=self._columns, schema_name=self.schema)
+        first_error = await self._probe(records)
+        if first_error is None:
+            await self._write(records)
             return len(records)
+        bad = await self._find_bad(records, 0, first_error)
+        for index, error in sorted(bad.items()):
+            self._reject(keys[index], getattr(error, "column_name", None), records[index], describe_pg_error(error))
+        good = [i for i in range(len(records)) if i not in bad]
+        if not good:
+            return 0
+        good_records = [records[i] for i in good]
+        if await self._probe(good_records) is None:
+            await self._write(good_records)
+            return len(good_records)
+        # Rows fine alone but not together (the same key twice in the page): one at a time.
+        written = 0
+        for index in good:
+            error = await self._probe([records[index]])
+            if error is None:
+                await self._write([records[index]])
+                written += 1
+            else:
+                self._reject(keys[index], getattr(error, "column_name", None), records[index],
+                             describe_pg_error(error))
+        return written
+
+    async def _find_bad(self, records: Sequence[tuple[Value, ...]], offset: int,
+                        error: BaseException | None) -> dict[int, BaseException]:
+        """Bisection (pgloader's): the refused rows of `records` by index, each with its error.
+        `error` is the probe of the whole of `records` when already known."""
+        refused = error or await self._probe(records)
+        if refused is None:
+            return {}
+        if len(records) == 1:
+            return {offset: refused}
+        middle = len(records) // 2
+        return {**await self._find_bad(records[:middle], offset, None),
+                **await self._find_bad(records[middle:], offset + middle, None)}
+
+    async def _probe(self, records: Sequence[tuple[Value, ...]]) -> BaseException | None:
+        """COPY `records` in a savepoint that is rolled back: None if PostgreSQL accepts them,
+        else the row error. Any other error (a lost connection) is raised."""
+        await self.connection.execute("SAVEPOINT copier_probe")
+        try:
+            await self._write(records)
         except Exception as exc:
+            await self.connection.execute("ROLLBACK TO SAVEPOINT copier_probe; RELEASE SAVEPOINT copier_probe")
             if not is_row_error(exc):
                 raise
-            if len(records) == 1:
-                self._reject(keys[0], getattr(exc, "column_name", None), records[0], describe_pg_error(exc))
-                return 0
-        middle = len(records) // 2
-        return await self._copy(keys[:middle], records[:middle]) + await self._copy(keys[middle:], records[middle:])
+            return exc
+        await self.connection.execute("ROLLBACK TO SAVEPOINT copier_probe; RELEASE SAVEPOINT copier_probe")
+        return None
+
+    async def _write(self, records: Sequence[tuple[Value, ...]]) -> None:
+        await self.connection.copy_records_to_table(
+            self.plan.target, records=records, columns=self._columns, schema_name=self.schema)
 
     def _reject(self, key: object, column: str | None, value: Value, reason: str) -> None:
         where = f"table {self.plan.name}: row {key!r}" + (f": column {column}" if column else "")

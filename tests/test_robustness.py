@@ -203,3 +203,32 @@ def test_summary_says_verified_only_of_tables_that_loaded(tmp_path: Path, target
             "Not verified (not loaded): orders.") in done.stdout
     # The failed table's rejected row is not counted as written to the reject file.
     assert "rejected row(s) written" not in done.stdout
+
+
+def test_every_row_a_duplicate_is_rejected_in_bounded_server_resources(tmp_path: Path, target: Target) -> None:
+    # PostgreSQL's lock table holds 64 x max_connections entries: 8,715 savepoints kept
+    # until commit would exhaust it ("out of shared memory").
+    source = corpus_file("chinook/Chinook_Sqlite.sqlite", tmp_path)
+    assert migrate_cli(target, source, "--tables", "PlaylistTrack", "--tables", "Playlist",
+                       "--tables", "Track", "--tables", "Album", "--tables", "Artist", "--tables", "Genre",
+                       "--tables", "MediaType").returncode == 0
+    rejects = tmp_path / "again.jsonl"
+    done = migrate_cli(target, source, "--tables", "PlaylistTrack", "--if-exists", "append",
+                       "--reject-file", rejects, "--no-verify")
+    assert done.returncode == 3, done.stderr
+    records = [json.loads(line) for line in rejects.read_text().splitlines()]
+    assert len(records) == 8715
+    assert all(r["reason"].startswith("duplicate key value violates unique constraint") for r in records)
+    assert target.count("PlaylistTrack") == 8715
+
+
+def test_rows_that_conflict_only_with_each_other(tmp_path: Path, target: Target) -> None:
+    target.execute(f'CREATE SCHEMA "{target.schema}"')
+    target.execute(f'CREATE TABLE "{target.schema}".t (id integer PRIMARY KEY, v text)')
+    source = sqlite_db(tmp_path / "dup.db", "create table t(id integer, v text)",
+                       rows={"t": [(1, "a"), (2, "b"), (1, "c"), (3, "d"), (2, "e")]})
+    rejects = tmp_path / "dup.jsonl"
+    done = migrate_cli(target, source, "--reject-file", rejects, "--no-verify")
+    assert done.returncode == 3, done.stderr
+    assert sorted(tuple(r) for r in target.fetch("SELECT id, v FROM t")) == [(1, "a"), (2, "b"), (3, "d")]
+    assert sorted(json.loads(line)["key"] for line in rejects.read_text().splitlines()) == [3, 5]
