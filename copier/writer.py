@@ -117,13 +117,13 @@ class TableWriter:
         # Rows fine alone but not together (the same key twice in the page): one at a time.
         written = 0
         for index in good:
-            error = await self._probe([records[index]])
-            if error is None:
+            refused = await self._probe([records[index]])
+            if refused is None:
                 await self._write([records[index]])
                 written += 1
             else:
-                self._reject(keys[index], getattr(error, "column_name", None), records[index],
-                             describe_pg_error(error))
+                self._reject(keys[index], getattr(refused, "column_name", None), records[index],
+                             describe_pg_error(refused))
         return written
 
     async def _find_bad(self, records: Sequence[tuple[Value, ...]], offset: int,
