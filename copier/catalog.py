@@ -12,6 +12,10 @@ class Column:
     not_null: bool = False
     default: str | None = None  # SQL text as SQLite stores it
     pk_position: int = 0  # 1-based position in the primary key, 0 if not part of it
+    # For a column with no declared type only: how many values of each storage class it
+    # holds (typeof -> count) and the range of its integers, to choose its type by.
+    census: tuple[tuple[str, int], ...] = ()
+    integer_range: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +49,7 @@ class Table:
     # sqlite_sequence.seq for AUTOINCREMENT tables: ids at or below it are never reused.
     autoincrement_seq: int | None = None
     notes: tuple[str, ...] = ()  # what could not be carried over (partial indexes, ...)
+    virtual_module: str | None = None  # a virtual table's module (fts5, rtree): copied as a plain table
 
     @property
     def rowid_alias(self) -> str | None:

@@ -87,6 +87,8 @@ async def migrate(path: Path, settings: Settings, progress_factory: ProgressFact
     stats = RunStats()
     async with _readable_source(path, settings, stats) as readable:
         catalog = await read_source(readable, settings.busy_timeout)
+        # A virtual table whose module this SQLite cannot load holds rows nobody can read.
+        stats.warnings += [f"{s.name}: {s.reason}" for s in catalog.skipped if s.kind == "virtual table"]
         if not catalog.tables:
             stats.notes.append(f"{path} has no tables to migrate")
             stats.finished = time.monotonic()
@@ -134,7 +136,8 @@ async def _prepare_target(
     for table in plan.tables:
         stats.tables[table.name] = TableStats(table.name, table.target, expected=table.source.row_count,
                                               preexisting=kept.get(table.target, 0))
-    stats.notes += [*plan.notes, *(f"skipped {name}: {why}" for name, why in plan.skipped)]
+    stats.notes += [*plan.notes, *(f"skipped {name}: {why}" for name, why in plan.skipped
+                                    if not why.startswith("virtual table:"))]  # a problem, listed as one
     stats.notes += [f"{name}: already loaded by the interrupted run" for name, s in resumed.items()
                     if s.status in ("loaded", "done")]
     return plan, resumed, record_state
@@ -318,7 +321,8 @@ def exit_code(stats: RunStats) -> int:
         return ExitCode.INTERRUPTED
     if stats.verified is False:
         return ExitCode.VERIFY
-    if any(t.status in (Status.FAILED, Status.SKIPPED) or t.warnings for t in stats.tables.values()):
+    if stats.warnings or any(t.status in (Status.FAILED, Status.SKIPPED) or t.warnings
+                             for t in stats.tables.values()):
         return ExitCode.FAILED
     if any(t.rejected for t in stats.tables.values()):
         return ExitCode.REJECTED

@@ -230,7 +230,31 @@ def _match_existing(name: str, existing: Mapping[str, ExistingTable]) -> Existin
 def _cast_for(table: Table, column: Column, casts: Mapping[str, str]) -> TargetType:
     """--cast overrides by table.column, then by declared type, else the rule table."""
     override = casts.get(f"{table.name}.{column.name}") or casts.get(column.declared_type.upper())
-    return parse_pg_type(override) if override else map_declared_type(column.declared_type)
+    if override:
+        return parse_pg_type(override)
+    if not column.declared_type.strip() and column.census:
+        return type_from_census(column)[0]
+    return map_declared_type(column.declared_type)
+
+
+# Integers a double holds exactly: beyond, a column mixing integers and reals needs numeric.
+_EXACT_IN_DOUBLE = 2**53
+
+
+def type_from_census(column: Column) -> tuple[TargetType, str]:
+    """The narrowest type that holds every value of an untyped column, and why."""
+    held = dict(column.census)
+    low, high = column.integer_range or (0, 0)
+    summary = ", ".join(f"{count:,} {kind}" for kind, count in column.census)
+    if "text" in held or ("blob" in held and len(held) > 1):
+        chosen = "text"
+    elif "blob" in held:
+        chosen = "bytea"
+    elif "real" in held:
+        chosen = "double precision" if max(-low, high) <= _EXACT_IN_DOUBLE else "numeric"
+    else:
+        chosen = "bigint"
+    return parse_pg_type(chosen), f"no declared type; holds {summary}: {chosen}"
 
 
 def _plan_new(
@@ -251,6 +275,8 @@ def _plan_new(
         if column_target != column.name:
             notes.append(f"{table.name}.{column.name}: created as column {column_target} (longer than 63 bytes)")
         target = _cast_for(table, column, casts)
+        if not column.declared_type.strip() and column.census and f"{table.name}.{column.name}" not in casts:
+            notes.append(f"{table.name}.{column.name}: {type_from_census(column)[1]}")
         default_sql, note = translate_default(column.default, target, options)
         if note:
             notes.append(f"{table.name}.{column.name}: {note}")

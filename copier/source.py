@@ -8,6 +8,7 @@ import sqlite3
 from collections import defaultdict
 from collections.abc import Sequence
 from contextlib import closing
+from dataclasses import replace
 from pathlib import Path
 
 import aiosqlite
@@ -147,7 +148,12 @@ async def read_catalog(connection: aiosqlite.Connection) -> Catalog:
         if kind == "view":
             skipped.append(Skipped(name, "view", "views are not copied"))
         elif kind == "virtual":
-            skipped.append(Skipped(name, "virtual table", "virtual tables are not copied"))
+            module = _module(sql_by_name.get(name, ""))
+            try:
+                tables.append(await _read_table(connection, name, False, sql_by_name, sequences, module=module))
+            except sqlite3.OperationalError as exc:
+                skipped.append(Skipped(name, "virtual table", f"module {module} cannot be loaded by this SQLite "
+                                                              f"library ({exc}): its rows were NOT copied"))
         elif kind == "shadow":
             skipped.append(Skipped(name, "shadow table", "belongs to a virtual table"))
         elif kind == "table":
@@ -170,8 +176,9 @@ async def _read_table(
     without_rowid: bool,
     sql_by_name: dict[str, str],
     sequences: dict[str, int],
+    module: str | None = None,
 ) -> Table:
-    notes: list[str] = []
+    notes: list[str] = [_VIRTUAL_NOTES.get(module, f"{module} virtual table copied as a plain table")] if module else []
     columns: list[Column] = []
     primary_key: list[tuple[int, str]] = []
     for col_name, declared, not_null, default, pk, hidden in await _rows(connection, _COLUMNS, name):
@@ -179,6 +186,8 @@ async def _read_table(
             continue  # hidden columns of virtual tables
         if hidden in (2, 3):
             notes.append(f"generated column {col_name!r} is copied as a plain column")
+        if module in _FULL_TEXT_MODULES:
+            declared = "TEXT"  # FTS columns are untyped and hold text
         columns.append(Column(col_name, declared or "", bool(not_null), default, pk))
         if pk:
             primary_key.append((pk, col_name))
@@ -196,6 +205,7 @@ async def _read_table(
             indexes.append(Index(index_name, tuple(n for _c, n, _d in index_columns), bool(unique),
                                  tuple(bool(d) for _c, _n, d in index_columns), origin))
     count_rows = await _rows(connection, f"SELECT count(*) FROM {quote_sqlite(name)}")
+    columns = await _census(connection, name, columns)
     return Table(
         name=name,
         columns=tuple(columns),
@@ -207,7 +217,49 @@ async def _read_table(
         row_count=int(count_rows[0][0]),
         autoincrement_seq=sequences.get(name),
         notes=tuple(notes),
+        virtual_module=module,
     )
+
+
+_STORAGE_CLASSES = ("integer", "real", "text", "blob")
+
+
+async def _census(connection: aiosqlite.Connection, table: str, columns: list[Column]) -> list[Column]:
+    """Columns with no declared type, with what they hold: one scan of the table for all of them."""
+    untyped = [c for c in columns if not c.declared_type.strip()]
+    if not untyped:
+        return columns
+    parts = []
+    for column in untyped:
+        quoted = quote_sqlite(column.name)
+        parts += [f"sum(typeof({quoted}) = '{kind}')" for kind in _STORAGE_CLASSES]
+        parts += [f"min(CASE WHEN typeof({quoted}) = 'integer' THEN {quoted} END)",
+                  f"max(CASE WHEN typeof({quoted}) = 'integer' THEN {quoted} END)"]
+    (row,) = await _rows(connection, f"SELECT {', '.join(parts)} FROM {quote_sqlite(table)}")
+    found = {}
+    width = len(_STORAGE_CLASSES) + 2
+    for n, column in enumerate(untyped):
+        counts = row[n * width: n * width + len(_STORAGE_CLASSES)]
+        low, high = row[n * width + len(_STORAGE_CLASSES): (n + 1) * width]
+        census = tuple((kind, int(count)) for kind, count in zip(_STORAGE_CLASSES, counts) if count)
+        found[column.name] = replace(column, census=census,
+                                     integer_range=None if low is None else (int(low), int(high)))
+    return [found.get(c.name, c) for c in columns]
+
+
+_USING = re.compile(r"\bUSING\s+\"?(\w+)", re.IGNORECASE)
+_FULL_TEXT_MODULES = {"fts3", "fts4", "fts5"}
+_VIRTUAL_NOTES = {
+    **{m: f"{m.upper()} virtual table copied as a plain table with its rows; its full-text index is not "
+          "recreated (in PostgreSQL: a tsvector column with a GIN index)" for m in _FULL_TEXT_MODULES},
+    **{m: "R*Tree virtual table copied as a plain table with its rows; its spatial index is not recreated "
+          "(in PostgreSQL: a GiST index on a box, or PostGIS)" for m in ("rtree", "rtree_i32")},
+}
+
+
+def _module(sql: str) -> str:
+    match = _USING.search(sql)
+    return match.group(1).lower() if match else "unknown"
 
 
 def _group_foreign_keys(rows: Sequence[sqlite3.Row]) -> tuple[ForeignKey, ...]:

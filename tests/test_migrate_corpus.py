@@ -17,23 +17,56 @@ from copier.normalise import Options, converter_for
 from copier.pipeline import make_plan
 from copier.settings import Settings
 
-from .helpers import corpus_file, migrate, read_jsonl
+from .helpers import CORPUS, corpus_file, migrate, read_jsonl
 from .pg import Target
 
-# file -> (exit code, rows rejected). Non-zero cases are the corpus's own dirty data:
+# file -> (exit code, rows rejected): every file of the shared corpus. Non-zero cases are
+# the corpus's own dirty data, each a value its declared type cannot hold:
 # sqlite.db's `intege` holds 'toto' and 12.3 in an integer column, and `autoinc`
 # has NULL ids (`integer auto_increment primary key` is not a rowid alias), so its
-# primary key cannot be added.
+# primary key cannot be added; borked.db holds 'Hello' in an integer and 'hello' in a
+# double column; decimal.db holds 0.5 in a decimal(1, 0)... see its README; mixed_data_numeric.db
+# holds 'hello' in a numeric column; unix_timestamp.db holds 1.0e+100 in a datetime column;
+# unsupported_view.db holds the text '2024-09-12' in an INTEGER column.
 CORPUS_FILES = {
     "chinook/Chinook_Sqlite.sqlite": (0, 0),
     "chinook/Chinook_Sqlite_AutoIncrementPKs.sqlite": (0, 0),
+    "duckdb/accounts_sample.db": (0, 0),
+    "duckdb/boolean.db": (0, 0),
+    "duckdb/borked.db": (3, 2),
+    "duckdb/count.db": (0, 0),
+    "duckdb/decimal.db": (3, 1),
+    "duckdb/emptytype.db": (0, 0),
+    "duckdb/float.db": (0, 0),
+    "duckdb/fts.db": (0, 0),
+    "duckdb/giant_row_id.db": (0, 0),
+    "duckdb/issue44.db": (0, 0),
+    "duckdb/issue47.db": (0, 0),
+    "duckdb/longvarchar.db": (0, 0),
+    "duckdb/mixed_data_numeric.db": (3, 1),
+    "duckdb/negativepk.db": (0, 0),
+    "duckdb/norowid.db": (0, 0),
+    "duckdb/rtree.db": (0, 0),
+    "duckdb/unix_timestamp.db": (3, 1),
+    "duckdb/unsupported_view.db": (3, 1),
+    "duckdb/zeropk.db": (0, 0),
+    "northwind/Northwind_small.sqlite": (0, 0),
+    "pgloader/Chinook_Sqlite.sqlite": (0, 0),
+    "pgloader/Chinook_Sqlite_AutoIncrementPKs.sqlite": (0, 0),
     "pgloader/sqlite.db": (1, 2),
     "pgloader/storage.sqlite": (0, 0),
     "pgloader/test_pk.db": (0, 0),
     "pgloader/my db.sqlite": (0, 0),
     "pgloader/cli_with.db": (0, 0),
     "pgloader/matviews.sqlite": (0, 0),
+    "pgloader/source.sqlite": (0, 0),
 }
+
+
+def test_the_corpus_list_names_every_corpus_file() -> None:
+    if CORPUS.is_dir():
+        found = {str(p.relative_to(CORPUS)) for p in CORPUS.rglob("*") if p.is_file() and p.suffix != ".md"}
+        assert found == set(CORPUS_FILES)
 
 
 def expected_rows(path: Path, target: Target) -> dict[str, tuple[Counter[tuple[object, ...]], int]]:
@@ -64,6 +97,7 @@ def test_corpus_database_arrives_whole(relative: str, tmp_path: Path, target: Ta
     assert result.exit_code == exit_code, result.output
     reject_lines = read_jsonl(tmp_path / f"{source.stem}.rejects.jsonl") if rejected else []
     assert len(reject_lines) == rejected
+    assert all(line["reason"] and line["table"] for line in reject_lines)
     import json
 
     assert json.loads((tmp_path / "report.json").read_text())["verified"] is True  # counts and checksums

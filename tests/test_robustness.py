@@ -232,3 +232,48 @@ def test_rows_that_conflict_only_with_each_other(tmp_path: Path, target: Target)
     assert done.returncode == 3, done.stderr
     assert sorted(tuple(r) for r in target.fetch("SELECT id, v FROM t")) == [(1, "a"), (2, "b"), (3, "d")]
     assert sorted(json.loads(line)["key"] for line in rejects.read_text().splitlines()) == [3, 5]
+
+
+def test_virtual_tables_arrive_as_plain_tables_and_shadow_tables_stay_behind(tmp_path: Path, target: Target) -> None:
+    report = tmp_path / "report.json"
+    for name in ("fts.db", "rtree.db"):
+        done = migrate_cli(target, corpus_file(f"duckdb/{name}", tmp_path), "--report", report)
+        assert done.returncode == 0, done.stderr
+    assert [tuple(r) for r in target.fetch("SELECT sender, title, body FROM email")] == [
+        ("test@gmail.com", "Title", "Body")]
+    # Coordinates as SQLite returns them (R*Tree stores 32-bit floats), written out here.
+    assert sorted(tuple(r) for r in target.fetch('SELECT id, "minX", "maxX", "minY", "maxY" FROM demo_index')) == [
+        (28215, -80.7812271118164, -80.60470581054688, 35.20881271362305, 35.297367095947266),
+        (28216, -80.95728302001953, -80.84059143066406, 35.23591995239258, 35.367828369140625)]
+    tables = {r[0] for r in target.fetch("SELECT tablename FROM pg_tables WHERE schemaname = $1", target.schema)}
+    assert tables == {"email", "demo_index"}
+    notes = json.loads(report.read_text())["notes"]
+    assert any("spatial index is not recreated" in n and "GiST" in n for n in notes)
+
+
+def test_a_virtual_table_whose_module_cannot_load_is_a_named_problem(tmp_path: Path, target: Target) -> None:
+    source = sqlite_db(tmp_path / "vt.db", "create table plain(id integer primary key)", rows={"plain": [(1,)]})
+    with sqlite3.connect(source) as connection:
+        connection.execute("PRAGMA writable_schema = ON")
+        connection.execute("INSERT INTO sqlite_master VALUES ('table', 'notes', 'notes', 0, "
+                           "'CREATE VIRTUAL TABLE notes USING nosuchmodule(body)')")
+    done = run_cli("migrate", source, "--dsn", target.dsn, "--schema", target.schema)
+    assert done.returncode == 1
+    assert "notes: module nosuchmodule cannot be loaded by this SQLite library" in done.stdout
+    assert "its rows were NOT copied" in done.stdout
+    assert target.count("plain") == 1
+
+
+def test_untyped_columns_get_the_narrowest_type_that_holds_their_values(tmp_path: Path, target: Target) -> None:
+    source = sqlite_db(tmp_path / "untyped.db", "create table t(ints, mixed, reals, blobs, texts, empty)",
+                       rows={"t": [(1, 1, 0.5, b"\x00", "a", None), (2**62, 2.5, 1.0, b"\x01", 7, None)]})
+    done = migrate_cli(target, source)
+    assert done.returncode == 0, done.stderr
+    types = dict(target.fetch("SELECT column_name, data_type FROM information_schema.columns "
+                              "WHERE table_schema = $1 AND table_name = 't'", target.schema))
+    assert types == {"ints": "bigint", "mixed": "double precision", "reals": "double precision",
+                     "blobs": "bytea", "texts": "text", "empty": "bytea"}
+    assert sorted(tuple(r) for r in target.fetch("SELECT ints, mixed, texts FROM t")) == [
+        (1, 1.0, "a"), (2**62, 2.5, "7")]
+    plan = run_cli("plan", source)
+    assert "t.mixed: no declared type; holds 1 integer, 1 real: double precision" in plan.stdout
