@@ -16,6 +16,8 @@ class Column:
     # holds (typeof -> count) and the range of its integers, to choose its type by.
     census: tuple[tuple[str, int], ...] = ()
     integer_range: tuple[int, int] | None = None
+    # For a NUMERIC/DECIMAL column: the largest absolute INTEGER or REAL value it holds.
+    largest: int | float | None = None
 
 
 @dataclass(frozen=True, slots=True)

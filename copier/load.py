@@ -51,7 +51,7 @@ async def load_rows(
     except Exception as exc:
         if not is_row_error(exc):
             raise
-    stats.read = stats.written = 0
+    stats.read = stats.written = stats.rounded = 0
     writer.discard_pending()
 
     async def page_by_page(pages: MemoryObjectReceiveStream[ConvertedPage]) -> None:

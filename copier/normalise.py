@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from itertools import repeat
 from operator import attrgetter, methodcaller
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -162,15 +162,27 @@ def _decimal(value: Value, target: TargetType) -> Decimal:
         scale = target.scale or 0
         if number.is_infinite():
             raise _reject(value, f"a {target.sql}", "infinity does not fit a bounded numeric")
+        # As PostgreSQL does on insert: round half away from zero to the declared scale
+        # (from the shortest decimal form of a REAL, so 1234.565 -> 1234.57).
         try:
-            exact = number.quantize(Decimal(1).scaleb(-scale))
+            rounded = number.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_UP)
         except InvalidOperation:
             raise _reject(value, f"a {target.sql}", "out of range") from None
-        if exact != number:
-            raise _reject(value, f"a {target.sql}", f"it has more than {scale} decimal places")
-        if exact.adjusted() >= target.precision - scale:
+        if rounded.adjusted() >= target.precision - scale:
             raise _reject(value, f"a {target.sql}", "out of range")
+        return rounded
     return number
+
+
+def needs_rounding(value: Value, scale: int) -> bool:
+    """Whether a number has more decimal places than `scale` (it is then rounded)."""
+    if isinstance(value, float) and math.isfinite(value):
+        exponent = Decimal(repr(value)).as_tuple().exponent
+    elif isinstance(value, str) and _DECIMAL_TEXT.fullmatch(value):
+        exponent = Decimal(value.strip()).as_tuple().exponent
+    else:
+        return False
+    return isinstance(exponent, int) and exponent < -scale
 
 
 # --- text, bytes, booleans, structured text ---------------------------------------------
@@ -404,6 +416,7 @@ class ConvertedPage:
     keys: list[object]  # one per record
     records: list[tuple[Value, ...]]
     rejections: list[Rejection]
+    rounded: int = 0  # numeric values rounded to their column's declared scale
 
 
 def convert_page(
@@ -419,6 +432,11 @@ def convert_page(
     columns = list(zip(*rows))
     keys = _keys(columns[:key_width])
     data: list[Sequence[Value]] = list(columns[key_width:])
+    rounded = 0
+    for index, converter in enumerate(converters):
+        if converter.target.kind is Kind.NUMERIC and converter.target.precision is not None:
+            scale = converter.target.scale or 0
+            rounded += sum(needs_rounding(v, scale) for v in data[index] if type(v) is not int)
     try:
         for index, converter in enumerate(converters):
             column = data[index]
@@ -428,8 +446,10 @@ def convert_page(
             converted = _try_bulk(converter, column, types)
             data[index] = tuple(map(converter, column)) if converted is None else converted
     except ValueRejected:
-        return _convert_rows(keys, list(zip(*columns[key_width:])), converters)
-    return ConvertedPage(keys, list(zip(*data)), [])
+        page = _convert_rows(keys, list(zip(*columns[key_width:])), converters)
+        page.rounded = rounded
+        return page
+    return ConvertedPage(keys, list(zip(*data)), [], rounded)
 
 
 def _try_bulk(converter: Converter, column: Column, types: set[type]) -> Sequence[Value] | None:
@@ -509,7 +529,7 @@ def _bulk_decimal(column: Column, types: set[type], target: TargetType) -> list[
         numbers = [v for v in result if v is not None]
         step = Decimal(1).scaleb(-(target.scale or 0))
         if list(map(methodcaller("quantize", step), numbers)) != numbers:
-            return None
+            return None  # some value is rounded: one by one
         largest = max(map(abs, numbers), default=Decimal(0))  # type: ignore[arg-type]
         if not largest.is_finite() or largest.adjusted() >= target.precision - (target.scale or 0):
             return None

@@ -10,6 +10,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Context, Decimal
 from fnmatch import fnmatchcase
 
 from .casting import Kind, TargetType, map_declared_type, parse_pg_type
@@ -237,6 +238,28 @@ def _cast_for(table: Table, column: Column, casts: Mapping[str, str]) -> TargetT
     return map_declared_type(column.declared_type)
 
 
+_NUMERIC_MAX_PRECISION = 1000
+_WIDE = Context(prec=_NUMERIC_MAX_PRECISION + 10)
+
+
+def _widened(target: TargetType, column: Column) -> TargetType | None:
+    """numeric(p, s) wide enough for the column's largest value (SQLite never enforced p)."""
+    if target.kind is not Kind.NUMERIC or target.precision is None or column.largest is None:
+        return None
+    scale = target.scale or 0
+    largest = Decimal(repr(column.largest))
+    if not largest.is_finite():
+        return None
+    # Integer digits once rounded to the scale (99.995 becomes 100.00); 0.1 has none.
+    rounded = largest.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_UP, context=_WIDE)
+    digits = max(rounded.adjusted() + 1, 0) if rounded else 0
+    if digits <= target.precision - scale:
+        return None
+    if digits + scale > _NUMERIC_MAX_PRECISION:
+        return None  # no numeric(p, s) holds it: its values are rejected
+    return parse_pg_type(f"numeric({digits + scale},{scale})")
+
+
 # Integers a double holds exactly: beyond, a column mixing integers and reals needs numeric.
 _EXACT_IN_DOUBLE = 2**53
 
@@ -275,6 +298,11 @@ def _plan_new(
         if column_target != column.name:
             notes.append(f"{table.name}.{column.name}: created as column {column_target} (longer than 63 bytes)")
         target = _cast_for(table, column, casts)
+        widened = _widened(target, column)
+        if widened is not None:
+            notes.append(f"{table.name}.{column.name}: widened from {target.sql} to {widened.sql}: it holds "
+                         f"{column.largest!r}, more integer digits than {target.sql} allows")
+            target = widened
         if not column.declared_type.strip() and column.census and f"{table.name}.{column.name}" not in casts:
             notes.append(f"{table.name}.{column.name}: {type_from_census(column)[1]}")
         default_sql, note = translate_default(column.default, target, options)

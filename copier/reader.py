@@ -99,6 +99,7 @@ async def read_range(
                 complete = len(rows) == batch_size
                 after = tuple(rows[-1][:key_width])
                 page = convert_page(rows, converters, key_width)
+                stats.rounded += page.rounded
                 del rows  # the raw page is not kept while the converted one waits in the queue
                 await pages.send(page)
                 del page
@@ -121,4 +122,6 @@ async def _scan(connection: aiosqlite.Connection, sql: str, converters: Sequence
             stats.read += len(rows)
             numbered = [(position + n, *row) for n, row in enumerate(rows, 1)]
             position += len(rows)
-            await pages.send(convert_page(numbered, converters, 1))
+            page = convert_page(numbered, converters, 1)
+            stats.rounded += page.rounded
+            await pages.send(page)

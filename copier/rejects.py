@@ -36,6 +36,9 @@ class RejectLog:
         self.count = 0
         self._append = append  # a resumed run keeps the rejects of the tables already loaded
         self._file: TextIO | None = None
+        if not append:
+            # An earlier run's file describes a load this run replaces; verify would count it.
+            path.unlink(missing_ok=True)
 
     def add(self, table: str, key: object, column: str | None, value: object, reason: str) -> None:
         self.write(_record(table, key, column, value, reason))

@@ -222,12 +222,14 @@ async def _read_table(
 
 
 _STORAGE_CLASSES = ("integer", "real", "text", "blob")
+_NUMERIC_DECLARED = re.compile(r"\s*(NUMERIC|DECIMAL)\s*\(", re.IGNORECASE)
 
 
 async def _census(connection: aiosqlite.Connection, table: str, columns: list[Column]) -> list[Column]:
     """Columns with no declared type, with what they hold: one scan of the table for all of them."""
     untyped = [c for c in columns if not c.declared_type.strip()]
-    if not untyped:
+    numeric = [c for c in columns if _NUMERIC_DECLARED.match(c.declared_type)]
+    if not untyped and not numeric:
         return columns
     parts = []
     for column in untyped:
@@ -235,16 +237,27 @@ async def _census(connection: aiosqlite.Connection, table: str, columns: list[Co
         parts += [f"sum(typeof({quoted}) = '{kind}')" for kind in _STORAGE_CLASSES]
         parts += [f"min(CASE WHEN typeof({quoted}) = 'integer' THEN {quoted} END)",
                   f"max(CASE WHEN typeof({quoted}) = 'integer' THEN {quoted} END)"]
+    for column in numeric:
+        quoted = quote_sqlite(column.name)
+        # min and max, not max(abs()): abs(-2**63) overflows in SQLite.
+        parts += [f"min(CASE WHEN typeof({quoted}) IN ('integer', 'real') THEN {quoted} END)",
+                  f"max(CASE WHEN typeof({quoted}) IN ('integer', 'real') THEN {quoted} END)"]
     (row,) = await _rows(connection, f"SELECT {', '.join(parts)} FROM {quote_sqlite(table)}")
-    found = {}
+    extremes = row[len(row) - 2 * len(numeric):]
+    found = {c.name: replace(c, largest=_largest(extremes[2 * n], extremes[2 * n + 1]))
+             for n, c in enumerate(numeric)}
     width = len(_STORAGE_CLASSES) + 2
     for n, column in enumerate(untyped):
         counts = row[n * width: n * width + len(_STORAGE_CLASSES)]
         low, high = row[n * width + len(_STORAGE_CLASSES): (n + 1) * width]
         census = tuple((kind, int(count)) for kind, count in zip(_STORAGE_CLASSES, counts) if count)
-        found[column.name] = replace(column, census=census,
+        found[column.name] = replace(found.get(column.name, column), census=census,
                                      integer_range=None if low is None else (int(low), int(high)))
     return [found.get(c.name, c) for c in columns]
+
+
+def _largest(low: int | float | None, high: int | float | None) -> int | float | None:
+    return None if low is None or high is None else max(abs(low), abs(high))
 
 
 _USING = re.compile(r"\bUSING\s+\"?(\w+)", re.IGNORECASE)

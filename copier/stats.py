@@ -24,6 +24,7 @@ class TableStats:
     read: int = 0
     written: int = 0
     rejected: int = 0
+    rounded: int = 0  # numeric values rounded to their column's declared scale
     retries: int = 0  # attempts that failed for a transient reason and were made again
     status: Status = Status.PENDING
     error: str | None = None
@@ -49,7 +50,8 @@ class TableStats:
         return {
             "table": self.name, "target": self.target, "status": self.status.value,
             "rows_source": self.expected, "rows_read": self.read, "rows_written": self.written,
-            "rows_rejected": self.rejected, "retries": self.retries, "seconds": round(self.seconds, 3),
+            "rows_rejected": self.rejected, "values_rounded": self.rounded, "retries": self.retries,
+            "seconds": round(self.seconds, 3),
             "rows_per_second": round(self.rows_per_second, 1),
             "error": self.error, "warnings": list(self.warnings),
         }
@@ -81,6 +83,7 @@ class RunStats:
             "rows_rejected": sum(t.rejected for t in rows),
             "errors": sum(t.errors for t in rows) + len(self.warnings),
             "retries": sum(t.retries for t in rows),
+            "values_rounded": sum(t.rounded for t in rows),
             "seconds": round(self.seconds, 3),
             "rows_per_second": round(written / self.seconds, 1) if self.seconds > 0 else 0.0,
         }
@@ -113,8 +116,11 @@ def render_summary(stats: RunStats) -> str:
     if retried:
         out += ["", "Retried after a transient failure: " + ", ".join(
             f"{t.name} ({t.retries} time{'s' if t.retries > 1 else ''})" for t in retried)]
-    if stats.notes:
-        out += ["", "Notes:"] + [f"  - {n}" for n in stats.notes]
+    notes = [*stats.notes, *(f"{t.name}: {t.rounded:,} numeric value(s) had more decimal places than their "
+                             "column's declared scale and were rounded (as PostgreSQL rounds)"
+                             for t in stats.tables.values() if t.rounded)]
+    if notes:
+        out += ["", "Notes:"] + [f"  - {n}" for n in notes]
     if problems:
         out += ["", "Problems:"] + [f"  - {p}" for p in problems]
     return "\n".join(out)

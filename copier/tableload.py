@@ -141,7 +141,7 @@ def _in_parallel(run: Run, table: TablePlan) -> bool:
 async def _attempt(run: Run, table: TablePlan, stats: TableStats) -> None:
     """One try at the table's rows, all or nothing. Rejects reach the reject file only
     once the rows are committed, so a retried table does not list them twice."""
-    stats.read = stats.written = stats.rejected = 0
+    stats.read = stats.written = stats.rejected = stats.rounded = 0
     rejects = RejectList()
     bar = run.progress.table(table.name, table.source.row_count)
     version = run.watch.version() if run.watch else None
@@ -196,6 +196,7 @@ async def _load_parallel(
             rejects.records.extend(result.rejects)
             stats.read += result.read
             stats.written += result.written
+            stats.rounded += result.rounded
             stats.rejected += len(result.rejects)
             advance(result.read)
 

@@ -39,6 +39,7 @@ def staging_name(table: str) -> str:
 class ChunkResult:
     read: int
     written: int
+    rounded: int
     rejects: list[dict[str, object]]
 
 
@@ -81,7 +82,7 @@ async def _load_chunk(spec: LoadSpec, dsn: str) -> ChunkResult:
         rejects = RejectList()
         async with connection.transaction():
             await load_rows(spec, connection, stats, rejects, lambda _rows: None)
-        return ChunkResult(stats.read, stats.written, rejects.records)
+        return ChunkResult(stats.read, stats.written, stats.rounded, rejects.records)
     finally:
         await connection.close()
 

@@ -119,7 +119,6 @@ def test_lossless_conversions_happen(declared: str, value: object, expected: obj
     ("INTEGER", float("inf"), "not finite"),
     ("INTEGER", b"1", "cannot be an integer"),
     ("REAL", 2**60 + 1, "lose digits"),
-    ("NUMERIC(10,2)", "1.005", "more than 2 decimal places"),
     ("NUMERIC(4,2)", 123, "out of range"),
     ("TEXT", "a\x00b", "NUL"),
     ("TEXT", b"\xff\xfe", "not valid UTF-8"),
@@ -134,6 +133,14 @@ def test_lossless_conversions_happen(declared: str, value: object, expected: obj
 def test_lossy_or_impossible_conversions_reject(declared: str, value: object, reason: str) -> None:
     with pytest.raises(ValueRejected, match=reason):
         convert(declared, value)
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    # PostgreSQL's own '1.005'::numeric(10,2) etc., written out: half away from zero.
+    ("1.005", "1.01"), (1.005, "1.01"), (2.675, "2.68"), (1234.565, "1234.57"), (-0.125, "-0.13"), (0.124, "0.12"),
+])
+def test_numeric_rounds_to_the_declared_scale_as_postgres_does(value: object, expected: str) -> None:
+    assert convert("NUMERIC(10,2)", value) == Decimal(expected)
 
 
 def test_existing_schema_limits_are_enforced() -> None:

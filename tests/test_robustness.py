@@ -277,3 +277,34 @@ def test_untyped_columns_get_the_narrowest_type_that_holds_their_values(tmp_path
         (1, 1.0, "a"), (2**62, 2.5, "7")]
     plan = run_cli("plan", source)
     assert "t.mixed: no declared type; holds 1 integer, 1 real: double precision" in plan.stdout
+
+
+def test_numeric_scale_rounds_as_postgres_and_precision_widens(tmp_path: Path, target: Target) -> None:
+    values = [1234.565, 2.675, 12345678901.5, 0.125, -0.125, 7]
+    source = sqlite_db(tmp_path / "money.db", "create table m(id integer primary key, amount numeric(10,2))",
+                       rows={"m": list(enumerate(values))})
+    report = tmp_path / "report.json"
+    done = migrate_cli(target, source, "--report", report)
+    assert done.returncode == 0, done.stderr
+    assert target.fetchval("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attname = 'amount' "
+                           "AND attrelid = $1::regclass", f'"{target.schema}".m') == "numeric(13,2)"
+    # Expected: PostgreSQL's own rounding of each value's shortest decimal text.
+    for n, value in enumerate(values):
+        assert target.fetchval("SELECT amount = $2::text::numeric(13,2) FROM m WHERE id = $1", n, repr(value))
+    document = json.loads(report.read_text())
+    assert document["totals"]["values_rounded"] == 4  # 1234.565, 2.675, 0.125, -0.125
+    plan = run_cli("plan", source)
+    assert "m.amount: widened from numeric(10,2) to numeric(13,2)" in plan.stdout
+
+
+def test_numeric_over_precision_into_an_existing_table_is_rejected(tmp_path: Path, target: Target) -> None:
+    target.execute(f'CREATE SCHEMA "{target.schema}"')
+    target.execute(f'CREATE TABLE "{target.schema}".m (id integer, amount numeric(5,2))')
+    source = sqlite_db(tmp_path / "over.db", "create table m(id integer primary key, amount numeric(10,2))",
+                       rows={"m": [(1, 123.456), (2, 12345678.9)]})
+    rejects = tmp_path / "over.jsonl"
+    done = migrate_cli(target, source, "--reject-file", rejects)
+    assert done.returncode == 3, done.stderr
+    assert [tuple(r) for r in target.fetch("SELECT id, amount::text FROM m")] == [(1, "123.46")]
+    (record,) = [json.loads(line) for line in rejects.read_text().splitlines()]
+    assert record["key"] == 2 and "out of range" in record["reason"]
