@@ -25,14 +25,14 @@ def create_table(schema: str, table: TablePlan) -> str:
 
 
 def add_primary_key(schema: str, table: TablePlan) -> str:
-    columns = ", ".join(quote_ident(_target_column(table, c)) for c in table.primary_key)
+    columns = ", ".join(quote_ident(table.target_column(c)) for c in table.primary_key)
     constraint = f"CONSTRAINT {quote_ident(table.primary_key_name)} " if table.primary_key_name else ""
     return f"ALTER TABLE {qualified(schema, table.target)} ADD {constraint}PRIMARY KEY ({columns})"
 
 
 def create_index(schema: str, table: TablePlan, index: IndexPlan) -> str:
     columns = ", ".join(
-        quote_ident(_target_column(table, c)) + (" DESC" if desc else "")
+        quote_ident(table.target_column(c)) + (" DESC" if desc else "")
         for c, desc in zip(index.columns, index.descending or (False,) * len(index.columns))
     )
     unique = "UNIQUE " if index.unique else ""
@@ -86,13 +86,6 @@ def set_sequence(schema: str, table: str, column: str) -> str:
     return (f"SELECT CASE WHEN m >= 1 THEN setval($1, m, true) ELSE setval($1, 1, false) END "
             f"FROM (SELECT GREATEST(COALESCE(max({quote_ident(column)}), 0), $2::bigint) AS m "
             f"FROM {qualified(schema, table)}) AS used")
-
-
-def _target_column(table: TablePlan, source: str) -> str:
-    for column in table.columns:
-        if column.source == source:
-            return column.target
-    return source
 
 
 def rename_table(schema: str, old: str, new: str) -> str:

@@ -433,10 +433,6 @@ def convert_page(
     keys = _keys(columns[:key_width])
     data: list[Sequence[Value]] = list(columns[key_width:])
     rounded = 0
-    for index, converter in enumerate(converters):
-        if converter.target.kind is Kind.NUMERIC and converter.target.precision is not None:
-            scale = converter.target.scale or 0
-            rounded += sum(needs_rounding(v, scale) for v in data[index] if type(v) is not int)
     try:
         for index, converter in enumerate(converters):
             column = data[index]
@@ -444,12 +440,24 @@ def convert_page(
             if types <= converter.ready_types:
                 continue
             converted = _try_bulk(converter, column, types)
-            data[index] = tuple(map(converter, column)) if converted is None else converted
+            if converted is None:
+                # The fast path declined: a value may be rounded (the fast path rounds none).
+                rounded += _rounded_in(column, converter)
+                converted = tuple(map(converter, column))
+            data[index] = converted
     except ValueRejected:
         page = _convert_rows(keys, list(zip(*columns[key_width:])), converters)
-        page.rounded = rounded
+        page.rounded = sum(_rounded_in(column, converter) for column, converter in zip(columns[key_width:], converters))
         return page
     return ConvertedPage(keys, list(zip(*data)), [], rounded)
+
+
+def _rounded_in(column: Column, converter: Converter) -> int:
+    """How many values of the column its numeric(p, s) converter rounds."""
+    target = converter.target
+    if target.kind is not Kind.NUMERIC or target.precision is None:
+        return 0
+    return sum(needs_rounding(v, target.scale or 0) for v in column)
 
 
 def _try_bulk(converter: Converter, column: Column, types: set[type]) -> Sequence[Value] | None:

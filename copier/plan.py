@@ -84,10 +84,11 @@ class TablePlan:
     primary_key_name: str = ""  # the constraint's name, chosen to collide with nothing
 
     def target_column(self, source: str) -> str:
+        """The target name of a source column (a name not among the columns is kept)."""
         for column in self.columns:
             if column.source == source:
                 return column.target
-        raise KeyError(source)
+        return source
 
     @property
     def name(self) -> str:
@@ -228,14 +229,15 @@ def _match_existing(name: str, existing: Mapping[str, ExistingTable]) -> Existin
     return folded[0] if len(folded) == 1 else None
 
 
-def _cast_for(table: Table, column: Column, casts: Mapping[str, str]) -> TargetType:
-    """--cast overrides by table.column, then by declared type, else the rule table."""
+def _cast_for(table: Table, column: Column, casts: Mapping[str, str]) -> tuple[TargetType, str | None]:
+    """--cast overrides by table.column, then by declared type, else a census of an untyped
+    column's values, else the rule table. With a note saying why, for a census choice."""
     override = casts.get(f"{table.name}.{column.name}") or casts.get(column.declared_type.upper())
     if override:
-        return parse_pg_type(override)
+        return parse_pg_type(override), None
     if not column.declared_type.strip() and column.census:
-        return type_from_census(column)[0]
-    return map_declared_type(column.declared_type)
+        return type_from_census(column)
+    return map_declared_type(column.declared_type), None
 
 
 _NUMERIC_MAX_PRECISION = 1000
@@ -297,14 +299,14 @@ def _plan_new(
         column_target = _unique_name(column.name, column_names)
         if column_target != column.name:
             notes.append(f"{table.name}.{column.name}: created as column {column_target} (longer than 63 bytes)")
-        target = _cast_for(table, column, casts)
+        target, why = _cast_for(table, column, casts)
+        if why:
+            notes.append(f"{table.name}.{column.name}: {why}")
         widened = _widened(target, column)
         if widened is not None:
             notes.append(f"{table.name}.{column.name}: widened from {target.sql} to {widened.sql}: it holds "
                          f"{column.largest!r}, more integer digits than {target.sql} allows")
             target = widened
-        if not column.declared_type.strip() and column.census and f"{table.name}.{column.name}" not in casts:
-            notes.append(f"{table.name}.{column.name}: {type_from_census(column)[1]}")
         default_sql, note = translate_default(column.default, target, options)
         if note:
             notes.append(f"{table.name}.{column.name}: {note}")
@@ -388,8 +390,7 @@ def _plan_foreign_keys(
                 ref_target, ref_columns = match.name, fk.ref_columns
             else:
                 ref_target = parent_plan.target
-                ref_columns = tuple(parent_plan.target_column(c) if c in {k.source for k in parent_plan.columns}
-                                    else c for c in (fk.ref_columns or parent.primary_key))
+                ref_columns = tuple(map(parent_plan.target_column, fk.ref_columns or parent.primary_key))
             if not ref_columns:
                 notes.append(f"{plan.name}: foreign key to {fk.ref_table} dropped: it has no primary key")
                 continue

@@ -146,11 +146,14 @@ class TableWriter:
         try:
             await self._write(records)
         except Exception as exc:
-            await self.connection.execute("ROLLBACK TO SAVEPOINT copier_probe; RELEASE SAVEPOINT copier_probe")
             if not is_row_error(exc):
-                raise
+                raise  # the connection may be gone: the table's transaction is lost anyway
             return exc
-        await self.connection.execute("ROLLBACK TO SAVEPOINT copier_probe; RELEASE SAVEPOINT copier_probe")
+        finally:
+            # Released too: asyncpg's nested transaction leaves the savepoint open after
+            # ROLLBACK TO, and each open one holds a lock until the table commits.
+            if self.connection.is_in_transaction() and not self.connection.is_closed():
+                await self.connection.execute("ROLLBACK TO SAVEPOINT copier_probe; RELEASE SAVEPOINT copier_probe")
         return None
 
     async def _write(self, records: Sequence[tuple[Value, ...]]) -> None:
