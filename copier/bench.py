@@ -31,7 +31,7 @@ from .chart import line_chart
 from .errors import UsageError
 from .settings import Settings
 
-METHODS = ("ceiling", "copier", "duckdb", "pgloader")
+METHODS = ("ceiling", "copier", "copier-verified", "duckdb", "pgloader")
 SWEEPABLE = ("batch_size", "readers", "jobs", "workers")
 
 
@@ -183,9 +183,10 @@ def fresh_database(server: str) -> Iterator[str]:
 # --- the methods ---------------------------------------------------------------------------
 
 
-def copier_command(source: Path, dsn: str, params: dict[str, int]) -> list[str]:
+def copier_command(source: Path, dsn: str, params: dict[str, int], *, verify: bool = False) -> list[str]:
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in sorted(params.items())]
-    return [sys.executable, "-m", "copier", "migrate", str(source), "--dsn", dsn, "--quiet", "--no-verify", *flags]
+    return [sys.executable, "-m", "copier", "migrate", str(source), "--dsn", dsn, "--quiet",
+            "--verify" if verify else "--no-verify", *flags]
 
 
 def pgloader_command(source: Path, dsn: str, workdir: Path) -> list[str] | None:
@@ -320,6 +321,8 @@ def _command(method: str, source: Path, dsn: str, params: dict[str, int], manife
              workdir: Path) -> list[str] | None:
     if method == "copier":
         return copier_command(source, dsn, params)
+    if method == "copier-verified":  # the default run: the load, then verify
+        return copier_command(source, dsn, params, verify=True)
     if method == "ceiling":
         assert manifest is not None
         return [sys.executable, "-m", "copier.benchmethods", "ceiling", dsn, str(manifest)]

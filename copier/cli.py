@@ -93,7 +93,8 @@ def migrate(
         "--strip-nul", help="Remove NUL characters from text (PostgreSQL cannot store them) instead of "
                             "rejecting the row.")] = False,
     verify: Annotated[bool, typer.Option(
-        "--verify/--no-verify", help="Compare row counts and content checksums after the load.")] = True,
+        "--verify/--no-verify",
+        help="Compare row counts and every row's content with the source after the load.")] = True,
     resume: Annotated[bool, typer.Option(
         "--resume", help="Continue an interrupted run: tables it finished are kept, the others reloaded.")]
     = False,
@@ -258,7 +259,8 @@ def verify(
     strip_nul: Annotated[bool, typer.Option("--strip-nul", help="The migration used --strip-nul.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
-    """Compare every migrated table with the source: row counts and a content checksum."""
+    """Compare every migrated table with the source: row counts, and every row as PostgreSQL
+    itself reads the source values."""
     from .pipeline import default_reject_path
 
     resolved: str | None = None
@@ -307,7 +309,8 @@ def bench(
                         "Repeatable. Default: finance.", show_default=False)] = None,
     runs: Annotated[int, typer.Option(help="Runs per method; the table shows medians.", min=1)] = 3,
     methods: Annotated[str, typer.Option(
-        help="Comma-separated: ceiling, copier, duckdb, pgloader (the last two when installed).")]
+        help="Comma-separated: ceiling, copier (--no-verify), copier-verified (the default run: load, then "
+             "verify), duckdb, pgloader (the last two when installed).")]
     = "ceiling,copier,duckdb,pgloader",
     batch_size: Annotated[str | None, typer.Option(
         "--batch-size", help="copier's --batch-size; several comma-separated values sweep it.",

@@ -45,6 +45,8 @@ _DECIMAL_TEXT = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*", re.AS
 _SPECIAL_FLOATS = {"nan": math.nan, "infinity": math.inf, "+infinity": math.inf,
                    "-infinity": -math.inf, "inf": math.inf, "+inf": math.inf, "-inf": -math.inf}
 _DATE_TEXT = re.compile(r"\d{4}-\d\d-\d\d", re.ASCII)
+_DATE_WITH_OFFSET = re.compile(r"\d{4}-\d\d-\d\d[+-]\d\d(:?\d\d)?", re.ASCII)
+_DATE_WITH_OFFSET_LENGTHS = frozenset({13, 15, 16})  # YYYY-MM-DD+HH, +HHMM, +HH:MM
 _TIME_TEXT = re.compile(r"\d\d:\d\d(?::\d\d(?:\.\d+)?)?", re.ASCII)
 _TRUE = frozenset({"1", "t", "true", "y", "yes", "on"})
 _FALSE = frozenset({"0", "f", "false", "n", "no", "off"})
@@ -271,21 +273,24 @@ def timestamp_utc(value: Value, source_zone: ZoneInfo | timezone) -> datetime:
 
     Text: ISO 8601 as datetime.fromisoformat reads it (a superset of what SQLite's date
     functions write: space or T, optional seconds and fraction, Z or +-HH:MM, also
-    compact forms like 20210304); naive text is wall time in `source_zone` (an ambiguous time takes
-    its first occurrence, a non-existent one is shifted forward by the gap: zoneinfo's
-    fold=0). Integer: Unix seconds, or milliseconds when too large for seconds. Real:
+    compact forms like 20210304); naive text is wall time in `source_zone`, read as PostgreSQL
+    reads it (see wall_time). Integer: Unix seconds, or milliseconds when too large for seconds. Real:
     a Julian day when within JULIAN_DAY_RANGE, else Unix seconds.
     """
     if isinstance(value, str):
         text = value.strip()
         if text[-1:] in ("Z", "z"):
             text = text[:-1].rstrip() + "+00:00"
+        if _DATE_WITH_OFFSET.fullmatch(text):
+            # fromisoformat drops the offset of a date without a time ('2021-01-01+05:00');
+            # PostgreSQL reads it as that midnight.
+            text = f"{text[:10]}T00:00{text[10:]}"
         try:
             parsed = datetime.fromisoformat(text)
         except ValueError:
             raise _reject(value, "a timestamp", "not an ISO 8601 date") from None
         if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=source_zone)
+            parsed = wall_time(parsed, source_zone)
         try:
             return parsed.astimezone(UTC)
         except OverflowError:  # e.g. 9999-12-31 23:00 in New York is year 10000 in UTC
@@ -296,6 +301,18 @@ def timestamp_utc(value: Value, source_zone: ZoneInfo | timezone) -> datetime:
         return _from_number(value)
     except OverflowError:
         raise _reject(value, "a timestamp", "out of range") from None
+
+
+def wall_time(naive: datetime, zone: ZoneInfo | timezone) -> datetime:
+    """A naive wall time in `zone`, read as PostgreSQL reads it: a time that happens twice
+    (DST fall-back) is the later one, a time that never happens (spring-forward gap) takes
+    the offset in force before the gap."""
+    first = naive.replace(tzinfo=zone)
+    later = first.replace(fold=1)
+    if first.utcoffset() == later.utcoffset():
+        return first
+    exists = first.astimezone(UTC).astimezone(zone).replace(tzinfo=None) == naive
+    return later if exists else first
 
 
 def _from_number(value: int | float) -> datetime:
@@ -563,10 +580,13 @@ def _bulk_timestamp(column: Column, types: set[type], source_zone: ZoneInfo | ti
 
 
 def _parse_timestamps(values: list[Value], source_zone: ZoneInfo | timezone, aware: bool) -> list[Value]:
+    if any(len(v) in _DATE_WITH_OFFSET_LENGTHS for v in values):  # type: ignore[arg-type]
+        raise ValueError("maybe a date with an offset, which fromisoformat misreads: one by one")
     parsed = list(map(datetime.fromisoformat, values))  # type: ignore[arg-type]
     zones = set(map(_TZINFO, parsed))
     if zones == {None}:
-        parsed = list(map(methodcaller("replace", tzinfo=source_zone), parsed))
+        parsed = (list(map(methodcaller("replace", tzinfo=source_zone), parsed)) if source_zone is UTC
+                  else [wall_time(p, source_zone) for p in parsed])
     elif None in zones:
         raise ValueError("naive and aware values mixed")
     if not aware or zones - {UTC, None} or source_zone is not UTC:

@@ -25,7 +25,7 @@ from .rejects import RejectLog
 from .settings import IfExists, Settings
 from .stats import RunStats, Status, TableStats
 from .tableload import Run, load_table
-from .worker import share_hash_seed, staging_name, tune_gc
+from .worker import staging_name, tune_gc
 from .writer import describe_pg_error
 
 ProgressFactory = Callable[[int, bool], Progress]
@@ -83,7 +83,6 @@ async def _readable_source(path: Path, settings: Settings, stats: RunStats) -> A
 async def migrate(path: Path, settings: Settings, progress_factory: ProgressFactory | None = None) -> RunStats:
     """Move every selected table of the SQLite file at `path` into PostgreSQL."""
     tune_gc()
-    share_hash_seed()
     stats = RunStats()
     async with _readable_source(path, settings, stats) as readable:
         catalog = await read_source(readable, settings.busy_timeout)

@@ -132,7 +132,7 @@ def _verification_lines(stats: RunStats) -> list[str]:
         return []
     unverified = [t.name for t in stats.tables.values() if t.status is not Status.DONE]
     if not unverified:
-        return ["", "Verified: every table's row count and content checksum match the source."]
+        return ["", "Verified: every table's row count and every row's content match the source."]
     verified = len(stats.tables) - len(unverified)
-    return ["", f"Verified {verified} of {len(stats.tables)} tables: their row counts and content checksums "
+    return ["", f"Verified {verified} of {len(stats.tables)} tables: their row counts and every row's content "
                 f"match the source. Not verified (not loaded): {', '.join(unverified)}."]

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import os
-import secrets
 import time
 from dataclasses import dataclass
 
@@ -87,16 +85,9 @@ async def _load_chunk(spec: LoadSpec, dsn: str) -> ChunkResult:
         await connection.close()
 
 
-def share_hash_seed() -> None:
-    """Give every worker process this run starts the same str hash seed, so that digests
-    computed in different workers (verify) can be compared. Call before the first worker."""
-    if not os.environ.get("PYTHONHASHSEED", "").isdigit():
-        os.environ["PYTHONHASHSEED"] = str(secrets.randbelow(2**32 - 1) + 1)
-
-
 def tune_gc() -> None:
     """Rows are tuples of atoms, never cycles: collecting every 700 allocations only costs."""
     gc.set_threshold(200_000, 50, 100)
 
 
-__all__ = ["ChunkResult", "load_chunk", "share_hash_seed", "staging_name", "tune_gc"]
+__all__ = ["ChunkResult", "load_chunk", "staging_name", "tune_gc"]

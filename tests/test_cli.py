@@ -71,7 +71,7 @@ def test_summary_and_report(tmp_path: Path, target: Target) -> None:
     auth_event = next(line for line in lines if line.startswith("auth_event "))
     assert auth_event.split()[1:5] == ["15", "15", "0", "0"] and auth_event.endswith("done")
     assert lines[-3].split()[:4] == ["TOTAL", "35", "35", "0"]
-    assert lines[-1] == "Verified: every table's row count and content checksum match the source."
+    assert lines[-1] == "Verified: every table's row count and every row's content match the source."
     document = json.loads(report.read_text())
     assert document["totals"]["rows_written"] == 35 and document["totals"]["tables"] == 9
     assert document["flags"]["batch_size"] == 2

@@ -32,7 +32,7 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def verify(target: Target, source: Path, *extra: object) -> None:
     result = invoke("verify", source, "--dsn", target.dsn, "--schema", target.schema, *extra)
     assert result.exit_code == 0, result.output
-    assert f"transactions: source {ROWS:,} rows, target {ROWS:,}, rejected 0, checksum equal: ok" in result.stdout
+    assert f"transactions: source {ROWS:,} rows, target {ROWS:,}, rejected 0, content equal: ok" in result.stdout
 
 
 def terminate_copy_once(target: Target, stop: threading.Event, killed: list[int]) -> None:

@@ -100,7 +100,7 @@ def test_corpus_database_arrives_whole(relative: str, tmp_path: Path, target: Ta
     assert all(line["reason"] and line["table"] for line in reject_lines)
     import json
 
-    assert json.loads((tmp_path / "report.json").read_text())["verified"] is True  # counts and checksums
+    assert json.loads((tmp_path / "report.json").read_text())["verified"] is True  # counts and contents
     for table, (rows, bad) in expected_rows(source, target).items():
         columns = ", ".join(f'"{c}"' for c in _target_columns(target, table))
         actual = Counter(tuple(r) for r in target.fetch(f'SELECT {columns} FROM "{target.schema}"."{table}"'))

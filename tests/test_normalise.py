@@ -59,10 +59,32 @@ def test_naive_text_is_read_in_the_source_zone() -> None:
     assert timestamp_utc(0, paris) == utc(1970, 1, 1)
 
 
-def test_dst_rule_ambiguous_takes_first_nonexistent_shifts_forward() -> None:
+@pytest.mark.parametrize(("zone_name", "wall", "expected"), [
+    # Written out from PostgreSQL 15: SET TIME ZONE zone; SELECT wall::timestamptz AT TIME ZONE 'UTC'.
+    ("America/New_York", "2021-11-07 01:30", (2021, 11, 7, 6, 30)),  # twice: the later (EST)
+    ("America/New_York", "2021-03-14 02:30", (2021, 3, 14, 7, 30)),  # never: the offset before the gap
+    ("Europe/Berlin", "2021-10-31 02:30", (2021, 10, 31, 1, 30)),
+    ("Europe/Berlin", "2021-03-28 02:30", (2021, 3, 28, 1, 30)),
+    ("Australia/Sydney", "2021-04-04 02:30", (2021, 4, 3, 16, 30)),
+    ("Australia/Sydney", "2021-10-03 02:30", (2021, 10, 2, 16, 30)),
+])
+def test_dst_edges_read_as_postgres_reads_them(zone_name: str, wall: str, expected: tuple[int, ...]) -> None:
+    assert timestamp_utc(wall, ZoneInfo(zone_name)) == utc(*expected)
+    converter = converter_for(map_declared_type("DATETIME"), Options(source_tz=zone_name))
+    assert convert_page([(1, wall)], [converter], key_width=1).records == [(utc(*expected),)]
+
+
+@pytest.mark.parametrize("text", ["2021-01-01Z", "2021-01-01+00:00", "2021-01-01+0000", "2021-01-01+00"])
+def test_a_date_with_an_offset_keeps_its_offset(text: str) -> None:
+    # Python's fromisoformat drops the offset of a date without a time; PostgreSQL does not.
     new_york = ZoneInfo("America/New_York")
-    # 01:30 happens twice on 2021-11-07: the first one (EDT, -4) is taken.
-    assert timestamp_utc("2021-11-07 01:30", new_york) == utc(2021, 11, 7, 5, 30)
+    assert timestamp_utc(text, new_york) == utc(2021, 1, 1)
+    converter = converter_for(map_declared_type("DATETIME"), Options(source_tz="America/New_York"))
+    assert convert_page([(1, text)], [converter], key_width=1).records == [(utc(2021, 1, 1),)]
+
+
+def test_dst_rule_nonexistent_takes_the_offset_before_the_gap() -> None:
+    new_york = ZoneInfo("America/New_York")
     # 02:30 never happens on 2021-03-14: read with the offset before the gap (EST, -5).
     assert timestamp_utc("2021-03-14 02:30", new_york) == utc(2021, 3, 14, 7, 30)
 

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
+
+import pytest
+
+from copier import load, normalise
+from copier.casting import Kind, TargetType
+from copier.normalise import Converter, Options
 
 from .helpers import corpus_file, invoke, migrate, sqlite_db
 from .pg import Target
@@ -17,7 +26,7 @@ def test_verify_passes_after_migration_and_catches_tampering(tmp_path: Path, tar
     assert migrate(target, source).exit_code == 0
     result = verify(target, source)
     assert result.exit_code == 0, result.output
-    assert "Track: source 3,503 rows, target 3,503, rejected 0, checksum equal: ok" in result.stdout
+    assert "Track: source 3,503 rows, target 3,503, rejected 0, content equal: ok" in result.stdout
     assert result.stdout.endswith("11 of 11 tables verified\n")
 
     target.execute('ALTER TABLE "InvoiceLine" DROP CONSTRAINT "InvoiceLine_TrackId_fkey"')
@@ -41,7 +50,7 @@ def test_rejected_rows_are_accounted_for(tmp_path: Path, target: Target) -> None
     assert migrate(target, db).exit_code == 3
     result = verify(target, db)
     assert result.exit_code == 0, result.output
-    assert "t: source 3 rows, target 2, rejected 1, checksum equal: ok" in result.stdout
+    assert "t: source 3 rows, target 2, rejected 1, content equal: ok" in result.stdout
     # Without the reject file the missing row is a mismatch.
     (tmp_path / "r.rejects.jsonl").unlink()
     assert verify(target, db).exit_code == 4
@@ -67,3 +76,59 @@ def test_rounding_is_counted_never_silent(tmp_path: Path, target: Target) -> Non
     assert sorted(r[0] for r in target.fetch("SELECT price::text FROM p")) == ["1.01", "2.50"]
     assert "p: 1 numeric value(s) had more decimal places than their column's declared scale and were rounded" \
         in result.stdout
+
+
+Mistake = Callable[[object, Callable[[object], object]], object]  # (raw value, right converter) -> value
+
+
+def _wrong(convert_for: Callable[..., Converter], kind: Kind, mistake: Mistake) -> Callable[..., Converter]:
+    """converter_for, except that values for `kind` columns are converted by `mistake`."""
+    def converter(target: TargetType, options: Options) -> Converter:
+        right = convert_for(target, options)
+        if target.kind is not kind:
+            return right
+        return Converter(target, frozenset(), lambda value: mistake(value, right))
+    return converter
+
+
+@pytest.mark.parametrize(("declared", "values", "kind", "mistake"), [
+    ("DATE", ["2021-03-04", "2021-03-05"], Kind.DATE, lambda v, right: right(v) + timedelta(days=1)),
+    # A zone applied twice: naive text read as UTC, then shifted again.
+    ("DATETIME", ["2021-03-04 10:00:00", 1700000000], Kind.TIMESTAMPTZ,
+     lambda v, right: right(v) + timedelta(hours=1)),
+    # Banker's rounding where PostgreSQL rounds half away from zero.
+    ("NUMERIC(10,2)", [0.125, 1.5], Kind.NUMERIC,
+     lambda v, right: Decimal(repr(v)).quantize(Decimal("0.01"), ROUND_HALF_EVEN)),
+    ("BOOLEAN", [1, 0], Kind.BOOL, lambda v, right: not right(v)),
+])
+def test_verify_sees_a_wrong_converter(declared: str, values: list[object], kind: Kind,
+                                       mistake: Mistake, tmp_path: Path, target: Target,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    db = sqlite_db(tmp_path / "w.db", f"CREATE TABLE w (id INTEGER PRIMARY KEY, v {declared})",
+                   rows={"w": list(enumerate(values, 1))})
+    # Every converter of the run is wrong: the load's, and any other that asks for one.
+    wrong = _wrong(normalise.converter_for, kind, mistake)
+    monkeypatch.setattr(normalise, "converter_for", wrong)
+    monkeypatch.setattr(load, "converter_for", wrong)
+    assert invoke("migrate", db, "--dsn", target.dsn, "--schema", target.schema, "--workers", "1",
+                  "--quiet").exit_code == 4  # verify, in the same run
+    result = verify(target, db)
+    assert result.exit_code == 4, result.output
+    assert "w: source 2 rows, target 2, rejected 0, CONTENT DIFFERS" in result.stdout
+    assert "MISMATCH" in result.stdout
+
+
+def test_verify_agrees_with_the_load_on_every_date_form(tmp_path: Path, target: Target) -> None:
+    # Naive text around both DST edges, aware text, Unix seconds and milliseconds, Julian
+    # days, fractional seconds: the load's converters and PostgreSQL's own reading agree.
+    values: list[object] = ["2021-11-07 01:30", "2021-03-14 02:30", "2021-06-01T10:20:30.123456+05:30",
+                            "2021-01-01Z", 1700000000, 1700000000123, 2459215.5, 1727078780.5, "20210304"]
+    db = sqlite_db(tmp_path / "d.db", "CREATE TABLE d (id INTEGER PRIMARY KEY, at DATETIME, day DATE, t TEXT)",
+                   rows={"d": [(i, v, v, v) for i, v in enumerate(values, 1)]})
+    result = invoke("migrate", db, "--dsn", target.dsn, "--schema", target.schema, "--source-tz", "America/New_York",
+                    "--cast", "d.t=timestamp without time zone")
+    assert result.exit_code in (0, 3), result.output  # dates with a time of day are rejected from `day`
+    assert "d: source 9 rows" in verify(target, db, "--source-tz", "America/New_York",
+                                        "--cast", "d.t=timestamp without time zone").stdout
+    assert verify(target, db, "--source-tz", "America/New_York",
+                  "--cast", "d.t=timestamp without time zone").exit_code == 0

@@ -1,0 +1,131 @@
+"""What verify compares the target with: each source value in its raw SQLite form, read into
+the target type by PostgreSQL itself. Pure: text forms and SQL expressions, no I/O.
+
+This path shares nothing with the converters in normalise.py (nor with asyncpg's codecs):
+a source value travels as its storage class and its plain text (an integer's digits, a
+REAL's shortest repr, a blob's hex), and PostgreSQL's own input functions parse it. Only
+copier's policies for SQLite's non-text date forms (Unix seconds or milliseconds, Julian
+days) are written again here, in SQL, from the README's rules. A converter bug therefore
+shows up as a difference, or as a value PostgreSQL cannot read, not as agreement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .casting import Kind, TargetType
+from .ident import quote_ident, quote_literal
+
+# Storage classes as verify ships them: SQLite's four.
+INTEGER, REAL, TEXT, BLOB = "i", "r", "t", "b"
+
+Raw = object  # int | float | str | bytes | None, as sqlite3 returns them
+
+
+def text_form(value: Raw, *, binary: bool = False) -> tuple[str | None, str | None]:
+    """(storage class, plain text) of a raw SQLite value; (None, None) for NULL.
+
+    PostgreSQL text cannot hold NUL: for a bytea column (`binary`) such a text travels
+    as its UTF-8 bytes in hex; for any other its NULs are dropped (the row was rejected,
+    or --strip-nul dropped them too)."""
+    if value is None:
+        return None, None
+    if isinstance(value, bool):  # never from sqlite3, but an int subclass
+        return INTEGER, str(int(value))
+    if isinstance(value, int):
+        return INTEGER, str(value)
+    if isinstance(value, float):
+        return REAL, repr(value)
+    if isinstance(value, str):
+        if "\x00" in value:
+            return (BLOB, value.encode("utf-8").hex()) if binary else (TEXT, value.replace("\x00", ""))
+        return TEXT, value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return BLOB, bytes(value).hex()
+    raise TypeError(f"not an SQLite value: {type(value).__name__}")
+
+
+def source_columns(count: int) -> list[str]:
+    """Columns of the temporary table the source rows are shipped into."""
+    return [name for i in range(count) for name in (f"c{i}", f"v{i}")]
+
+
+# Unix seconds that are years 1-9999, as in the README: beyond, an integer is milliseconds.
+# Text that names its offset: a date (and time), then Z or +-HH[[:]MM].
+_AWARE_TEXT = r"'^\d{4}-\d\d-\d\d([T ].*)?([zZ]|[+-]\d\d(:?\d\d)?)$'"
+_SECONDS = "BETWEEN -62135596800 AND 253402300799"
+_JULIAN = "BETWEEN 1721425.5 AND 5373484.5"
+
+
+def _moment(c: str, v: str) -> str:
+    """timestamptz from any of SQLite's date forms (text read in the session's time zone)."""
+    return (f"CASE {c} "
+            f"WHEN 'i' THEN CASE WHEN {v}::numeric {_SECONDS} "
+            f"THEN timestamptz 'epoch' + {v}::bigint * interval '1 second' "
+            f"ELSE timestamptz 'epoch' + {v}::bigint * interval '1 millisecond' END "
+            f"WHEN 'r' THEN CASE WHEN {v}::float8 {_JULIAN} "
+            f"THEN timestamptz 'epoch' + round(({v}::float8 - 2440587.5) * 86400000) * interval '1 millisecond' "
+            f"WHEN {v}::float8 {_SECONDS} THEN timestamptz 'epoch' + make_interval(secs => {v}::float8) "
+            f"ELSE timestamptz 'epoch' + make_interval(secs => {v}::float8 / 1000) END "
+            f"ELSE btrim({v})::timestamptz END")
+
+
+def _text(c: str, v: str) -> str:
+    return f"CASE {c} WHEN 'b' THEN convert_from(decode({v}, 'hex'), 'UTF8') ELSE {v} END"
+
+
+def expected_sql(target: TargetType, index: int) -> str:
+    """The value PostgreSQL makes of source column `index` for a column of `target` type."""
+    c, v = f"c{index}", f"v{index}"
+    kind, sql = target.kind, target.sql
+    if kind in (Kind.INT2, Kind.INT4, Kind.INT8):
+        value = f"btrim({v})::numeric"
+    elif kind in (Kind.FLOAT8, Kind.FLOAT4):
+        value = f"btrim({v})::float8"
+    elif kind is Kind.NUMERIC:
+        value = f"btrim({v})"
+    elif kind is Kind.TEXT:
+        value = _text(c, v)
+    elif kind is Kind.BYTEA:
+        value = f"CASE {c} WHEN 'b' THEN decode({v}, 'hex') ELSE convert_to({v}, 'UTF8') END"
+    elif kind is Kind.BOOL:
+        value = f"CASE {c} WHEN 'i' THEN {v}::float8 <> 0 WHEN 'r' THEN {v}::float8 <> 0 ELSE btrim({v})::boolean END"
+    elif kind is Kind.DATE:
+        # A naive text's own calendar day; an aware text's or a number's day in UTC.
+        value = (f"CASE WHEN {c} = 't' AND btrim({v}) !~ {_AWARE_TEXT} "
+                 f"THEN btrim({v})::timestamp::date ELSE ({_moment(c, v)} AT TIME ZONE 'UTC')::date END")
+    elif kind is Kind.TIMESTAMPTZ:
+        value = _moment(c, v)
+    elif kind is Kind.TIMESTAMP:
+        value = f"({_moment(c, v)} AT TIME ZONE 'UTC')"
+    elif kind is Kind.TIME:
+        value = f"btrim({v})::time"
+    elif kind in (Kind.JSON, Kind.JSONB):
+        return f"CASE WHEN {c} IS NULL THEN NULL ELSE ({_text(c, v)})::jsonb END"
+    elif kind is Kind.UUID:
+        value = f"btrim({v})::uuid"
+    elif kind is Kind.ENUM:
+        return f"CASE WHEN {c} IS NULL THEN NULL ELSE {v} END"
+    else:  # pragma: no cover - every Kind is handled above
+        raise AssertionError(kind)
+    return f"CASE WHEN {c} IS NULL THEN NULL ELSE CAST({value} AS {sql}) END"
+
+
+def found_sql(target: TargetType, column: str) -> str:
+    """The target column as it is compared (json has no equality: as jsonb; enums as text)."""
+    if target.kind in (Kind.JSON, Kind.JSONB):
+        return f"{quote_ident(column)}::jsonb"
+    if target.kind is Kind.ENUM:
+        return f"{quote_ident(column)}::text"
+    return quote_ident(column)
+
+
+def set_time_zone(zone: str) -> str:
+    """Naive source text is wall time in --source-tz, as PostgreSQL reads it in that zone."""
+    return f"SET LOCAL TIME ZONE {quote_literal(zone)}"
+
+
+def difference_sql(expected: Sequence[str], source_table: str, found: Sequence[str], target_table: str) -> str:
+    """Rows of the first side missing from the second (a multiset difference: duplicates count)."""
+    return (f"SELECT {', '.join(expected)} FROM {source_table} "
+            f"EXCEPT ALL SELECT {', '.join(found)} FROM {target_table}")
