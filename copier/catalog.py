@@ -36,6 +36,7 @@ class Index:
     unique: bool
     descending: tuple[bool, ...] = ()
     origin: str = "c"  # SQLite: c = CREATE INDEX, u = UNIQUE constraint, pk
+    nocase: tuple[bool, ...] = ()  # per column: compared with COLLATE NOCASE
 
 
 @dataclass(frozen=True, slots=True)

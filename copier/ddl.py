@@ -31,9 +31,11 @@ def add_primary_key(schema: str, table: TablePlan) -> str:
 
 
 def create_index(schema: str, table: TablePlan, index: IndexPlan) -> str:
+    lowered = index.lowered or (False,) * len(index.columns)
     columns = ", ".join(
-        quote_ident(table.target_column(c)) + (" DESC" if desc else "")
-        for c, desc in zip(index.columns, index.descending or (False,) * len(index.columns))
+        (f"lower({quote_ident(table.target_column(c))})" if low else quote_ident(table.target_column(c)))
+        + (" DESC" if desc else "")
+        for c, desc, low in zip(index.columns, index.descending or (False,) * len(index.columns), lowered)
     )
     unique = "UNIQUE " if index.unique else ""
     return (f"CREATE {unique}INDEX IF NOT EXISTS {quote_ident(index.name)} "

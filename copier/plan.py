@@ -54,6 +54,9 @@ class IndexPlan:
     columns: tuple[str, ...]
     unique: bool
     descending: tuple[bool, ...]
+    # Per column: indexed as lower(column), so that a UNIQUE ... COLLATE NOCASE stays
+    # case-insensitive (PostgreSQL text compares case-sensitively).
+    lowered: tuple[bool, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,14 +320,21 @@ def _plan_new(
                                   default_sql=None if identity else default_sql, identity=identity,
                                   sequence=sequence))
     by_source = {c.source: c.target for c in columns}
+    by_type = {c.source: c.type for c in columns}
     primary_key_name = _unique_name(f"{target_name}_pkey", used_names) if table.primary_key else ""
     indexes = []
     for index in table.indexes:
         base = index.name
         if base.startswith("sqlite_autoindex_"):
             base = f"{target_name}_{'_'.join(by_source[c] for c in index.columns)}_key"
+        lowered = tuple(index.unique and nocase and by_type[c].kind is Kind.TEXT
+                        for c, nocase in zip(index.columns, index.nocase or (False,) * len(index.columns)))
+        if any(lowered):
+            notes.append(f"{table.name}: unique index {index.name} is COLLATE NOCASE in SQLite: created on "
+                         f"lower() of {', '.join(c for c, low in zip(index.columns, lowered) if low)} to stay "
+                         "case-insensitive (lower() folds all of Unicode, SQLite's NOCASE only A-Z)")
         indexes.append(IndexPlan(table.name, _unique_name(base, used_names), index.columns,
-                                 index.unique, index.descending))
+                                 index.unique, index.descending, lowered))
     floor = table.autoincrement_seq or 0
     return TablePlan(table, target_name, True, tuple(columns), dependencies, wave,
                      primary_key=table.primary_key, indexes=tuple(indexes), sequence_floor=floor,

@@ -28,7 +28,7 @@ _FOREIGN_KEYS = (
     "FROM pragma_foreign_key_list(?) ORDER BY id, seq"
 )
 _INDEXES = 'SELECT name, "unique", origin, partial FROM pragma_index_list(?) ORDER BY seq'
-_INDEX_COLUMNS = "SELECT cid, name, desc FROM pragma_index_xinfo(?) WHERE key = 1 ORDER BY seqno"
+_INDEX_COLUMNS = "SELECT cid, name, desc, coll FROM pragma_index_xinfo(?) WHERE key = 1 ORDER BY seqno"
 
 
 def check_file(path: Path) -> None:
@@ -194,16 +194,18 @@ async def _read_table(
     foreign_keys = _group_foreign_keys(await _rows(connection, _FOREIGN_KEYS, name))
     indexes = []
     for index_name, unique, origin, partial in await _rows(connection, _INDEXES, name):
-        if origin == "pk":
-            continue
         index_columns = await _rows(connection, _INDEX_COLUMNS, index_name)
+        if origin == "pk" and not any(str(coll).lower() == "nocase" for *_rest, coll in index_columns):
+            continue  # the primary key itself, added by the planner
+        # (A NOCASE primary key also gets a unique index of its own, case-insensitive.)
         if partial:
             notes.append(f"partial index {index_name!r} is not copied")
-        elif any(cid < 0 for cid, _n, _d in index_columns):
+        elif any(cid < 0 for cid, _n, _d, _coll in index_columns):
             notes.append(f"index {index_name!r} on an expression or rowid is not copied")
         else:
-            indexes.append(Index(index_name, tuple(n for _c, n, _d in index_columns), bool(unique),
-                                 tuple(bool(d) for _c, _n, d in index_columns), origin))
+            indexes.append(Index(index_name, tuple(n for _c, n, _d, _coll in index_columns), bool(unique),
+                                 tuple(bool(d) for _c, _n, d, _coll in index_columns), origin,
+                                 tuple(str(coll).lower() == "nocase" for _c, _n, _d, coll in index_columns)))
     count_rows = await _rows(connection, f"SELECT count(*) FROM {quote_sqlite(name)}")
     columns = await _census(connection, name, columns)
     return Table(

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import asyncpg
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -308,3 +309,23 @@ def test_numeric_over_precision_into_an_existing_table_is_rejected(tmp_path: Pat
     assert [tuple(r) for r in target.fetch("SELECT id, amount::text FROM m")] == [(1, "123.46")]
     (record,) = [json.loads(line) for line in rejects.read_text().splitlines()]
     assert record["key"] == 2 and "out of range" in record["reason"]
+
+
+def test_unique_collate_nocase_stays_case_insensitive(tmp_path: Path, target: Target) -> None:
+    source = sqlite_db(
+        tmp_path / "nocase.db",
+        "create table users(id integer primary key, email text collate nocase unique, nick text)",
+        "create unique index users_nick on users(nick collate nocase)",
+        "create table tags(name text collate nocase primary key) without rowid",
+        rows={"users": [(1, "Ann@x.org", "ann")], "tags": [("Red",)]})
+    report = tmp_path / "report.json"
+    done = migrate_cli(target, source, "--report", report)
+    assert done.returncode == 0, done.stderr
+    # PostgreSQL refuses what SQLite would have refused: the same value in another case.
+    for sql in (f"INSERT INTO \"{target.schema}\".users VALUES (2, 'ANN@X.ORG', 'b')",
+                f"INSERT INTO \"{target.schema}\".users VALUES (3, 'b@x.org', 'ANN')",
+                f"INSERT INTO \"{target.schema}\".tags VALUES ('RED')"):
+        with pytest.raises(asyncpg.UniqueViolationError):
+            target.execute(sql)
+    notes = json.loads(report.read_text())["notes"]
+    assert sum("COLLATE NOCASE in SQLite: created on lower()" in n for n in notes) == 3
