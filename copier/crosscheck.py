@@ -11,7 +11,8 @@ shows up as a difference, or as a value PostgreSQL cannot read, not as agreement
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from .casting import Kind, TargetType
 from .ident import quote_ident, quote_literal
@@ -43,6 +44,30 @@ def text_form(value: Raw, *, binary: bool = False) -> tuple[str | None, str | No
     if isinstance(value, (bytes, bytearray, memoryview)):
         return BLOB, bytes(value).hex()
     raise TypeError(f"not an SQLite value: {type(value).__name__}")
+
+
+# One storage class throughout a column (NULLs aside): its text forms in one C-level map.
+_PLAIN_FORMS: dict[type, tuple[str, Callable[[Any], str] | None]] = {
+    int: (INTEGER, str), float: (REAL, repr), str: (TEXT, None), bytes: (BLOB, bytes.hex)}
+
+
+def text_forms(column: Sequence[Raw], *, binary: bool = False) -> tuple[list[str | None], list[str | None]]:
+    """(storage classes, texts) of a column of raw values: text_form of each, computed a
+    column at a time where the column holds one storage class."""
+    kinds = set(map(type, column))
+    has_null = type(None) in kinds
+    kinds.discard(type(None))
+    plain = _PLAIN_FORMS.get(kinds.pop()) if len(kinds) == 1 else None
+    if plain is None or (plain[0] == TEXT and "\x00" in "".join(filter(None, column))):  # type: ignore[arg-type]
+        pairs = [text_form(value, binary=binary) for value in column]
+        return [c for c, _v in pairs], [v for _c, v in pairs]
+    storage, render = plain
+    if not has_null:
+        return [storage] * len(column), list(column if render is None else map(render, column))  # type: ignore[arg-type]
+    classes: list[str | None] = [None if v is None else storage for v in column]
+    texts: list[str | None] = [None if v is None else v if render is None else render(v)  # type: ignore[misc]
+                               for v in column]
+    return classes, texts
 
 
 def source_columns(count: int) -> list[str]:
@@ -125,7 +150,14 @@ def set_time_zone(zone: str) -> str:
     return f"SET LOCAL TIME ZONE {quote_literal(zone)}"
 
 
-def difference_sql(expected: Sequence[str], source_table: str, found: Sequence[str], target_table: str) -> str:
-    """Rows of the first side missing from the second (a multiset difference: duplicates count)."""
-    return (f"SELECT {', '.join(expected)} FROM {source_table} "
-            f"EXCEPT ALL SELECT {', '.join(found)} FROM {target_table}")
+def differences_sql(expected: Sequence[str], source_table: str, found: Sequence[str], target_table: str) -> str:
+    """The rows whose count differs between the two sides (a multiset comparison:
+    duplicates count), each with `surplus`: how many more the source has (negative: the
+    target has more). One hash aggregate over both sides, which spills to disk when big."""
+    columns = ", ".join(f"x{i}" for i in range(len(expected)))
+    source_side = ", ".join(f"{sql} AS x{i}" for i, sql in enumerate(expected))
+    target_side = ", ".join(f"{sql} AS x{i}" for i, sql in enumerate(found))
+    return (f"SELECT {columns}, sum(side) AS surplus FROM ("
+            f"SELECT {source_side}, 1 AS side FROM {source_table} "
+            f"UNION ALL SELECT {target_side}, -1 AS side FROM {target_table}) AS both_sides "
+            f"GROUP BY {columns} HAVING sum(side) <> 0")

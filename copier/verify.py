@@ -1,7 +1,7 @@
 """Prove the load: per table, row counts, and every row compared with the source through a
 path that shares nothing with the load's converters (see crosscheck.py): the raw SQLite
 values are shipped as text into a temporary table, PostgreSQL reads them into the target
-types itself, and the two sides are compared as multisets (EXCEPT ALL, both ways).
+types itself, and the two sides are compared as multisets (one GROUP BY over both).
 Streaming, bounded memory (the server sorts on disk). Rows in the reject file are
 accounted for. On a difference, the differing primary keys are named."""
 
@@ -106,9 +106,7 @@ async def _check_table(
         return base  # the target also holds rows that never came from this source
     expected = [crosscheck.expected_sql(c.type, i) for i, c in enumerate(table.columns)]
     found = [crosscheck.found_sql(c.type, c.target) for c in table.columns]
-    target_table = qualified(schema, table.target)
-    missing = crosscheck.difference_sql(expected, _SOURCE_COPY, found, target_table)
-    extra = crosscheck.difference_sql(found, target_table, expected, _SOURCE_COPY)
+    differences = crosscheck.differences_sql(expected, _SOURCE_COPY, found, qualified(schema, table.target))
     key_positions = [i for i, c in enumerate(table.columns) if c.source in table.source.primary_key]
     try:
         async with connection.transaction():
@@ -117,13 +115,11 @@ async def _check_table(
                                      + ", ".join(f"{name} text" for name in crosscheck.source_columns(
                                          len(table.columns))) + ") ON COMMIT DROP")
             await _ship_source(path, connection, table, rejected, settings.batch_size)
-            differing = await connection.fetchval(f"SELECT (SELECT count(*) FROM ({missing}) m) "
-                                                  f"+ (SELECT count(*) FROM ({extra}) e)")
+            differing = await connection.fetchval(f"SELECT coalesce(sum(abs(surplus)), 0) FROM ({differences}) d")
             keys: list[str] = []
             if differing and key_positions:
-                for side in (missing, extra):
-                    rows = await connection.fetch(f"SELECT * FROM ({side}) d LIMIT {SHOWN_KEYS}")
-                    keys += [_key_text([row[i] for i in key_positions]) for row in rows]
+                rows = await connection.fetch(f"SELECT * FROM ({differences}) d LIMIT {2 * SHOWN_KEYS}")
+                keys = [_key_text([row[i] for i in key_positions]) for row in rows]
     except asyncpg.DataError as exc:
         # The load accepted a value that PostgreSQL itself reads otherwise, or not at all.
         first = str(exc).splitlines()[0]
@@ -146,11 +142,12 @@ async def _ship_source(path: Path, connection: asyncpg.Connection, table: TableP
 
     async def records() -> AsyncIterator[tuple[str | None, ...]]:
         async for page in receive:
-            for key, record in zip(page.keys, page.records):
-                if key in rejected:
-                    continue
-                yield tuple(itertools.chain.from_iterable(
-                    crosscheck.text_form(value, binary=is_binary) for value, is_binary in zip(record, binary)))
+            rows = page.records if not rejected else [r for k, r in zip(page.keys, page.records) if k not in rejected]
+            if not rows:
+                continue
+            forms = [crosscheck.text_forms(column, binary=is_binary) for column, is_binary in zip(zip(*rows), binary)]
+            for row in zip(*itertools.chain.from_iterable(forms)):
+                yield row
 
     async with anyio.create_task_group() as group, send, receive:
         for key_range in await table_ranges(path, table.source, 1, batch_size):
