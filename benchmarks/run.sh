@@ -7,6 +7,8 @@ cd "$(dirname "$0")"
 out=results
 # 1M transactions: every method, and the batch-size sweep the default comes from.
 copier bench --rows 1000000 --runs 5 --batch-size 2000,5000,10000,50000 --out "$out/1m" --data-dir "$out/data" "$@"
+# 1M with verification: the README's table (the default run, load then verify, beside the rest).
+copier bench --rows 1000000 --runs 5 --methods ceiling,copier,copier-verified,duckdb,pgloader --out "$out/1m-verify" --data-dir "$out/data" "$@"
 # The worker-process sweep the default --workers comes from.
 copier bench --rows 1000000 --runs 5 --methods copier --workers 1,2,4 --out "$out/1m-workers" --data-dir "$out/data" "$@"
 # 10M: linear time and flat memory.

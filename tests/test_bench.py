@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from copier.bench import parse_sweep, pgloader_url
+from copier.bench import copier_command, parse_sweep, pgloader_url
 from copier.benchdata import WIDE_COLUMNS, generate
 from copier.chart import line_chart
 from copier.errors import UsageError
@@ -99,3 +99,16 @@ def test_bench_without_a_dsn_starts_a_throwaway_server(tmp_path: Path) -> None:
     assert "starting a throwaway PostgreSQL" in result.stderr
     report = json.loads((out / "bench.json").read_text())
     assert report["results"][0]["ok"] and report["results"][0]["rows_loaded"] == [10_110]
+
+
+def test_bench_measures_the_default_run_with_verification(tmp_path: Path, target: Target) -> None:
+    server = with_database(target.dsn, "postgres")
+    out = tmp_path / "out"
+    result = invoke("bench", "--dsn", server, "--rows", "200", "--runs", "1", "--methods", "copier-verified",
+                    "--out", out)
+    assert result.exit_code == 0, result.output
+    (run,) = json.loads((out / "bench.json").read_text())["results"]
+    assert run["label"] == "copier-verified" and run["ok"]
+    # The command it measured verifies (exit 4 on a difference would make the run not ok).
+    assert "--verify" in copier_command(Path("x.db"), "postgresql://", {}, verify=True)
+    assert "--no-verify" in copier_command(Path("x.db"), "postgresql://", {})
