@@ -259,8 +259,7 @@ def verify(
     strip_nul: Annotated[bool, typer.Option("--strip-nul", help="The migration used --strip-nul.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
-    """Compare every migrated table with the source: row counts, and every row as PostgreSQL
-    itself reads the source values."""
+    """Compare every migrated table with the source: row counts and every row's content."""
     from .pipeline import default_reject_path
 
     resolved: str | None = None
