@@ -101,7 +101,7 @@ def migrate(
     force: Annotated[bool, typer.Option(
         "--force", help="With --resume: resume even though the source or the plan changed since.")] = False,
     retries: Annotated[int, typer.Option(
-        help="Retries of a table (or chunk) after a transient failure: lost connection, server restart, "
+        help="Retries of a table (from a clean start) after a transient failure: lost connection, server restart, "
              "deadlock, too many connections, the source written to while read.", min=0)] = 3,
     snapshot: Annotated[bool, typer.Option(
         "--snapshot", help="First copy the source with SQLite's online backup API into a temporary file and "

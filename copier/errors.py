@@ -23,6 +23,9 @@ class CopierError(Exception):
     """
 
     exit_code: ExitCode = ExitCode.FAILED
+    # Whether doing the same work again from a clean start may succeed (a lost
+    # connection, a server restart, the source written to while read).
+    transient_by_default = False
 
     def __init__(
         self,
@@ -32,6 +35,8 @@ class CopierError(Exception):
         table: str | None = None,
         column: str | None = None,
         row: object = None,
+        sqlstate: str | None = None,
+        transient: bool | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -39,6 +44,8 @@ class CopierError(Exception):
         self.table = table
         self.column = column
         self.row = row
+        self.sqlstate = sqlstate  # of the PostgreSQL error behind it, if any
+        self.transient = self.transient_by_default if transient is None else transient
 
     def __str__(self) -> str:
         return self.message if not self.hint else f"{self.message} (hint: {self.hint})"
@@ -84,6 +91,8 @@ class VerifyError(CopierError):
 
 class SourceChanged(CopierError):
     """The SQLite file was written to while a table was being read (retried, then fatal)."""
+
+    transient_by_default = True
 
 
 class ValueRejected(ValueError):

@@ -39,22 +39,20 @@ def sqlstate_of(exc: BaseException) -> str:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """A failure that retrying the table (or chunk) from a clean start may get past."""
-    from .errors import SourceChanged
+    """A failure that retrying the table from a clean start may get past."""
+    from .errors import CopierError
 
-    if isinstance(exc, SourceChanged):
-        return True
-    marked = getattr(exc, "transient", None)  # set on errors sent back by worker processes
-    if marked is not None:
-        return bool(marked)
+    if isinstance(exc, CopierError):
+        return exc.transient
     exc = root_cause(exc)
     state = sqlstate_of(exc)
     if state:
         return state in TRANSIENT_SQLSTATES or state[:2] in TRANSIENT_CLASSES
     # The connection went away under us: asyncpg's ConnectionDoesNotExistError and
-    # InterfaceError("connection is closed") are not PostgresErrors; sockets raise OSError.
+    # InterfaceError("connection is closed") are not PostgresErrors; a socket reset or
+    # refused is a ConnectionError. Other OSErrors (a full disk for the reject file) are not.
     name = type(exc).__name__
-    return isinstance(exc, (ConnectionError, OSError, TimeoutError)) or name in (
+    return isinstance(exc, (ConnectionError, TimeoutError)) or name in (
         "ConnectionDoesNotExistError", "InterfaceError", "ConnectionFailureError")
 
 

@@ -66,7 +66,7 @@ async def load_table(run: Run, table: TablePlan, stats: TableStats) -> None:
         else:
             for attempt in range(run.settings.retries + 1):
                 try:
-                    await _attempt(run, table, stats)
+                    rejects = await _attempt(run, table, stats)
                     break
                 except Exception as exc:
                     if attempt < run.settings.retries and is_transient(exc):
@@ -79,6 +79,10 @@ async def load_table(run: Run, table: TablePlan, stats: TableStats) -> None:
                     _fail(stats, _message(run, exc))
                     await _record(run, table, "failed", error=stats.error)
                     return
+            # Committed: rejects reach the reject file now, outside the retries (a failed
+            # write must not send a committed table back through a retry).
+            for record in rejects.records:
+                run.rejects.write(record)
         stats.status = Status.DONE
         # Tables that reference this one may start now: they need its rows, not its
         # indexes (foreign keys are added once every table is complete).
@@ -138,9 +142,9 @@ def _in_parallel(run: Run, table: TablePlan) -> bool:
             and table.source.row_count >= PARALLEL_MIN_ROWS)
 
 
-async def _attempt(run: Run, table: TablePlan, stats: TableStats) -> None:
-    """One try at the table's rows, all or nothing. Rejects reach the reject file only
-    once the rows are committed, so a retried table does not list them twice."""
+async def _attempt(run: Run, table: TablePlan, stats: TableStats) -> RejectList:
+    """One try at the table's rows, all or nothing. Returns the rejects, for the reject
+    file once the rows are committed, so a retried table does not list them twice."""
     stats.read = stats.written = stats.rejected = stats.rounded = 0
     rejects = RejectList()
     bar = run.progress.table(table.name, table.source.row_count)
@@ -161,8 +165,7 @@ async def _attempt(run: Run, table: TablePlan, stats: TableStats) -> None:
                                   rejected=stats.rejected)
     finally:
         bar.close()
-    for record in rejects.records:
-        run.rejects.write(record)
+    return rejects
 
 
 def _check_unchanged(run: Run, table: TablePlan, version: int | None) -> None:
@@ -191,8 +194,7 @@ async def _load_parallel(
         async def load(key_range: KeyRange | None) -> None:
             result = await anyio.to_process.run_sync(
                 load_chunk, replace(_spec(run, staging, [key_range]), queue_depth=WORKER_QUEUE_DEPTH),
-                run.settings.dsn, run.settings.retries,
-                cancellable=True, limiter=limiter)
+                run.settings.dsn, cancellable=True, limiter=limiter)
             rejects.records.extend(result.rejects)
             stats.read += result.read
             stats.written += result.written

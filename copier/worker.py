@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import time
 from dataclasses import dataclass
 
 import anyio
@@ -41,18 +40,14 @@ class ChunkResult:
     rejects: list[dict[str, object]]
 
 
-def load_chunk(spec: LoadSpec, dsn: str, retries: int = 0) -> ChunkResult:
-    """Entry point in the worker process (anyio.to_process). A chunk that fails for a
-    transient reason rolled back alone, and is loaded again."""
+def load_chunk(spec: LoadSpec, dsn: str) -> ChunkResult:
+    """Entry point in the worker process (anyio.to_process). A failure travels back to the
+    parent, which retries the whole table (the one retry loop: tableload.load_table)."""
     tune_gc()
-    for attempt in range(retries + 1):
-        try:
-            return anyio.run(_load_chunk, spec, dsn)
-        except Exception as exc:
-            if attempt == retries or not is_transient(exc):
-                raise _picklable(exc) from None
-            time.sleep(min(8.0, 0.5 * 2.0**attempt))
-    raise AssertionError("unreachable")
+    try:
+        return anyio.run(_load_chunk, spec, dsn)
+    except Exception as exc:
+        raise _picklable(exc) from None
 
 
 def _picklable(exc: Exception) -> Exception:
@@ -60,14 +55,10 @@ def _picklable(exc: Exception) -> Exception:
     keep their message, SQLSTATE-based hint and transience."""
     if isinstance(exc, CopierError):
         return exc
-    transient = is_transient(exc)
     cause = root_cause(exc)
     message = (describe_pg_error(cause) if isinstance(cause, asyncpg.PostgresError)
                else f"{type(cause).__name__}: {cause}")
-    error = LoadError(message)
-    error.sqlstate = sqlstate_of(cause)  # type: ignore[attr-defined]
-    error.transient = transient  # type: ignore[attr-defined]
-    return error
+    return LoadError(message, sqlstate=sqlstate_of(cause) or None, transient=is_transient(exc))
 
 
 async def _load_chunk(spec: LoadSpec, dsn: str) -> ChunkResult:

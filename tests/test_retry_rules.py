@@ -32,6 +32,7 @@ def test_transient_failures_are_retried(error: BaseException) -> None:
     asyncpg.exceptions.InsufficientPrivilegeError("permission denied"),
     LoadError("row 3: column x: text 'a' cannot be an integer"),
     ValueError("a bug"),
+    OSError(28, "No space left on device"),  # writing the reject file: retrying cannot help
 ])
 def test_other_failures_are_not(error: BaseException) -> None:
     assert not is_transient(error)
@@ -56,5 +57,5 @@ def test_errors_from_workers_keep_their_transience() -> None:
 
     error = _picklable(asyncpg.exceptions.AdminShutdownError("terminating connection"))
     copy = pickle.loads(pickle.dumps(error))
-    assert isinstance(copy, LoadError) and is_transient(copy) and copy.sqlstate == "57P01"
+    assert isinstance(copy, LoadError) and copy.transient and is_transient(copy) and copy.sqlstate == "57P01"
     assert not is_transient(pickle.loads(pickle.dumps(_picklable(ValueError("bug")))))
