@@ -22,8 +22,9 @@ from .ident import qualified
 from .plan import ExistingTable, MigrationPlan, TablePlan, build_plan
 from .progress import Progress, make_progress
 from .rejects import RejectLog
+from .resume import Need, TableState, interrupted, resume_needs
 from .settings import IfExists, Settings
-from .stats import RunStats, Status, TableStats
+from .stats import RunStats, TableStats, TableStatus
 from .tableload import Run, load_table
 from .worker import staging_name, tune_gc
 from .writer import describe_pg_error
@@ -93,10 +94,9 @@ async def migrate(path: Path, settings: Settings, progress_factory: ProgressFact
             stats.finished = time.monotonic()
             return stats
         plan, resumed, record_state = await _prepare_target(readable, path, catalog, settings, stats)
-        for name, earlier in resumed.items():
-            if earlier.status in ("loaded", "done"):
-                stats.tables[name].written = earlier.rows_written or 0
-                stats.tables[name].rejected = earlier.rows_rejected or 0
+        for name, earlier in resumed.items():  # committed by the earlier run: its counts
+            stats.tables[name].written = earlier.rows_written or 0
+            stats.tables[name].rejected = earlier.rows_rejected or 0
         await _load(readable, settings, plan, stats, resumed, record_state, progress_factory, path)
         if settings.verify and not stats.interrupted:
             from .verify import verify_run
@@ -108,8 +108,11 @@ async def migrate(path: Path, settings: Settings, progress_factory: ProgressFact
 
 async def _prepare_target(
     readable: Path, original: Path, catalog: Catalog, settings: Settings, stats: RunStats,
-) -> tuple[MigrationPlan, dict[str, state.TableState], bool]:
-    """Plan against the target, apply --resume or --if-exists, and record the plan."""
+) -> tuple[MigrationPlan, dict[str, TableState], bool]:
+    """Plan against the target, apply --resume or --if-exists, and record the plan.
+
+    Returns the plan, the earlier run's record of each table it committed (--resume), and
+    whether progress is recorded."""
     connection = await target.connect(settings.dsn)
     try:
         await target.ensure_schema(connection, settings.schema)
@@ -117,15 +120,17 @@ async def _prepare_target(
         taken = await target.taken_names(connection, settings.schema)
         earlier = {s.source_table: s for s in await state.read(connection, settings.schema)}
         fingerprint = source.fingerprint(readable if not settings.snapshot else original, catalog)
-        resumed: dict[str, state.TableState] = {}
         if settings.resume:
             # Tables an earlier run created are planned as created again, so the plan is the same.
             ours = {s.target_table for s in earlier.values() if s.created}
             plan = plan_for(catalog, settings, {n: t for n, t in existing.items() if n not in ours},
                             [name for name, owner in taken.items() if owner not in ours])
-            resumed = _resume_points(plan, settings, earlier, fingerprint)
         else:
             plan = plan_for(catalog, settings, existing, taken)
+        needs = resume_needs([t.name for t in plan.tables], earlier, resume=settings.resume, force=settings.force,
+                             schema=settings.schema, source_fingerprint=fingerprint,
+                             plan_fingerprint=state.plan_fingerprint(plan, settings))
+        resumed = {name: earlier[name] for name, need in needs.items() if need is not Need.FRESH}
         await target.check_privileges(connection, plan)
         await _drop_staging(connection, plan)
         kept = await _prepare_existing(connection, plan, settings, resumed, earlier)
@@ -137,23 +142,8 @@ async def _prepare_target(
                                               preexisting=kept.get(table.target, 0))
     stats.notes += [*plan.notes, *(f"skipped {name}: {why}" for name, why in plan.skipped
                                     if not why.startswith("virtual table:"))]  # a problem, listed as one
-    stats.notes += [f"{name}: already loaded by the interrupted run" for name, s in resumed.items()
-                    if s.status in ("loaded", "done")]
+    stats.notes += [f"{name}: already loaded by the interrupted run" for name in resumed]
     return plan, resumed, record_state
-
-
-def _resume_points(plan: MigrationPlan, settings: Settings, earlier: Mapping[str, state.TableState],
-                   fingerprint: str) -> dict[str, state.TableState]:
-    if not earlier:
-        raise TargetError(f"nothing to resume: no earlier run recorded for schema {settings.schema!r}",
-                          hint="run without --resume")
-    changed_source = any(s.source_fingerprint != fingerprint for s in earlier.values())
-    changed_plan = any(s.plan_fingerprint != state.plan_fingerprint(plan, settings) for s in earlier.values())
-    if (changed_source or changed_plan) and not settings.force:
-        what = "the SQLite file" if changed_source else "the plan (tables, types or value flags)"
-        raise TargetError(f"cannot resume: {what} changed since the interrupted run",
-                          hint="start over with --if-exists truncate, or add --force to resume anyway")
-    return {name: s for name, s in earlier.items() if name in {t.name for t in plan.tables}}
 
 
 async def _drop_staging(connection: asyncpg.Connection, plan: MigrationPlan) -> None:
@@ -163,9 +153,9 @@ async def _drop_staging(connection: asyncpg.Connection, plan: MigrationPlan) -> 
 
 
 async def _record_plan(connection: asyncpg.Connection, plan: MigrationPlan, settings: Settings,
-                       resumed: Mapping[str, state.TableState], fingerprint: str, original: Path,
+                       resumed: Mapping[str, TableState], fingerprint: str, original: Path,
                        stats: RunStats) -> bool:
-    fresh = [t for t in plan.tables if t.name not in resumed or resumed[t.name].status not in ("loaded", "done")]
+    fresh = [t for t in plan.tables if t.name not in resumed]
     subset = MigrationPlan(plan.schema, tuple(fresh), (), (), ())
     created = {t.name: t.create for t in fresh}
     try:
@@ -180,15 +170,15 @@ async def _record_plan(connection: asyncpg.Connection, plan: MigrationPlan, sett
 
 async def _prepare_existing(
     connection: asyncpg.Connection, plan: MigrationPlan, settings: Settings,
-    resumed: Mapping[str, state.TableState],
-    earlier: Mapping[str, state.TableState],
+    resumed: Mapping[str, TableState],
+    earlier: Mapping[str, TableState],
 ) -> dict[str, int]:
     """Apply --if-exists to target tables that already hold rows, before any data moves.
 
     Returns the rows kept per target table (--if-exists append), for verification."""
     occupied: list[tuple[str, int]] = []
     for table in plan.tables:
-        if table.create or (table.name in resumed and resumed[table.name].status in ("loaded", "done")):
+        if table.create or table.name in resumed:
             continue
         name = qualified(plan.schema, table.target)
         try:
@@ -200,9 +190,8 @@ async def _prepare_existing(
         return dict(occupied)
     if settings.if_exists is IfExists.FAIL:
         listing = ", ".join(f"{name} has {rows:,} rows" for name, rows in occupied)
-        interrupted = any(s.status not in ("done", "failed") for s in earlier.values())
         raise TargetError(f"target tables already hold rows: {listing}",
-                          hint="an earlier run was interrupted here: rerun with --resume" if interrupted else
+                          hint="an earlier run was interrupted here: rerun with --resume" if interrupted(earlier) else
                           "use --if-exists truncate to replace them or --if-exists append to add to them")
     try:
         # One statement, so tables that reference each other can be emptied together.
@@ -213,7 +202,7 @@ async def _prepare_existing(
 
 
 async def _load(readable: Path, settings: Settings, plan: MigrationPlan, stats: RunStats,
-                resumed: dict[str, state.TableState], record_state: bool,
+                resumed: dict[str, TableState], record_state: bool,
                 progress_factory: ProgressFactory | None,
                 original: Path) -> None:
     rejects = RejectLog(settings.reject_file or default_reject_path(original), append=settings.resume)
@@ -222,7 +211,7 @@ async def _load(readable: Path, settings: Settings, plan: MigrationPlan, stats: 
     pool = await target.create_pool(settings.dsn, settings.jobs)
     watch = source.ChangeWatch(readable)
     run = Run(readable, settings, plan, pool, stats, rejects, progress, watch, record_state,
-              {name: s.status for name, s in resumed.items()})
+              {name: Need.SKIP if s.status is TableStatus.DONE else Need.FINISH_KEYS for name, s in resumed.items()})
     try:
         async with anyio.create_task_group() as group:
             if threading.current_thread() is threading.main_thread():
@@ -255,11 +244,11 @@ async def _stop_on_signal(run: Run, scope: anyio.CancelScope) -> None:
 
 def _mark_interrupted(stats: RunStats) -> None:
     for table in stats.tables.values():
-        if table.status is Status.LOADING:
-            table.status, table.error = Status.FAILED, "interrupted (rolled back)"
+        if table.status is TableStatus.LOADING:
+            table.status, table.error = TableStatus.FAILED, "interrupted (rolled back)"
             table.written = table.rejected = 0
-        elif table.status is Status.PENDING:
-            table.status, table.error = Status.SKIPPED, "not started (interrupted)"
+        elif table.status is TableStatus.PLANNED:
+            table.status, table.error = TableStatus.SKIPPED, "not started (interrupted)"
 
 
 async def _load_tables(run: Run) -> None:
@@ -281,8 +270,8 @@ async def _load_when_ready(run: Run, table: TablePlan, limiter: anyio.CapacityLi
     try:
         for parent in table.depends_on:
             await run.done[parent].wait()
-            if run.stats.tables[parent].status is not Status.DONE:
-                stats.status = Status.SKIPPED
+            if run.stats.tables[parent].status is not TableStatus.DONE:
+                stats.status = TableStatus.SKIPPED
                 stats.error = f"not loaded: table {parent} it references failed"
                 return
         async with limiter:
@@ -297,9 +286,9 @@ async def _add_foreign_keys(run: Run) -> None:
         for fk in run.plan.foreign_keys:
             child = run.stats.tables.get(fk.table)
             parent = run.stats.tables.get(fk.ref_table)
-            if child is None or child.status is not Status.DONE:
+            if child is None or child.status is not TableStatus.DONE:
                 continue
-            if parent is not None and parent.status is not Status.DONE:
+            if parent is not None and parent.status is not TableStatus.DONE:
                 child.warnings.append(f"foreign key {fk.name} not added: {fk.ref_table} was not loaded")
                 continue
             if await connection.fetchval(ddl.HAS_CONSTRAINT, qualified(schema, fk.target), fk.name):
@@ -320,7 +309,7 @@ def exit_code(stats: RunStats) -> int:
         return ExitCode.INTERRUPTED
     if stats.verified is False:
         return ExitCode.VERIFY
-    if stats.warnings or any(t.status in (Status.FAILED, Status.SKIPPED) or t.warnings
+    if stats.warnings or any(t.status in (TableStatus.FAILED, TableStatus.SKIPPED) or t.warnings
                              for t in stats.tables.values()):
         return ExitCode.FAILED
     if any(t.rejected for t in stats.tables.values()):

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 
 import asyncpg
 
 from .plan import MigrationPlan
+from .resume import TableState
 from .settings import Settings
-
-STATE_SCHEMA = "copier"
+from .stats import TableStatus
 
 _CREATE = """
 CREATE SCHEMA IF NOT EXISTS copier;
@@ -59,23 +58,6 @@ FROM copier.tables WHERE $1::text IS NULL OR target_schema = $1 ORDER BY target_
 """
 
 
-@dataclass(frozen=True, slots=True)
-class TableState:
-    target_schema: str
-    source_table: str
-    target_table: str
-    status: str  # planned, loading, loaded (data committed), done (keys too), failed
-    created: bool
-    rows_source: int | None
-    rows_written: int | None
-    rows_rejected: int | None
-    source_path: str | None
-    source_fingerprint: str
-    plan_fingerprint: str
-    error: str | None
-    updated_at: object
-
-
 def plan_fingerprint(plan: MigrationPlan, settings: Settings) -> str:
     """What decides which values land where: tables, columns, types and value flags."""
     document = {
@@ -94,7 +76,8 @@ async def read(connection: asyncpg.Connection, schema: str | None) -> list[Table
     try:
         if not await connection.fetchval("SELECT to_regclass('copier.tables') IS NOT NULL"):
             return []
-        return [TableState(*row) for row in await connection.fetch(_READ, schema)]
+        return [TableState(**{**dict(row), "status": TableStatus(row["status"])})
+                for row in await connection.fetch(_READ, schema)]
     except asyncpg.InsufficientPrivilegeError:
         return []  # another user's runs: this one cannot resume them anyway
 
@@ -106,6 +89,6 @@ async def record_plan(connection: asyncpg.Connection, plan: MigrationPlan, creat
         for t in plan.tables])
 
 
-async def set_status(connection: asyncpg.Connection, schema: str, table: str, status: str, *,
+async def set_status(connection: asyncpg.Connection, schema: str, table: str, status: TableStatus, *,
                      written: int | None = None, rejected: int | None = None, error: str | None = None) -> None:
-    await connection.execute(_SET_STATUS, schema, table, status, written, rejected, error)
+    await connection.execute(_SET_STATUS, schema, table, status.value, written, rejected, error)

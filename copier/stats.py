@@ -7,12 +7,16 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 
-class Status(StrEnum):
-    PENDING = "pending"
+class TableStatus(StrEnum):
+    """Where a table is in its life; the same words in the summary, the report and the
+    state table (copier status)."""
+
+    PLANNED = "planned"
     LOADING = "loading"
+    LOADED = "loaded"  # data committed; keys, indexes and sequences still to add
     DONE = "done"
-    FAILED = "failed"
-    SKIPPED = "skipped"  # a table it depends on failed
+    FAILED = "failed"  # rolled back
+    SKIPPED = "skipped"  # a table it depends on failed, or the run was interrupted first
 
 
 @dataclass(slots=True)
@@ -26,7 +30,7 @@ class TableStats:
     rejected: int = 0
     rounded: int = 0  # numeric values rounded to their column's declared scale
     retries: int = 0  # attempts that failed for a transient reason and were made again
-    status: Status = Status.PENDING
+    status: TableStatus = TableStatus.PLANNED
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
     started: float | None = None
@@ -76,8 +80,8 @@ class RunStats:
         written = sum(t.written for t in rows)
         return {
             "tables": len(rows),
-            "tables_failed": sum(t.status is Status.FAILED for t in rows),
-            "tables_skipped": sum(t.status is Status.SKIPPED for t in rows),
+            "tables_failed": sum(t.status is TableStatus.FAILED for t in rows),
+            "tables_skipped": sum(t.status is TableStatus.SKIPPED for t in rows),
             "rows_read": sum(t.read for t in rows),
             "rows_written": written,
             "rows_rejected": sum(t.rejected for t in rows),
@@ -130,7 +134,7 @@ def _verification_lines(stats: RunStats) -> list[str]:
     """Says "verified" only of what was: tables that failed or were skipped were not."""
     if not stats.verified:
         return []
-    unverified = [t.name for t in stats.tables.values() if t.status is not Status.DONE]
+    unverified = [t.name for t in stats.tables.values() if t.status is not TableStatus.DONE]
     if not unverified:
         return ["", "Verified: every table's row count and every row's content match the source."]
     verified = len(stats.tables) - len(unverified)

@@ -23,9 +23,10 @@ from .plan import MigrationPlan, TablePlan
 from .progress import Progress
 from .reader import KeyRange, table_ranges
 from .rejects import RejectList, RejectLog
+from .resume import Need
 from .settings import Settings, redact_text
 from .source import ChangeWatch
-from .stats import RunStats, Status, TableStats
+from .stats import RunStats, TableStats, TableStatus
 from .worker import load_chunk, staging_name
 from .writer import describe_pg_error
 
@@ -51,17 +52,17 @@ class Run:
     progress: Progress
     watch: ChangeWatch | None = None
     record_state: bool = True
-    resumed: dict[str, str] = field(default_factory=dict)  # table -> status an earlier run reached
+    resumed: dict[str, Need] = field(default_factory=dict)  # what the tables an earlier run committed need
     done: dict[str, anyio.Event] = field(default_factory=dict)
 
 
 
 async def load_table(run: Run, table: TablePlan, stats: TableStats) -> None:
     """Load, retrying transient failures; then complete. Failures end up in `stats`."""
-    stats.status, stats.started = Status.LOADING, time.monotonic()
-    earlier = run.resumed.get(table.name)
+    stats.status, stats.started = TableStatus.LOADING, time.monotonic()
+    need = run.resumed.get(table.name, Need.FRESH)
     try:
-        if earlier in ("loaded", "done"):
+        if need is not Need.FRESH:
             stats.read = table.source.row_count  # committed by the earlier run (counts from its record)
         else:
             for attempt in range(run.settings.retries + 1):
@@ -77,21 +78,21 @@ async def load_table(run: Run, table: TablePlan, stats: TableStats) -> None:
                         await anyio.sleep(_backoff(attempt))
                         continue
                     _fail(stats, _message(run, exc))
-                    await _record(run, table, "failed", error=stats.error)
+                    await _record(run, table, TableStatus.FAILED, error=stats.error)
                     return
             # Committed: rejects reach the reject file now, outside the retries (a failed
             # write must not send a committed table back through a retry).
             for record in rejects.records:
                 run.rejects.write(record)
-        stats.status = Status.DONE
+        stats.status = TableStatus.DONE
         # Tables that reference this one may start now: they need its rows, not its
         # indexes (foreign keys are added once every table is complete).
         if table.name in run.done:
             run.done[table.name].set()
-        if earlier != "done":
+        if need is not Need.SKIP:
             async with run.pool.acquire() as connection:
                 await complete_table(run, table, stats, connection)
-            await _record(run, table, "done", written=stats.written, rejected=stats.rejected)
+            await _record(run, table, TableStatus.DONE, written=stats.written, rejected=stats.rejected)
     finally:
         stats.finished = time.monotonic()
 
@@ -111,12 +112,12 @@ def _message(run: Run, exc: BaseException) -> str:
 
 
 def _fail(stats: TableStats, message: str) -> None:
-    stats.status = Status.FAILED
+    stats.status = TableStatus.FAILED
     stats.error = f"{message} (table rolled back)"
     stats.written = stats.rejected = 0  # its rejects never reach the reject file either
 
 
-async def _record(run: Run, table: TablePlan, status: str, *, connection: asyncpg.Connection | None = None,
+async def _record(run: Run, table: TablePlan, status: TableStatus, *, connection: asyncpg.Connection | None = None,
                   written: int | None = None, rejected: int | None = None, error: str | None = None) -> None:
     if not run.record_state:
         return
@@ -150,7 +151,7 @@ async def _attempt(run: Run, table: TablePlan, stats: TableStats) -> RejectList:
     bar = run.progress.table(table.name, table.source.row_count)
     version = run.watch.version() if run.watch else None
     try:
-        await _record(run, table, "loading")
+        await _record(run, table, TableStatus.LOADING)
         async with run.pool.acquire() as connection:
             if _in_parallel(run, table):
                 await _load_parallel(run, table, stats, connection, rejects, bar.advance, version)
@@ -161,7 +162,7 @@ async def _attempt(run: Run, table: TablePlan, stats: TableStats) -> RejectList:
                         await connection.execute(ddl.create_table(run.plan.schema, table))
                     await load_rows(_spec(run, table, ranges), connection, stats, rejects, bar.advance)
                     _check_unchanged(run, table, version)
-                    await _record(run, table, "loaded", connection=connection, written=stats.written,
+                    await _record(run, table, TableStatus.LOADED, connection=connection, written=stats.written,
                                   rejected=stats.rejected)
     finally:
         bar.close()
@@ -212,7 +213,7 @@ async def _load_parallel(
         async with connection.transaction():
             # The identity's sequence already has its final name (the plan's), not the staging table's.
             await connection.execute(ddl.rename_table(schema, staging.target, table.target))
-            await _record(run, table, "loaded", connection=connection, written=stats.written,
+            await _record(run, table, TableStatus.LOADED, connection=connection, written=stats.written,
                           rejected=stats.rejected)
     except BaseException:
         with anyio.CancelScope(shield=True):

@@ -24,7 +24,7 @@ from .plan import MigrationPlan, TablePlan
 from .reader import read_range, table_ranges
 from .rejects import read_rejects
 from .settings import Settings
-from .stats import RunStats, Status, TableStats
+from .stats import RunStats, TableStats, TableStatus
 
 SHOWN_KEYS = 5
 _SOURCE_COPY = "copier_verify_source"
@@ -161,7 +161,7 @@ async def _ship_source(path: Path, connection: asyncpg.Connection, table: TableP
 async def verify_run(path: Path, settings: Settings, plan: MigrationPlan, stats: RunStats,
                      reject_file: Path) -> None:
     """Verify the tables this run loaded; a mismatch becomes a run warning."""
-    loaded = tuple(t for t in plan.tables if stats.tables[t.name].status is Status.DONE)
+    loaded = tuple(t for t in plan.tables if stats.tables[t.name].status is TableStatus.DONE)
     subset = MigrationPlan(plan.schema, loaded, (), (), ())
     kept = {name: t.preexisting for name, t in stats.tables.items()}
     checks = await verify_tables(path, settings, subset, reject_file, kept)
