@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
+from functools import partial
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import anyio
 import typer
 
 from . import __version__
 from .errors import CopierError, ExitCode
-from .plan import MigrationPlan
+from .planning import MigrationPlan
 from .settings import IfExists, OnError, Settings, parse_casts, redact, redact_text, resolve_dsn
-from .verify import TableCheck
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Move a whole SQLite database into PostgreSQL, fast, and prove nothing was lost.")
@@ -119,6 +119,7 @@ def migrate(
     from .pipeline import exit_code
     from .pipeline import migrate as run_migrate
     from .stats import render_summary
+    from .worker import tune_gc
 
     resolved: str | None = None
     try:
@@ -134,6 +135,7 @@ def migrate(
         from .normalise import zone
 
         zone(source_tz)
+        tune_gc()  # the command's own process; a library caller keeps its GC settings
         stats = anyio.run(run_migrate, source, settings)
     except CopierError as exc:
         _fail(exc, debug, resolved)
@@ -193,24 +195,13 @@ def plan(
                 raise
         settings = _settings(resolved or "postgresql://", schema=schema, tables=tuple(tables or ()),
                              exclude=tuple(exclude or ()), casts=parse_casts(cast or []), source_tz=source_tz)
-        the_plan = anyio.run(_plan_with_target, source, settings, resolved)
+        from .pipeline import plan as make_the_plan
+
+        the_plan = anyio.run(partial(make_the_plan, source, settings, against_target=resolved is not None))
     except CopierError as exc:
         _fail(exc, debug, resolved)
         return
     typer.echo(render_plan(the_plan))
-
-
-async def _plan_with_target(source: Path, settings: Settings, dsn: str | None) -> MigrationPlan:
-    from . import target
-    from .pipeline import make_plan
-
-    if dsn is None:
-        return await make_plan(source, settings, None)
-    connection = await target.connect(dsn)
-    try:
-        return await make_plan(source, settings, connection)
-    finally:
-        await connection.close()
 
 
 def render_plan(the_plan: MigrationPlan) -> str:
@@ -260,15 +251,15 @@ def verify(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     """Compare every migrated table with the source: row counts and every row's content."""
-    from .pipeline import default_reject_path
+    from .pipeline import verify as run_verify
 
     resolved: str | None = None
     try:
         resolved = resolve_dsn(dsn)
         settings = _settings(resolved, schema=schema, tables=tuple(tables or ()), exclude=tuple(exclude or ()),
-                             casts=parse_casts(cast or []), source_tz=source_tz, strip_nul=strip_nul)
-        rejects = reject_file or default_reject_path(source)
-        checks = anyio.run(_verify, source, settings, rejects if rejects.exists() else None)
+                             casts=parse_casts(cast or []), source_tz=source_tz, strip_nul=strip_nul,
+                             reject_file=reject_file)
+        checks = anyio.run(run_verify, source, settings)
     except CopierError as exc:
         _fail(exc, debug, resolved)
         return
@@ -278,24 +269,6 @@ def verify(
     typer.echo(f"\n{len(checks) - len(bad)} of {len(checks)} tables verified"
                + (f"; {len(bad)} differ" if bad else ""))
     raise typer.Exit(int(ExitCode.VERIFY if bad else ExitCode.OK))
-
-
-async def _verify(source: Path, settings: Settings, rejects: Path | None) -> list[TableCheck]:
-    from . import target
-    from .errors import VerifyError
-    from .pipeline import make_plan
-    from .verify import verify_tables
-
-    connection = await target.connect(settings.dsn)
-    try:
-        plan = await make_plan(source, settings, connection)
-    finally:
-        await connection.close()
-    missing = [t.name for t in plan.tables if t.create]
-    if missing:
-        raise VerifyError(f"not in the target schema {settings.schema!r}: {', '.join(missing)}",
-                          hint="check --schema, or migrate first")
-    return await verify_tables(source, settings, plan, rejects)
 
 
 @app.command()
@@ -372,7 +345,9 @@ def status(
     resolved: str | None = None
     try:
         resolved = resolve_dsn(dsn)
-        rows = anyio.run(_read_state, resolved, schema)
+        from .pipeline import status as read_status
+
+        rows = anyio.run(read_status, resolved, schema)
     except CopierError as exc:
         _fail(exc, False, resolved)
         return
@@ -389,16 +364,6 @@ def status(
 
 def _n(value: int | None) -> str:
     return "" if value is None else f"{value:,}"
-
-
-async def _read_state(dsn: str, schema: str | None) -> list[Any]:
-    from . import state, target
-
-    connection = await target.connect(dsn)
-    try:
-        return await state.read(connection, schema)
-    finally:
-        await connection.close()
 
 
 @app.command()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .ident import qualified, quote_ident
-from .plan import ForeignKeyPlan, IndexPlan, TablePlan
+from .planning import ForeignKeyPlan, IndexPlan, TablePlan
 
 _ACTIONS = {"NO ACTION", "RESTRICT", "CASCADE", "SET NULL", "SET DEFAULT"}
 

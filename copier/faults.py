@@ -5,6 +5,8 @@ Pure: matches exceptions by class and SQLSTATE, never by message text (which is 
 
 from __future__ import annotations
 
+import asyncpg
+
 # Connection exceptions (08), admin/crash shutdown and "cannot connect now" (57P01-3),
 # serialization failure and deadlock (40001, 40P01), too many connections (53300):
 # the transaction was rolled back and the same work can simply be done again.
@@ -58,3 +60,24 @@ def is_transient(exc: BaseException) -> bool:
 
 def hint_for(exc: BaseException) -> str | None:
     return HINTS.get(sqlstate_of(exc))
+
+
+# SQLSTATE classes that describe a bad row, not a broken connection or a missing
+# privilege: data exceptions (22) and integrity violations (23).
+_ROW_ERROR_CLASSES = ("22", "23")
+
+
+def is_row_error(exc: BaseException) -> bool:
+    if isinstance(exc, asyncpg.PostgresError):
+        return str(exc.sqlstate or "")[:2] in _ROW_ERROR_CLASSES
+    # Raised client-side by asyncpg's binary encoders for a value of the wrong type.
+    return isinstance(exc, asyncpg.DataError)
+
+
+def describe_pg_error(exc: BaseException) -> str:
+    """One line: the server's message, its detail, and our hint for the SQLSTATE."""
+    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    detail = getattr(exc, "detail", None)
+    line = f"{message} ({detail})" if detail else message
+    hint = hint_for(exc)
+    return f"{line} (hint: {hint})" if hint else line

@@ -14,13 +14,14 @@ import anyio
 import asyncpg
 from anyio.streams.memory import MemoryObjectReceiveStream
 
+from .faults import is_row_error
 from .normalise import ConvertedPage, Options, converter_for
-from .plan import TablePlan
+from .planning import TablePlan
 from .reader import KeyRange, read_range
 from .rejects import RejectSink
 from .settings import OnError
 from .stats import TableStats
-from .writer import TableWriter, is_row_error
+from .writer import TableWriter
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,27 +17,24 @@ import asyncpg
 
 from . import ddl, source, state, target
 from .catalog import Catalog
-from .errors import ExitCode, SourceError, TargetError
+from .errors import ExitCode, SourceError, TargetError, VerifyError
+from .faults import describe_pg_error
 from .ident import qualified
-from .plan import ExistingTable, MigrationPlan, TablePlan, build_plan
+from .planning import ExistingTable, MigrationPlan, TablePlan, build_plan
 from .progress import Progress, make_progress
 from .rejects import RejectLog
 from .resume import Need, TableState, interrupted, resume_needs
 from .settings import IfExists, Settings
 from .stats import RunStats, TableStats, TableStatus
-from .tableload import Run, load_table
-from .worker import staging_name, tune_gc
-from .writer import describe_pg_error
+from .tableload import Run, load_table, staging_name
+from .verification import TableCheck, verify_run, verify_tables
 
 ProgressFactory = Callable[[int, bool], Progress]
 
 
 async def read_source(path: Path, busy_timeout: float | None = None) -> Catalog:
-    connection = await source.connect(path, busy_timeout)
-    try:
+    async with source.opened(path, busy_timeout) as connection:
         return await source.read_catalog(connection)
-    finally:
-        await connection.close()
 
 
 def plan_for(catalog: Catalog, settings: Settings, existing: Mapping[str, ExistingTable],
@@ -54,6 +51,33 @@ async def make_plan(path: Path, settings: Settings, connection: asyncpg.Connecti
         return plan_for(catalog, settings, {})
     existing = await target.existing_tables(connection, settings.schema)
     return plan_for(catalog, settings, existing, await target.taken_names(connection, settings.schema))
+
+
+async def plan(path: Path, settings: Settings, *, against_target: bool = True) -> MigrationPlan:
+    """The plan `migrate` would follow; against what the target holds, unless told not to
+    (or there is no DSN). Touches nothing."""
+    if not against_target or not settings.dsn:
+        return await make_plan(path, settings, None)
+    async with target.connected(settings.dsn) as connection:
+        return await make_plan(path, settings, connection)
+
+
+async def verify(path: Path, settings: Settings) -> list[TableCheck]:
+    """Compare every selected table of the source with the target (README: Verification).
+    The reject file (settings.reject_file, else the default one if present) is accounted for."""
+    the_plan = await plan(path, settings)
+    missing = [t.name for t in the_plan.tables if t.create]
+    if missing:
+        raise VerifyError(f"not in the target schema {settings.schema!r}: {', '.join(missing)}",
+                          hint="check --schema, or migrate first")
+    rejects = settings.reject_file or default_reject_path(path)
+    return await verify_tables(path, settings, the_plan, rejects if rejects.exists() else None)
+
+
+async def status(dsn: str, schema: str | None = None) -> list[TableState]:
+    """The progress `migrate` recorded in the target (per table, for --resume)."""
+    async with target.connected(dsn) as connection:
+        return await state.read(connection, schema)
 
 
 def default_reject_path(path: Path) -> Path:
@@ -83,7 +107,6 @@ async def _readable_source(path: Path, settings: Settings, stats: RunStats) -> A
 
 async def migrate(path: Path, settings: Settings, progress_factory: ProgressFactory | None = None) -> RunStats:
     """Move every selected table of the SQLite file at `path` into PostgreSQL."""
-    tune_gc()
     stats = RunStats()
     async with _readable_source(path, settings, stats) as readable:
         catalog = await read_source(readable, settings.busy_timeout)
@@ -99,8 +122,6 @@ async def migrate(path: Path, settings: Settings, progress_factory: ProgressFact
             stats.tables[name].rejected = earlier.rows_rejected or 0
         await _load(readable, settings, plan, stats, resumed, record_state, progress_factory, path)
         if settings.verify and not stats.interrupted:
-            from .verify import verify_run
-
             # Against what was read: with --snapshot, the copy.
             await verify_run(readable, settings, plan, stats, settings.reject_file or default_reject_path(path))
     return stats
@@ -113,8 +134,7 @@ async def _prepare_target(
 
     Returns the plan, the earlier run's record of each table it committed (--resume), and
     whether progress is recorded."""
-    connection = await target.connect(settings.dsn)
-    try:
+    async with target.connected(settings.dsn) as connection:
         await target.ensure_schema(connection, settings.schema)
         existing = await target.existing_tables(connection, settings.schema)
         taken = await target.taken_names(connection, settings.schema)
@@ -135,8 +155,6 @@ async def _prepare_target(
         await _drop_staging(connection, plan)
         kept = await _prepare_existing(connection, plan, settings, resumed, earlier)
         record_state = await _record_plan(connection, plan, settings, resumed, fingerprint, original, stats)
-    finally:
-        await connection.close()
     for table in plan.tables:
         stats.tables[table.name] = TableStats(table.name, table.target, expected=table.source.row_count,
                                               preexisting=kept.get(table.target, 0))
@@ -317,4 +335,4 @@ def exit_code(stats: RunStats) -> int:
     return ExitCode.OK
 
 
-__all__ = ["migrate", "make_plan", "exit_code"]
+__all__ = ["migrate", "plan", "verify", "status", "make_plan", "exit_code"]

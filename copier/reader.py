@@ -15,7 +15,7 @@ from . import source
 from .catalog import Table
 from .errors import SourceError
 from .normalise import ConvertedPage, Converter, convert_page, decode_text
-from .plan import TablePlan
+from .planning import TablePlan
 from .stats import TableStats
 
 
@@ -50,11 +50,8 @@ async def table_ranges(path: Path, table: Table, readers: int, batch_size: int) 
     WITHOUT ROWID table (keyset on its primary key cannot be cut without a scan)."""
     if table.without_rowid or not source.key_columns(table):
         return [None]
-    connection = await source.connect(path)
-    try:
+    async with source.opened(path) as connection:
         bounds = await source.rowid_bounds(connection, table)
-    finally:
-        await connection.close()
     ranges: list[KeyRange | None] = [*split_ranges(bounds, table.row_count, readers, batch_size)]
     return ranges
 

@@ -6,8 +6,8 @@ import hashlib
 import re
 import sqlite3
 from collections import defaultdict
-from collections.abc import Sequence
-from contextlib import closing
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager, closing
 from dataclasses import replace
 from pathlib import Path
 
@@ -72,6 +72,16 @@ async def connect(path: Path, busy_timeout: float | None = None) -> aiosqlite.Co
             raise source_error(path, exc, timeout) from None
         raise
     return connection
+
+
+@asynccontextmanager
+async def opened(path: Path, busy_timeout: float | None = None) -> AsyncIterator[aiosqlite.Connection]:
+    """A read-only connection for the block, closed whatever happens in it."""
+    connection = await connect(path, busy_timeout)
+    try:
+        yield connection
+    finally:
+        await connection.close()
 
 
 def source_error(path: Path, exc: sqlite3.Error, busy_timeout: float = BUSY_TIMEOUT) -> SourceError:

@@ -9,7 +9,7 @@ import json
 
 import asyncpg
 
-from .plan import MigrationPlan
+from .planning import MigrationPlan
 from .resume import TableState
 from .settings import Settings
 from .stats import TableStatus

@@ -4,6 +4,7 @@ indexes and sequences, recording each step in the state table for --resume."""
 
 from __future__ import annotations
 
+import hashlib
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -16,10 +17,10 @@ import asyncpg
 
 from . import ddl, state
 from .errors import CopierError, SourceChanged
-from .faults import is_transient, root_cause
-from .ident import qualified
+from .faults import describe_pg_error, is_transient, root_cause
+from .ident import MAX_IDENTIFIER_BYTES, qualified
 from .load import LoadSpec, first_error, load_rows
-from .plan import MigrationPlan, TablePlan
+from .planning import MigrationPlan, TablePlan
 from .progress import Progress
 from .reader import KeyRange, table_ranges
 from .rejects import RejectList, RejectLog
@@ -27,8 +28,17 @@ from .resume import Need
 from .settings import Settings, redact_text
 from .source import ChangeWatch
 from .stats import RunStats, TableStats, TableStatus
-from .worker import load_chunk, staging_name
-from .writer import describe_pg_error
+from .worker import load_chunk
+
+STAGING_PREFIX = "_copier_load_"
+
+
+def staging_name(table: str) -> str:
+    """A per-table name in the target schema; fits PostgreSQL's 63 bytes."""
+    name = STAGING_PREFIX + hashlib.sha1(table.encode("utf-8")).hexdigest()[:16]
+    assert len(name) <= MAX_IDENTIFIER_BYTES
+    return name
+
 
 # Tables at least this big (and created by copier) load through worker processes.
 PARALLEL_MIN_ROWS = 50_000
@@ -243,4 +253,4 @@ async def complete_table(run: Run, table: TablePlan, stats: TableStats, connecti
             stats.warnings.append(f"sequence {sequence} not set: {describe_pg_error(exc)}")
 
 
-__all__ = ["Run", "load_table", "complete_table", "RunStats"]
+__all__ = ["Run", "load_table", "complete_table", "staging_name"]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -14,7 +15,7 @@ import asyncpg
 from .casting import Kind, TargetType, parse_pg_type
 from .errors import CopierError, PlanError, TargetError
 from .ident import qualified, quote_ident
-from .plan import ExistingColumn, ExistingTable, MigrationPlan
+from .planning import ExistingColumn, ExistingTable, MigrationPlan
 from .settings import redact, redact_text
 
 CONNECT_TIMEOUT = 10.0
@@ -136,6 +137,16 @@ async def connect(dsn: str) -> asyncpg.Connection:
         await connection.close()
         raise
     return connection
+
+
+@asynccontextmanager
+async def connected(dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection for the block, closed whatever happens in it."""
+    connection = await connect(dsn)
+    try:
+        yield connection
+    finally:
+        await connection.close()
 
 
 async def create_pool(dsn: str, size: int) -> asyncpg.Pool:

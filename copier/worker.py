@@ -7,7 +7,6 @@ This is what lets the conversion work use every core: one Python process is boun
 from __future__ import annotations
 
 import gc
-import hashlib
 from dataclasses import dataclass
 
 import anyio
@@ -15,21 +14,10 @@ import asyncpg
 
 from . import target
 from .errors import CopierError, LoadError
-from .faults import is_transient, root_cause, sqlstate_of
-from .ident import MAX_IDENTIFIER_BYTES
+from .faults import describe_pg_error, is_transient, root_cause, sqlstate_of
 from .load import LoadSpec, load_rows
 from .rejects import RejectList
 from .stats import TableStats
-from .writer import describe_pg_error
-
-STAGING_PREFIX = "_copier_load_"
-
-
-def staging_name(table: str) -> str:
-    """A per-table name in the target schema; fits PostgreSQL's 63 bytes."""
-    name = STAGING_PREFIX + hashlib.sha1(table.encode("utf-8")).hexdigest()[:16]
-    assert len(name) <= MAX_IDENTIFIER_BYTES
-    return name
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +50,7 @@ def _picklable(exc: Exception) -> Exception:
 
 
 async def _load_chunk(spec: LoadSpec, dsn: str) -> ChunkResult:
-    connection = await target.connect(dsn)
-    try:
+    async with target.connected(dsn) as connection:
         # Durable all the same: the parent's rename commits synchronously, which flushes
         # the WAL of every chunk committed before it.
         await connection.execute("SET synchronous_commit = off")
@@ -72,8 +59,6 @@ async def _load_chunk(spec: LoadSpec, dsn: str) -> ChunkResult:
         async with connection.transaction():
             await load_rows(spec, connection, stats, rejects, lambda _rows: None)
         return ChunkResult(stats.read, stats.written, stats.rounded, rejects.records)
-    finally:
-        await connection.close()
 
 
 def tune_gc() -> None:
@@ -81,4 +66,4 @@ def tune_gc() -> None:
     gc.set_threshold(200_000, 50, 100)
 
 
-__all__ = ["ChunkResult", "load_chunk", "staging_name", "tune_gc"]
+__all__ = ["ChunkResult", "load_chunk", "tune_gc"]

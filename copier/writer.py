@@ -10,32 +10,12 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from .errors import LoadError
-from .faults import hint_for
+from .faults import describe_pg_error, is_row_error
 from .normalise import ConvertedPage, Rejection, Value
-from .plan import TablePlan
+from .planning import TablePlan
 from .rejects import RejectSink
 from .settings import OnError
 from .stats import TableStats
-
-# SQLSTATE classes that describe a bad row, not a broken connection or a missing
-# privilege: data exceptions (22) and integrity violations (23).
-_ROW_ERROR_CLASSES = ("22", "23")
-
-
-def is_row_error(exc: BaseException) -> bool:
-    if isinstance(exc, asyncpg.PostgresError):
-        return str(exc.sqlstate or "")[:2] in _ROW_ERROR_CLASSES
-    # Raised client-side by asyncpg's binary encoders for a value of the wrong type.
-    return isinstance(exc, asyncpg.DataError)
-
-
-def describe_pg_error(exc: BaseException) -> str:
-    """One line: the server's message, its detail, and our hint for the SQLSTATE."""
-    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    detail = getattr(exc, "detail", None)
-    line = f"{message} ({detail})" if detail else message
-    hint = hint_for(exc)
-    return f"{line} (hint: {hint})" if hint else line
 
 
 @dataclass

@@ -16,7 +16,7 @@ import asyncpg
 import pytest
 
 from copier.benchdata import generate
-from copier.writer import describe_pg_error
+from copier.faults import describe_pg_error
 
 from .helpers import invoke, migrate
 from .pg import Target, run, with_params

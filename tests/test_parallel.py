@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from copier.benchdata import generate
-from copier.worker import STAGING_PREFIX
+from copier.tableload import STAGING_PREFIX
 
 from .helpers import invoke, migrate, read_jsonl
 from .pg import Target

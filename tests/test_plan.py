@@ -6,7 +6,7 @@ from copier.casting import map_declared_type, parse_pg_type
 from copier.catalog import Catalog, Column, ForeignKey, Index, Table
 from copier.errors import PlanError
 from copier.normalise import Options
-from copier.plan import ExistingColumn, ExistingTable, build_plan, select_tables, translate_default
+from copier.planning import ExistingColumn, ExistingTable, build_plan, select_tables, translate_default
 
 
 def table(name: str, *refs: str, pk: str | None = "id") -> Table:

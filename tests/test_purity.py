@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "copier"
-CORE = ["errors", "ident", "catalog", "casting", "normalise", "plan", "ddl", "settings", "stats", "crosscheck",
+CORE = ["errors", "ident", "catalog", "casting", "normalise", "planning", "ddl", "settings", "stats", "crosscheck",
         "resume"]
 FORBIDDEN = {"asyncpg", "aiosqlite", "sqlite3", "anyio", "asyncio", "typer", "tqdm"}
 

@@ -146,4 +146,4 @@ def test_verify_runs_in_one_process_and_prints_nothing_on_stderr(tmp_path: Path,
         done = subprocess.run([sys.executable, "-m", "copier", "verify", str(source), "--dsn", target.dsn,
                                "--schema", target.schema], capture_output=True, text=True, timeout=120)
         assert done.returncode == 0 and done.stderr == "", done.stderr
-    assert "to_process" not in (Path(__file__).parents[1] / "copier" / "verify.py").read_text()
+    assert "to_process" not in (Path(__file__).parents[1] / "copier" / "verification.py").read_text()

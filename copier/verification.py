@@ -20,7 +20,7 @@ from . import crosscheck, ddl, target
 from .casting import Kind
 from .ident import qualified
 from .normalise import ConvertedPage, Converter
-from .plan import MigrationPlan, TablePlan
+from .planning import MigrationPlan, TablePlan
 from .reader import read_range, table_ranges
 from .rejects import read_rejects
 from .settings import Settings
@@ -87,13 +87,10 @@ async def verify_tables(
     preexisting: dict[str, int] | None = None,
 ) -> list[TableCheck]:
     rejected = _reject_keys(reject_file)
-    connection = await target.connect(settings.dsn)
-    try:
+    async with target.connected(settings.dsn) as connection:
         return [await _check_table(path, connection, plan.schema, table, settings, rejected[table.name],
                                    (preexisting or {}).get(table.name, 0))
                 for table in plan.tables]
-    finally:
-        await connection.close()
 
 
 async def _check_table(
