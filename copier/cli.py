@@ -301,8 +301,8 @@ def bench(
     Without --dsn (and no $COPIER_DSN/$DATABASE_URL), a throwaway PostgreSQL is started.
     """
     from .bench import METHODS, BenchPlan, parse_sweep, render_table, run_bench
-    from .benchdata import SHAPES
-    from .throwaway import throwaway_server
+    from .bench.data import SHAPES
+    from .bench.throwaway import throwaway_server
 
     try:
         chosen = tuple(m.strip() for m in methods.split(",") if m.strip())

@@ -14,10 +14,24 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from copier.bench import execute, with_database
-from copier.throwaway import throwaway_server
+from copier.bench.throwaway import throwaway_server
 
 LOCAL_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def with_database(dsn: str, name: str) -> str:
+    """The same server, another database."""
+    parts = urlsplit(dsn)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+
+
+async def execute(dsn: str, sql: str) -> None:
+    """One statement on its own connection (CREATE/DROP DATABASE cannot run in a transaction)."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
 
 
 def run(coro: Any) -> Any:

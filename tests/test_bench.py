@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from copier.bench import copier_command, parse_sweep, pgloader_url
-from copier.benchdata import WIDE_COLUMNS, generate
-from copier.chart import line_chart
+from copier.bench.chart import line_chart
+from copier.bench.data import WIDE_COLUMNS, generate
 from copier.errors import UsageError
 
 from .helpers import invoke

@@ -15,7 +15,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from copier.benchdata import generate
+from copier.bench.data import generate
 from copier.faults import describe_pg_error
 
 from .helpers import invoke, migrate

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from copier.benchdata import generate
+from copier.bench.data import generate
 from copier.tableload import STAGING_PREFIX
 
 from .helpers import invoke, migrate, read_jsonl

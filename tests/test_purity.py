@@ -28,3 +28,18 @@ def test_core_module_does_no_io(module: str) -> None:
 def test_only_progress_imports_tqdm() -> None:
     users = [p.name for p in PACKAGE.glob("*.py") if "tqdm" in p.read_text() and p.name != "progress.py"]
     assert users == []
+
+
+def test_no_product_module_imports_the_benchmark_harness() -> None:
+    """copier/bench/ is a room of its own: only the CLI's `bench` command reaches into it."""
+    for module in sorted(PACKAGE.glob("*.py")):
+        if module.name == "cli.py":
+            continue
+        tree = ast.parse(module.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                name = ("." * node.level) + (node.module or "")
+                assert not name.lstrip(".").startswith("bench"), f"{module.name} imports {name}"
+                assert not any(alias.name == "bench" for alias in node.names), f"{module.name} imports bench"
+            elif isinstance(node, ast.Import):
+                assert not any(a.name.startswith("copier.bench") for a in node.names), module.name

@@ -25,11 +25,11 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 import anyio
 import asyncpg
 
-from . import ddl
-from .benchdata import generate
+from .. import ddl
+from ..errors import UsageError
+from ..settings import Settings
 from .chart import line_chart
-from .errors import UsageError
-from .settings import Settings
+from .data import generate
 
 METHODS = ("ceiling", "copier", "copier-verified", "duckdb", "pgloader")
 SWEEPABLE = ("batch_size", "readers", "jobs", "workers")
@@ -212,7 +212,7 @@ def duckdb_available() -> bool:
 
 async def _prepare_ceiling(source: Path, server: str, workdir: Path) -> Path:
     """Load once with copier, export each table with binary COPY TO, and write the manifest."""
-    from .pipeline import make_plan, migrate
+    from ..pipeline import make_plan, migrate
 
     manifest = workdir / "ceiling.json"
     name = f"copier_bench_export_{uuid.uuid4().hex[:8]}"
@@ -325,9 +325,11 @@ def _command(method: str, source: Path, dsn: str, params: dict[str, int], manife
         return copier_command(source, dsn, params, verify=True)
     if method == "ceiling":
         assert manifest is not None
-        return [sys.executable, "-m", "copier.benchmethods", "ceiling", dsn, str(manifest)]
+        return [sys.executable, "-m", "copier.bench.methods", "ceiling", dsn, str(manifest)]
     if method == "duckdb":
-        return [sys.executable, "-m", "copier.benchmethods", "duckdb", str(source), dsn] if duckdb_available() else None
+        if not duckdb_available():
+            return None
+        return [sys.executable, "-m", "copier.bench.methods", "duckdb", str(source), dsn]
     if method == "pgloader":
         return pgloader_command(source, dsn, workdir)
     raise UsageError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")

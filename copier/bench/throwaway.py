@@ -10,7 +10,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from .errors import UsageError
+from ..errors import UsageError
 
 
 @contextmanager

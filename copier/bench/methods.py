@@ -1,5 +1,5 @@
 """The non-copier methods `copier bench` measures, each run in its own process so that
-wall time and memory are its own: `python -m copier.benchmethods ceiling|duckdb ...`.
+wall time and memory are its own: `python -m copier.bench.methods ceiling|duckdb ...`.
 
 - ceiling: PostgreSQL's own binary COPY FROM of the same rows (exported once with
   COPY TO in binary format) into empty tables without keys: the physical limit.
