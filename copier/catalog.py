@@ -35,7 +35,6 @@ class Index:
     columns: tuple[str, ...]
     unique: bool
     descending: tuple[bool, ...] = ()
-    origin: str = "c"  # SQLite: c = CREATE INDEX, u = UNIQUE constraint, pk
     nocase: tuple[bool, ...] = ()  # per column: compared with COLLATE NOCASE
 
 
@@ -47,7 +46,6 @@ class Table:
     foreign_keys: tuple[ForeignKey, ...] = ()
     indexes: tuple[Index, ...] = ()
     without_rowid: bool = False
-    autoincrement: bool = False
     row_count: int = 0
     # sqlite_sequence.seq for AUTOINCREMENT tables: ids at or below it are never reused.
     autoincrement_seq: int | None = None

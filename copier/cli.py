@@ -16,6 +16,9 @@ from .errors import CopierError, ExitCode
 from .planning import MigrationPlan
 from .settings import IfExists, OnError, Settings, parse_casts, redact, redact_text, resolve_dsn
 
+# Every flag's default is the Settings field's: stated once, there.
+_DEFAULTS = Settings(dsn="")
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Move a whole SQLite database into PostgreSQL, fast, and prove nothing was lost.")
 
@@ -80,14 +83,17 @@ def migrate(
         help="Where rejected rows go (JSON lines). Default: ./<source name>.rejects.jsonl",
         show_default=False)] = None,
     cast: Casts = None,
-    batch_size: Annotated[int, typer.Option(help="Rows per page read and per COPY batch.", min=1)] = 5_000,
+    batch_size: Annotated[int, typer.Option(
+        help="Rows per page read and per COPY batch.", min=1)] = _DEFAULTS.batch_size,
     readers: Annotated[int, typer.Option(
-        help="Concurrent SQLite readers feeding one COPY, for tables loaded in one process.", min=1)] = 1,
+        help="Concurrent SQLite readers feeding one COPY, for tables loaded in one process.",
+        min=1)] = _DEFAULTS.readers,
     workers: Annotated[int | None, typer.Option(
         help="Worker processes for a big table copier creates, each its own reader, converter and COPY "
              "stream. Default: the number of CPUs (at most 8).", min=1, show_default=False)] = None,
-    queue_depth: Annotated[int, typer.Option(help="Pages buffered between readers and writer.", min=1)] = 4,
-    jobs: Annotated[int, typer.Option(help="Tables loaded at once (PostgreSQL connections).", min=1)] = 2,
+    queue_depth: Annotated[int, typer.Option(
+        help="Pages buffered between readers and writer.", min=1)] = _DEFAULTS.queue_depth,
+    jobs: Annotated[int, typer.Option(help="Tables loaded at once (PostgreSQL connections).", min=1)] = _DEFAULTS.jobs,
     source_tz: SourceTz = "UTC",
     strip_nul: Annotated[bool, typer.Option(
         "--strip-nul", help="Remove NUL characters from text (PostgreSQL cannot store them) instead of "
@@ -102,21 +108,21 @@ def migrate(
         "--force", help="With --resume: resume even though the source or the plan changed since.")] = False,
     retries: Annotated[int, typer.Option(
         help="Retries of a table (from a clean start) after a transient failure: lost connection, server restart, "
-             "deadlock, too many connections, the source written to while read.", min=0)] = 3,
+             "deadlock, too many connections, the source written to while read.", min=0)] = _DEFAULTS.retries,
     snapshot: Annotated[bool, typer.Option(
         "--snapshot", help="First copy the source with SQLite's online backup API into a temporary file and "
                            "migrate from the copy (the app may keep writing).")] = False,
     skip_integrity_check: Annotated[bool, typer.Option(
         "--skip-integrity-check", help="Do not run PRAGMA quick_check on the source first.")] = False,
     busy_timeout: Annotated[float, typer.Option(
-        help="Seconds to wait for another process's lock on the source.", min=0)] = 5.0,
+        help="Seconds to wait for another process's lock on the source.", min=0)] = _DEFAULTS.busy_timeout,
     report: Annotated[Path | None, typer.Option(
         help="Also write the summary, flags and totals as JSON here.", show_default=False)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars and no summary.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks (passwords still redacted).")] = False,
 ) -> None:
     """Copy every table of SOURCE into PostgreSQL, then add keys, indexes, foreign keys and sequences."""
-    from .pipeline import exit_code
+    from .pipeline import exit_code, reject_path
     from .pipeline import migrate as run_migrate
     from .stats import render_summary
     from .worker import tune_gc
@@ -154,19 +160,13 @@ def migrate(
         typer.echo(render_summary(stats))
         rejected = sum(t.rejected for t in stats.tables.values())
         if rejected:
-            typer.echo(f"\n{rejected:,} rejected row(s) written to {settings.reject_file or _default_rejects(source)}")
+            typer.echo(f"\n{rejected:,} rejected row(s) written to {reject_path(settings, source)}")
     if report is not None:
         document = {"source": str(source), "target": redact(resolved), "flags": settings.public(),
                     "tables": [t.as_dict() for t in stats.tables.values()], "totals": stats.totals(),
                     "verified": stats.verified, "warnings": stats.warnings, "notes": stats.notes}
         report.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     raise typer.Exit(exit_code(stats))
-
-
-def _default_rejects(source: Path) -> Path:
-    from .pipeline import default_reject_path
-
-    return default_reject_path(source)
 
 
 @app.command()
@@ -200,6 +200,9 @@ def plan(
         the_plan = anyio.run(partial(make_the_plan, source, settings, against_target=resolved is not None))
     except CopierError as exc:
         _fail(exc, debug, resolved)
+        return
+    except Exception as exc:  # a bug: still one line, traceback only with --debug
+        _internal(exc, debug, resolved)
         return
     typer.echo(render_plan(the_plan))
 
@@ -262,6 +265,9 @@ def verify(
         checks = anyio.run(run_verify, source, settings)
     except CopierError as exc:
         _fail(exc, debug, resolved)
+        return
+    except Exception as exc:  # a bug: still one line, traceback only with --debug
+        _internal(exc, debug, resolved)
         return
     for check in checks:
         typer.echo(check.describe())
@@ -331,6 +337,9 @@ def bench(
     except CopierError as exc:
         _fail(exc, False, dsn)
         return
+    except Exception as exc:  # a bug: still one line, traceback only with --debug
+        _internal(exc, False, dsn)
+        return
     typer.echo("")
     typer.echo(render_table(report))
     typer.echo(f"\nwritten: {out / 'bench.json'}" + "".join(f", {out / f'sweep-{n}.svg'}" for n in sweeps))
@@ -350,6 +359,9 @@ def status(
         rows = anyio.run(read_status, resolved, schema)
     except CopierError as exc:
         _fail(exc, False, resolved)
+        return
+    except Exception as exc:  # a bug: still one line, traceback only with --debug
+        _internal(exc, False, resolved)
         return
     if not rows:
         typer.echo("no migration recorded" + (f" for schema {schema!r}" if schema else ""))

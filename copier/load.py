@@ -36,7 +36,7 @@ class LoadSpec:
     batch_size: int
     queue_depth: int
     on_error: OnError
-    busy_timeout: float = 5.0
+    busy_timeout: float
 
 
 async def load_rows(

@@ -70,7 +70,7 @@ async def verify(path: Path, settings: Settings) -> list[TableCheck]:
     if missing:
         raise VerifyError(f"not in the target schema {settings.schema!r}: {', '.join(missing)}",
                           hint="check --schema, or migrate first")
-    rejects = settings.reject_file or default_reject_path(path)
+    rejects = reject_path(settings, path)
     return await verify_tables(path, settings, the_plan, rejects if rejects.exists() else None)
 
 
@@ -80,8 +80,9 @@ async def status(dsn: str, schema: str | None = None) -> list[TableState]:
         return await state.read(connection, schema)
 
 
-def default_reject_path(path: Path) -> Path:
-    return Path.cwd() / f"{path.stem}.rejects.jsonl"
+def reject_path(settings: Settings, source_path: Path) -> Path:
+    """--reject-file, else ./<source name>.rejects.jsonl."""
+    return settings.reject_file or Path.cwd() / f"{source_path.stem}.rejects.jsonl"
 
 
 @asynccontextmanager
@@ -123,7 +124,7 @@ async def migrate(path: Path, settings: Settings, progress_factory: ProgressFact
         await _load(readable, settings, plan, stats, resumed, record_state, progress_factory, path)
         if settings.verify and not stats.interrupted:
             # Against what was read: with --snapshot, the copy.
-            await verify_run(readable, settings, plan, stats, settings.reject_file or default_reject_path(path))
+            await verify_run(readable, settings, plan, stats, reject_path(settings, path))
     return stats
 
 
@@ -223,7 +224,7 @@ async def _load(readable: Path, settings: Settings, plan: MigrationPlan, stats: 
                 resumed: dict[str, TableState], record_state: bool,
                 progress_factory: ProgressFactory | None,
                 original: Path) -> None:
-    rejects = RejectLog(settings.reject_file or default_reject_path(original), append=settings.resume)
+    rejects = RejectLog(reject_path(settings, original), append=settings.resume)
     factory = progress_factory or (lambda total, quiet: make_progress(total, quiet=quiet))
     progress = factory(sum(t.source.row_count for t in plan.tables), settings.quiet)
     pool = await target.create_pool(settings.dsn, settings.jobs)

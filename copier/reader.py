@@ -16,6 +16,7 @@ from .catalog import Table
 from .errors import SourceError
 from .normalise import ConvertedPage, Converter, convert_page, decode_text
 from .planning import TablePlan
+from .settings import BUSY_TIMEOUT
 from .stats import TableStats
 
 
@@ -104,7 +105,7 @@ async def read_range(
                     return
                 sql = source.page_sql(table, columns, first=False)
         except sqlite3.Error as exc:
-            error = source.source_error(path, exc, source.BUSY_TIMEOUT if busy_timeout is None else busy_timeout)
+            error = source.source_error(path, exc, BUSY_TIMEOUT if busy_timeout is None else busy_timeout)
             raise SourceError(f"{error.message} (table {table.name})", hint=error.hint, table=table.name) from None
         finally:
             await connection.close()

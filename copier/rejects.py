@@ -33,22 +33,17 @@ class RejectLog:
 
     def __init__(self, path: Path, *, append: bool = False) -> None:
         self.path = path
-        self.count = 0
         self._append = append  # a resumed run keeps the rejects of the tables already loaded
         self._file: TextIO | None = None
         if not append:
             # An earlier run's file describes a load this run replaces; verify would count it.
             path.unlink(missing_ok=True)
 
-    def add(self, table: str, key: object, column: str | None, value: object, reason: str) -> None:
-        self.write(_record(table, key, column, value, reason))
-
     def write(self, record: dict[str, object]) -> None:
         if self._file is None:
             self._file = self.path.open("a" if self._append else "w", encoding="utf-8")
         self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
         self._file.flush()
-        self.count += 1
 
     def close(self) -> None:
         if self._file is not None:

@@ -27,6 +27,10 @@ class OnError(StrEnum):
     ABORT = "abort"
 
 
+# Seconds a read waits for another process's lock on the source (--busy-timeout).
+BUSY_TIMEOUT = 5.0
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     dsn: str
@@ -50,7 +54,7 @@ class Settings:
     force: bool = False
     snapshot: bool = False
     integrity_check: bool = True
-    busy_timeout: float = 5.0
+    busy_timeout: float = BUSY_TIMEOUT
     report: Path | None = None
     quiet: bool = False
 

@@ -16,9 +16,9 @@ import aiosqlite
 from .catalog import Catalog, Column, ForeignKey, Index, Skipped, Table
 from .errors import SourceError
 from .ident import quote_sqlite
+from .settings import BUSY_TIMEOUT
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
-_AUTOINCREMENT = re.compile(r"\bAUTOINCREMENT\b", re.IGNORECASE)
 
 _TABLE_LIST = "SELECT name, type, wr FROM pragma_table_list WHERE schema = 'main'"
 _MASTER = "SELECT name, sql FROM sqlite_master WHERE type = 'table'"
@@ -52,8 +52,6 @@ def read_only_uri(path: Path) -> str:
     return path.resolve().as_uri() + "?mode=ro"
 
 
-# How long a read waits for another process's lock on the file (--busy-timeout).
-BUSY_TIMEOUT = 5.0
 
 
 async def connect(path: Path, busy_timeout: float | None = None) -> aiosqlite.Connection:
@@ -160,14 +158,14 @@ async def read_catalog(connection: aiosqlite.Connection) -> Catalog:
         elif kind == "virtual":
             module = _module(sql_by_name.get(name, ""))
             try:
-                tables.append(await _read_table(connection, name, False, sql_by_name, sequences, module=module))
+                tables.append(await _read_table(connection, name, False, sequences, module=module))
             except sqlite3.OperationalError as exc:
                 skipped.append(Skipped(name, "virtual table", f"module {module} cannot be loaded by this SQLite "
                                                               f"library ({exc}): its rows were NOT copied"))
         elif kind == "shadow":
             skipped.append(Skipped(name, "shadow table", "belongs to a virtual table"))
         elif kind == "table":
-            tables.append(await _read_table(connection, name, bool(without_rowid), sql_by_name, sequences))
+            tables.append(await _read_table(connection, name, bool(without_rowid), sequences))
     return Catalog(tuple(sorted(tables, key=lambda t: t.name)), tuple(sorted(skipped, key=lambda s: s.name)))
 
 
@@ -184,7 +182,6 @@ async def _read_table(
     connection: aiosqlite.Connection,
     name: str,
     without_rowid: bool,
-    sql_by_name: dict[str, str],
     sequences: dict[str, int],
     module: str | None = None,
 ) -> Table:
@@ -214,7 +211,7 @@ async def _read_table(
             notes.append(f"index {index_name!r} on an expression or rowid is not copied")
         else:
             indexes.append(Index(index_name, tuple(n for _c, n, _d, _coll in index_columns), bool(unique),
-                                 tuple(bool(d) for _c, _n, d, _coll in index_columns), origin,
+                                 tuple(bool(d) for _c, _n, d, _coll in index_columns),
                                  tuple(str(coll).lower() == "nocase" for _c, _n, _d, coll in index_columns)))
     count_rows = await _rows(connection, f"SELECT count(*) FROM {quote_sqlite(name)}")
     columns = await _census(connection, name, columns)
@@ -225,7 +222,6 @@ async def _read_table(
         foreign_keys=foreign_keys,
         indexes=tuple(indexes),
         without_rowid=without_rowid,
-        autoincrement=bool(_AUTOINCREMENT.search(sql_by_name.get(name, ""))),
         row_count=int(count_rows[0][0]),
         autoincrement_seq=sequences.get(name),
         notes=tuple(notes),

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from .helpers import corpus_file, invoke, migrate, sqlite_db
 from .pg import Target, with_database, with_user
 
@@ -194,3 +196,19 @@ def test_progress_bars_on_a_terminal(tmp_path: Path, target: Target) -> None:
     assert "all tables" in text and "15.6k/15.6k" in text  # the overall bar, finished
     assert "PlaylistTrack" in text  # a per-table bar
     assert "TOTAL" in done.stdout
+
+
+@pytest.mark.parametrize(("command", "function"), [("plan", "plan"), ("verify", "verify"), ("status", "status")])
+def test_an_unexpected_error_is_one_line_in_every_command(command: str, function: str, tmp_path: Path,
+                                                           target: Target, monkeypatch: pytest.MonkeyPatch) -> None:
+    from copier import pipeline
+
+    async def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(pipeline, function, broken)
+    source = sqlite_db(tmp_path / "s.db", "CREATE TABLE t (id INTEGER PRIMARY KEY)")
+    args = [] if command == "status" else [source]
+    result = invoke(command, *args, "--dsn", target.dsn)
+    assert result.exit_code == 1
+    assert result.stderr == "copier: internal error: RuntimeError: a bug (rerun with --debug for details)\n"

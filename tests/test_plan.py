@@ -102,7 +102,7 @@ def test_long_names_get_a_unique_name_within_63_bytes() -> None:
 
 def test_generated_names_collide_with_no_table_and_no_taken_name() -> None:
     users = Table("users", (Column("id", "INTEGER", pk_position=1), Column("email", "TEXT")), primary_key=("id",),
-                  indexes=(Index("sqlite_autoindex_users_1", ("email",), True, (False,), "u"),))
+                  indexes=(Index("sqlite_autoindex_users_1", ("email",), True, (False,)),))
     catalog = Catalog((users, table("users_pkey"), table("users_id_seq")))
     plan = build_plan(catalog, {}, reserved=["users_email_key"])
     planned = plan.table("users")
@@ -122,14 +122,14 @@ def test_cast_overrides_by_column_and_by_declared_type() -> None:
 
 
 def test_autoincrement_floor_comes_from_sqlite_sequence() -> None:
-    source = Table("t", (Column("id", "INTEGER", pk_position=1),), primary_key=("id",), autoincrement=True,
+    source = Table("t", (Column("id", "INTEGER", pk_position=1),), primary_key=("id",),
                    autoincrement_seq=40)
     assert build_plan(Catalog((source,)), {}).table("t").sequence_floor == 40
 
 
 def test_sqlite_autoindex_names_are_renamed_and_names_stay_unique() -> None:
     source = Table("t", (Column("a", "TEXT"), Column("b", "TEXT")), indexes=(
-        Index("sqlite_autoindex_t_1", ("a",), True, (False,), "u"), Index("t", ("b",), False, (False,))))
+        Index("sqlite_autoindex_t_1", ("a",), True, (False,)), Index("t", ("b",), False, (False,))))
     names = [i.name for i in build_plan(Catalog((source,)), {}).table("t").indexes]
     assert names[0] == "t_a_key"
     assert names[1] != "t" and names[1].startswith("t_")  # an index may not share the table's name
