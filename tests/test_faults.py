@@ -17,6 +17,7 @@ import pytest
 
 from copier.bench.data import generate
 from copier.faults import describe_pg_error
+from copier.tableload import STAGING_PREFIX
 
 from .helpers import invoke, migrate
 from .pg import Target, run, with_params
@@ -111,13 +112,12 @@ def test_signal_rolls_back_in_flight_tables_and_resume_completes(
                "--workers", "2", "--quiet"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # until the big table is loading
-        if target.fetchval("SELECT to_regclass('copier.tables') IS NOT NULL") and target.fetchval(
-                "SELECT count(*) FROM copier.tables WHERE target_schema = $1 AND source_table = 'transactions' "
-                "AND status = 'loading'", target.schema):
-            break
-        time.sleep(0.02)
-    time.sleep(0.3)
+    # Until rows of the big table stream into PostgreSQL: a worker's COPY into its staging
+    # table is active (polled on the server's own view of the sessions, with a deadline).
+    while not target.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'copier' AND state = 'active' "
+            "AND query LIKE 'COPY %' AND query LIKE $1", f'%"{target.schema}"."{STAGING_PREFIX}%'):
+        assert time.monotonic() < deadline and process.poll() is None, "the load never started its COPY"
     sent = time.monotonic()
     process.send_signal(signum)
     stdout, stderr = process.communicate(timeout=30)

@@ -199,8 +199,15 @@ def test_page_of_ready_values_is_passed_through() -> None:
 
 
 def test_kinds_all_have_converters() -> None:
-    for kind in Kind:
-        converter_for(TargetType("x", kind, labels=("a",)), Options())
+    # Each kind's converter takes a text it should accept (an enum's label, a time, ...).
+    accepted = {Kind.BOOL: "t", Kind.INT2: "7", Kind.INT4: "7", Kind.INT8: "7", Kind.FLOAT4: "0.5",
+                Kind.FLOAT8: "0.5", Kind.NUMERIC: "0.5", Kind.TEXT: "a", Kind.BYTEA: "a", Kind.DATE: "2021-03-04",
+                Kind.TIME: "10:20", Kind.TIMESTAMPTZ: "2021-03-04 10:20", Kind.TIMESTAMP: "2021-03-04 10:20",
+                Kind.JSON: "[1]", Kind.JSONB: "[1]", Kind.UUID: "12345678-1234-5678-1234-567812345678",
+                Kind.ENUM: "a"}
+    assert set(accepted) == set(Kind)
+    for kind, text in accepted.items():
+        assert converter_for(TargetType("x", kind, labels=("a",)), Options())(text) is not None, kind
 
 
 # --- the column-at-once fast paths agree with the value-by-value converters ---------------

@@ -16,13 +16,17 @@ FORBIDDEN = {"asyncpg", "aiosqlite", "sqlite3", "anyio", "asyncio", "typer", "tq
 @pytest.mark.parametrize("module", CORE)
 def test_core_module_does_no_io(module: str) -> None:
     tree = ast.parse((PACKAGE / f"{module}.py").read_text())
-    imported = set()
+    imported, ours = set(), set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             imported |= {alias.name.split(".")[0] for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             imported.add(node.module.split(".")[0])
+        elif isinstance(node, ast.ImportFrom):  # relative: `from .x import y`, `from . import x`
+            ours |= {node.module.split(".")[0]} if node.module else {alias.name for alias in node.names}
     assert not imported & FORBIDDEN
+    # The core reaches the edges through no copier module either: it imports only the core.
+    assert ours <= set(CORE), ours - set(CORE)
 
 
 def test_only_progress_imports_tqdm() -> None:
