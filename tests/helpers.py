@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import sqlite3
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ def migrate(target: Target, source: Path, *extra: object) -> Any:
     return invoke("migrate", source, "--dsn", target.dsn, "--schema", target.schema, "--quiet", *extra)
 
 
-def sqlite_db(path: Path, *statements: str, rows: dict[str, list[tuple[object, ...]]] | None = None) -> Path:
+def sqlite_db(path: Path, *statements: str, rows: Mapping[str, Sequence[Sequence[object]]] | None = None) -> Path:
     """Build a small SQLite database from DDL statements and rows per table."""
     connection = sqlite3.connect(path)
     for statement in statements:

@@ -14,7 +14,7 @@ UTC = UTC
 
 
 def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc, arg-type]
 
 
 @pytest.mark.parametrize(("value", "expected"), [

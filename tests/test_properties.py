@@ -66,7 +66,7 @@ def comparable(values: tuple[object, ...], types: list[TargetType]) -> tuple[obj
         elif target.kind is Kind.NUMERIC:
             out.append(str(value.normalize()))  # type: ignore[attr-defined]
         elif target.kind is Kind.FLOAT4:
-            out.append(repr(struct.unpack("f", struct.pack("f", value))[0]))  # type: ignore[arg-type]
+            out.append(repr(struct.unpack("f", struct.pack("f", value))[0]))
         elif isinstance(value, float) or target.kind is Kind.UUID:
             out.append(repr(value) if isinstance(value, float) else str(value))
         else:

@@ -1,4 +1,4 @@
-"""Linters as tests (asyncpg's test__sourcecode.py): mypy strict on the package, ruff everywhere."""
+"""Linters as tests (asyncpg's test__sourcecode.py): mypy strict on the package and the tests, ruff everywhere."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_mypy_strict() -> None:
-    done = run("mypy", "copier")
+    done = run("mypy", "copier", "tests")
     assert done.returncode == 0, done.stdout
 
 
