@@ -30,6 +30,7 @@ class TableStats:
     rejected: int = 0
     rounded: int = 0  # numeric values rounded to their column's declared scale
     retries: int = 0  # attempts that failed for a transient reason and were made again
+    chunks: int = 0  # rowid chunks loaded by worker processes (0: loaded in this process)
     status: TableStatus = TableStatus.PLANNED
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
@@ -55,6 +56,7 @@ class TableStats:
             "table": self.name, "target": self.target, "status": self.status.value,
             "rows_source": self.expected, "rows_read": self.read, "rows_written": self.written,
             "rows_rejected": self.rejected, "values_rounded": self.rounded, "retries": self.retries,
+            "worker_chunks": self.chunks,
             "seconds": round(self.seconds, 3),
             "rows_per_second": round(self.rows_per_second, 1),
             "error": self.error, "warnings": list(self.warnings),

@@ -156,7 +156,7 @@ def _in_parallel(run: Run, table: TablePlan) -> bool:
 async def _attempt(run: Run, table: TablePlan, stats: TableStats) -> RejectList:
     """One try at the table's rows, all or nothing. Returns the rejects, for the reject
     file once the rows are committed, so a retried table does not list them twice."""
-    stats.read = stats.written = stats.rejected = stats.rounded = 0
+    stats.read = stats.written = stats.rejected = stats.rounded = stats.chunks = 0
     rejects = RejectList()
     bar = run.progress.table(table.name, table.source.row_count)
     version = run.watch.version() if run.watch else None
@@ -210,6 +210,7 @@ async def _load_parallel(
             stats.read += result.read
             stats.written += result.written
             stats.rounded += result.rounded
+            stats.chunks += 1
             stats.rejected += len(result.rejects)
             advance(result.read)
 

@@ -1,0 +1,131 @@
+"""A table's life in the cases no other test reaches: WITHOUT ROWID tables over many pages,
+resuming a table left `loaded`, a foreign key to a table that already exists, the source
+changing under worker processes, non-default --jobs/--queue-depth, and proof that worker
+processes did the loading."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from .helpers import corpus_file, invoke, migrate, read_jsonl, sqlite_db
+from .pg import Target
+
+
+def verify(target: Target, source: Path) -> None:
+    result = invoke("verify", source, "--dsn", target.dsn, "--schema", target.schema)
+    assert result.exit_code == 0, result.output
+
+
+def test_without_rowid_table_over_many_pages_with_a_reject(tmp_path: Path, target: Target) -> None:
+    rows = [(f"k{i:05d}", i % 7, "2021-03-04" if i != 1234 else "not a date") for i in range(2500)]
+    source = sqlite_db(tmp_path / "wr.db",
+                       "CREATE TABLE w (name TEXT, part INTEGER, day DATE, PRIMARY KEY (name, part)) WITHOUT ROWID",
+                       rows={"w": rows})
+    result = migrate(target, source, "--batch-size", "100")
+    assert result.exit_code == 3, result.output
+    assert target.count("w") == 2499
+    (reject,) = read_jsonl(tmp_path / "wr.rejects.jsonl")
+    assert reject["key"] == ["k01234", 1234 % 7] and reject["column"] == "day"
+    assert target.fetchval("SELECT count(*) FROM pg_constraint WHERE contype = 'p' AND conrelid = $1::regclass",
+                           f'"{target.schema}".w') == 1
+    verify(target, source)
+
+
+def test_resume_finishes_the_keys_of_a_table_left_loaded(tmp_path: Path, target: Target) -> None:
+    source = corpus_file("chinook/Chinook_Sqlite.sqlite", tmp_path)
+    assert migrate(target, source, "--no-verify").exit_code == 0
+    # As if the run stopped after Track's data committed, before its keys and indexes.
+    target.execute('ALTER TABLE "InvoiceLine" DROP CONSTRAINT "InvoiceLine_TrackId_fkey"')
+    target.execute('ALTER TABLE "PlaylistTrack" DROP CONSTRAINT "PlaylistTrack_TrackId_fkey"')
+    target.execute('ALTER TABLE "Track" DROP CONSTRAINT "Track_pkey"')
+    target.execute('DROP INDEX "IFK_TrackAlbumId"')
+    target.execute("UPDATE copier.tables SET status = 'loaded' WHERE target_schema = $1 AND source_table = 'Track'",
+                   target.schema)
+    report = tmp_path / "r.json"
+    result = migrate(target, source, "--resume", "--report", report)
+    assert result.exit_code == 0, result.output
+    assert target.count("Track") == 3503  # kept, not loaded again
+    constraints = {r[0] for r in target.fetch("SELECT conname FROM pg_constraint WHERE connamespace = "
+                                              "$1::regnamespace", target.schema)}
+    assert {"Track_pkey", "InvoiceLine_TrackId_fkey", "PlaylistTrack_TrackId_fkey"} <= constraints
+    assert target.fetchval("SELECT count(*) FROM pg_indexes WHERE schemaname = $1 AND indexname = "
+                           "'IFK_TrackAlbumId'", target.schema) == 1
+    notes = json.loads(report.read_text())["notes"]
+    assert "Track: already loaded by the interrupted run" in notes
+    assert target.fetchval("SELECT status FROM copier.tables WHERE target_schema = $1 AND source_table = 'Track'",
+                           target.schema) == "done"
+
+
+def test_a_foreign_key_to_a_table_that_already_exists(tmp_path: Path, target: Target) -> None:
+    target.execute(f'CREATE SCHEMA "{target.schema}"')
+    target.execute(f'CREATE TABLE "{target.schema}".customer (id bigint PRIMARY KEY, name text)')
+    target.execute(f"INSERT INTO \"{target.schema}\".customer VALUES (1, 'ann')")
+    source = sqlite_db(tmp_path / "fk.db", "CREATE TABLE customer (id INTEGER PRIMARY KEY, name TEXT)",
+                       "CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INTEGER REFERENCES customer(id))",
+                       rows={"customer": [(1, "ann")], "orders": [(10, 1), (11, 1)]})
+    result = migrate(target, source, "--exclude", "customer")
+    assert result.exit_code == 0, result.output
+    assert target.fetchval("SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND conrelid = $1::regclass "
+                           "AND confrelid = $2::regclass", f'"{target.schema}".orders',
+                           f'"{target.schema}".customer') == 1
+
+
+def test_the_source_changing_under_worker_processes_is_caught(tmp_path: Path, target: Target) -> None:
+    source = tmp_path / "busy.db"
+    with sqlite3.connect(source) as connection:
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+        connection.executemany("INSERT INTO t VALUES (?, ?)", [(i, "x" * 50) for i in range(1, 120_001)])
+    connection.close()
+    stop, started = threading.Event(), threading.Event()
+
+    def write() -> None:
+        writer = sqlite3.connect(source, timeout=10)
+        n = 10_000_000
+        while not stop.is_set():
+            writer.execute("INSERT INTO t (id, v) VALUES (?, 'late')", (n,))
+            writer.commit()
+            started.set()
+            n += 1
+            stop.wait(0.002)  # paces the writer; the test waits on events, not on time
+        writer.close()
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    try:
+        assert started.wait(30)
+        result = migrate(target, source, "--retries", "0", "--workers", "2")
+    finally:
+        stop.set()
+        thread.join(30)
+    assert result.exit_code == 1
+    assert "copier: error: t: table t: the SQLite file was written to while it was read" in result.stderr
+    assert not target.exists("t")
+
+
+@pytest.mark.parametrize(("jobs", "queue_depth"), [("1", "1"), ("4", "16")])
+def test_jobs_and_queue_depth_other_than_the_defaults(jobs: str, queue_depth: str, tmp_path: Path,
+                                                      target: Target) -> None:
+    source = corpus_file("chinook/Chinook_Sqlite.sqlite", tmp_path)
+    result = migrate(target, source, "--jobs", jobs, "--queue-depth", queue_depth, "--batch-size", "500")
+    assert result.exit_code == 0, result.output
+    assert target.count("PlaylistTrack") == 8715 and target.count("InvoiceLine") == 2240
+
+
+def test_worker_processes_did_the_loading(tmp_path: Path, target: Target) -> None:
+    source = sqlite_db(tmp_path / "big.db", "CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER)",
+                       rows={"t": [(i, i) for i in range(1, 60_001)]})
+    report = tmp_path / "r.json"
+    result = migrate(target, source, "--workers", "2", "--batch-size", "5000", "--report", report)
+    assert result.exit_code == 0, result.output
+    (table,) = json.loads(report.read_text())["tables"]
+    assert table["worker_chunks"] >= 2  # loaded in rowid chunks by worker processes
+    one_process = tmp_path / "r1.json"
+    other = Target(target.dsn, target.schema + "_1")
+    assert migrate(other, source, "--workers", "1", "--report", one_process).exit_code == 0
+    assert json.loads(one_process.read_text())["tables"][0]["worker_chunks"] == 0
