@@ -20,7 +20,6 @@ from .planning import TablePlan
 from .reader import KeyRange, read_range
 from .rejects import RejectSink
 from .settings import OnError
-from .stats import TableStats
 from .writer import TableWriter
 
 
@@ -39,32 +38,62 @@ class LoadSpec:
     busy_timeout: float
 
 
+@dataclass(slots=True)
+class LoadCounts:
+    """What one load did: counted here, from the pages and the writer, and handed to the
+    table's owner (tableload), which alone updates the table's stats."""
+
+    read: int = 0
+    written: int = 0
+    rejected: int = 0
+    rounded: int = 0
+
+    def add(self, other: LoadCounts) -> None:
+        self.read += other.read
+        self.written += other.written
+        self.rejected += other.rejected
+        self.rounded += other.rounded
+
+
 async def load_rows(
-    spec: LoadSpec, connection: asyncpg.Connection, stats: TableStats, rejects: RejectSink,
-    advance: Callable[[int], None],
-) -> None:
+    spec: LoadSpec, connection: asyncpg.Connection, rejects: RejectSink, advance: Callable[[int], None],
+) -> LoadCounts:
     """Load the spec's rows inside the caller's transaction."""
-    writer = TableWriter(connection, spec.schema, spec.table, stats, rejects, spec.on_error)
+    writer = TableWriter(connection, spec.schema, spec.table, rejects, spec.on_error)
+    counts = LoadCounts()
+
+    def tally(page: ConvertedPage) -> ConvertedPage:
+        counts.read += len(page.records) + len(page.rejections)
+        counts.rounded += page.rounded
+        return page
+
+    async def streamed(pages: MemoryObjectReceiveStream[ConvertedPage]) -> None:
+        counts.written = await writer.stream((tally(page) async for page in pages), advance)
+
     try:
         async with connection.transaction():  # a savepoint: a refused COPY undoes only itself
-            await _with_readers(spec, stats, lambda pages: writer.stream(pages, advance))
-        return
+            await _with_readers(spec, streamed)
+        counts.rejected = writer.rejected
+        return counts
     except Exception as exc:
         if not is_row_error(exc):
             raise
-    stats.read = stats.written = stats.rounded = 0
+    # PostgreSQL refused a row: again, page by page, each refused page bisected.
+    counts = LoadCounts()
     writer.discard_pending()
+    writer.rejected = 0
 
     async def page_by_page(pages: MemoryObjectReceiveStream[ConvertedPage]) -> None:
         async for page in pages:
-            await writer.write(page)
+            counts.written += await writer.write(tally(page))
 
-    await _with_readers(spec, stats, page_by_page)
+    await _with_readers(spec, page_by_page)
+    counts.rejected = writer.rejected
+    return counts
 
 
 async def _with_readers(
-    spec: LoadSpec, stats: TableStats,
-    consume: Callable[[MemoryObjectReceiveStream[ConvertedPage]], Awaitable[None]],
+    spec: LoadSpec, consume: Callable[[MemoryObjectReceiveStream[ConvertedPage]], Awaitable[None]],
 ) -> None:
     """Run a reader per key range into a bounded stream and `consume` it."""
     converters = [converter_for(c.type, spec.options) for c in spec.table.columns]
@@ -73,7 +102,7 @@ async def _with_readers(
         async with anyio.create_task_group() as group, send, receive:
             for key_range in spec.ranges:
                 group.start_soon(read_range, spec.path, spec.table, key_range, converters, spec.batch_size,
-                                 send.clone(), stats, spec.busy_timeout)
+                                 send.clone(), spec.busy_timeout)
             send.close()
             await consume(receive)
     except BaseExceptionGroup as group_error:

@@ -26,7 +26,7 @@ from .rejects import RejectLog
 from .resume import Need, TableState, interrupted, resume_needs
 from .settings import IfExists, Settings
 from .stats import RunStats, TableStats, TableStatus
-from .tableload import Run, load_table, staging_name
+from .tableload import Run, load_table, mark_interrupted, staging_name
 from .verification import TableCheck, verify_run, verify_tables
 
 ProgressFactory = Callable[[int, bool], Progress]
@@ -118,9 +118,6 @@ async def migrate(path: Path, settings: Settings, progress_factory: ProgressFact
             stats.finished = time.monotonic()
             return stats
         plan, resumed, record_state = await _prepare_target(readable, path, catalog, settings, stats)
-        for name, earlier in resumed.items():  # committed by the earlier run: its counts
-            stats.tables[name].written = earlier.rows_written or 0
-            stats.tables[name].rejected = earlier.rows_rejected or 0
         await _load(readable, settings, plan, stats, resumed, record_state, progress_factory, path)
         if settings.verify and not stats.interrupted:
             # Against what was read: with --snapshot, the copy.
@@ -230,7 +227,7 @@ async def _load(readable: Path, settings: Settings, plan: MigrationPlan, stats: 
     pool = await target.create_pool(settings.dsn, settings.jobs)
     watch = source.ChangeWatch(readable)
     run = Run(readable, settings, plan, pool, stats, rejects, progress, watch, record_state,
-              {name: Need.SKIP if s.status is TableStatus.DONE else Need.FINISH_KEYS for name, s in resumed.items()})
+              resumed)
     try:
         async with anyio.create_task_group() as group:
             if threading.current_thread() is threading.main_thread():
@@ -240,7 +237,7 @@ async def _load(readable: Path, settings: Settings, plan: MigrationPlan, stats: 
             group.cancel_scope.cancel()  # done: stop listening for signals
     finally:
         if stats.interrupted:
-            _mark_interrupted(stats)
+            mark_interrupted(stats)
         progress.close()
         rejects.close()
         watch.close()
@@ -259,15 +256,6 @@ async def _stop_on_signal(run: Run, scope: anyio.CancelScope) -> None:
             run.stats.interrupted = signal.Signals(received).name
             scope.cancel()
             return
-
-
-def _mark_interrupted(stats: RunStats) -> None:
-    for table in stats.tables.values():
-        if table.status is TableStatus.LOADING:
-            table.status, table.error = TableStatus.FAILED, "interrupted (rolled back)"
-            table.written = table.rejected = 0
-        elif table.status is TableStatus.PLANNED:
-            table.status, table.error = TableStatus.SKIPPED, "not started (interrupted)"
 
 
 async def _load_tables(run: Run) -> None:

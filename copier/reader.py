@@ -17,7 +17,6 @@ from .errors import SourceError
 from .normalise import ConvertedPage, Converter, convert_page, decode_text
 from .planning import TablePlan
 from .settings import BUSY_TIMEOUT
-from .stats import TableStats
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +63,6 @@ async def read_range(
     converters: Sequence[Converter],
     batch_size: int,
     pages: MemoryObjectSendStream[ConvertedPage],
-    stats: TableStats,
     busy_timeout: float | None = None,
 ) -> None:
     table = plan.source
@@ -75,7 +73,7 @@ async def read_range(
         try:
             if not key_width:
                 await _scan(connection, source.page_sql(table, columns, first=True), converters, batch_size,
-                            pages, stats)
+                            pages)
                 return
             sql = source.page_sql(table, columns, first=True)
             if key_range is not None:  # a rowid stripe: its start, then past each page's last rowid
@@ -93,11 +91,9 @@ async def read_range(
                     rows = await _fetch(connection, sql, (*after, *tail))
                 if not rows:
                     return
-                stats.read += len(rows)
                 complete = len(rows) == batch_size
                 after = tuple(rows[-1][:key_width])
                 page = convert_page(rows, converters, key_width)
-                stats.rounded += page.rounded
                 del rows  # the raw page is not kept while the converted one waits in the queue
                 await pages.send(page)
                 del page
@@ -112,14 +108,11 @@ async def read_range(
 
 
 async def _scan(connection: aiosqlite.Connection, sql: str, converters: Sequence[Converter], batch_size: int,
-                pages: MemoryObjectSendStream[ConvertedPage], stats: TableStats) -> None:
+                pages: MemoryObjectSendStream[ConvertedPage]) -> None:
     """A table whose rowid no SQL can reach: one cursor, rows keyed by their position in it."""
     position = 0
     async with connection.execute(sql) as cursor:
         while rows := list(await cursor.fetchmany(batch_size)):
-            stats.read += len(rows)
             numbered = [(position + n, *row) for n, row in enumerate(rows, 1)]
             position += len(rows)
-            page = convert_page(numbered, converters, 1)
-            stats.rounded += page.rounded
-            await pages.send(page)
+            await pages.send(convert_page(numbered, converters, 1))

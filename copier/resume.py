@@ -51,12 +51,13 @@ def resume_needs(tables: Iterable[str], earlier: Mapping[str, TableState], *, re
         what = "the SQLite file" if changed_source else "the plan (tables, types or value flags)"
         raise TargetError(f"cannot resume: {what} changed since the interrupted run",
                           hint="start over with --if-exists truncate, or add --force to resume anyway")
-    needs = {}
-    for name in names:
-        status = earlier[name].status if name in earlier else None
-        needs[name] = (Need.SKIP if status is TableStatus.DONE else
-                       Need.FINISH_KEYS if status is TableStatus.LOADED else Need.FRESH)
-    return needs
+    return {name: need_of(earlier.get(name)) for name in names}
+
+
+def need_of(recorded: TableState | None) -> Need:
+    """What a table needs, from what an earlier run recorded of it (None: nothing)."""
+    status = recorded.status if recorded is not None else None
+    return Need.SKIP if status is TableStatus.DONE else Need.FINISH_KEYS if status is TableStatus.LOADED else Need.FRESH
 
 
 def interrupted(earlier: Mapping[str, TableState]) -> bool:

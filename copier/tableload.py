@@ -19,12 +19,12 @@ from . import ddl, state
 from .errors import CopierError, SourceChanged
 from .faults import describe_pg_error, is_transient, root_cause
 from .ident import MAX_IDENTIFIER_BYTES, qualified
-from .load import LoadSpec, first_error, load_rows
+from .load import LoadCounts, LoadSpec, first_error, load_rows
 from .planning import MigrationPlan, TablePlan
 from .progress import Progress
 from .reader import KeyRange, table_ranges
 from .rejects import RejectList, RejectLog
-from .resume import Need
+from .resume import Need, TableState, need_of
 from .settings import Settings, redact_text
 from .source import ChangeWatch
 from .stats import RunStats, TableStats, TableStatus
@@ -62,22 +62,35 @@ class Run:
     progress: Progress
     watch: ChangeWatch | None = None
     record_state: bool = True
-    resumed: dict[str, Need] = field(default_factory=dict)  # what the tables an earlier run committed need
+    resumed: dict[str, TableState] = field(default_factory=dict)  # tables an earlier run committed
     done: dict[str, anyio.Event] = field(default_factory=dict)
 
 
 
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """One successful attempt: what it counted, and its rejects, for the reject file."""
+
+    counts: LoadCounts
+    chunks: int  # loaded by worker processes; 0 in this process
+    rejects: RejectList
+
+
 async def load_table(run: Run, table: TablePlan, stats: TableStats) -> None:
-    """Load, retrying transient failures; then complete. Failures end up in `stats`."""
+    """Load, retrying transient failures; then complete. Failures end up in `stats`.
+
+    The one writer of a table's stats: loads return their counts, and they land here."""
     stats.status, stats.started = TableStatus.LOADING, time.monotonic()
-    need = run.resumed.get(table.name, Need.FRESH)
+    earlier = run.resumed.get(table.name)
+    need = need_of(earlier)
     try:
-        if need is not Need.FRESH:
-            stats.read = table.source.row_count  # committed by the earlier run (counts from its record)
+        if earlier is not None and need is not Need.FRESH:  # committed by the earlier run: its counts
+            stats.read = table.source.row_count
+            stats.written, stats.rejected = earlier.rows_written or 0, earlier.rows_rejected or 0
         else:
             for attempt in range(run.settings.retries + 1):
                 try:
-                    rejects = await _attempt(run, table, stats)
+                    loaded = await _attempt(run, table)
                     break
                 except Exception as exc:
                     if attempt < run.settings.retries and is_transient(exc):
@@ -90,9 +103,13 @@ async def load_table(run: Run, table: TablePlan, stats: TableStats) -> None:
                     _fail(stats, _message(run, exc))
                     await _record(run, table, TableStatus.FAILED, error=stats.error)
                     return
+            counts = loaded.counts
+            stats.read, stats.written, stats.rejected, stats.rounded = (counts.read, counts.written,
+                                                                       counts.rejected, counts.rounded)
+            stats.chunks = loaded.chunks
             # Committed: rejects reach the reject file now, outside the retries (a failed
             # write must not send a committed table back through a retry).
-            for record in rejects.records:
+            for record in loaded.rejects.records:
                 run.rejects.write(record)
         stats.status = TableStatus.DONE
         # Tables that reference this one may start now: they need its rows, not its
@@ -105,6 +122,15 @@ async def load_table(run: Run, table: TablePlan, stats: TableStats) -> None:
             await _record(run, table, TableStatus.DONE, written=stats.written, rejected=stats.rejected)
     finally:
         stats.finished = time.monotonic()
+
+
+def mark_interrupted(stats: RunStats) -> None:
+    """After SIGINT/SIGTERM: tables in flight rolled back, tables not started skipped."""
+    for table in stats.tables.values():
+        if table.status is TableStatus.LOADING:
+            table.status, table.error = TableStatus.FAILED, "interrupted (rolled back)"
+        elif table.status is TableStatus.PLANNED:
+            table.status, table.error = TableStatus.SKIPPED, "not started (interrupted)"
 
 
 def _backoff(attempt: int) -> float:
@@ -153,10 +179,9 @@ def _in_parallel(run: Run, table: TablePlan) -> bool:
             and table.source.row_count >= PARALLEL_MIN_ROWS)
 
 
-async def _attempt(run: Run, table: TablePlan, stats: TableStats) -> RejectList:
-    """One try at the table's rows, all or nothing. Returns the rejects, for the reject
-    file once the rows are committed, so a retried table does not list them twice."""
-    stats.read = stats.written = stats.rejected = stats.rounded = stats.chunks = 0
+async def _attempt(run: Run, table: TablePlan) -> Loaded:
+    """One try at the table's rows, all or nothing. Its rejects reach the reject file only
+    once the rows are committed, so a retried table does not list them twice."""
     rejects = RejectList()
     bar = run.progress.table(table.name, table.source.row_count)
     version = run.watch.version() if run.watch else None
@@ -164,19 +189,19 @@ async def _attempt(run: Run, table: TablePlan, stats: TableStats) -> RejectList:
         await _record(run, table, TableStatus.LOADING)
         async with run.pool.acquire() as connection:
             if _in_parallel(run, table):
-                await _load_parallel(run, table, stats, connection, rejects, bar.advance, version)
-            else:
-                ranges = await table_ranges(run.path, table.source, run.settings.readers, run.settings.batch_size)
-                async with connection.transaction():
-                    if table.create:
-                        await connection.execute(ddl.create_table(run.plan.schema, table))
-                    await load_rows(_spec(run, table, ranges), connection, stats, rejects, bar.advance)
-                    _check_unchanged(run, table, version)
-                    await _record(run, table, TableStatus.LOADED, connection=connection, written=stats.written,
-                                  rejected=stats.rejected)
+                counts, chunks = await _load_parallel(run, table, connection, rejects, bar.advance, version)
+                return Loaded(counts, chunks, rejects)
+            ranges = await table_ranges(run.path, table.source, run.settings.readers, run.settings.batch_size)
+            async with connection.transaction():
+                if table.create:
+                    await connection.execute(ddl.create_table(run.plan.schema, table))
+                counts = await load_rows(_spec(run, table, ranges), connection, rejects, bar.advance)
+                _check_unchanged(run, table, version)
+                await _record(run, table, TableStatus.LOADED, connection=connection, written=counts.written,
+                              rejected=counts.rejected)
+            return Loaded(counts, 0, rejects)
     finally:
         bar.close()
-    return rejects
 
 
 def _check_unchanged(run: Run, table: TablePlan, version: int | None) -> None:
@@ -188,10 +213,11 @@ def _check_unchanged(run: Run, table: TablePlan, version: int | None) -> None:
 
 
 async def _load_parallel(
-    run: Run, table: TablePlan, stats: TableStats, connection: asyncpg.Connection, rejects: RejectList,
+    run: Run, table: TablePlan, connection: asyncpg.Connection, rejects: RejectList,
     advance: Callable[[int], None], version: int | None,
-) -> None:
-    """Worker processes load rowid chunks into a staging table, renamed into place at the end."""
+) -> tuple[LoadCounts, int]:
+    """Worker processes load rowid chunks into a staging table, renamed into place at the
+    end. Returns the counts of all chunks, and how many chunks there were."""
     schema = run.plan.schema
     staging = replace(table, target=staging_name(table.target))
     await connection.execute(f"DROP TABLE IF EXISTS {qualified(schema, staging.target)}")
@@ -201,18 +227,15 @@ async def _load_parallel(
         ranges = await table_ranges(run.path, table.source, max(chunks, run.settings.workers),
                                     run.settings.batch_size)
         limiter = anyio.CapacityLimiter(run.settings.workers)
+        counts = LoadCounts()
 
         async def load(key_range: KeyRange | None) -> None:
             result = await anyio.to_process.run_sync(
                 load_chunk, replace(_spec(run, staging, [key_range]), queue_depth=WORKER_QUEUE_DEPTH),
                 run.settings.dsn, cancellable=True, limiter=limiter)
             rejects.records.extend(result.rejects)
-            stats.read += result.read
-            stats.written += result.written
-            stats.rounded += result.rounded
-            stats.chunks += 1
-            stats.rejected += len(result.rejects)
-            advance(result.read)
+            counts.add(result.counts)
+            advance(result.counts.read)
 
         try:
             async with anyio.create_task_group() as group:
@@ -224,8 +247,9 @@ async def _load_parallel(
         async with connection.transaction():
             # The identity's sequence already has its final name (the plan's), not the staging table's.
             await connection.execute(ddl.rename_table(schema, staging.target, table.target))
-            await _record(run, table, TableStatus.LOADED, connection=connection, written=stats.written,
-                          rejected=stats.rejected)
+            await _record(run, table, TableStatus.LOADED, connection=connection, written=counts.written,
+                          rejected=counts.rejected)
+        return counts, len(ranges)
     except BaseException:
         with anyio.CancelScope(shield=True):
             await connection.execute(f"DROP TABLE IF EXISTS {qualified(schema, staging.target)}")
@@ -254,4 +278,4 @@ async def complete_table(run: Run, table: TablePlan, stats: TableStats, connecti
             stats.warnings.append(f"sequence {sequence} not set: {describe_pg_error(exc)}")
 
 
-__all__ = ["Run", "load_table", "complete_table", "staging_name"]
+__all__ = ["Run", "load_table", "complete_table", "mark_interrupted", "staging_name"]

@@ -24,7 +24,7 @@ from .planning import MigrationPlan, TablePlan
 from .reader import read_range, table_ranges
 from .rejects import read_rejects
 from .settings import Settings
-from .stats import RunStats, TableStats, TableStatus
+from .stats import RunStats, TableStatus
 
 SHOWN_KEYS = 5
 _SOURCE_COPY = "copier_verify_source"
@@ -148,8 +148,7 @@ async def _ship_source(path: Path, connection: asyncpg.Connection, table: TableP
 
     async with anyio.create_task_group() as group, send, receive:
         for key_range in await table_ranges(path, table.source, 1, batch_size):
-            group.start_soon(read_range, path, table, key_range, raw, batch_size, send.clone(),
-                             TableStats(table.name, table.target))
+            group.start_soon(read_range, path, table, key_range, raw, batch_size, send.clone())
         send.close()
         await connection.copy_records_to_table(_SOURCE_COPY, records=records(),
                                                columns=crosscheck.source_columns(len(table.columns)))

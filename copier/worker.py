@@ -15,16 +15,13 @@ import asyncpg
 from . import target
 from .errors import CopierError, LoadError
 from .faults import describe_pg_error, is_transient, root_cause, sqlstate_of
-from .load import LoadSpec, load_rows
+from .load import LoadCounts, LoadSpec, load_rows
 from .rejects import RejectList
-from .stats import TableStats
 
 
 @dataclass(frozen=True, slots=True)
 class ChunkResult:
-    read: int
-    written: int
-    rounded: int
+    counts: LoadCounts
     rejects: list[dict[str, object]]
 
 
@@ -54,11 +51,10 @@ async def _load_chunk(spec: LoadSpec, dsn: str) -> ChunkResult:
         # Durable all the same: the parent's rename commits synchronously, which flushes
         # the WAL of every chunk committed before it.
         await connection.execute("SET synchronous_commit = off")
-        stats = TableStats(spec.table.name, spec.table.target)
         rejects = RejectList()
         async with connection.transaction():
-            await load_rows(spec, connection, stats, rejects, lambda _rows: None)
-        return ChunkResult(stats.read, stats.written, stats.rounded, rejects.records)
+            counts = await load_rows(spec, connection, rejects, lambda _rows: None)
+        return ChunkResult(counts, rejects.records)
 
 
 def tune_gc() -> None:

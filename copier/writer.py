@@ -15,7 +15,6 @@ from .normalise import ConvertedPage, Rejection, Value
 from .planning import TablePlan
 from .rejects import RejectSink
 from .settings import OnError
-from .stats import TableStats
 
 
 @dataclass
@@ -23,9 +22,9 @@ class TableWriter:
     connection: asyncpg.Connection
     schema: str
     plan: TablePlan
-    stats: TableStats
     rejects: RejectSink
     on_error: OnError
+    rejected: int = 0  # rows this writer sent to `rejects`
     # Rows the converters refused while streaming, logged only once the COPY succeeded:
     # if PostgreSQL refuses a row, the table is loaded again and they are found again.
     _pending: list[Rejection] = field(default_factory=list)
@@ -34,8 +33,9 @@ class TableWriter:
     def _columns(self) -> list[str]:
         return [c.target for c in self.plan.columns]
 
-    async def stream(self, pages: AsyncIterable[ConvertedPage], advance: Callable[[int], None]) -> None:
-        """One COPY for the whole table, fed page by page (PostgreSQL ingests while we convert)."""
+    async def stream(self, pages: AsyncIterable[ConvertedPage], advance: Callable[[int], None]) -> int:
+        """One COPY for the whole table, fed page by page (PostgreSQL ingests while we
+        convert). Returns the rows written."""
         written = 0
 
         async def records() -> AsyncIterator[tuple[Value, ...]]:
@@ -57,7 +57,7 @@ class TableWriter:
             self._reject(rejection.key, self.plan.columns[rejection.column].target, rejection.value,
                          rejection.reason)
         self._pending.clear()
-        self.stats.written += written
+        return written
 
     def discard_pending(self) -> None:
         self._pending.clear()
@@ -67,9 +67,7 @@ class TableWriter:
         for rejection in page.rejections:
             self._reject(rejection.key, self.plan.columns[rejection.column].target, rejection.value,
                          rejection.reason)
-        written = await self._copy(page.keys, page.records)
-        self.stats.written += written
-        return written
+        return await self._copy(page.keys, page.records)
 
     async def _copy(self, keys: Sequence[object], records: Sequence[tuple[Value, ...]]) -> int:
         """Write a page, leaving out (rejecting) the rows PostgreSQL refuses.
@@ -146,5 +144,5 @@ class TableWriter:
             raise LoadError(f"{where}: {reason}", hint="--on-error reject loads the other rows",
                             table=self.plan.name, column=column, row=key)
         self.rejects.add(self.plan.name, key, column, value, reason)
-        self.stats.rejected += 1
+        self.rejected += 1
 
