@@ -12,7 +12,7 @@ import anyio
 import typer
 
 from . import __version__
-from .errors import CopierError, ExitCode
+from .errors import CopierError, ExitCode, UsageError
 from .planning import MigrationPlan
 from .settings import IfExists, OnError, Settings, parse_casts, redact, redact_text, resolve_dsn
 
@@ -22,7 +22,11 @@ _DEFAULTS = Settings(dsn="")
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Move a whole SQLite database into PostgreSQL, fast, and prove nothing was lost.")
 
-Source = Annotated[Path, typer.Argument(help="The SQLite database file (opened read-only).", show_default=False)]
+Source = Annotated[Path | None, typer.Argument(help="The SQLite database file (opened read-only).",
+                                               show_default=False)]
+Sqlite = Annotated[Path | None, typer.Option(
+    "--sqlite", help="The SQLite database file, as a flag (the playbook's --sqlite FILE) instead of the argument.",
+    show_default=False)]
 Dsn = Annotated[str | None, typer.Option(
     "--dsn", help="Target PostgreSQL URL. Default: $COPIER_DSN, else $DATABASE_URL, else "
                   "$SQLALCHEMY_DATABASE_URI. SQLAlchemy forms (postgresql+psycopg://) are accepted.",
@@ -55,6 +59,16 @@ def _fail(exc: CopierError, debug: bool, dsn: str | None) -> None:
     raise typer.Exit(int(exc.exit_code))
 
 
+def _one_source(argument: Path | None, flag: Path | None) -> Path:
+    """SOURCE as the argument or as --sqlite, exactly one of them."""
+    if argument is not None and flag is not None and argument != flag:
+        raise UsageError(f"two SQLite files given: {argument} and --sqlite {flag}", hint="give one")
+    chosen = argument or flag
+    if chosen is None:
+        raise UsageError("no SQLite file given", hint="copier migrate FILE.db (or --sqlite FILE.db)")
+    return chosen
+
+
 def _internal(exc: Exception, debug: bool, dsn: str | None) -> None:
     if debug:
         import traceback
@@ -69,13 +83,19 @@ def _internal(exc: Exception, debug: bool, dsn: str | None) -> None:
 
 @app.command()
 def migrate(
-    source: Source,
+    source: Source = None,
+    sqlite: Sqlite = None,
     dsn: Dsn = None,
     schema: Schema = "public",
     tables: Tables = None,
     exclude: Exclude = None,
     if_exists: Annotated[IfExists, typer.Option(
-        help="When a target table that already exists holds rows: fail, truncate it, or append.")] = IfExists.FAIL,
+        help="When a target table that already exists holds rows: fail; truncate every table loaded into (one "
+             "TRUNCATE); append; or upsert (rows whose primary key is there are updated, the others inserted).")]
+    = IfExists.FAIL,
+    truncate_cascade: Annotated[bool, typer.Option(
+        "--truncate-cascade", help="With --if-exists truncate: also empty the tables outside this migration that "
+                                   "reference the ones it loads (TRUNCATE ... CASCADE).")] = False,
     on_error: Annotated[OnError, typer.Option(
         help="A row that cannot be loaded: reject it to the reject file and go on, or abort its table.")]
     = OnError.REJECT,
@@ -129,10 +149,12 @@ def migrate(
 
     resolved: str | None = None
     try:
+        source = _one_source(source, sqlite)
         resolved = resolve_dsn(dsn)
         settings = _settings(
             resolved, schema=schema, tables=tuple(tables or ()), exclude=tuple(exclude or ()),
-            if_exists=if_exists, on_error=on_error, reject_file=reject_file, casts=parse_casts(cast or []),
+            if_exists=if_exists, truncate_cascade=truncate_cascade, on_error=on_error, reject_file=reject_file,
+            casts=parse_casts(cast or []),
             batch_size=batch_size, readers=readers, queue_depth=queue_depth, jobs=jobs, source_tz=source_tz,
             **({"workers": workers} if workers else {}),
             strip_nul=strip_nul, verify=verify, report=report, quiet=quiet, resume=resume, force=force,
@@ -171,7 +193,8 @@ def migrate(
 
 @app.command()
 def plan(
-    source: Source,
+    source: Source = None,
+    sqlite: Sqlite = None,
     dsn: Dsn = None,
     schema: Schema = "public",
     tables: Tables = None,
@@ -188,6 +211,7 @@ def plan(
 
     resolved: str | None = None
     try:
+        source = _one_source(source, sqlite)
         try:
             resolved = resolve_dsn(dsn)
         except CopierError:
@@ -240,7 +264,8 @@ def render_plan(the_plan: MigrationPlan) -> str:
 
 @app.command()
 def verify(
-    source: Source,
+    source: Source = None,
+    sqlite: Sqlite = None,
     dsn: Dsn = None,
     schema: Schema = "public",
     tables: Tables = None,
@@ -258,6 +283,7 @@ def verify(
 
     resolved: str | None = None
     try:
+        source = _one_source(source, sqlite)
         resolved = resolve_dsn(dsn)
         settings = _settings(resolved, schema=schema, tables=tuple(tables or ()), exclude=tuple(exclude or ()),
                              casts=parse_casts(cast or []), source_tz=source_tz, strip_nul=strip_nul,

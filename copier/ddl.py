@@ -68,8 +68,23 @@ def count_rows(schema: str, table: str) -> str:
     return f"SELECT count(*) FROM {qualified(schema, table)}"
 
 
-def truncate(schema: str, tables: list[str]) -> str:
-    return "TRUNCATE " + ", ".join(qualified(schema, t) for t in tables)
+def truncate(schema: str, tables: list[str], *, cascade: bool = False) -> str:
+    return "TRUNCATE " + ", ".join(qualified(schema, t) for t in tables) + (" CASCADE" if cascade else "")
+
+
+# Tables outside a set that reference one of its tables by a foreign key: a TRUNCATE of
+# the set fails on them (or, with CASCADE, empties them too). $1: schema, $2: table names.
+REFERENCING_TABLES = """
+SELECT DISTINCT child.relname, parent.relname
+FROM pg_constraint f
+JOIN pg_class parent ON parent.oid = f.confrelid
+JOIN pg_namespace pn ON pn.oid = parent.relnamespace
+JOIN pg_class child ON child.oid = f.conrelid
+JOIN pg_namespace cn ON cn.oid = child.relnamespace
+WHERE f.contype = 'f' AND pn.nspname = $1 AND parent.relname = ANY($2::text[])
+  AND NOT (cn.nspname = $1 AND child.relname = ANY($2::text[]))
+ORDER BY 1, 2
+"""
 
 
 # Sequences and identities owned by the table's columns (serial, identity, ALTER SEQUENCE
@@ -88,6 +103,26 @@ def set_sequence(schema: str, table: str, column: str) -> str:
     return (f"SELECT CASE WHEN m >= 1 THEN setval($1, m, true) ELSE setval($1, 1, false) END "
             f"FROM (SELECT GREATEST(COALESCE(max({quote_ident(column)}), 0), $2::bigint) AS m "
             f"FROM {qualified(schema, table)}) AS used")
+
+
+UPSERT_STAGING = "copier_upsert"
+
+
+def create_upsert_staging(schema: str, table: TablePlan) -> str:
+    """A temporary table with the target's columns and types, gone at commit."""
+    columns = ", ".join(quote_ident(c.target) for c in table.columns)
+    return (f"CREATE TEMPORARY TABLE {UPSERT_STAGING} ON COMMIT DROP AS "
+            f"SELECT {columns} FROM {qualified(schema, table.target)} WITH NO DATA")
+
+
+def upsert_from_staging(schema: str, table: TablePlan) -> str:
+    """Rows whose primary key is in the target update it; the others are inserted."""
+    columns = [quote_ident(c.target) for c in table.columns]
+    key = [quote_ident(k) for k in table.existing_key]
+    others = [c for c in columns if c not in key]
+    action = ("DO UPDATE SET " + ", ".join(f"{c} = EXCLUDED.{c}" for c in others)) if others else "DO NOTHING"
+    return (f"INSERT INTO {qualified(schema, table.target)} ({', '.join(columns)}) "
+            f"SELECT {', '.join(columns)} FROM pg_temp.{UPSERT_STAGING} ON CONFLICT ({', '.join(key)}) {action}")
 
 
 def rename_table(schema: str, old: str, new: str) -> str:

@@ -192,10 +192,16 @@ async def _prepare_existing(
     """Apply --if-exists to target tables that already hold rows, before any data moves.
 
     Returns the rows kept per target table (--if-exists append), for verification."""
+    loaded_into = [t for t in plan.tables if not t.create and t.name not in resumed]
+    if settings.if_exists is IfExists.UPSERT:
+        keyless = [t.target for t in loaded_into if not t.existing_key]
+        if keyless:
+            raise TargetError(f"--if-exists upsert needs a primary key on every existing target table: "
+                              f"{', '.join(keyless)} has none",
+                              hint="--exclude those tables, or add a primary key to them")
+        return {}  # nothing is kept aside: verify compares every row (and names the rows the source lost)
     occupied: list[tuple[str, int]] = []
-    for table in plan.tables:
-        if table.create or table.name in resumed:
-            continue
+    for table in loaded_into:
         name = qualified(plan.schema, table.target)
         try:
             if await connection.fetchval(f"SELECT EXISTS (SELECT 1 FROM {name})"):
@@ -209,11 +215,21 @@ async def _prepare_existing(
         raise TargetError(f"target tables already hold rows: {listing}",
                           hint="an earlier run was interrupted here: rerun with --resume" if interrupted(earlier) else
                           "use --if-exists truncate to replace them or --if-exists append to add to them")
+    # Every table the plan loads into, in one statement, so that foreign keys among them
+    # do not block; a table outside the plan that references one of them would.
+    names = [t.target for t in loaded_into]
+    outside = await connection.fetch(ddl.REFERENCING_TABLES, plan.schema, names)
+    if outside and not settings.truncate_cascade:
+        child, parent = outside[0]
+        raise TargetError(f"cannot truncate {parent}: table {child}, which this migration does not load, "
+                          "references it" + (f" (and {len(outside) - 1} more such reference(s))" if len(outside) > 1
+                                             else ""),
+                          hint=f"empty {child} yourself, leave {parent} out with --exclude, or add "
+                               f"--truncate-cascade to empty {child} too")
     try:
-        # One statement, so tables that reference each other can be emptied together.
-        await connection.execute(ddl.truncate(plan.schema, [name for name, _rows in occupied]))
+        await connection.execute(ddl.truncate(plan.schema, names, cascade=settings.truncate_cascade))
     except asyncpg.PostgresError as exc:
-        raise TargetError(f"cannot truncate {', '.join(n for n, _ in occupied)}: {describe_pg_error(exc)}") from None
+        raise TargetError(f"cannot truncate {', '.join(names)}: {describe_pg_error(exc)}") from None
     return {}
 
 

@@ -33,6 +33,7 @@ class ExistingColumn:
 class ExistingTable:
     name: str
     columns: tuple[ExistingColumn, ...]
+    primary_key: tuple[str, ...] = ()  # its columns, as PostgreSQL names them
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +86,7 @@ class TablePlan:
     # Sequence floor: ids up to this were used once (sqlite_sequence) and must not return.
     sequence_floor: int = 0
     primary_key_name: str = ""  # the constraint's name, chosen to collide with nothing
+    existing_key: tuple[str, ...] = ()  # an existing target table's primary key (--if-exists upsert)
 
     def target_column(self, source: str) -> str:
         """The target name of a source column (a name not among the columns is kept)."""
@@ -375,7 +377,7 @@ def _plan_existing(
             f"table {table.name}: target columns {', '.join(missing)} are NOT NULL without a default "
             "and have no source column", table=table.name)
     return TablePlan(table, target.name, False, tuple(columns), dependencies, wave,
-                     sequence_floor=table.autoincrement_seq or 0)
+                     sequence_floor=table.autoincrement_seq or 0, existing_key=target.primary_key)
 
 
 def _plan_foreign_keys(

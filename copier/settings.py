@@ -20,6 +20,7 @@ class IfExists(StrEnum):
     FAIL = "fail"
     TRUNCATE = "truncate"
     APPEND = "append"
+    UPSERT = "upsert"  # rows whose primary key is there are updated, the others inserted
 
 
 class OnError(StrEnum):
@@ -38,6 +39,7 @@ class Settings:
     tables: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     if_exists: IfExists = IfExists.FAIL
+    truncate_cascade: bool = False  # --if-exists truncate may also empty tables outside the plan
     on_error: OnError = OnError.REJECT
     reject_file: Path | None = None
     casts: tuple[tuple[str, str], ...] = ()

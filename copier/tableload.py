@@ -25,7 +25,7 @@ from .progress import Progress
 from .reader import KeyRange, table_ranges
 from .rejects import RejectList, RejectLog
 from .resume import Need, TableState, need_of
-from .settings import Settings, redact_text
+from .settings import IfExists, Settings, redact_text
 from .source import ChangeWatch
 from .stats import RunStats, TableStats, TableStatus
 from .worker import load_chunk
@@ -195,13 +195,28 @@ async def _attempt(run: Run, table: TablePlan) -> Loaded:
             async with connection.transaction():
                 if table.create:
                     await connection.execute(ddl.create_table(run.plan.schema, table))
-                counts = await load_rows(_spec(run, table, ranges), connection, rejects, bar.advance)
+                if run.settings.if_exists is IfExists.UPSERT and not table.create:
+                    counts = await _upsert(run, table, connection, ranges, rejects, bar.advance)
+                else:
+                    counts = await load_rows(_spec(run, table, ranges), connection, rejects, bar.advance)
                 _check_unchanged(run, table, version)
                 await _record(run, table, TableStatus.LOADED, connection=connection, written=counts.written,
                               rejected=counts.rejected)
             return Loaded(counts, 0, rejects)
     finally:
         bar.close()
+
+
+async def _upsert(run: Run, table: TablePlan, connection: asyncpg.Connection, ranges: Sequence[KeyRange | None],
+                  rejects: RejectList, advance: Callable[[int], None]) -> LoadCounts:
+    """--if-exists upsert: the rows COPY into a temporary table, then one INSERT ... ON
+    CONFLICT (primary key) DO UPDATE, so a rerun converges instead of rejecting duplicates."""
+    await connection.execute(ddl.create_upsert_staging(run.plan.schema, table))
+    staging = replace(table, target=ddl.UPSERT_STAGING)
+    counts = await load_rows(replace(_spec(run, staging, ranges), schema="pg_temp"), connection, rejects, advance)
+    status = await connection.execute(ddl.upsert_from_staging(run.plan.schema, table))
+    counts.written = int(status.split()[-1])  # INSERT 0 <rows inserted or updated>
+    return counts
 
 
 def _check_unchanged(run: Run, table: TablePlan, version: int | None) -> None:

@@ -37,6 +37,18 @@ ORDER BY c.relname, a.attnum
 """
 
 
+_PRIMARY_KEYS = """
+SELECT c.relname, array_agg(a.attname ORDER BY k.position)
+FROM pg_constraint p
+JOIN pg_class c ON c.oid = p.conrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+CROSS JOIN LATERAL unnest(p.conkey) WITH ORDINALITY AS k(attnum, position)
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
+WHERE n.nspname = $1 AND p.contype = 'p'
+GROUP BY c.relname
+"""
+
+
 def _where(dsn: str) -> str:
     if "://" not in dsn:
         return redact(dsn)
@@ -171,7 +183,8 @@ async def existing_tables(connection: asyncpg.Connection, schema: str) -> dict[s
             # Only a problem if a source column goes there: the planner says so then.
             target_type, unsupported = TargetType(formatted, Kind.TEXT), exc.message
         columns[table].append(ExistingColumn(name, target_type, not_null, has_default, unsupported))
-    return {name: ExistingTable(name, tuple(cols)) for name, cols in columns.items()}
+    keys = {table: tuple(key) for table, key in await connection.fetch(_PRIMARY_KEYS, schema)}
+    return {name: ExistingTable(name, tuple(cols), keys.get(name, ())) for name, cols in columns.items()}
 
 
 # Every name taken in the schema, with the table it belongs to (an index's table, an owned
