@@ -86,19 +86,19 @@ def migrate(
     source: Source = None,
     sqlite: Sqlite = None,
     dsn: Dsn = None,
-    schema: Schema = "public",
+    schema: Schema = _DEFAULTS.schema,
     tables: Tables = None,
     exclude: Exclude = None,
     if_exists: Annotated[IfExists, typer.Option(
         help="When a target table that already exists holds rows: fail; truncate every table loaded into (one "
              "TRUNCATE); append; or upsert (rows whose primary key is there are updated, the others inserted).")]
-    = IfExists.FAIL,
+    = _DEFAULTS.if_exists,
     truncate_cascade: Annotated[bool, typer.Option(
         "--truncate-cascade", help="With --if-exists truncate: also empty the tables outside this migration that "
                                    "reference the ones it loads (TRUNCATE ... CASCADE).")] = False,
     on_error: Annotated[OnError, typer.Option(
         help="A row that cannot be loaded: reject it to the reject file and go on, or abort its table.")]
-    = OnError.REJECT,
+    = _DEFAULTS.on_error,
     reject_file: Annotated[Path | None, typer.Option(
         help="Where rejected rows go (JSON lines). Default: ./<source name>.rejects.jsonl",
         show_default=False)] = None,
@@ -114,7 +114,7 @@ def migrate(
     queue_depth: Annotated[int, typer.Option(
         help="Pages buffered between readers and writer.", min=1)] = _DEFAULTS.queue_depth,
     jobs: Annotated[int, typer.Option(help="Tables loaded at once (PostgreSQL connections).", min=1)] = _DEFAULTS.jobs,
-    source_tz: SourceTz = "UTC",
+    source_tz: SourceTz = _DEFAULTS.source_tz,
     strip_nul: Annotated[bool, typer.Option(
         "--strip-nul", help="Remove NUL characters from text (PostgreSQL cannot store them) instead of "
                             "rejecting the row.")] = False,
@@ -196,11 +196,11 @@ def plan(
     source: Source = None,
     sqlite: Sqlite = None,
     dsn: Dsn = None,
-    schema: Schema = "public",
+    schema: Schema = _DEFAULTS.schema,
     tables: Tables = None,
     exclude: Exclude = None,
     cast: Casts = None,
-    source_tz: SourceTz = "UTC",
+    source_tz: SourceTz = _DEFAULTS.source_tz,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     """Print the load waves and each table's column mapping; touches nothing.
@@ -267,14 +267,14 @@ def verify(
     source: Source = None,
     sqlite: Sqlite = None,
     dsn: Dsn = None,
-    schema: Schema = "public",
+    schema: Schema = _DEFAULTS.schema,
     tables: Tables = None,
     exclude: Exclude = None,
     reject_file: Annotated[Path | None, typer.Option(
         help="The reject file of the migration: its rows are accounted for, not counted as missing. "
              "Default: ./<source name>.rejects.jsonl if it exists.", show_default=False)] = None,
     cast: Casts = None,
-    source_tz: SourceTz = "UTC",
+    source_tz: SourceTz = _DEFAULTS.source_tz,
     strip_nul: Annotated[bool, typer.Option("--strip-nul", help="The migration used --strip-nul.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
