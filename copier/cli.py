@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from functools import partial
 from pathlib import Path
 from typing import Annotated
@@ -12,9 +13,10 @@ import anyio
 import typer
 
 from . import __version__
+from .dsn import describe
 from .errors import CopierError, ExitCode, UsageError
 from .planning import MigrationPlan
-from .settings import IfExists, OnError, Settings, parse_casts, redact, redact_text, resolve_dsn
+from .settings import IfExists, OnError, Settings, dsn_source, parse_casts, redact, redact_text, resolve_dsn
 
 # Every flag's default is the Settings field's: stated once, there.
 _DEFAULTS = Settings(dsn="")
@@ -57,6 +59,15 @@ def _fail(exc: CopierError, debug: bool, dsn: str | None) -> None:
         typer.echo(redact_text(text, dsn) if dsn else text, err=True)
     typer.echo(f"copier: error: {message}", err=True)
     raise typer.Exit(int(exc.exit_code))
+
+
+def _say_target(flag: str | None, schema: str | None, quiet: bool = False) -> None:
+    """The first line of a command that touches PostgreSQL: where, and where that came from."""
+    if quiet:
+        return
+    url, origin = dsn_source(flag)
+    where = describe(url, os.environ)
+    typer.echo(f"target: {where}" + (f", schema {schema}" if schema else "") + f" (from {origin})")
 
 
 def _one_source(argument: Path | None, flag: Path | None) -> Path:
@@ -151,6 +162,7 @@ def migrate(
     try:
         source = _one_source(source, sqlite)
         resolved = resolve_dsn(dsn)
+        _say_target(dsn, schema, quiet)
         settings = _settings(
             resolved, schema=schema, tables=tuple(tables or ()), exclude=tuple(exclude or ()),
             if_exists=if_exists, truncate_cascade=truncate_cascade, on_error=on_error, reject_file=reject_file,
@@ -285,6 +297,7 @@ def verify(
     try:
         source = _one_source(source, sqlite)
         resolved = resolve_dsn(dsn)
+        _say_target(dsn, schema)
         settings = _settings(resolved, schema=schema, tables=tuple(tables or ()), exclude=tuple(exclude or ()),
                              casts=parse_casts(cast or []), source_tz=source_tz, strip_nul=strip_nul,
                              reject_file=reject_file)
@@ -380,6 +393,7 @@ def status(
     resolved: str | None = None
     try:
         resolved = resolve_dsn(dsn)
+        _say_target(dsn, schema)
         from .pipeline import status as read_status
 
         rows = anyio.run(read_status, resolved, schema)

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from . import dsn
 from .errors import UsageError
 from .normalise import Options
 
 DSN_VARIABLES = ("COPIER_DSN", "DATABASE_URL", "SQLALCHEMY_DATABASE_URI")
-_SQLALCHEMY_SCHEME = re.compile(r"^(postgres(?:ql)?)\+[a-z0-9_]+://", re.IGNORECASE)
 
 
 class IfExists(StrEnum):
@@ -79,55 +77,47 @@ class Settings:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in shown.items()}
 
 
+# libpq's own variables: with none of the DSN variables set, a connection made of these
+# (and of a service file) is what psql would use.
+PG_VARIABLES = ("PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGSERVICE", "PGHOSTADDR")
+
+
 def resolve_dsn(flag: str | None) -> str:
-    """--dsn, else $COPIER_DSN, else $DATABASE_URL, else $SQLALCHEMY_DATABASE_URI."""
-    for candidate in (flag, *(os.environ.get(v) for v in DSN_VARIABLES)):
-        if candidate:
-            return normalise_dsn(candidate)
+    """--dsn, else $COPIER_DSN, else $DATABASE_URL, else $SQLALCHEMY_DATABASE_URI, else the
+    PG* variables (as psql reads them): as one URL asyncpg understands."""
+    return dsn_source(flag)[0]
+
+
+def dsn_source(flag: str | None) -> tuple[str, str]:
+    """(the URL, where it came from: "--dsn", "$DATABASE_URL", "PG* variables", ...)."""
+    if flag:
+        return dsn.to_url(flag), "--dsn"
+    for variable in DSN_VARIABLES:
+        if os.environ.get(variable):
+            return dsn.to_url(os.environ[variable]), f"${variable}"
+    present = [v for v in PG_VARIABLES if os.environ.get(v)]
+    if present:
+        return "postgresql://", " ".join(f"${v}" for v in present)
     raise UsageError("no PostgreSQL to write to",
-                     hint="pass --dsn postgresql://user@host/db or set COPIER_DSN or DATABASE_URL")
+                     hint="pass --dsn postgresql://user@host/db, or set COPIER_DSN, DATABASE_URL or the PG* variables")
 
 
-def normalise_dsn(dsn: str) -> str:
-    """libpq URL from a SQLAlchemy one: postgresql+psycopg://... -> postgresql://..."""
-    dsn = dsn.strip()
-    dsn = _SQLALCHEMY_SCHEME.sub(lambda m: m.group(1) + "://", dsn)
-    if not re.match(r"^postgres(ql)?://", dsn, re.IGNORECASE) and "=" not in dsn:
-        raise UsageError(f"not a PostgreSQL URL: {redact(dsn)}",
-                         hint="expected postgresql://user:password@host:5432/dbname")
-    return dsn
+def normalise_dsn(text: str) -> str:
+    return dsn.to_url(text)
 
 
-def redact(dsn: str) -> str:
-    """The DSN with any password replaced by ***, in the userinfo and in the query."""
-    if "://" not in dsn:
-        return re.sub(r"(password\s*=\s*)('[^']*'|\S+)", r"\1***", dsn, flags=re.IGNORECASE)
-    parts = urlsplit(dsn)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, host = netloc.rpartition("@")
-        if ":" in userinfo:
-            userinfo = userinfo.split(":", 1)[0] + ":***"
-        netloc = f"{userinfo}@{host}"
-    query = urlencode([(k, "***" if k.lower() == "password" else v) for k, v in parse_qsl(parts.query)],
-                      safe="/")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+def redact(text: str) -> str:
+    """The connection string with any password replaced by ***."""
+    return dsn.redact(text)
 
 
-def redact_text(text: str, dsn: str) -> str:
+def redact_text(text: str, url: str) -> str:
     """Remove the DSN's password from any message (driver errors may echo it)."""
-    password = password_of(dsn)
-    return text.replace(dsn, redact(dsn)).replace(password, "***") if password else text.replace(dsn, redact(dsn))
+    return dsn.redact_text(text, url)
 
 
-def password_of(dsn: str) -> str | None:
-    if "://" not in dsn:
-        match = re.search(r"password\s*=\s*('[^']*'|\S+)", dsn, re.IGNORECASE)
-        return match.group(1).strip("'") if match else None
-    parts = urlsplit(dsn)
-    if parts.password:
-        return parts.password
-    return dict(parse_qsl(parts.query)).get("password")
+def password_of(url: str) -> str | None:
+    return dsn.password_of(url)
 
 
 def parse_casts(values: list[str]) -> tuple[tuple[str, str], ...]:

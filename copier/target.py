@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
-from urllib.parse import urlsplit
 
 import asyncpg
 
 from .casting import Kind, TargetType, parse_pg_type
+from .dsn import connect_timeout, endpoint
 from .errors import CopierError, PlanError, TargetError
 from .ident import qualified, quote_ident
 from .planning import ExistingColumn, ExistingTable, MigrationPlan
-from .settings import redact, redact_text
+from .settings import redact_text
 
 CONNECT_TIMEOUT = 10.0
 _CONNECT_ERRORS = (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError,
@@ -50,11 +51,8 @@ GROUP BY c.relname
 
 
 def _where(dsn: str) -> str:
-    if "://" not in dsn:
-        return redact(dsn)
-    parts = urlsplit(dsn)
-    host = parts.hostname or "localhost"
-    return f"{host}:{parts.port or 5432}"
+    _user, host, port, _database, _service = endpoint(dsn, os.environ)
+    return f"{host}:{port}"
 
 
 def translate_connect_error(exc: BaseException, dsn: str) -> CopierError:
@@ -139,8 +137,10 @@ def _server_settings(dsn: str) -> dict[str, str]:
 
 
 async def connect(dsn: str) -> asyncpg.Connection:
+    url, timeout = connect_timeout(dsn)
     try:
-        connection = await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT, server_settings=_server_settings(dsn))
+        connection = await asyncpg.connect(url, timeout=timeout or CONNECT_TIMEOUT,
+                                           server_settings=_server_settings(url))
     except _CONNECT_ERRORS as exc:
         raise translate_connect_error(exc, dsn) from None
     try:
@@ -162,9 +162,10 @@ async def connected(dsn: str) -> AsyncIterator[asyncpg.Connection]:
 
 
 async def create_pool(dsn: str, size: int) -> asyncpg.Pool:
+    url, timeout = connect_timeout(dsn)
     try:
-        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=size, timeout=CONNECT_TIMEOUT,
-                                         command_timeout=None, server_settings=_server_settings(dsn),
+        pool = await asyncpg.create_pool(url, min_size=1, max_size=size, timeout=timeout or CONNECT_TIMEOUT,
+                                         command_timeout=None, server_settings=_server_settings(url),
                                          init=exact_datetime_codecs)
     except _CONNECT_ERRORS as exc:
         raise translate_connect_error(exc, dsn) from None

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -68,6 +69,11 @@ def test_summary_and_report(tmp_path: Path, target: Target) -> None:
                     "--schema", target.schema, "--report", report, "--batch-size", "2")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
+    # First, where it writes (user@host:port/db), never the password.
+    database = urlsplit(target.dsn).path.lstrip("/")
+    assert lines[0].startswith("target: postgres@") and lines[0].endswith(
+        f"/{database}, schema {target.schema} (from --dsn)")
+    lines = lines[1:]
     assert lines[0].split() == ["table", "rows", "read", "written", "rejected", "errors", "seconds", "rows/s",
                                 "status"]
     auth_event = next(line for line in lines if line.startswith("auth_event "))
