@@ -6,6 +6,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from urllib.parse import urlencode
 
 from . import dsn
 from .errors import UsageError
@@ -97,7 +98,11 @@ def dsn_source(flag: str | None) -> tuple[str, str]:
             return dsn.to_url(os.environ[variable]), f"${variable}"
     present = [v for v in PG_VARIABLES if os.environ.get(v)]
     if present:
-        return "postgresql://", " ".join(f"${v}" for v in present)
+        # The driver reads PGHOST & co. for what a URL leaves out, but a service only when
+        # the URL names it.
+        service = os.environ.get("PGSERVICE")
+        return (f"postgresql://?{urlencode({'service': service})}" if service else "postgresql://",
+                " ".join(f"${v}" for v in present))
     raise UsageError("no PostgreSQL to write to",
                      hint="pass --dsn postgresql://user@host/db, or set COPIER_DSN, DATABASE_URL or the PG* variables")
 

@@ -89,3 +89,15 @@ def test_a_short_password_is_redacted_by_structure(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "cannot reach PostgreSQL at 127.0.0.1:5999" in result.stderr
     assert "***27" not in result.stderr and ":1@" not in result.output
+
+
+def test_a_service_from_a_service_file(tmp_path: Path, target: Target, monkeypatch: pytest.MonkeyPatch) -> None:
+    p = parts_of(target.dsn)
+    services = tmp_path / "pg_service.conf"
+    services.write_text(f"[shop]\nhost={p['host']}\nport={p['port']}\nuser={p['user']}\ndbname={p['dbname']}\n")
+    monkeypatch.setenv("PGSERVICEFILE", str(services))
+    monkeypatch.setenv("PGSERVICE", "shop")
+    result = invoke("migrate", one_table(tmp_path), "--schema", target.schema)
+    assert result.exit_code == 0, result.output
+    assert target.count("t") == 2
+    assert "(service shop)" in result.stdout.splitlines()[0]
