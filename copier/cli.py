@@ -21,8 +21,22 @@ from .settings import IfExists, OnError, Settings, dsn_source, parse_casts, reda
 # Every flag's default is the Settings field's: stated once, there.
 _DEFAULTS = Settings(dsn="")
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
+                  context_settings={"help_option_names": ["-h", "--help"]},
                   help="Move a whole SQLite database into PostgreSQL, fast, and prove nothing was lost.")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"copier {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option(
+        "--version", "-V", help="Print copier's version and exit.", callback=_print_version,
+        is_eager=True)] = False) -> None:
+    """Move a whole SQLite database into PostgreSQL, fast, and prove nothing was lost."""
 
 Source = Annotated[Path | None, typer.Argument(help="The SQLite database file (opened read-only).",
                                                show_default=False)]
@@ -30,14 +44,16 @@ Sqlite = Annotated[Path | None, typer.Option(
     "--sqlite", help="The SQLite database file, as a flag (the playbook's --sqlite FILE) instead of the argument.",
     show_default=False)]
 Dsn = Annotated[str | None, typer.Option(
-    "--dsn", help="Target PostgreSQL URL. Default: $COPIER_DSN, else $DATABASE_URL, else "
-                  "$SQLALCHEMY_DATABASE_URI. SQLAlchemy forms (postgresql+psycopg://) are accepted.",
+    "--dsn", help="Target PostgreSQL: a URL, an SQLAlchemy URL or a libpq key=value string. Default: the "
+                  "first variable set of those below, else the PG* variables as psql reads them. "
+                  "[env var: COPIER_DSN, DATABASE_URL, SQLALCHEMY_DATABASE_URI; PGHOST, PGPORT, PGUSER, "
+                  "PGDATABASE, PGSERVICE]",
     show_default=False)]
 Schema = Annotated[str, typer.Option(help="Target schema (created if missing).")]
 Tables = Annotated[list[str] | None, typer.Option(
-    "--tables", help="Only tables matching this glob; repeat for more.", show_default=False)]
+    "--tables", "-t", help="Only tables matching this glob; repeat for more.", show_default=False)]
 Exclude = Annotated[list[str] | None, typer.Option(
-    "--exclude", help="Skip tables matching this glob; repeat for more.", show_default=False)]
+    "--exclude", "-T", help="Skip tables matching this glob; repeat for more.", show_default=False)]
 Casts = Annotated[list[str] | None, typer.Option(
     "--cast", help="Override the type mapping: TABLE.COLUMN=TYPE or DECLARED=TYPE, e.g. "
                    "--cast 'intege=text'. Repeatable.", show_default=False)]
@@ -124,7 +140,8 @@ def migrate(
              "stream. Default: the number of CPUs (at most 8).", min=1, show_default=False)] = None,
     queue_depth: Annotated[int, typer.Option(
         help="Pages buffered between readers and writer.", min=1)] = _DEFAULTS.queue_depth,
-    jobs: Annotated[int, typer.Option(help="Tables loaded at once (PostgreSQL connections).", min=1)] = _DEFAULTS.jobs,
+    jobs: Annotated[int, typer.Option(
+        "--jobs", "-j", help="Tables loaded at once (PostgreSQL connections).", min=1)] = _DEFAULTS.jobs,
     source_tz: SourceTz = _DEFAULTS.source_tz,
     strip_nul: Annotated[bool, typer.Option(
         "--strip-nul", help="Remove NUL characters from text (PostgreSQL cannot store them) instead of "
@@ -178,15 +195,23 @@ def migrate(
         tune_gc()  # the command's own process; a library caller keeps its GC settings
         stats = anyio.run(run_migrate, source, settings)
     except CopierError as exc:
+        _early_report(report, source, resolved, exc.exit_code, str(exc))
         _fail(exc, debug, resolved)
         return
     except Exception as exc:  # a bug: still one line, traceback only with --debug
+        _early_report(report, source, resolved, ExitCode.FAILED, f"internal error: {type(exc).__name__}: {exc}")
         _internal(exc, debug, resolved)
         return
     # Failures reach stderr even with --quiet: a script must be able to tell what went wrong.
     for table in stats.tables.values():
         if table.error:
             typer.echo(f"copier: error: {table.name}: {table.error}", err=True)
+    if quiet:  # without the summary, the problems it would list go to stderr
+        for table in stats.tables.values():
+            for warning in table.warnings:
+                typer.echo(f"copier: warning: {table.name}: {warning}", err=True)
+        for warning in stats.warnings:
+            typer.echo(f"copier: warning: {warning}", err=True)
     if stats.interrupted:
         typer.echo(f"copier: interrupted by {stats.interrupted}: tables in flight were rolled back; "
                    "rerun with --resume to finish", err=True)
@@ -195,12 +220,33 @@ def migrate(
         rejected = sum(t.rejected for t in stats.tables.values())
         if rejected:
             typer.echo(f"\n{rejected:,} rejected row(s) written to {reject_path(settings, source)}")
+    code = exit_code(stats)
     if report is not None:
-        document = {"source": str(source), "target": redact(resolved), "flags": settings.public(),
-                    "tables": [t.as_dict() for t in stats.tables.values()], "totals": stats.totals(),
-                    "verified": stats.verified, "warnings": stats.warnings, "notes": stats.notes}
-        report.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    raise typer.Exit(exit_code(stats))
+        _write_report(report, {
+            "copier_version": __version__, "exit_code": int(code), "source": str(source),
+            "target": redact(resolved), "flags": settings.public(),
+            "tables": [t.as_dict() for t in stats.tables.values()], "totals": stats.totals(),
+            "phases": {name: round(seconds, 3) for name, seconds in stats.phases.items()},
+            "verified": stats.verified, "warnings": stats.warnings, "notes": stats.notes})
+    raise typer.Exit(code)
+
+
+def _write_report(report: Path, document: dict[str, object]) -> None:
+    """--report FILE, or --report - for stdout."""
+    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    if str(report) == "-":
+        typer.echo(text, nl=False)
+    else:
+        report.write_text(text, encoding="utf-8")
+
+
+def _early_report(report: Path | None, source: Path | None, dsn: str | None, code: int, error: str) -> None:
+    """A run that stops before any table loads still leaves its report: what stopped it."""
+    if report is not None:
+        _write_report(report, {"copier_version": __version__, "exit_code": int(code),
+                               "source": str(source) if source else None,
+                               "target": redact(dsn) if dsn else None,
+                               "error": redact_text(error, dsn) if dsn else error})
 
 
 @app.command()

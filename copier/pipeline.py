@@ -121,7 +121,9 @@ async def migrate(path: Path, settings: Settings, progress_factory: ProgressFact
         await _load(readable, settings, plan, stats, resumed, record_state, progress_factory, path)
         if settings.verify and not stats.interrupted:
             # Against what was read: with --snapshot, the copy.
+            started = time.monotonic()
             await verify_run(readable, settings, plan, stats, reject_path(settings, path))
+            stats.phases["verify"] = time.monotonic() - started
     return stats
 
 
@@ -248,8 +250,12 @@ async def _load(readable: Path, settings: Settings, plan: MigrationPlan, stats: 
         async with anyio.create_task_group() as group:
             if threading.current_thread() is threading.main_thread():
                 group.start_soon(_stop_on_signal, run, group.cancel_scope)
+            started = time.monotonic()
             await _load_tables(run)
+            stats.phases["load"] = time.monotonic() - started
+            started = time.monotonic()
             await _add_foreign_keys(run)
+            stats.phases["foreign keys"] = time.monotonic() - started
             group.cancel_scope.cancel()  # done: stop listening for signals
     finally:
         if stats.interrupted:

@@ -72,6 +72,7 @@ class RunStats:
     finished: float | None = None
     verified: bool | None = None
     interrupted: str | None = None  # the signal that stopped the run
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per phase: load, foreign keys, verify
 
     @property
     def seconds(self) -> float:

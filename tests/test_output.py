@@ -1,0 +1,51 @@
+"""Output a person and a script can use: --version, -h, short flags, --report (also to
+stdout, and when a run fails early), and -q that hides the summary but never a problem."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from copier import __version__
+
+from .helpers import corpus_file, invoke, sqlite_db
+from .pg import Target
+
+
+def test_version_and_short_help() -> None:
+    assert invoke("--version").stdout == f"copier {__version__}\n"
+    result = invoke("migrate", "-h")
+    assert result.exit_code == 0 and "--jobs" in result.stdout and "-j" in result.stdout
+
+
+def test_short_flags_and_a_report_on_stdout(tmp_path: Path, target: Target) -> None:
+    source = corpus_file("chinook/Chinook_Sqlite.sqlite", tmp_path)
+    result = invoke("migrate", source, "--dsn", target.dsn, "--schema", target.schema, "-q", "-j", "1",
+                    "-t", "Artist", "-t", "Album", "-T", "Album", "--report", "-")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["copier_version"] == __version__ and report["exit_code"] == 0
+    assert [t["table"] for t in report["tables"]] == ["Artist"]
+    assert set(report["phases"]) == {"load", "foreign keys", "verify"}
+    assert all(seconds >= 0 for seconds in report["phases"].values())
+
+
+def test_a_run_that_fails_early_still_writes_its_report(tmp_path: Path, target: Target) -> None:
+    report = tmp_path / "r.json"
+    missing = tmp_path / "missing.db"
+    result = invoke("migrate", missing, "--dsn", target.dsn, "--report", report)
+    assert result.exit_code == 2
+    document = json.loads(report.read_text())
+    assert document["exit_code"] == 2 and document["error"] == f"{missing}: no such file"
+
+
+def test_quiet_hides_the_summary_but_not_a_problem(tmp_path: Path, target: Target) -> None:
+    # An orphan row: the foreign key cannot be added; the data still loads.
+    source = sqlite_db(tmp_path / "o.db", "CREATE TABLE p (id INTEGER PRIMARY KEY)",
+                       "CREATE TABLE c (id INTEGER PRIMARY KEY, p_id INTEGER REFERENCES p(id))",
+                       rows={"p": [(1,)], "c": [(1, 1), (2, 99)]})
+    result = invoke("migrate", source, "--dsn", target.dsn, "--schema", target.schema, "-q")
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr == ("copier: warning: c: foreign key c_p_id_fkey not added: 1 row(s) reference missing p "
+                             "rows (SQLite did not enforce it)\n")
