@@ -58,6 +58,7 @@ Casts = Annotated[list[str] | None, typer.Option(
     "--cast", help="Override the type mapping: TABLE.COLUMN=TYPE or DECLARED=TYPE, e.g. "
                    "--cast 'intege=text'. Repeatable.", show_default=False)]
 SourceTz = Annotated[str, typer.Option(help="IANA time zone of naive timestamps in the source.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of text (for scripts).")]
 
 
 def _settings(dsn: str, **values: object) -> Settings:
@@ -260,6 +261,7 @@ def plan(
     cast: Casts = None,
     source_tz: SourceTz = _DEFAULTS.source_tz,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Print the load waves and each table's column mapping; touches nothing.
 
@@ -285,6 +287,11 @@ def plan(
         return
     except Exception as exc:  # a bug: still one line, traceback only with --debug
         _internal(exc, debug, resolved)
+        return
+    if as_json:
+        from .planning import plan_document
+
+        typer.echo(json.dumps(plan_document(the_plan), indent=2, ensure_ascii=False))
         return
     typer.echo(render_plan(the_plan))
 
@@ -335,6 +342,7 @@ def verify(
     source_tz: SourceTz = _DEFAULTS.source_tz,
     strip_nul: Annotated[bool, typer.Option("--strip-nul", help="The migration used --strip-nul.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Compare every migrated table with the source: row counts and every row's content."""
     from .pipeline import verify as run_verify
@@ -343,7 +351,7 @@ def verify(
     try:
         source = _one_source(source, sqlite)
         resolved = resolve_dsn(dsn)
-        _say_target(dsn, schema)
+        _say_target(dsn, schema, quiet=as_json)
         settings = _settings(resolved, schema=schema, tables=tuple(tables or ()), exclude=tuple(exclude or ()),
                              casts=parse_casts(cast or []), source_tz=source_tz, strip_nul=strip_nul,
                              reject_file=reject_file)
@@ -354,9 +362,13 @@ def verify(
     except Exception as exc:  # a bug: still one line, traceback only with --debug
         _internal(exc, debug, resolved)
         return
+    bad = [c for c in checks if not c.ok]
+    if as_json:
+        typer.echo(json.dumps({"tables": [c.as_dict() for c in checks], "verified": len(checks) - len(bad),
+                               "differ": len(bad)}, indent=2, ensure_ascii=False))
+        raise typer.Exit(int(ExitCode.VERIFY if bad else ExitCode.OK))
     for check in checks:
         typer.echo(check.describe())
-    bad = [c for c in checks if not c.ok]
     typer.echo(f"\n{len(checks) - len(bad)} of {len(checks)} tables verified"
                + (f"; {len(bad)} differ" if bad else ""))
     raise typer.Exit(int(ExitCode.VERIFY if bad else ExitCode.OK))
@@ -434,12 +446,13 @@ def bench(
 def status(
     dsn: Dsn = None,
     schema: Annotated[str | None, typer.Option(help="Only this target schema.", show_default=False)] = None,
+    as_json: AsJson = False,
 ) -> None:
     """Show the progress recorded in the target by migrate (for --resume)."""
     resolved: str | None = None
     try:
         resolved = resolve_dsn(dsn)
-        _say_target(dsn, schema)
+        _say_target(dsn, schema, quiet=as_json)
         from .pipeline import status as read_status
 
         rows = anyio.run(read_status, resolved, schema)
@@ -448,6 +461,11 @@ def status(
         return
     except Exception as exc:  # a bug: still one line, traceback only with --debug
         _internal(exc, False, resolved)
+        return
+    if as_json:
+        typer.echo(json.dumps([{**{k: getattr(r, k) for k in r.__dataclass_fields__}, "status": r.status.value,
+                                "updated_at": r.updated_at.isoformat()} for r in rows],  # type: ignore[attr-defined]
+                              indent=2, ensure_ascii=False))
         return
     if not rows:
         typer.echo("no migration recorded" + (f" for schema {schema!r}" if schema else ""))

@@ -120,6 +120,27 @@ class MigrationPlan:
         raise KeyError(name)
 
 
+def plan_document(plan: MigrationPlan) -> dict[str, object]:
+    """The plan as JSON-ready data (`copier plan --json`)."""
+    return {
+        "schema": plan.schema,
+        "waves": [list(wave) for wave in plan.waves],
+        "tables": [{
+            "source": t.name, "target": t.target, "mode": "create" if t.create else "load into existing",
+            "rows": t.source.row_count, "after": list(t.depends_on),
+            "columns": [{"source": c.source, "declared": c.declared, "target": c.target, "type": c.type.sql,
+                         "not_null": c.not_null, "identity": c.identity, "default": c.default_sql}
+                        for c in t.columns],
+            "primary_key": {"name": t.primary_key_name, "columns": list(t.primary_key)} if t.primary_key else None,
+            "indexes": [{"name": i.name, "columns": list(i.columns), "unique": i.unique} for i in t.indexes],
+        } for t in plan.tables],
+        "foreign_keys": [{"name": f.name, "table": f.target, "columns": list(f.columns), "references": f.ref_target,
+                          "ref_columns": list(f.ref_columns)} for f in plan.foreign_keys],
+        "skipped": [{"name": name, "why": why} for name, why in plan.skipped],
+        "notes": list(plan.notes),
+    }
+
+
 def select_tables(names: Iterable[str], include: Sequence[str], exclude: Sequence[str]) -> list[str]:
     """Names matching any --tables glob (all if none) and no --exclude glob."""
     return [n for n in names

@@ -49,6 +49,11 @@ class TableCheck:
         counts = self.source_rows == self.target_rows - self.preexisting + self.rejected
         return counts and self.content_equal is not False
 
+    def as_dict(self) -> dict[str, object]:
+        return {"table": self.table, "ok": self.ok, "source_rows": self.source_rows, "target_rows": self.target_rows,
+                "rejected": self.rejected, "preexisting": self.preexisting, "content_equal": self.content_equal,
+                "differing_keys": list(self.differing_keys), "problem": self.problem}
+
     def describe(self) -> str:
         kept = f" - {self.preexisting:,} kept" if self.preexisting else ""
         line = (f"{self.table}: source {self.source_rows:,} rows, target {self.target_rows:,}{kept}, "

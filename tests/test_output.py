@@ -49,3 +49,20 @@ def test_quiet_hides_the_summary_but_not_a_problem(tmp_path: Path, target: Targe
     assert result.stdout == ""
     assert result.stderr == ("copier: warning: c: foreign key c_p_id_fkey not added: 1 row(s) reference missing p "
                              "rows (SQLite did not enforce it)\n")
+
+
+def test_plan_verify_and_status_as_json(tmp_path: Path, target: Target) -> None:
+    source = corpus_file("chinook/Chinook_Sqlite.sqlite", tmp_path)
+    plan = json.loads(invoke("plan", source, "--json").stdout)
+    assert plan["waves"][0] == ["Artist", "Employee", "Genre", "MediaType", "Playlist"]
+    track = next(t for t in plan["tables"] if t["source"] == "Track")
+    assert track["mode"] == "create" and track["rows"] == 3503 and track["after"] == ["Album", "Genre", "MediaType"]
+    assert {"source": "Milliseconds", "declared": "INTEGER", "target": "Milliseconds", "type": "bigint",
+            "not_null": True, "identity": False, "default": None} in track["columns"]
+    assert invoke("migrate", source, "--dsn", target.dsn, "--schema", target.schema, "-q").exit_code == 0
+    verified = invoke("verify", source, "--dsn", target.dsn, "--schema", target.schema, "--json")
+    checks = json.loads(verified.stdout)
+    assert verified.exit_code == 0 and checks["verified"] == 11 and checks["differ"] == 0
+    assert all(t["ok"] and t["content_equal"] for t in checks["tables"])
+    status = json.loads(invoke("status", "--dsn", target.dsn, "--schema", target.schema, "--json").stdout)
+    assert {r["source_table"]: r["status"] for r in status}["Track"] == "done" and len(status) == 11
