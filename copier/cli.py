@@ -262,6 +262,9 @@ def plan(
     source_tz: SourceTz = _DEFAULTS.source_tz,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
     as_json: AsJson = False,
+    as_sql: Annotated[bool, typer.Option(
+        "--sql", help="Print the DDL migrate would run (tables, keys, indexes, foreign keys), to read or apply.")]
+    = False,
 ) -> None:
     """Print the load waves and each table's column mapping; touches nothing.
 
@@ -292,6 +295,11 @@ def plan(
         from .planning import plan_document
 
         typer.echo(json.dumps(plan_document(the_plan), indent=2, ensure_ascii=False))
+        return
+    if as_sql:
+        from .ddl import plan_sql
+
+        typer.echo(plan_sql(the_plan), nl=False)
         return
     typer.echo(render_plan(the_plan))
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .ident import qualified, quote_ident
-from .planning import ForeignKeyPlan, IndexPlan, TablePlan
+from .planning import ForeignKeyPlan, IndexPlan, MigrationPlan, TablePlan
 
 _ACTIONS = {"NO ACTION", "RESTRICT", "CASCADE", "SET NULL", "SET DEFAULT"}
 
@@ -54,6 +54,19 @@ def add_foreign_key(schema: str, fk: ForeignKeyPlan) -> str:
     return (f"ALTER TABLE {qualified(schema, fk.target)} ADD CONSTRAINT {quote_ident(fk.name)} "
             f"FOREIGN KEY ({columns}) REFERENCES {qualified(schema, fk.ref_target)} ({ref_columns}) "
             f"ON DELETE {on_delete} ON UPDATE {on_update}")
+
+
+def plan_sql(plan: MigrationPlan) -> str:
+    """The DDL `migrate` runs for a plan, in its order, for a reviewer to read or apply by
+    hand: tables copier creates, then (after the data) keys, indexes and foreign keys.
+    Loading the data, and moving sequences past the largest id, are left to copier."""
+    statements = [f"CREATE SCHEMA IF NOT EXISTS {quote_ident(plan.schema)}"]
+    created = [t for t in plan.tables if t.create]
+    statements += [create_table(plan.schema, t) for t in created]
+    statements += [add_primary_key(plan.schema, t) for t in created if t.primary_key]
+    statements += [create_index(plan.schema, t, i) for t in created for i in t.indexes]
+    statements += [add_foreign_key(plan.schema, fk) for fk in plan.foreign_keys]
+    return ";\n\n".join(statements) + ";\n"
 
 
 def count_orphans(schema: str, fk: ForeignKeyPlan) -> str:

@@ -66,3 +66,25 @@ def test_plan_verify_and_status_as_json(tmp_path: Path, target: Target) -> None:
     assert all(t["ok"] and t["content_equal"] for t in checks["tables"])
     status = json.loads(invoke("status", "--dsn", target.dsn, "--schema", target.schema, "--json").stdout)
     assert {r["source_table"]: r["status"] for r in status}["Track"] == "done" and len(status) == 11
+
+
+def _schema_shape(target: Target, schema: str) -> tuple[object, ...]:
+    columns = target.fetch("SELECT table_name, column_name, data_type, is_nullable, is_identity, column_default "
+                           "FROM information_schema.columns WHERE table_schema = $1 ORDER BY 1, 2", schema)
+    constraints = target.fetch("SELECT conrelid::regclass::text, conname, contype::text, "
+                               "pg_get_constraintdef(oid) FROM pg_constraint WHERE connamespace = $1::regnamespace "
+                               "ORDER BY 2", schema)
+    indexes = target.fetch("SELECT tablename, indexname, replace(indexdef, $1, 'S') FROM pg_indexes "
+                           "WHERE schemaname = $2 ORDER BY 2", f'"{schema}"', schema)
+    return (tuple(map(tuple, columns)), tuple(tuple(str(v).replace(f'"{schema}".', "").replace(f"{schema}.", "")
+                                                    for v in row) for row in constraints),
+            tuple(tuple(str(v).replace(f"{schema}.", "") for v in row) for row in indexes))
+
+
+def test_plan_sql_applied_by_hand_gives_the_schema_migrate_makes(tmp_path: Path, target: Target) -> None:
+    source = corpus_file("chinook/Chinook_Sqlite.sqlite", tmp_path)
+    assert invoke("migrate", source, "--dsn", target.dsn, "--schema", target.schema, "-q").exit_code == 0
+    by_hand = target.schema + "_sql"
+    sql = invoke("plan", source, "--schema", by_hand, "--sql").stdout
+    target.execute(sql)
+    assert _schema_shape(target, by_hand) == _schema_shape(target, target.schema)
