@@ -16,7 +16,17 @@ from . import __version__
 from .dsn import describe
 from .errors import CopierError, ExitCode, UsageError
 from .planning import MigrationPlan
-from .settings import IfExists, OnError, Settings, dsn_source, parse_casts, redact, redact_text, resolve_dsn
+from .settings import (
+    Identifiers,
+    IfExists,
+    OnError,
+    Settings,
+    dsn_source,
+    parse_casts,
+    redact,
+    redact_text,
+    resolve_dsn,
+)
 
 # Every flag's default is the Settings field's: stated once, there.
 _DEFAULTS = Settings(dsn="")
@@ -58,6 +68,10 @@ Casts = Annotated[list[str] | None, typer.Option(
     "--cast", help="Override the type mapping: TABLE.COLUMN=TYPE or DECLARED=TYPE, e.g. "
                    "--cast 'intege=text'. Repeatable.", show_default=False)]
 SourceTz = Annotated[str, typer.Option(help="IANA time zone of naive timestamps in the source.")]
+Idents = Annotated[Identifiers, typer.Option(
+    "--identifiers", help="Names of the tables and columns copier creates: keep them as SQLite has them, lower "
+                          "them (select ... from track works unquoted), or snake_case them (InvoiceId -> "
+                          "invoice_id). Two names that fold to one stop the run before any data moves.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of text (for scripts).")]
 
 
@@ -115,6 +129,7 @@ def migrate(
     sqlite: Sqlite = None,
     dsn: Dsn = None,
     schema: Schema = _DEFAULTS.schema,
+    identifiers: Idents = _DEFAULTS.identifiers,
     tables: Tables = None,
     exclude: Exclude = None,
     if_exists: Annotated[IfExists, typer.Option(
@@ -182,9 +197,9 @@ def migrate(
         resolved = resolve_dsn(dsn)
         _say_target(dsn, schema, quiet)
         settings = _settings(
-            resolved, schema=schema, tables=tuple(tables or ()), exclude=tuple(exclude or ()),
-            if_exists=if_exists, truncate_cascade=truncate_cascade, on_error=on_error, reject_file=reject_file,
-            casts=parse_casts(cast or []),
+            resolved, schema=schema, identifiers=identifiers, tables=tuple(tables or ()),
+            exclude=tuple(exclude or ()), if_exists=if_exists, truncate_cascade=truncate_cascade, on_error=on_error,
+            reject_file=reject_file, casts=parse_casts(cast or []),
             batch_size=batch_size, readers=readers, queue_depth=queue_depth, jobs=jobs, source_tz=source_tz,
             **({"workers": workers} if workers else {}),
             strip_nul=strip_nul, verify=verify, report=report, quiet=quiet, resume=resume, force=force,
@@ -256,6 +271,7 @@ def plan(
     sqlite: Sqlite = None,
     dsn: Dsn = None,
     schema: Schema = _DEFAULTS.schema,
+    identifiers: Idents = _DEFAULTS.identifiers,
     tables: Tables = None,
     exclude: Exclude = None,
     cast: Casts = None,
@@ -280,8 +296,9 @@ def plan(
         except CopierError:
             if dsn:
                 raise
-        settings = _settings(resolved or "postgresql://", schema=schema, tables=tuple(tables or ()),
-                             exclude=tuple(exclude or ()), casts=parse_casts(cast or []), source_tz=source_tz)
+        settings = _settings(resolved or "postgresql://", schema=schema, identifiers=identifiers,
+                             tables=tuple(tables or ()), exclude=tuple(exclude or ()), casts=parse_casts(cast or []),
+                             source_tz=source_tz)
         from .pipeline import plan as make_the_plan
 
         the_plan = anyio.run(partial(make_the_plan, source, settings, against_target=resolved is not None))

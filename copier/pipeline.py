@@ -41,7 +41,7 @@ def plan_for(catalog: Catalog, settings: Settings, existing: Mapping[str, Existi
              reserved: Iterable[str] = ()) -> MigrationPlan:
     return build_plan(catalog, existing, schema=settings.schema, include=settings.tables,
                       exclude=settings.exclude, casts=dict(settings.casts), options=settings.value_options(),
-                      reserved=reserved)
+                      reserved=reserved, identifiers=settings.identifiers.value)
 
 
 async def make_plan(path: Path, settings: Settings, connection: asyncpg.Connection | None) -> MigrationPlan:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Context, Decimal
 from fnmatch import fnmatchcase
@@ -158,6 +158,7 @@ def build_plan(
     casts: Mapping[str, str] = {},
     options: Options | None = None,
     reserved: Iterable[str] = (),
+    identifiers: str = "keep",
 ) -> MigrationPlan:
     """Plan every selected table; raises PlanError listing every problem found.
 
@@ -181,15 +182,17 @@ def build_plan(
     # Tables, indexes, sequences and constraints backed by an index share one namespace
     # per schema: every table's name is chosen first, then the names PostgreSQL would
     # otherwise generate (users_pkey, users_id_seq) are chosen to collide with none of them.
-    matches = {name: _match_existing(name, existing) for name in tables}
+    fold = IDENTIFIER_STYLES[identifiers]
+    _check_folding(tables, fold, "tables")
+    matches = {name: _match_existing(name, existing) or _match_existing(fold(name), existing) for name in tables}
     used_names: set[str] = set(reserved) | {m.name for m in matches.values() if m is not None}
     table_targets = {}
     for name in sorted(tables):
         match = matches[name]
-        table_targets[name] = match.name if match is not None else _unique_name(name, used_names)
-        if table_targets[name] != name:
+        table_targets[name] = match.name if match is not None else _unique_name(fold(name), used_names)
+        if match is None and table_targets[name] != fold(name):
             notes.append(f"{name}: created as {table_targets[name]} "
-                         f"({'longer than 63 bytes' if _too_long(name) else 'name already taken'})")
+                         f"({'longer than 63 bytes' if _too_long(fold(name)) else 'name already taken'})")
     plans = []
     for name in sorted(tables, key=lambda n: (waves[n], n)):
         table = tables[name]
@@ -197,7 +200,7 @@ def build_plan(
         try:
             if match is None:
                 plans.append(_plan_new(table, table_targets[name], waves[name], load_after[name], casts, options,
-                                       used_names, notes))
+                                       used_names, notes, fold))
             else:
                 plans.append(_plan_existing(table, match, waves[name], load_after[name], casts))
         except PlanError as exc:
@@ -317,13 +320,15 @@ def _plan_new(
     options: Options,
     used_names: set[str],
     notes: list[str],
+    fold: Callable[[str], str],
 ) -> TablePlan:
     identity_column = table.rowid_alias
+    _check_folding({c.name: c for c in table.columns}, fold, f"columns of {table.name}")
     column_names: set[str] = set()
     columns = []
     for column in table.columns:
-        column_target = _unique_name(column.name, column_names)
-        if column_target != column.name:
+        column_target = _unique_name(fold(column.name), column_names)
+        if column_target != fold(column.name):
             notes.append(f"{table.name}.{column.name}: created as column {column_target} (longer than 63 bytes)")
         target, why = _cast_for(table, column, casts)
         if why:
@@ -432,6 +437,27 @@ def _plan_foreign_keys(
             plans.append(ForeignKeyPlan(plan.name, plan.target, name, columns, fk.ref_table, ref_target,
                                         ref_columns, fk.on_delete, fk.on_update))
     return plans
+
+
+def _snake(name: str) -> str:
+    """CustomerId -> customer_id, HTTPServer -> http_server, "Order Details" -> order_details."""
+    name = re.sub(r"[\s\-]+", "_", name.strip())
+    name = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name)
+    return re.sub(r"_+", "_", name).lower()
+
+
+# --identifiers: how the names of tables and columns copier creates are written.
+IDENTIFIER_STYLES: dict[str, Callable[[str], str]] = {"keep": lambda name: name, "lower": str.lower, "snake": _snake}
+
+
+def _check_folding(names: Iterable[str], fold: Callable[[str], str], what: str) -> None:
+    """Two names that fold to one are an error before any data moves, not a silent rename."""
+    seen: dict[str, str] = {}
+    for name in names:
+        other = seen.setdefault(fold(name), name)
+        if other != name:
+            raise PlanError(f"{what}: {other!r} and {name!r} both become {fold(name)!r}",
+                            hint="use --identifiers keep, or rename one of them in SQLite")
 
 
 def _too_long(name: str) -> bool:

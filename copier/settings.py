@@ -22,6 +22,12 @@ class IfExists(StrEnum):
     UPSERT = "upsert"  # rows whose primary key is there are updated, the others inserted
 
 
+class Identifiers(StrEnum):
+    KEEP = "keep"  # as SQLite has them: "Track", "InvoiceId" (quoted in SQL)
+    LOWER = "lower"  # track, invoiceid: what unquoted SQL means
+    SNAKE = "snake"  # track, invoice_id
+
+
 class OnError(StrEnum):
     REJECT = "reject"
     ABORT = "abort"
@@ -35,6 +41,7 @@ BUSY_TIMEOUT = 5.0
 class Settings:
     dsn: str
     schema: str = "public"
+    identifiers: Identifiers = Identifiers.KEEP  # names of the tables and columns copier creates
     tables: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     if_exists: IfExists = IfExists.FAIL

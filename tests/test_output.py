@@ -88,3 +88,13 @@ def test_plan_sql_applied_by_hand_gives_the_schema_migrate_makes(tmp_path: Path,
     sql = invoke("plan", source, "--schema", by_hand, "--sql").stdout
     target.execute(sql)
     assert _schema_shape(target, by_hand) == _schema_shape(target, target.schema)
+
+
+def test_lower_identifiers_make_the_apps_unquoted_sql_work(tmp_path: Path, target: Target) -> None:
+    source = corpus_file("chinook/Chinook_Sqlite.sqlite", tmp_path)
+    result = invoke("migrate", source, "--dsn", target.dsn, "--schema", target.schema, "-q", "--identifiers", "lower")
+    assert result.exit_code == 0, result.output
+    # What the app ran against SQLite, which ignores the case of names.
+    assert target.fetchval("select count(*) from track where albumid = 1") == 10
+    assert target.fetchval("select count(*) from invoiceline il join track t on t.trackid = il.trackid") == 2240
+    assert invoke("verify", source, "--dsn", target.dsn, "--schema", target.schema).exit_code == 0

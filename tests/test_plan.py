@@ -160,3 +160,22 @@ def test_literal_defaults_translate(default: str, declared: str, sql: str | None
 def test_untranslatable_defaults_are_dropped_with_a_note(default: str, declared: str) -> None:
     sql, note = translate_default(default, map_declared_type(declared), Options())
     assert sql is None and note is not None and "dropped" in note
+
+
+@pytest.mark.parametrize(("style", "table", "column"), [
+    ("keep", "InvoiceLine", "UnitPrice"), ("lower", "invoiceline", "unitprice"),
+    ("snake", "invoice_line", "unit_price")])
+def test_identifier_styles(style: str, table: str, column: str) -> None:
+    source = Table("InvoiceLine", (Column("InvoiceLineId", "INTEGER", pk_position=1), Column("UnitPrice", "REAL")),
+                   primary_key=("InvoiceLineId",))
+    plan = build_plan(Catalog((source,)), {}, identifiers=style)
+    (planned,) = plan.tables
+    assert planned.target == table and planned.columns[1].target == column
+
+
+def test_names_that_fold_to_one_are_an_error_before_any_data_moves() -> None:
+    with pytest.raises(PlanError, match="'Track' and 'track' both become 'track'"):
+        build_plan(Catalog((table("Track"), table("track"))), {}, identifiers="lower")
+    columns = Table("t", (Column("UnitPrice", "REAL"), Column("unit_price", "REAL")))
+    with pytest.raises(PlanError, match="columns of t: 'UnitPrice' and 'unit_price' both become 'unit_price'"):
+        build_plan(Catalog((columns,)), {}, identifiers="snake")
