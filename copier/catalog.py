@@ -75,9 +75,17 @@ class Skipped:
 
 
 @dataclass(frozen=True, slots=True)
+class View:
+    name: str
+    select: str  # the query after AS, as SQLite stores it
+    columns: tuple[str, ...] = ()  # CREATE VIEW v (a, b) AS ...: the names given
+
+
+@dataclass(frozen=True, slots=True)
 class Catalog:
     tables: tuple[Table, ...]
     skipped: tuple[Skipped, ...] = field(default=())
+    views: tuple[View, ...] = field(default=())
 
     def table(self, name: str) -> Table:
         for table in self.tables:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from enum import StrEnum
 from functools import partial
 from pathlib import Path
 from typing import Annotated
@@ -72,6 +73,14 @@ Idents = Annotated[Identifiers, typer.Option(
     "--identifiers", help="Names of the tables and columns copier creates: keep them as SQLite has them, lower "
                           "them (select ... from track works unquoted), or snake_case them (InvoiceId -> "
                           "invoice_id). Two names that fold to one stop the run before any data moves.")]
+class ViewsMode(StrEnum):
+    CREATE = "create"
+    SKIP = "skip"
+
+
+Views = Annotated[ViewsMode, typer.Option(
+    "--views", help="create: each SQLite view whose SQL PostgreSQL accepts as it is, after the tables (the others "
+                    "are listed with PostgreSQL's reason); skip: none.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of text (for scripts).")]
 
 
@@ -130,6 +139,7 @@ def migrate(
     dsn: Dsn = None,
     schema: Schema = _DEFAULTS.schema,
     identifiers: Idents = _DEFAULTS.identifiers,
+    views: Views = ViewsMode.CREATE,
     tables: Tables = None,
     exclude: Exclude = None,
     if_exists: Annotated[IfExists, typer.Option(
@@ -197,7 +207,8 @@ def migrate(
         resolved = resolve_dsn(dsn)
         _say_target(dsn, schema, quiet)
         settings = _settings(
-            resolved, schema=schema, identifiers=identifiers, tables=tuple(tables or ()),
+            resolved, schema=schema, identifiers=identifiers, views=views is ViewsMode.CREATE,
+            tables=tuple(tables or ()),
             exclude=tuple(exclude or ()), if_exists=if_exists, truncate_cascade=truncate_cascade, on_error=on_error,
             reject_file=reject_file, casts=parse_casts(cast or []),
             batch_size=batch_size, readers=readers, queue_depth=queue_depth, jobs=jobs, source_tz=source_tz,
@@ -272,6 +283,7 @@ def plan(
     dsn: Dsn = None,
     schema: Schema = _DEFAULTS.schema,
     identifiers: Idents = _DEFAULTS.identifiers,
+    views: Views = ViewsMode.CREATE,
     tables: Tables = None,
     exclude: Exclude = None,
     cast: Casts = None,
@@ -297,6 +309,7 @@ def plan(
             if dsn:
                 raise
         settings = _settings(resolved or "postgresql://", schema=schema, identifiers=identifiers,
+                             views=views is ViewsMode.CREATE,
                              tables=tuple(tables or ()), exclude=tuple(exclude or ()), casts=parse_casts(cast or []),
                              source_tz=source_tz)
         from .pipeline import plan as make_the_plan
@@ -345,6 +358,9 @@ def render_plan(the_plan: MigrationPlan) -> str:
         lines += ["", "Foreign keys, added after all tables:"]
         lines += [f"  {fk.name}: {fk.target}({', '.join(fk.columns)}) -> {fk.ref_target}({', '.join(fk.ref_columns)})"
                   for fk in the_plan.foreign_keys]
+    if the_plan.views:
+        lines += ["", "Views, created after the tables if PostgreSQL accepts their SQL as it is:"]
+        lines += [f"  {v.name} -> {the_plan.schema}.{v.target}" for v in the_plan.views]
     if the_plan.skipped:
         lines += ["", "Skipped:"] + [f"  {name}: {why}" for name, why in the_plan.skipped]
     if the_plan.notes:

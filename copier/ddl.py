@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .ident import qualified, quote_ident
-from .planning import ForeignKeyPlan, IndexPlan, MigrationPlan, TablePlan
+from .planning import ForeignKeyPlan, IndexPlan, MigrationPlan, TablePlan, ViewPlan
 
 _ACTIONS = {"NO ACTION", "RESTRICT", "CASCADE", "SET NULL", "SET DEFAULT"}
 
@@ -66,7 +66,17 @@ def plan_sql(plan: MigrationPlan) -> str:
     statements += [add_primary_key(plan.schema, t) for t in created if t.primary_key]
     statements += [create_index(plan.schema, t, i) for t in created for i in t.indexes]
     statements += [add_foreign_key(plan.schema, fk) for fk in plan.foreign_keys]
+    if plan.views:
+        statements.append(f"SET search_path TO {quote_ident(plan.schema)}")
+        statements += [create_view(plan.schema, v) for v in plan.views]
     return ";\n\n".join(statements) + ";\n"
+
+
+def create_view(schema: str, view: ViewPlan) -> str:
+    """SQLite's query as it is; run with the search path on the target schema, so that its
+    unqualified names find the migrated tables."""
+    columns = f" ({', '.join(quote_ident(c) for c in view.columns)})" if view.columns else ""
+    return f"CREATE VIEW {qualified(schema, view.target)}{columns} AS {view.select}"
 
 
 def count_orphans(schema: str, fk: ForeignKeyPlan) -> str:

@@ -19,7 +19,7 @@ from . import ddl, source, state, target
 from .catalog import Catalog
 from .errors import ExitCode, SourceError, TargetError, VerifyError
 from .faults import describe_pg_error
-from .ident import qualified
+from .ident import qualified, quote_ident
 from .planning import ExistingTable, MigrationPlan, TablePlan, build_plan
 from .progress import Progress, make_progress
 from .rejects import RejectLog
@@ -41,7 +41,7 @@ def plan_for(catalog: Catalog, settings: Settings, existing: Mapping[str, Existi
              reserved: Iterable[str] = ()) -> MigrationPlan:
     return build_plan(catalog, existing, schema=settings.schema, include=settings.tables,
                       exclude=settings.exclude, casts=dict(settings.casts), options=settings.value_options(),
-                      reserved=reserved, identifiers=settings.identifiers.value)
+                      reserved=reserved, identifiers=settings.identifiers.value, views=settings.views)
 
 
 async def make_plan(path: Path, settings: Settings, connection: asyncpg.Connection | None) -> MigrationPlan:
@@ -256,6 +256,8 @@ async def _load(readable: Path, settings: Settings, plan: MigrationPlan, stats: 
             started = time.monotonic()
             await _add_foreign_keys(run)
             stats.phases["foreign keys"] = time.monotonic() - started
+            if plan.views:
+                await _create_views(run)
             group.cancel_scope.cancel()  # done: stop listening for signals
     finally:
         if stats.interrupted:
@@ -331,6 +333,29 @@ async def _add_foreign_keys(run: Run) -> None:
                     "(SQLite did not enforce it)")
             except asyncpg.PostgresError as exc:
                 child.warnings.append(f"foreign key {fk.name} not added: {describe_pg_error(exc)}")
+
+
+async def _create_views(run: Run) -> None:
+    """Each view whose SQL PostgreSQL accepts as it is; the others are listed with
+    PostgreSQL's reason. Views over views: passes until one creates nothing new."""
+    waiting = list(run.plan.views)
+    reasons: dict[str, str] = {}
+    async with run.pool.acquire() as connection:
+        while waiting:
+            created = []
+            for view in waiting:
+                try:
+                    async with connection.transaction():
+                        await connection.execute(f"SET LOCAL search_path TO {quote_ident(run.plan.schema)}")
+                        await connection.execute(ddl.create_view(run.plan.schema, view))
+                    created.append(view)
+                    run.stats.notes.append(f"view {view.name} created as {run.plan.schema}.{view.target}")
+                except asyncpg.PostgresError as exc:
+                    reasons[view.name] = describe_pg_error(exc)
+            if not created:
+                break
+            waiting = [v for v in waiting if v not in created]
+    run.stats.notes += [f"view {v.name} not created: PostgreSQL refused its SQL: {reasons[v.name]}" for v in waiting]
 
 
 def exit_code(stats: RunStats) -> int:

@@ -101,12 +101,21 @@ class TablePlan:
 
 
 @dataclass(frozen=True, slots=True)
+class ViewPlan:
+    name: str  # in SQLite
+    target: str
+    select: str  # SQLite's query, as it is: created only if PostgreSQL accepts it
+    columns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class MigrationPlan:
     schema: str
     tables: tuple[TablePlan, ...]  # in wave order
     foreign_keys: tuple[ForeignKeyPlan, ...]  # added once every table is loaded
     skipped: tuple[tuple[str, str], ...]  # (name, why)
     notes: tuple[str, ...]
+    views: tuple[ViewPlan, ...] = ()  # created after the tables, each only if PostgreSQL accepts its SQL
 
     @property
     def waves(self) -> tuple[tuple[str, ...], ...]:
@@ -159,6 +168,7 @@ def build_plan(
     options: Options | None = None,
     reserved: Iterable[str] = (),
     identifiers: str = "keep",
+    views: bool = True,
 ) -> MigrationPlan:
     """Plan every selected table; raises PlanError listing every problem found.
 
@@ -211,7 +221,17 @@ def build_plan(
     if problems:
         more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
         raise PlanError(problems[0] + more, hint=None if len(problems) == 1 else "; ".join(problems[1:4]))
-    return MigrationPlan(schema, tuple(plans), tuple(foreign_keys), tuple(skipped), tuple(notes))
+    view_plans: list[ViewPlan] = []
+    for view in catalog.views:
+        if not views:
+            skipped.append((view.name, "view: not created (--views skip)"))
+        elif include and not any(fnmatchcase(view.name, p) for p in include) or \
+                any(fnmatchcase(view.name, p) for p in exclude):
+            skipped.append((view.name, "view: excluded"))
+        else:
+            view_plans.append(ViewPlan(view.name, _unique_name(fold(view.name), used_names), view.select,
+                                       tuple(map(fold, view.columns))))
+    return MigrationPlan(schema, tuple(plans), tuple(foreign_keys), tuple(skipped), tuple(notes), tuple(view_plans))
 
 
 def _dependencies(table: Table, selected: Mapping[str, Table]) -> tuple[str, ...]:

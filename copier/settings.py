@@ -42,6 +42,7 @@ class Settings:
     dsn: str
     schema: str = "public"
     identifiers: Identifiers = Identifiers.KEEP  # names of the tables and columns copier creates
+    views: bool = True  # create each SQLite view whose SQL PostgreSQL accepts
     tables: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     if_exists: IfExists = IfExists.FAIL

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import aiosqlite
 
-from .catalog import Catalog, Column, ForeignKey, Index, Skipped, Table
+from .catalog import Catalog, Column, ForeignKey, Index, Skipped, Table, View
 from .errors import SourceError
 from .ident import quote_sqlite
 from .settings import BUSY_TIMEOUT
@@ -21,7 +21,7 @@ from .settings import BUSY_TIMEOUT
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
 _TABLE_LIST = "SELECT name, type, wr FROM pragma_table_list WHERE schema = 'main'"
-_MASTER = "SELECT name, sql FROM sqlite_master WHERE type = 'table'"
+_MASTER = "SELECT name, sql FROM sqlite_master WHERE type IN ('table', 'view')"
 _COLUMNS = 'SELECT name, type, "notnull", dflt_value, pk, hidden FROM pragma_table_xinfo(?) ORDER BY cid'
 _FOREIGN_KEYS = (
     'SELECT id, seq, "table", "from", "to", on_update, on_delete '
@@ -150,11 +150,16 @@ async def read_catalog(connection: aiosqlite.Connection) -> Catalog:
     sequences = await _autoincrement_sequences(connection, sql_by_name)
     tables: list[Table] = []
     skipped: list[Skipped] = []
+    views: list[View] = []
     for name, kind, without_rowid in await _rows(connection, _TABLE_LIST):
         if name.startswith("sqlite_"):
             continue  # SQLite's own bookkeeping (sqlite_sequence, sqlite_stat1, ...)
         if kind == "view":
-            skipped.append(Skipped(name, "view", "views are not copied"))
+            view = _view(name, sql_by_name.get(name, ""))
+            if view is None:
+                skipped.append(Skipped(name, "view", "its CREATE VIEW statement could not be read"))
+            else:
+                views.append(view)
         elif kind == "virtual":
             module = _module(sql_by_name.get(name, ""))
             try:
@@ -166,7 +171,8 @@ async def read_catalog(connection: aiosqlite.Connection) -> Catalog:
             skipped.append(Skipped(name, "shadow table", "belongs to a virtual table"))
         elif kind == "table":
             tables.append(await _read_table(connection, name, bool(without_rowid), sequences))
-    return Catalog(tuple(sorted(tables, key=lambda t: t.name)), tuple(sorted(skipped, key=lambda s: s.name)))
+    return Catalog(tuple(sorted(tables, key=lambda t: t.name)), tuple(sorted(skipped, key=lambda s: s.name)),
+                   tuple(sorted(views, key=lambda v: v.name)))
 
 
 async def _autoincrement_sequences(
@@ -227,6 +233,22 @@ async def _read_table(
         notes=tuple(notes),
         virtual_module=module,
     )
+
+
+# CREATE [TEMP] VIEW [IF NOT EXISTS] name [(columns)] AS select
+_CREATE_VIEW = re.compile(
+    r"^\s*CREATE\s+(?:TEMP(?:ORARY)?\s+)?VIEW\s+(?:IF\s+NOT\s+EXISTS\s+)?"
+    r"(?:\"(?:[^\"]|\"\")*\"|\[[^\]]*\]|`[^`]*`|[^\s(]+)\s*(?:\((?P<columns>[^)]*)\))?\s*AS\s+(?P<select>.*)$",
+    re.IGNORECASE | re.DOTALL)
+
+
+def _view(name: str, sql: str) -> View | None:
+    match = _CREATE_VIEW.match(sql)
+    if match is None:
+        return None
+    listed = match.group("columns")
+    columns = tuple(c.strip().strip('"[]`') for c in listed.split(",")) if listed else ()
+    return View(name, match.group("select").strip().rstrip(";"), columns)
 
 
 _STORAGE_CLASSES = ("integer", "real", "text", "blob")

@@ -136,13 +136,32 @@ def test_chinook_values_keys_and_sequences(tmp_path: Path, target: Target) -> No
     assert new_id == 276
 
 
-def test_views_are_listed_as_skipped(tmp_path: Path, target: Target) -> None:
+def test_views_postgres_accepts_are_created_the_others_listed_with_its_reason(tmp_path: Path,
+                                                                             target: Target) -> None:
+    import json
+
     source = corpus_file("pgloader/matviews.sqlite", tmp_path)
     result = migrate(target, source, "--report", tmp_path / "r.json")
     assert result.exit_code == 0
+    notes = json.loads((tmp_path / "r.json").read_text())["notes"]
+    assert f"view active_products created as {target.schema}.active_products" in notes
+    # The view's own query against the migrated table, as SQLite answered it (written out).
+    assert sorted(tuple(r) for r in target.fetch("SELECT id, name FROM cheap_products")) == \
+        sorted(tuple(r) for r in target.fetch("SELECT id, name FROM products WHERE price < 10.0"))
+    assert target.count("active_products") == target.fetchval("SELECT count(*) FROM products WHERE active = 1")
+
+    other = corpus_file("duckdb/unsupported_view.db", tmp_path)
+    result = migrate(target, other, "--report", tmp_path / "r2.json")
+    notes = json.loads((tmp_path / "r2.json").read_text())["notes"]
+    assert any(n.startswith("view ts not created: PostgreSQL refused its SQL: function unixepoch(") for n in notes)
+
+
+def test_views_skip_keeps_them_out(tmp_path: Path, target: Target) -> None:
     import json
 
+    source = corpus_file("pgloader/matviews.sqlite", tmp_path)
+    result = migrate(target, source, "--views", "skip", "--report", tmp_path / "r.json")
+    assert result.exit_code == 0
     notes = json.loads((tmp_path / "r.json").read_text())["notes"]
-    assert "skipped active_products: view: views are not copied" in notes
-    assert "skipped cheap_products: view: views are not copied" in notes
+    assert "skipped active_products: view: not created (--views skip)" in notes
     assert not target.exists("active_products")
