@@ -152,6 +152,9 @@ def migrate(
     on_error: Annotated[OnError, typer.Option(
         help="A row that cannot be loaded: reject it to the reject file and go on, or abort its table.")]
     = _DEFAULTS.on_error,
+    max_rejects: Annotated[int | None, typer.Option(
+        help="Fail a table (rolled back) once more than N of its rows are rejected.", min=0,
+        show_default=False)] = None,
     reject_file: Annotated[Path | None, typer.Option(
         help="Where rejected rows go (JSON lines). Default: ./<source name>.rejects.jsonl",
         show_default=False)] = None,
@@ -210,7 +213,7 @@ def migrate(
             resolved, schema=schema, identifiers=identifiers, views=views is ViewsMode.CREATE,
             tables=tuple(tables or ()),
             exclude=tuple(exclude or ()), if_exists=if_exists, truncate_cascade=truncate_cascade, on_error=on_error,
-            reject_file=reject_file, casts=parse_casts(cast or []),
+            reject_file=reject_file, max_rejects=max_rejects, casts=parse_casts(cast or []),
             batch_size=batch_size, readers=readers, queue_depth=queue_depth, jobs=jobs, source_tz=source_tz,
             **({"workers": workers} if workers else {}),
             strip_nul=strip_nul, verify=verify, report=report, quiet=quiet, resume=resume, force=force,
@@ -521,6 +524,28 @@ def status(
 
 def _n(value: int | None) -> str:
     return "" if value is None else f"{value:,}"
+
+
+@app.command()
+def clean(
+    dsn: Dsn = None,
+    schema: Schema = _DEFAULTS.schema,
+) -> None:
+    """Remove what copier left in the target for itself (staging tables, progress records); never your tables."""
+    resolved: str | None = None
+    try:
+        resolved = resolve_dsn(dsn)
+        _say_target(dsn, schema)
+        from .pipeline import clean as run_clean
+
+        removed = anyio.run(run_clean, resolved, schema)
+    except CopierError as exc:
+        _fail(exc, False, resolved)
+        return
+    except Exception as exc:  # a bug: still one line, traceback only with --debug
+        _internal(exc, False, resolved)
+        return
+    typer.echo("\n".join(f"removed {what}" for what in removed) if removed else "nothing to remove")
 
 
 @app.command()

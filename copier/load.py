@@ -36,6 +36,7 @@ class LoadSpec:
     queue_depth: int
     on_error: OnError
     busy_timeout: float
+    max_rejects: int | None = None
 
 
 @dataclass(slots=True)
@@ -59,7 +60,7 @@ async def load_rows(
     spec: LoadSpec, connection: asyncpg.Connection, rejects: RejectSink, advance: Callable[[int], None],
 ) -> LoadCounts:
     """Load the spec's rows inside the caller's transaction."""
-    writer = TableWriter(connection, spec.schema, spec.table, rejects, spec.on_error)
+    writer = TableWriter(connection, spec.schema, spec.table, rejects, spec.on_error, spec.max_rejects)
     counts = LoadCounts()
 
     def tally(page: ConvertedPage) -> ConvertedPage:

@@ -26,7 +26,7 @@ from .rejects import RejectLog
 from .resume import Need, TableState, interrupted, resume_needs
 from .settings import IfExists, Settings
 from .stats import RunStats, TableStats, TableStatus
-from .tableload import Run, load_table, mark_interrupted, staging_name
+from .tableload import STAGING_PREFIX, Run, load_table, mark_interrupted, staging_name
 from .verification import TableCheck, verify_run, verify_tables
 
 ProgressFactory = Callable[[int, bool], Progress]
@@ -78,6 +78,22 @@ async def status(dsn: str, schema: str | None = None) -> list[TableState]:
     """The progress `migrate` recorded in the target (per table, for --resume)."""
     async with target.connected(dsn) as connection:
         return await state.read(connection, schema)
+
+
+async def clean(dsn: str, schema: str) -> list[str]:
+    """Remove what copier left in the target for itself: staging tables of a run that was
+    killed, and its progress records for `schema` (the `copier` schema once empty). The
+    migrated tables are the user's and stay. Returns what was removed."""
+    removed = []
+    async with target.connected(dsn) as connection:
+        for (name,) in await connection.fetch("SELECT tablename FROM pg_tables WHERE schemaname = $1 AND "
+                                              "tablename LIKE $2", schema, STAGING_PREFIX.replace("_", "\\_") + "%"):
+            await connection.execute(f"DROP TABLE {qualified(schema, name)}")
+            removed.append(f"staging table {schema}.{name}")
+        recorded = await state.forget(connection, schema)
+        if recorded:
+            removed.append(f"{recorded} progress record(s) of schema {schema} in copier.tables")
+    return removed
 
 
 def reject_path(settings: Settings, source_path: Path) -> Path:

@@ -59,6 +59,7 @@ class Settings:
     strip_nul: bool = False
     verify: bool = True
     retries: int = 3
+    max_rejects: int | None = None  # more rejected rows in a table than this fail it
     resume: bool = False
     force: bool = False
     snapshot: bool = False

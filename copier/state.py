@@ -68,6 +68,17 @@ def plan_fingerprint(plan: MigrationPlan, settings: Settings) -> str:
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:32]
 
 
+async def forget(connection: asyncpg.Connection, schema: str) -> int:
+    """Remove what the state table records for `schema`, and the state schema itself once
+    it records nothing. Returns the rows removed."""
+    if not await connection.fetchval("SELECT to_regclass('copier.tables') IS NOT NULL"):
+        return 0
+    removed = int((await connection.execute("DELETE FROM copier.tables WHERE target_schema = $1", schema)).split()[-1])
+    if not await connection.fetchval("SELECT EXISTS (SELECT 1 FROM copier.tables)"):
+        await connection.execute("DROP SCHEMA copier CASCADE")
+    return removed
+
+
 async def ensure(connection: asyncpg.Connection) -> None:
     await connection.execute(_CREATE)
 

@@ -29,6 +29,7 @@ from .settings import IfExists, Settings, redact_text
 from .source import ChangeWatch
 from .stats import RunStats, TableStats, TableStatus
 from .worker import load_chunk
+from .writer import check_max_rejects
 
 STAGING_PREFIX = "_copier_load_"
 
@@ -169,7 +170,7 @@ async def _record(run: Run, table: TablePlan, status: TableStatus, *, connection
 def _spec(run: Run, table: TablePlan, ranges: Sequence[KeyRange | None]) -> LoadSpec:
     settings = run.settings
     return LoadSpec(run.path, run.plan.schema, table, tuple(ranges), settings.value_options(), settings.batch_size,
-                    settings.queue_depth, settings.on_error, settings.busy_timeout)
+                    settings.queue_depth, settings.on_error, settings.busy_timeout, settings.max_rejects)
 
 
 def _in_parallel(run: Run, table: TablePlan) -> bool:
@@ -258,6 +259,7 @@ async def _load_parallel(
                     group.start_soon(load, key_range)
         except BaseExceptionGroup as group_error:
             raise first_error(group_error) from None
+        check_max_rejects(table.name, counts.rejected, run.settings.max_rejects)  # over all chunks
         _check_unchanged(run, table, version)
         async with connection.transaction():
             # The identity's sequence already has its final name (the plan's), not the staging table's.

@@ -24,6 +24,7 @@ class TableWriter:
     plan: TablePlan
     rejects: RejectSink
     on_error: OnError
+    max_rejects: int | None = None  # more rejected rows than this fail the table
     rejected: int = 0  # rows this writer sent to `rejects`
     # Rows the converters refused while streaming, logged only once the COPY succeeded:
     # if PostgreSQL refuses a row, the table is loaded again and they are found again.
@@ -145,4 +146,12 @@ class TableWriter:
                             table=self.plan.name, column=column, row=key)
         self.rejects.add(self.plan.name, key, column, value, reason)
         self.rejected += 1
+        check_max_rejects(self.plan.name, self.rejected, self.max_rejects)
+
+
+def check_max_rejects(table: str, rejected: int, limit: int | None) -> None:
+    if limit is not None and rejected > limit:
+        raise LoadError(f"table {table}: more than {limit:,} rows rejected (--max-rejects)",
+                        hint="see the reason in the first rows of the error; raise --max-rejects to load anyway",
+                        table=table)
 

@@ -129,3 +129,31 @@ def test_worker_processes_did_the_loading(tmp_path: Path, target: Target) -> Non
     other = Target(target.dsn, target.schema + "_1")
     assert migrate(other, source, "--workers", "1", "--report", one_process).exit_code == 0
     assert json.loads(one_process.read_text())["tables"][0]["worker_chunks"] == 0
+
+
+def test_max_rejects_fails_the_table_past_the_limit(tmp_path: Path, target: Target) -> None:
+    rows = [(i, "2021-03-04" if i % 10 else "bad") for i in range(1, 101)]  # 10 bad dates
+    source = sqlite_db(tmp_path / "r.db", "CREATE TABLE t (id INTEGER PRIMARY KEY, d DATE)", rows={"t": rows})
+    within = migrate(target, source, "--max-rejects", "10")
+    assert within.exit_code == 3 and target.count("t") == 90
+    other = Target(target.dsn, target.schema + "_x")
+    over = migrate(other, source, "--max-rejects", "9")
+    assert over.exit_code == 1
+    assert "copier: error: t: table t: more than 9 rows rejected (--max-rejects)" in over.stderr
+    assert not other.exists("t")
+
+
+def test_clean_removes_what_copier_left_and_nothing_else(tmp_path: Path, target: Target) -> None:
+    source = sqlite_db(tmp_path / "c.db", "CREATE TABLE t (id INTEGER PRIMARY KEY)", rows={"t": [(1,)]})
+    assert migrate(target, source).exit_code == 0
+    target.execute(f'CREATE TABLE "{target.schema}"."_copier_load_0123456789abcdef" (id int)')  # as after a SIGKILL
+    result = invoke("clean", "--dsn", target.dsn, "--schema", target.schema)
+    assert result.exit_code == 0, result.output
+    assert f"removed staging table {target.schema}._copier_load_0123456789abcdef" in result.stdout
+    assert f"removed 1 progress record(s) of schema {target.schema} in copier.tables" in result.stdout
+    assert target.count("t") == 1  # the user's table stays
+    assert not target.exists("_copier_load_0123456789abcdef")
+    # Other schemas' records (other tests) may keep copier.tables; none of this schema's remain.
+    if target.fetchval("SELECT to_regclass('copier.tables') IS NOT NULL"):
+        assert target.fetchval("SELECT count(*) FROM copier.tables WHERE target_schema = $1", target.schema) == 0
+    assert "nothing to remove" in invoke("clean", "--dsn", target.dsn, "--schema", target.schema).stdout
