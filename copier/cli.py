@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from enum import StrEnum
 from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import anyio
 import typer
@@ -101,11 +102,12 @@ def _fail(exc: CopierError, debug: bool, dsn: str | None) -> None:
     raise typer.Exit(int(exc.exit_code))
 
 
-def _say_target(flag: str | None, schema: str | None, quiet: bool = False) -> None:
+def _say_target(flag: str | None, schema: str | None, quiet: bool = False, origin: str | None = None) -> None:
     """The first line of a command that touches PostgreSQL: where, and where that came from."""
     if quiet:
         return
-    url, origin = dsn_source(flag)
+    url, found_in = dsn_source(flag)
+    origin = origin or found_in
     where = describe(url, os.environ)
     typer.echo(f"target: {where}" + (f", schema {schema}" if schema else "") + f" (from {origin})")
 
@@ -140,6 +142,9 @@ def migrate(
     schema: Schema = _DEFAULTS.schema,
     identifiers: Idents = _DEFAULTS.identifiers,
     views: Views = ViewsMode.CREATE,
+    embedded: Annotated[bool, typer.Option(
+        "--embedded", help="Migrate into a local PostgreSQL copier starts (no server needed; kept between runs; "
+                           "see copier embedded). Needs pip install 'sqlite2pg-copier[embedded]'.")] = False,
     tables: Tables = None,
     exclude: Exclude = None,
     if_exists: Annotated[IfExists, typer.Option(
@@ -207,8 +212,14 @@ def migrate(
     resolved: str | None = None
     try:
         source = _one_source(source, sqlite)
+        if embedded:
+            if dsn:
+                raise UsageError("--embedded and --dsn both name a target", hint="give one")
+            from .embedded import start
+
+            dsn = start()
         resolved = resolve_dsn(dsn)
-        _say_target(dsn, schema, quiet)
+        _say_target(dsn, schema, quiet, "the embedded PostgreSQL; copier embedded psql" if embedded else None)
         settings = _settings(
             resolved, schema=schema, identifiers=identifiers, views=views is ViewsMode.CREATE,
             tables=tuple(tables or ()),
@@ -552,6 +563,55 @@ def clean(
 def version() -> None:
     """Print copier's version."""
     typer.echo(__version__)
+
+
+embedded_app = typer.Typer(help="The local PostgreSQL of migrate --embedded: start, stop, status, psql.",
+                           no_args_is_help=True)
+app.add_typer(embedded_app, name="embedded")
+
+
+_T = TypeVar("_T")
+
+
+def _embedded(action: Callable[[], _T]) -> _T:
+    try:
+        return action()
+    except CopierError as exc:
+        _fail(exc, False, None)
+        raise  # _fail exits; here for the type checker
+
+
+@embedded_app.command("start")
+def embedded_start() -> None:
+    """Start it (if it is not running) and print its DSN."""
+    from . import embedded
+
+    typer.echo(_embedded(embedded.start))
+
+
+@embedded_app.command("stop")
+def embedded_stop() -> None:
+    """Stop it; the data stays in its data directory."""
+    from . import embedded
+
+    typer.echo("stopped" if _embedded(embedded.stop) else "not running")
+
+
+@embedded_app.command("status")
+def embedded_status() -> None:
+    """Running or not, and where its data is."""
+    from . import embedded
+
+    state = "running" if _embedded(embedded.running) else "not running"
+    typer.echo(f"{state}; data in {embedded.data_directory()}")
+
+
+@embedded_app.command("psql")
+def embedded_psql() -> None:
+    """Print the psql command that connects to it (starting it if needed)."""
+    from . import embedded
+
+    typer.echo(f'psql "{_embedded(embedded.start)}"')
 
 
 def main() -> None:

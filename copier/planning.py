@@ -229,8 +229,12 @@ def build_plan(
                 any(fnmatchcase(view.name, p) for p in exclude):
             skipped.append((view.name, "view: excluded"))
         else:
-            view_plans.append(ViewPlan(view.name, _unique_name(fold(view.name), used_names), view.select,
-                                       tuple(map(fold, view.columns))))
+            # Its own name, even if taken: a rerun replaces the view it made (CREATE OR REPLACE);
+            # only one of this plan's tables pushes it aside.
+            target = fold(view.name)
+            if target in table_targets.values():
+                target = _unique_name(target, used_names)
+            view_plans.append(ViewPlan(view.name, target, view.select, tuple(map(fold, view.columns))))
     return MigrationPlan(schema, tuple(plans), tuple(foreign_keys), tuple(skipped), tuple(notes), tuple(view_plans))
 
 
