@@ -134,12 +134,19 @@ async def migrate(path: Path, settings: Settings, progress_factory: ProgressFact
             stats.finished = time.monotonic()
             return stats
         plan, resumed, record_state = await _prepare_target(readable, path, catalog, settings, stats)
-        await _load(readable, settings, plan, stats, resumed, record_state, progress_factory, path)
-        if settings.verify and not stats.interrupted:
-            # Against what was read: with --snapshot, the copy.
-            started = time.monotonic()
-            await verify_run(readable, settings, plan, stats, reject_path(settings, path))
-            stats.phases["verify"] = time.monotonic() - started
+        factory = progress_factory or (lambda total, quiet: make_progress(total, quiet=quiet))
+        progress = factory(sum(t.source.row_count for t in plan.tables), settings.quiet)
+        try:
+            await _load(readable, settings, plan, stats, resumed, record_state, progress, path)
+            if settings.verify and not stats.interrupted:
+                # Against what was read: with --snapshot, the copy.
+                started = time.monotonic()
+                loaded = sum(t.status is TableStatus.DONE for t in stats.tables.values())
+                progress.note(f"copier: verifying {loaded} table(s)")
+                await verify_run(readable, settings, plan, stats, reject_path(settings, path))
+                stats.phases["verify"] = time.monotonic() - started
+        finally:
+            progress.close()
     return stats
 
 
@@ -253,11 +260,8 @@ async def _prepare_existing(
 
 async def _load(readable: Path, settings: Settings, plan: MigrationPlan, stats: RunStats,
                 resumed: dict[str, TableState], record_state: bool,
-                progress_factory: ProgressFactory | None,
-                original: Path) -> None:
+                progress: Progress, original: Path) -> None:
     rejects = RejectLog(reject_path(settings, original), append=settings.resume)
-    factory = progress_factory or (lambda total, quiet: make_progress(total, quiet=quiet))
-    progress = factory(sum(t.source.row_count for t in plan.tables), settings.quiet)
     pool = await target.create_pool(settings.dsn, settings.jobs)
     watch = source.ChangeWatch(readable)
     run = Run(readable, settings, plan, pool, stats, rejects, progress, watch, record_state,
@@ -270,6 +274,8 @@ async def _load(readable: Path, settings: Settings, plan: MigrationPlan, stats: 
             await _load_tables(run)
             stats.phases["load"] = time.monotonic() - started
             started = time.monotonic()
+            if run.plan.foreign_keys:
+                progress.note(f"copier: adding {len(run.plan.foreign_keys)} foreign key(s)")
             await _add_foreign_keys(run)
             stats.phases["foreign keys"] = time.monotonic() - started
             if plan.views:
@@ -278,7 +284,6 @@ async def _load(readable: Path, settings: Settings, plan: MigrationPlan, stats: 
     finally:
         if stats.interrupted:
             mark_interrupted(stats)
-        progress.close()
         rejects.close()
         watch.close()
         with anyio.CancelScope(shield=True):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from typing import Protocol
 
 from tqdm import tqdm
@@ -37,6 +38,37 @@ class NullProgress:
     def note(self, line: str) -> None:
         if not self._quiet:
             print(line, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+class _LineBar:
+    def __init__(self, name: str, total: int) -> None:
+        self._name, self._total, self._done, self._started = name, total, 0, time.monotonic()
+        _line(f"copier: {name}: loading {total:,} rows")
+
+    def advance(self, rows: int) -> None:
+        self._done += rows
+
+    def close(self) -> None:
+        _line(f"copier: {self._name}: {self._done:,} of {self._total:,} rows in "
+              f"{time.monotonic() - self._started:.1f} s")
+
+
+def _line(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+class LineProgress:
+    """Where stderr is not a terminal (CI, nohup, a pipe): a line per table and per phase,
+    so a long run shows it is moving without bars."""
+
+    def table(self, name: str, total: int) -> TableBar:
+        return _LineBar(name, total)
+
+    def note(self, line: str) -> None:
+        _line(line)
 
     def close(self) -> None:
         pass
@@ -80,6 +112,8 @@ class TqdmProgress:
 
 
 def make_progress(total_rows: int, *, quiet: bool) -> Progress:
-    if quiet or not sys.stderr.isatty():
+    if quiet:
         return NullProgress(quiet)
+    if not sys.stderr.isatty():
+        return LineProgress()
     return TqdmProgress(total_rows)

@@ -98,3 +98,17 @@ def test_lower_identifiers_make_the_apps_unquoted_sql_work(tmp_path: Path, targe
     assert target.fetchval("select count(*) from track where albumid = 1") == 10
     assert target.fetchval("select count(*) from invoiceline il join track t on t.trackid = il.trackid") == 2240
     assert invoke("verify", source, "--dsn", target.dsn, "--schema", target.schema).exit_code == 0
+
+
+def test_not_on_a_terminal_progress_comes_as_lines(tmp_path: Path, target: Target) -> None:
+    import subprocess
+    import sys
+
+    source = corpus_file("chinook/Chinook_Sqlite.sqlite", tmp_path)
+    done = subprocess.run([sys.executable, "-m", "copier", "migrate", str(source), "--dsn", target.dsn,
+                           "--schema", target.schema], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert "copier: Artist: loading 275 rows" in lines
+    assert any(line.startswith("copier: Artist: 275 of 275 rows in ") for line in lines)
+    assert lines[-2:] == ["copier: adding 11 foreign key(s)", "copier: verifying 11 table(s)"]
