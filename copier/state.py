@@ -1,5 +1,5 @@
 """Progress recorded in the target, so that an interrupted run can be resumed: one row per
-table in copier.tables, with the fingerprints of the source and of the plan it was loaded
+table in copier.tables (or --state-schema's), with the fingerprints of the source and of the plan it was loaded
 under. A table's 'loaded' row commits in the same transaction as its data."""
 
 from __future__ import annotations
@@ -9,14 +9,18 @@ import json
 
 import asyncpg
 
+from .ident import qualified, quote_ident
 from .planning import MigrationPlan
 from .resume import TableState
 from .settings import Settings
 from .stats import TableStatus
 
+# Where progress is recorded (--state-schema): a schema of its own, "copier" by default.
+STATE_SCHEMA = "copier"
+
 _CREATE = """
-CREATE SCHEMA IF NOT EXISTS copier;
-CREATE TABLE IF NOT EXISTS copier.tables (
+CREATE SCHEMA IF NOT EXISTS {schema};
+CREATE TABLE IF NOT EXISTS {table} (
     target_schema text NOT NULL,
     source_table text NOT NULL,
     target_table text NOT NULL,
@@ -35,7 +39,7 @@ CREATE TABLE IF NOT EXISTS copier.tables (
 """
 
 _UPSERT = """
-INSERT INTO copier.tables AS t (target_schema, source_table, target_table, status, created, rows_source,
+INSERT INTO {table} AS t (target_schema, source_table, target_table, status, created, rows_source,
                                 source_path, source_fingerprint, plan_fingerprint)
 VALUES ($1, $2, $3, 'planned', $4, $5, $6, $7, $8)
 ON CONFLICT (target_schema, source_table) DO UPDATE SET
@@ -46,7 +50,7 @@ ON CONFLICT (target_schema, source_table) DO UPDATE SET
 """
 
 _SET_STATUS = """
-UPDATE copier.tables SET status = $3, rows_written = coalesce($4, rows_written),
+UPDATE {table} SET status = $3, rows_written = coalesce($4, rows_written),
        rows_rejected = coalesce($5, rows_rejected), error = $6, updated_at = now()
 WHERE target_schema = $1 AND source_table = $2
 """
@@ -54,7 +58,7 @@ WHERE target_schema = $1 AND source_table = $2
 _READ = """
 SELECT target_schema, source_table, target_table, status, created, rows_source, rows_written, rows_rejected,
        source_path, source_fingerprint, plan_fingerprint, error, updated_at
-FROM copier.tables WHERE $1::text IS NULL OR target_schema = $1 ORDER BY target_schema, source_table
+FROM {table} WHERE $1::text IS NULL OR target_schema = $1 ORDER BY target_schema, source_table
 """
 
 
@@ -68,38 +72,49 @@ def plan_fingerprint(plan: MigrationPlan, settings: Settings) -> str:
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:32]
 
 
-async def forget(connection: asyncpg.Connection, schema: str) -> int:
+def _sql(template: str, state_schema: str) -> str:
+    return template.format(schema=quote_ident(state_schema), table=qualified(state_schema, "tables"))
+
+
+async def _exists(connection: asyncpg.Connection, state_schema: str) -> bool:
+    return bool(await connection.fetchval("SELECT to_regclass($1) IS NOT NULL", qualified(state_schema, "tables")))
+
+
+async def forget(connection: asyncpg.Connection, schema: str, state_schema: str = STATE_SCHEMA) -> int:
     """Remove what the state table records for `schema`, and the state schema itself once
     it records nothing. Returns the rows removed."""
-    if not await connection.fetchval("SELECT to_regclass('copier.tables') IS NOT NULL"):
+    if not await _exists(connection, state_schema):
         return 0
-    removed = int((await connection.execute("DELETE FROM copier.tables WHERE target_schema = $1", schema)).split()[-1])
-    if not await connection.fetchval("SELECT EXISTS (SELECT 1 FROM copier.tables)"):
-        await connection.execute("DROP SCHEMA copier CASCADE")
+    table = qualified(state_schema, "tables")
+    removed = int((await connection.execute(f"DELETE FROM {table} WHERE target_schema = $1", schema)).split()[-1])
+    if not await connection.fetchval(f"SELECT EXISTS (SELECT 1 FROM {table})"):
+        await connection.execute(f"DROP SCHEMA {quote_ident(state_schema)} CASCADE")
     return removed
 
 
-async def ensure(connection: asyncpg.Connection) -> None:
-    await connection.execute(_CREATE)
+async def ensure(connection: asyncpg.Connection, state_schema: str = STATE_SCHEMA) -> None:
+    await connection.execute(_sql(_CREATE, state_schema))
 
 
-async def read(connection: asyncpg.Connection, schema: str | None) -> list[TableState]:
+async def read(connection: asyncpg.Connection, schema: str | None,
+               state_schema: str = STATE_SCHEMA) -> list[TableState]:
     try:
-        if not await connection.fetchval("SELECT to_regclass('copier.tables') IS NOT NULL"):
+        if not await _exists(connection, state_schema):
             return []
         return [TableState(**{**dict(row), "status": TableStatus(row["status"])})
-                for row in await connection.fetch(_READ, schema)]
+                for row in await connection.fetch(_sql(_READ, state_schema), schema)]
     except asyncpg.InsufficientPrivilegeError:
         return []  # another user's runs: this one cannot resume them anyway
 
 
 async def record_plan(connection: asyncpg.Connection, plan: MigrationPlan, created: dict[str, bool],
-                      source_path: str, source_fp: str, plan_fp: str) -> None:
-    await connection.executemany(_UPSERT, [
+                      source_path: str, source_fp: str, plan_fp: str, state_schema: str = STATE_SCHEMA) -> None:
+    await connection.executemany(_sql(_UPSERT, state_schema), [
         (plan.schema, t.name, t.target, created[t.name], t.source.row_count, source_path, source_fp, plan_fp)
         for t in plan.tables])
 
 
 async def set_status(connection: asyncpg.Connection, schema: str, table: str, status: TableStatus, *,
-                     written: int | None = None, rejected: int | None = None, error: str | None = None) -> None:
-    await connection.execute(_SET_STATUS, schema, table, status.value, written, rejected, error)
+                     written: int | None = None, rejected: int | None = None, error: str | None = None,
+                     state_schema: str = STATE_SCHEMA) -> None:
+    await connection.execute(_sql(_SET_STATUS, state_schema), schema, table, status.value, written, rejected, error)

@@ -160,11 +160,11 @@ async def _record(run: Run, table: TablePlan, status: TableStatus, *, connection
         return
     if connection is not None:
         await state.set_status(connection, run.plan.schema, table.name, status, written=written,
-                               rejected=rejected, error=error)
+                               rejected=rejected, error=error, state_schema=run.settings.state_schema)
         return
     async with run.pool.acquire() as own:
         await state.set_status(own, run.plan.schema, table.name, status, written=written, rejected=rejected,
-                               error=error)
+                               error=error, state_schema=run.settings.state_schema)
 
 
 def _spec(run: Run, table: TablePlan, ranges: Sequence[KeyRange | None]) -> LoadSpec:

@@ -157,3 +157,17 @@ def test_clean_removes_what_copier_left_and_nothing_else(tmp_path: Path, target:
     if target.fetchval("SELECT to_regclass('copier.tables') IS NOT NULL"):
         assert target.fetchval("SELECT count(*) FROM copier.tables WHERE target_schema = $1", target.schema) == 0
     assert "nothing to remove" in invoke("clean", "--dsn", target.dsn, "--schema", target.schema).stdout
+
+
+def test_progress_recorded_in_a_state_schema_of_ones_choice(tmp_path: Path, target: Target) -> None:
+    state_schema = f"state_{target.schema}"
+    source = sqlite_db(tmp_path / "s.db", "CREATE TABLE t (id INTEGER PRIMARY KEY)", rows={"t": [(1,)]})
+    assert migrate(target, source, "--state-schema", state_schema).exit_code == 0
+    status = invoke("status", "--dsn", target.dsn, "--schema", target.schema, "--state-schema", state_schema,
+                    "--json")
+    assert [r["status"] for r in json.loads(status.stdout)] == ["done"]
+    if target.fetchval("SELECT to_regclass('copier.tables') IS NOT NULL"):
+        assert target.fetchval("SELECT count(*) FROM copier.tables WHERE target_schema = $1", target.schema) == 0
+    cleaned = invoke("clean", "--dsn", target.dsn, "--schema", target.schema, "--state-schema", state_schema)
+    assert f"removed 1 progress record(s) of schema {target.schema} in {state_schema}.tables" in cleaned.stdout
+    assert target.fetchval("SELECT count(*) FROM pg_namespace WHERE nspname = $1", state_schema) == 0
