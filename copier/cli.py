@@ -208,7 +208,7 @@ def migrate(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks (passwords still redacted).")] = False,
 ) -> None:
     """Copy every table of SOURCE into PostgreSQL, then add keys, indexes, foreign keys and sequences."""
-    from .pipeline import exit_code, reject_path
+    from .pipeline import exit_code
     from .pipeline import migrate as run_migrate
     from .stats import render_summary
     from .worker import tune_gc
@@ -265,7 +265,7 @@ def migrate(
         typer.echo(render_summary(stats))
         rejected = sum(t.rejected for t in stats.tables.values())
         if rejected:
-            typer.echo(f"\n{rejected:,} rejected row(s) written to {reject_path(settings, source)}")
+            typer.echo(f"\n{rejected:,} rejected row(s) written to {stats.reject_file}")
     code = exit_code(stats)
     if report is not None:
         _write_report(report, {

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import anyio
@@ -70,8 +71,17 @@ async def verify(path: Path, settings: Settings) -> list[TableCheck]:
     if missing:
         raise VerifyError(f"not in the target schema {settings.schema!r}: {', '.join(missing)}",
                           hint="check --schema, or migrate first")
-    rejects = reject_path(settings, path)
+    rejects = settings.reject_file or await _recorded_reject_file(settings) or reject_path(settings, path)
     return await verify_tables(path, settings, the_plan, rejects if rejects.exists() else None)
+
+
+async def _recorded_reject_file(settings: Settings) -> Path | None:
+    """The reject file of the run that loaded the schema, as the state table records it:
+    verify reads that one, not a stale file of another run that happens to be here."""
+    async with target.connected(settings.dsn) as connection:
+        recorded = await state.read(connection, settings.schema, settings.state_schema)
+    files = {s.reject_file for s in recorded if s.reject_file}
+    return Path(files.pop()) if len(files) == 1 else None
 
 
 async def status(dsn: str, schema: str | None = None, state_schema: str = state.STATE_SCHEMA) -> list[TableState]:
@@ -133,7 +143,7 @@ async def migrate(path: Path, settings: Settings, progress_factory: ProgressFact
             stats.notes.append(f"{path} has no tables to migrate")
             stats.finished = time.monotonic()
             return stats
-        plan, resumed, record_state = await _prepare_target(readable, path, catalog, settings, stats)
+        plan, resumed, record_state, settings = await _prepare_target(readable, path, catalog, settings, stats)
         factory = progress_factory or (lambda total, quiet: make_progress(total, quiet=quiet))
         progress = factory(sum(t.source.row_count for t in plan.tables), settings.quiet)
         try:
@@ -152,16 +162,20 @@ async def migrate(path: Path, settings: Settings, progress_factory: ProgressFact
 
 async def _prepare_target(
     readable: Path, original: Path, catalog: Catalog, settings: Settings, stats: RunStats,
-) -> tuple[MigrationPlan, dict[str, TableState], bool]:
+) -> tuple[MigrationPlan, dict[str, TableState], bool, Settings]:
     """Plan against the target, apply --resume or --if-exists, and record the plan.
 
-    Returns the plan, the earlier run's record of each table it committed (--resume), and
-    whether progress is recorded."""
+    Returns the plan, the earlier run's record of each table it committed (--resume),
+    whether progress is recorded, and the settings (--resume continues the reject file the
+    earlier run recorded)."""
     async with target.connected(settings.dsn) as connection:
         await target.ensure_schema(connection, settings.schema)
         existing = await target.existing_tables(connection, settings.schema)
         taken = await target.taken_names(connection, settings.schema)
         earlier = {s.source_table: s for s in await state.read(connection, settings.schema, settings.state_schema)}
+        recorded_rejects = {s.reject_file for s in earlier.values() if s.reject_file}
+        if settings.resume and settings.reject_file is None and len(recorded_rejects) == 1:
+            settings = replace(settings, reject_file=Path(recorded_rejects.pop()))
         fingerprint = source.fingerprint(readable if not settings.snapshot else original, catalog)
         if settings.resume:
             # Tables an earlier run created are planned as created again, so the plan is the same.
@@ -184,7 +198,7 @@ async def _prepare_target(
     stats.notes += [*plan.notes, *(f"skipped {name}: {why}" for name, why in plan.skipped
                                     if not why.startswith("virtual table:"))]  # a problem, listed as one
     stats.notes += [f"{name}: already loaded by the interrupted run" for name in resumed]
-    return plan, resumed, record_state
+    return plan, resumed, record_state, settings
 
 
 async def _drop_staging(connection: asyncpg.Connection, plan: MigrationPlan) -> None:
@@ -202,7 +216,8 @@ async def _record_plan(connection: asyncpg.Connection, plan: MigrationPlan, sett
     try:
         await state.ensure(connection, settings.state_schema)
         await state.record_plan(connection, subset, created, str(original), fingerprint,
-                                state.plan_fingerprint(plan, settings), settings.state_schema)
+                                state.plan_fingerprint(plan, settings), settings.state_schema,
+                                str(reject_path(settings, original).resolve()))
     except asyncpg.InsufficientPrivilegeError:
         stats.notes.append(f"progress not recorded (no privilege to create or write schema {settings.state_schema}): "
                            "--resume unavailable (--state-schema names another)")
@@ -263,6 +278,7 @@ async def _load(readable: Path, settings: Settings, plan: MigrationPlan, stats: 
                 resumed: dict[str, TableState], record_state: bool,
                 progress: Progress, original: Path) -> None:
     rejects = RejectLog(reject_path(settings, original), append=settings.resume)
+    stats.reject_file = str(rejects.path)
     pool = await target.create_pool(settings.dsn, settings.jobs)
     watch = source.ChangeWatch(readable)
     run = Run(readable, settings, plan, pool, stats, rejects, progress, watch, record_state,

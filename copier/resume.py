@@ -27,6 +27,7 @@ class TableState:
     plan_fingerprint: str
     error: str | None
     updated_at: object
+    reject_file: str | None = None  # the reject file of the run that recorded this
 
 
 class Need(StrEnum):

@@ -35,18 +35,22 @@ CREATE TABLE IF NOT EXISTS {table} (
     error text,
     updated_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (target_schema, source_table)
-)
+);
+-- The reject file the run wrote (absolute path), for --resume and copier verify; added
+-- after the first release, hence also ALTER for a state table an earlier copier made.
+ALTER TABLE {table} ADD COLUMN IF NOT EXISTS reject_file text
 """
 
 _UPSERT = """
 INSERT INTO {table} AS t (target_schema, source_table, target_table, status, created, rows_source,
-                                source_path, source_fingerprint, plan_fingerprint)
-VALUES ($1, $2, $3, 'planned', $4, $5, $6, $7, $8)
+                                source_path, source_fingerprint, plan_fingerprint, reject_file)
+VALUES ($1, $2, $3, 'planned', $4, $5, $6, $7, $8, $9)
 ON CONFLICT (target_schema, source_table) DO UPDATE SET
     target_table = excluded.target_table, status = 'planned', created = excluded.created,
     rows_source = excluded.rows_source, rows_written = NULL, rows_rejected = NULL,
     source_path = excluded.source_path, source_fingerprint = excluded.source_fingerprint,
-    plan_fingerprint = excluded.plan_fingerprint, error = NULL, updated_at = now()
+    plan_fingerprint = excluded.plan_fingerprint, error = NULL, updated_at = now(),
+    reject_file = excluded.reject_file
 """
 
 _SET_STATUS = """
@@ -57,7 +61,7 @@ WHERE target_schema = $1 AND source_table = $2
 
 _READ = """
 SELECT target_schema, source_table, target_table, status, created, rows_source, rows_written, rows_rejected,
-       source_path, source_fingerprint, plan_fingerprint, error, updated_at
+       source_path, source_fingerprint, plan_fingerprint, error, updated_at, reject_file
 FROM {table} WHERE $1::text IS NULL OR target_schema = $1 ORDER BY target_schema, source_table
 """
 
@@ -108,10 +112,11 @@ async def read(connection: asyncpg.Connection, schema: str | None,
 
 
 async def record_plan(connection: asyncpg.Connection, plan: MigrationPlan, created: dict[str, bool],
-                      source_path: str, source_fp: str, plan_fp: str, state_schema: str = STATE_SCHEMA) -> None:
+                      source_path: str, source_fp: str, plan_fp: str, state_schema: str = STATE_SCHEMA,
+                      reject_file: str | None = None) -> None:
     await connection.executemany(_sql(_UPSERT, state_schema), [
-        (plan.schema, t.name, t.target, created[t.name], t.source.row_count, source_path, source_fp, plan_fp)
-        for t in plan.tables])
+        (plan.schema, t.name, t.target, created[t.name], t.source.row_count, source_path, source_fp, plan_fp,
+         reject_file) for t in plan.tables])
 
 
 async def set_status(connection: asyncpg.Connection, schema: str, table: str, status: TableStatus, *,

@@ -72,7 +72,9 @@ class RunStats:
     finished: float | None = None
     verified: bool | None = None
     interrupted: str | None = None  # the signal that stopped the run
-    phases: dict[str, float] = field(default_factory=dict)  # seconds per phase: load, foreign keys, verify
+    # seconds per phase: load, foreign keys, verify
+    phases: dict[str, float] = field(default_factory=dict)
+    reject_file: str | None = None  # where this run's rejected rows went
 
     @property
     def seconds(self) -> float:

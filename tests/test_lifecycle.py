@@ -171,3 +171,19 @@ def test_progress_recorded_in_a_state_schema_of_ones_choice(tmp_path: Path, targ
     cleaned = invoke("clean", "--dsn", target.dsn, "--schema", target.schema, "--state-schema", state_schema)
     assert f"removed 1 progress record(s) of schema {target.schema} in {state_schema}.tables" in cleaned.stdout
     assert target.fetchval("SELECT count(*) FROM pg_namespace WHERE nspname = $1", state_schema) == 0
+
+
+def test_verify_reads_the_reject_file_the_run_recorded_not_a_stale_one(tmp_path: Path, target: Target,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    source = sqlite_db(tmp_path / "s.db", "CREATE TABLE t (id INTEGER PRIMARY KEY, d DATE)",
+                       rows={"t": [(1, "2021-01-01"), (2, "bad")]})
+    recorded = tmp_path / "run.rejects.jsonl"
+    assert migrate(target, source, "--reject-file", recorded).exit_code == 3
+    # Elsewhere, a default-named reject file of some other run (every row "rejected" there).
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    (other / "s.rejects.jsonl").write_text('{"table": "t", "key": 1, "column": "d", "value": null, "reason": "x"}\n')
+    monkeypatch.chdir(other)
+    result = invoke("verify", source, "--dsn", target.dsn, "--schema", target.schema)
+    assert result.exit_code == 0, result.output
+    assert "t: source 2 rows, target 1, rejected 1, content equal: ok" in result.stdout
