@@ -152,8 +152,11 @@ async def migrate(path: Path, settings: Settings, progress_factory: ProgressFact
                 # Against what was read: with --snapshot, the copy.
                 started = time.monotonic()
                 loaded = sum(t.status is TableStatus.DONE for t in stats.tables.values())
-                progress.note(f"copier: verifying {loaded} table(s)")
-                await verify_run(readable, settings, plan, stats, reject_path(settings, path))
+                bar = progress.phase("verify", loaded)
+                try:
+                    await verify_run(readable, settings, plan, stats, reject_path(settings, path), bar.advance)
+                finally:
+                    bar.close()
                 stats.phases["verify"] = time.monotonic() - started
         finally:
             progress.close()
@@ -291,8 +294,6 @@ async def _load(readable: Path, settings: Settings, plan: MigrationPlan, stats: 
             await _load_tables(run)
             stats.phases["load"] = time.monotonic() - started
             started = time.monotonic()
-            if run.plan.foreign_keys:
-                progress.note(f"copier: adding {len(run.plan.foreign_keys)} foreign key(s)")
             await _add_foreign_keys(run)
             stats.phases["foreign keys"] = time.monotonic() - started
             if plan.views:
@@ -350,9 +351,20 @@ async def _load_when_ready(run: Run, table: TablePlan, limiter: anyio.CapacityLi
 
 
 async def _add_foreign_keys(run: Run) -> None:
+    if not run.plan.foreign_keys:
+        return
+    bar = run.progress.phase("foreign keys", len(run.plan.foreign_keys))
+    try:
+        await _add_each_foreign_key(run, bar.advance)
+    finally:
+        bar.close()
+
+
+async def _add_each_foreign_key(run: Run, advance: Callable[[int], None]) -> None:
     schema = run.plan.schema
     async with run.pool.acquire() as connection:
         for fk in run.plan.foreign_keys:
+            advance(1)
             child = run.stats.tables.get(fk.table)
             parent = run.stats.tables.get(fk.ref_table)
             if child is None or child.status is not TableStatus.DONE:

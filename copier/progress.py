@@ -16,6 +16,7 @@ class TableBar(Protocol):
 
 class Progress(Protocol):
     def table(self, name: str, total: int) -> TableBar: ...
+    def phase(self, name: str, total: int) -> TableBar: ...  # after the load: keys, foreign keys, verify
     def note(self, line: str) -> None: ...  # one line for the user (a retry), between the bars
     def close(self) -> None: ...
 
@@ -35,6 +36,9 @@ class NullProgress:
     def table(self, name: str, total: int) -> TableBar:
         return _NullBar()
 
+    def phase(self, name: str, total: int) -> TableBar:
+        return _NullBar()
+
     def note(self, line: str) -> None:
         if not self._quiet:
             print(line, file=sys.stderr, flush=True)
@@ -44,15 +48,16 @@ class NullProgress:
 
 
 class _LineBar:
-    def __init__(self, name: str, total: int) -> None:
+    def __init__(self, name: str, total: int, unit: str = "rows", verb: str = "loading") -> None:
         self._name, self._total, self._done, self._started = name, total, 0, time.monotonic()
-        _line(f"copier: {name}: loading {total:,} rows")
+        self._unit = unit
+        _line(f"copier: {name}: {verb} {total:,} {unit}")
 
     def advance(self, rows: int) -> None:
         self._done += rows
 
     def close(self) -> None:
-        _line(f"copier: {self._name}: {self._done:,} of {self._total:,} rows in "
+        _line(f"copier: {self._name}: {self._done:,} of {self._total:,} {self._unit} in "
               f"{time.monotonic() - self._started:.1f} s")
 
 
@@ -66,6 +71,9 @@ class LineProgress:
 
     def table(self, name: str, total: int) -> TableBar:
         return _LineBar(name, total)
+
+    def phase(self, name: str, total: int) -> TableBar:
+        return _LineBar(name, total, "steps", "starting")
 
     def note(self, line: str) -> None:
         _line(line)
@@ -87,6 +95,17 @@ class _TqdmBar:
         self._slots[self._slot] = False
 
 
+class _PhaseBar:
+    def __init__(self, bar: tqdm) -> None:
+        self._bar = bar
+
+    def advance(self, steps: int) -> None:
+        self._bar.update(steps)
+
+    def close(self) -> None:
+        self._bar.close()
+
+
 class TqdmProgress:
     """An overall bar (rows of all tables) above one bar per running table."""
 
@@ -103,6 +122,11 @@ class TqdmProgress:
         bar = tqdm(total=total, desc=name[:30], unit=" rows", unit_scale=True, position=slot + 1,
                    leave=False, file=sys.stderr, dynamic_ncols=True)
         return _TqdmBar(bar, self._overall, self._slots, slot)
+
+    def phase(self, name: str, total: int) -> TableBar:
+        bar = tqdm(total=total, desc=name[:30], unit=" steps", position=len(self._slots) + 1, leave=False,
+                   file=sys.stderr, dynamic_ncols=True)
+        return _PhaseBar(bar)
 
     def note(self, line: str) -> None:
         tqdm.write(line, file=sys.stderr)

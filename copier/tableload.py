@@ -283,11 +283,17 @@ async def complete_table(run: Run, table: TablePlan, stats: TableStats, connecti
     if table.create and table.primary_key and not await connection.fetchval(ddl.HAS_PRIMARY_KEY, name):
         statements.append(("primary key", ddl.add_primary_key(schema, table)))
     statements += [(f"index {i.name}", ddl.create_index(schema, table, i)) for i in table.indexes]
-    for what, sql in statements:
+    if statements:
+        bar = run.progress.phase(f"{table.name} keys", len(statements))
         try:
-            await connection.execute(sql)
-        except asyncpg.PostgresError as exc:
-            stats.warnings.append(f"{what} not added: {describe_pg_error(exc)}")
+            for what, sql in statements:
+                try:
+                    await connection.execute(sql)
+                except asyncpg.PostgresError as exc:
+                    stats.warnings.append(f"{what} not added: {describe_pg_error(exc)}")
+                bar.advance(1)
+        finally:
+            bar.close()
     for column, sequence in await connection.fetch(ddl.OWNED_SEQUENCES, name):
         try:
             await connection.execute(ddl.set_sequence(schema, table.target, column), sequence, table.sequence_floor)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -89,13 +89,16 @@ def _reject_keys(reject_file: Path | None) -> dict[str, set[object]]:
 
 async def verify_tables(
     path: Path, settings: Settings, plan: MigrationPlan, reject_file: Path | None,
-    preexisting: dict[str, int] | None = None,
+    preexisting: dict[str, int] | None = None, advance: Callable[[int], None] = lambda _tables: None,
 ) -> list[TableCheck]:
     rejected = _reject_keys(reject_file)
+    checks = []
     async with target.connected(settings.dsn) as connection:
-        return [await _check_table(path, connection, plan.schema, table, settings, rejected[table.name],
-                                   (preexisting or {}).get(table.name, 0))
-                for table in plan.tables]
+        for table in plan.tables:
+            checks.append(await _check_table(path, connection, plan.schema, table, settings, rejected[table.name],
+                                             (preexisting or {}).get(table.name, 0)))
+            advance(1)
+    return checks
 
 
 async def _check_table(
@@ -160,12 +163,12 @@ async def _ship_source(path: Path, connection: asyncpg.Connection, table: TableP
 
 
 async def verify_run(path: Path, settings: Settings, plan: MigrationPlan, stats: RunStats,
-                     reject_file: Path) -> None:
+                     reject_file: Path, advance: Callable[[int], None] = lambda _tables: None) -> None:
     """Verify the tables this run loaded; a mismatch becomes a run warning."""
     loaded = tuple(t for t in plan.tables if stats.tables[t.name].status is TableStatus.DONE)
     subset = MigrationPlan(plan.schema, loaded, (), (), ())
     kept = {name: t.preexisting for name, t in stats.tables.items()}
-    checks = await verify_tables(path, settings, subset, reject_file, kept)
+    checks = await verify_tables(path, settings, subset, reject_file, kept, advance)
     bad = [c for c in checks if not c.ok]
     stats.verified = not bad
     stats.warnings += [f"verify: {c.describe()}" for c in bad]

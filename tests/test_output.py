@@ -111,4 +111,8 @@ def test_not_on_a_terminal_progress_comes_as_lines(tmp_path: Path, target: Targe
     lines = done.stderr.splitlines()
     assert "copier: Artist: loading 275 rows" in lines
     assert any(line.startswith("copier: Artist: 275 of 275 rows in ") for line in lines)
-    assert lines[-2:] == ["copier: adding 11 foreign key(s)", "copier: verifying 11 table(s)"]
+    assert "copier: Track keys: starting 4 steps" in lines  # primary key and 3 indexes
+    assert "copier: foreign keys: starting 11 steps" in lines
+    assert any(line.startswith("copier: foreign keys: 11 of 11 steps in ") for line in lines)
+    assert lines[-2] == "copier: verify: starting 11 steps"
+    assert lines[-1].startswith("copier: verify: 11 of 11 steps in ")
