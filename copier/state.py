@@ -61,7 +61,7 @@ WHERE target_schema = $1 AND source_table = $2
 
 _READ = """
 SELECT target_schema, source_table, target_table, status, created, rows_source, rows_written, rows_rejected,
-       source_path, source_fingerprint, plan_fingerprint, error, updated_at, reject_file
+       source_path, source_fingerprint, plan_fingerprint, error, updated_at, {reject_file}
 FROM {table} WHERE $1::text IS NULL OR target_schema = $1 ORDER BY target_schema, source_table
 """
 
@@ -76,8 +76,9 @@ def plan_fingerprint(plan: MigrationPlan, settings: Settings) -> str:
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:32]
 
 
-def _sql(template: str, state_schema: str) -> str:
-    return template.format(schema=quote_ident(state_schema), table=qualified(state_schema, "tables"))
+def _sql(template: str, state_schema: str, reject_file: str = "reject_file") -> str:
+    return template.format(schema=quote_ident(state_schema), table=qualified(state_schema, "tables"),
+                           reject_file=reject_file)
 
 
 async def _exists(connection: asyncpg.Connection, state_schema: str) -> bool:
@@ -105,8 +106,13 @@ async def read(connection: asyncpg.Connection, schema: str | None,
     try:
         if not await _exists(connection, state_schema):
             return []
+        # A state table an earlier copier made has no reject_file column until a migrate adds it.
+        has_reject_file = await connection.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = $1::regclass AND attname = 'reject_file' "
+            "AND NOT attisdropped)", qualified(state_schema, "tables"))
+        sql = _sql(_READ, state_schema, "reject_file" if has_reject_file else "NULL::text AS reject_file")
         return [TableState(**{**dict(row), "status": TableStatus(row["status"])})
-                for row in await connection.fetch(_sql(_READ, state_schema), schema)]
+                for row in await connection.fetch(sql, schema)]
     except asyncpg.InsufficientPrivilegeError:
         return []  # another user's runs: this one cannot resume them anyway
 

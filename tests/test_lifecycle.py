@@ -187,3 +187,22 @@ def test_verify_reads_the_reject_file_the_run_recorded_not_a_stale_one(tmp_path:
     result = invoke("verify", source, "--dsn", target.dsn, "--schema", target.schema)
     assert result.exit_code == 0, result.output
     assert "t: source 2 rows, target 1, rejected 1, content equal: ok" in result.stdout
+
+
+def test_a_state_table_made_by_an_earlier_copier_is_read_and_upgraded(tmp_path: Path, target: Target) -> None:
+    old = f"old_{target.schema}"
+    target.execute(f'CREATE SCHEMA "{old}"')
+    target.execute(f'CREATE TABLE "{old}".tables (target_schema text NOT NULL, source_table text NOT NULL, '
+                   "target_table text NOT NULL, status text NOT NULL, created boolean NOT NULL, rows_source bigint, "
+                   "rows_written bigint, rows_rejected bigint, source_path text, source_fingerprint text NOT NULL, "
+                   "plan_fingerprint text NOT NULL, error text, updated_at timestamptz NOT NULL DEFAULT now(), "
+                   "PRIMARY KEY (target_schema, source_table))")  # as the first release made it: no reject_file
+    target.execute(f"INSERT INTO \"{old}\".tables VALUES ('elsewhere', 't', 't', 'done', true, 1, 1, 0, 'a.db', "
+                   "'s', 'p', NULL, now())")
+    status = invoke("status", "--dsn", target.dsn, "--state-schema", old, "--json")
+    assert status.exit_code == 0, status.output
+    assert [r["reject_file"] for r in json.loads(status.stdout)] == [None]
+    source = sqlite_db(tmp_path / "s.db", "CREATE TABLE t (id INTEGER PRIMARY KEY)", rows={"t": [(1,)]})
+    assert migrate(target, source, "--state-schema", old).exit_code == 0
+    assert target.fetchval(f"SELECT reject_file FROM \"{old}\".tables WHERE target_schema = $1",
+                           target.schema).endswith("s.rejects.jsonl")
