@@ -21,6 +21,7 @@ from .planning import MigrationPlan
 from .settings import (
     Identifiers,
     IfExists,
+    Lane,
     OnError,
     Settings,
     dsn_source,
@@ -169,7 +170,12 @@ def migrate(
         show_default=False)] = None,
     cast: Casts = None,
     batch_size: Annotated[int, typer.Option(
-        help="Rows per page read and per COPY batch.", min=1)] = _DEFAULTS.batch_size,
+        help="Rows per page read and per COPY batch in the exact lane (the columnar lane reads "
+             "Arrow batches of 32,768 rows).", min=1)] = _DEFAULTS.batch_size,
+    lane: Annotated[Lane, typer.Option(
+        help="auto: Arrow batches (C reader, Rust encoder) for every row whose values the columnar lane "
+             "converts exactly as the per-value converters do, those converters for the rest; exact: the "
+             "per-value converters for every row.")] = _DEFAULTS.lane,
     readers: Annotated[int, typer.Option(
         help="Concurrent SQLite readers feeding one COPY, for tables loaded in one process.",
         min=1)] = _DEFAULTS.readers,
@@ -230,7 +236,7 @@ def migrate(
             tables=tuple(tables or ()),
             exclude=tuple(exclude or ()), if_exists=if_exists, truncate_cascade=truncate_cascade, on_error=on_error,
             reject_file=reject_file, max_rejects=max_rejects, casts=parse_casts(cast or []),
-            batch_size=batch_size, readers=readers, queue_depth=queue_depth, jobs=jobs, source_tz=source_tz,
+            batch_size=batch_size, lane=lane, readers=readers, queue_depth=queue_depth, jobs=jobs, source_tz=source_tz,
             **({"workers": workers} if workers else {}),
             strip_nul=strip_nul, verify=verify, report=report, quiet=quiet, resume=resume, force=force,
             retries=retries, snapshot=snapshot, integrity_check=not skip_integrity_check,

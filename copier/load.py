@@ -18,8 +18,8 @@ from .faults import is_row_error
 from .normalise import ConvertedPage, Options, converter_for
 from .planning import TablePlan
 from .reader import KeyRange, read_range
-from .rejects import RejectSink
-from .settings import OnError
+from .rejects import DeferredRejects, RejectSink
+from .settings import Lane, OnError
 from .writer import TableWriter
 
 
@@ -37,6 +37,7 @@ class LoadSpec:
     on_error: OnError
     busy_timeout: float
     max_rejects: int | None = None
+    lane: Lane = Lane.AUTO
 
 
 @dataclass(slots=True)
@@ -48,18 +49,35 @@ class LoadCounts:
     written: int = 0
     rejected: int = 0
     rounded: int = 0
+    columnar: int = 0  # of `written`, the rows the columnar lane wrote
 
     def add(self, other: LoadCounts) -> None:
         self.read += other.read
         self.written += other.written
         self.rejected += other.rejected
         self.rounded += other.rounded
+        self.columnar += other.columnar
 
 
 async def load_rows(
     spec: LoadSpec, connection: asyncpg.Connection, rejects: RejectSink, advance: Callable[[int], None],
 ) -> LoadCounts:
-    """Load the spec's rows inside the caller's transaction."""
+    """Load the spec's rows inside the caller's transaction: through the columnar lane when
+    it can take the table, else (or when PostgreSQL refuses a row of it) the exact lane."""
+    if spec.lane is Lane.AUTO and _columnar_takes(spec):
+        # Imported here: pyarrow costs time and memory that runs without this lane need not pay.
+        from .columnar import ColumnarDeclined, load_columnar
+
+        deferred = DeferredRejects()
+        try:
+            async with connection.transaction():
+                counts = await load_columnar(spec, connection, deferred, advance)
+        except Exception as exc:
+            if not (is_row_error(exc) or isinstance(exc, ColumnarDeclined)):
+                raise
+        else:
+            deferred.pass_to(rejects)
+            return counts
     writer = TableWriter(connection, spec.schema, spec.table, rejects, spec.on_error, spec.max_rejects)
     counts = LoadCounts()
 
@@ -91,6 +109,12 @@ async def load_rows(
     await _with_readers(spec, page_by_page)
     counts.rejected = writer.rejected
     return counts
+
+
+def _columnar_takes(spec: LoadSpec) -> bool:
+    from .arrowlane import lane_columns
+
+    return all(r is not None for r in spec.ranges) and lane_columns(spec.table) is not None
 
 
 async def _with_readers(

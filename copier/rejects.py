@@ -23,6 +23,22 @@ class RejectList:
         self.records.append(_record(table, key, column, value, reason))
 
 
+class DeferredRejects:
+    """Holds rejects until the load that found them stands; a load that is undone (and
+    done again another way) must not report them twice."""
+
+    def __init__(self) -> None:
+        self._held: list[tuple[str, object, str | None, object, str]] = []
+
+    def add(self, table: str, key: object, column: str | None, value: object, reason: str) -> None:
+        self._held.append((table, key, column, value, reason))
+
+    def pass_to(self, sink: RejectSink) -> None:
+        for held in self._held:
+            sink.add(*held)
+        self._held.clear()
+
+
 def _record(table: str, key: object, column: str | None, value: object, reason: str) -> dict[str, object]:
     return {"table": table, "key": _jsonable(key), "column": column,
             "value": None if column is None else describe(value), "reason": reason}

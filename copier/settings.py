@@ -33,6 +33,11 @@ class OnError(StrEnum):
     ABORT = "abort"
 
 
+class Lane(StrEnum):
+    AUTO = "auto"  # the columnar lane where it gives the exact lane's output, the exact lane for the rest
+    EXACT = "exact"  # every value through the per-value converters (slower; for comparison and debugging)
+
+
 # Seconds a read waits for another process's lock on the source (--busy-timeout).
 BUSY_TIMEOUT = 5.0
 
@@ -52,6 +57,7 @@ class Settings:
     reject_file: Path | None = None
     casts: tuple[tuple[str, str], ...] = ()
     batch_size: int = 5_000  # from the sweeps in benchmarks/README.md
+    lane: Lane = Lane.AUTO
     readers: int = 1
     workers: int = field(default_factory=lambda: min(os.cpu_count() or 1, 8))
     queue_depth: int = 4

@@ -372,6 +372,15 @@ def page_sql(table: Table, columns: Sequence[str], *, first: bool) -> str:
     return f"{sql} ORDER BY {key_list} LIMIT ?"
 
 
+def rows_by_rowid_sql(table: Table, columns: Sequence[str]) -> str:
+    """Rows by rowid, each starting with it; one parameter: the rowids as a JSON array."""
+    rowid = rowid_sql(table)
+    assert rowid is not None
+    select = ", ".join([rowid, *(quote_sqlite(c) for c in columns)])
+    return (f"SELECT {select} FROM {quote_sqlite(table.name)} "
+            f"WHERE {rowid} IN (SELECT value FROM json_each(?)) ORDER BY {rowid}")
+
+
 async def rowid_bounds(connection: aiosqlite.Connection, table: Table) -> tuple[int, int] | None:
     rowid = rowid_sql(table)
     if rowid is None:

@@ -29,6 +29,7 @@ class TableStats:
     written: int = 0
     rejected: int = 0
     rounded: int = 0  # numeric values rounded to their column's declared scale
+    columnar: int = 0  # of the rows written, those the columnar lane wrote (the rest: the exact lane)
     retries: int = 0  # attempts that failed for a transient reason and were made again
     chunks: int = 0  # rowid chunks loaded by worker processes (0: loaded in this process)
     status: TableStatus = TableStatus.PLANNED
@@ -55,7 +56,8 @@ class TableStats:
         return {
             "table": self.name, "target": self.target, "status": self.status.value,
             "rows_source": self.expected, "rows_read": self.read, "rows_written": self.written,
-            "rows_rejected": self.rejected, "values_rounded": self.rounded, "retries": self.retries,
+            "rows_rejected": self.rejected, "values_rounded": self.rounded, "rows_columnar": self.columnar,
+            "retries": self.retries,
             "worker_chunks": self.chunks,
             "seconds": round(self.seconds, 3),
             "rows_per_second": round(self.rows_per_second, 1),
@@ -93,6 +95,7 @@ class RunStats:
             "errors": sum(t.errors for t in rows) + len(self.warnings),
             "retries": sum(t.retries for t in rows),
             "values_rounded": sum(t.rounded for t in rows),
+            "rows_columnar": sum(t.columnar for t in rows),
             "seconds": round(self.seconds, 3),
             "rows_per_second": round(written / self.seconds, 1) if self.seconds > 0 else 0.0,
         }

@@ -107,6 +107,7 @@ async def load_table(run: Run, table: TablePlan, stats: TableStats) -> None:
             counts = loaded.counts
             stats.read, stats.written, stats.rejected, stats.rounded = (counts.read, counts.written,
                                                                        counts.rejected, counts.rounded)
+            stats.columnar = counts.columnar
             stats.chunks = loaded.chunks
             # Committed: rejects reach the reject file now, outside the retries (a failed
             # write must not send a committed table back through a retry).
@@ -170,7 +171,7 @@ async def _record(run: Run, table: TablePlan, status: TableStatus, *, connection
 def _spec(run: Run, table: TablePlan, ranges: Sequence[KeyRange | None]) -> LoadSpec:
     settings = run.settings
     return LoadSpec(run.path, run.plan.schema, table, tuple(ranges), settings.value_options(), settings.batch_size,
-                    settings.queue_depth, settings.on_error, settings.busy_timeout, settings.max_rejects)
+                    settings.queue_depth, settings.on_error, settings.busy_timeout, settings.max_rejects, settings.lane)
 
 
 def _in_parallel(run: Run, table: TablePlan) -> bool:

@@ -7,9 +7,11 @@ from datetime import timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
-from copier import load, normalise
+from copier import arrowlane, load, normalise
 from copier.casting import Kind, TargetType
 from copier.normalise import Converter, Options
 
@@ -110,12 +112,42 @@ def test_verify_sees_a_wrong_converter(declared: str, values: list[object], kind
     wrong = _wrong(normalise.converter_for, kind, mistake)
     monkeypatch.setattr(normalise, "converter_for", wrong)
     monkeypatch.setattr(load, "converter_for", wrong)
-    assert invoke("migrate", db, "--dsn", target.dsn, "--schema", target.schema, "--workers", "1",
+    assert invoke("migrate", db, "--dsn", target.dsn, "--schema", target.schema, "--workers", "1", "--lane", "exact",
                   "--quiet").exit_code == 4  # verify, in the same run
     result = verify(target, db)
     assert result.exit_code == 4, result.output
     assert "w: source 2 rows, target 2, rejected 0, CONTENT DIFFERS" in result.stdout
     assert "MISMATCH" in result.stdout
+
+
+ArrowMistake = Callable[[pa.Array], pa.Array]
+
+
+@pytest.mark.parametrize(("declared", "values", "kind", "mistake"), [
+    ("DATE", ["2021-03-04", "2021-03-05"], Kind.DATE,
+     lambda a: pc.add(a.view(pa.int32()), pa.scalar(1, pa.int32())).view(pa.date32())),
+    ("DATETIME", ["2021-03-04 10:00:00", "2021-03-05 11:00:00"], Kind.TIMESTAMPTZ,
+     lambda a: pc.add(a, pa.scalar(timedelta(hours=1)))),
+    ("BOOLEAN", [1, 0], Kind.BOOL, pc.invert),
+    ("TEXT", ["ann", "bob"], Kind.TEXT, pc.utf8_upper),
+    ("INTEGER", [5, 6], Kind.INT8, lambda a: pc.add(a, 1)),
+])
+def test_verify_sees_a_wrong_columnar_lane(declared: str, values: list[object], kind: Kind, mistake: ArrowMistake,
+                                          tmp_path: Path, target: Target, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = sqlite_db(tmp_path / "w.db", f"CREATE TABLE w (id INTEGER PRIMARY KEY, v {declared})",
+                   rows={"w": list(enumerate(values, 1))})
+    right = arrowlane._normalise
+
+    def wrong(route: arrowlane.Route, array: pa.Array, source_tz: str) -> tuple[pa.Array, pa.Array | None]:
+        converted, flagged = right(route, array, source_tz)
+        return (mistake(converted) if route.kind is kind and route.column.source == "v" else converted), flagged
+
+    monkeypatch.setattr(arrowlane, "_normalise", wrong)
+    assert invoke("migrate", db, "--dsn", target.dsn, "--schema", target.schema, "--workers", "1",
+                  "--quiet").exit_code == 4  # verify, in the same run
+    result = verify(target, db)
+    assert result.exit_code == 4, result.output
+    assert "w: source 2 rows, target 2, rejected 0, CONTENT DIFFERS" in result.stdout
 
 
 def test_verify_agrees_with_the_load_on_every_date_form(tmp_path: Path, target: Target) -> None:

@@ -1,0 +1,300 @@
+"""The columnar lane's pure part: which tables it can take, the guarded SQLite query that
+reads them as Arrow batches, and the normalisation of those batches into the Arrow types
+whose PostgreSQL binary COPY encoding is the column's.
+
+The contract: a row this lane writes is, value for value, what the exact lane
+(normalise.py) writes. The lane only takes values whose storage class and form it can
+convert identically; any other value flags its row, and the row goes through the exact
+lane (its converters, rejects and bisection) instead. A column whose target this lane
+cannot produce identically at all (numeric without a scale, which keeps each value's own
+scale; real; json; uuid; time; enums) sends the whole table through the exact lane.
+tests/test_lanes.py proves the equality on generated values of every storage class.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .casting import Kind
+from .ident import quote_sqlite
+from .planning import ColumnPlan, TablePlan
+
+# The largest integer a double holds exactly: integers up to it go through a REAL.
+_EXACT_IN_DOUBLE = 2**53
+_INT_BOUNDS = {Kind.INT2: 2**15, Kind.INT4: 2**31, Kind.INT8: 2**63}
+_INT_TYPES = {Kind.INT2: pa.int16(), Kind.INT4: pa.int32(), Kind.INT8: pa.int64()}
+# Unix seconds that the exact lane reads as seconds (years 1..9999); others are ms or rejected.
+_MIN_SECONDS, _MAX_SECONDS = -62135596800, 253402300799
+# numeric(p, s) with p up to 38 fits Arrow's decimal128.
+_MAX_DECIMAL_PRECISION = 38
+
+_FIRST_YEAR = pa.scalar(-62135596800_000000, pa.timestamp("us", "UTC"))  # 0001-01-01
+_LAST_INSTANT = pa.scalar(253402300799_999999, pa.timestamp("us", "UTC"))  # 9999-12-31 23:59:59.999999
+
+
+class Form(StrEnum):
+    """How a date or timestamp column's values are written; the lane takes one form per
+    column (the dominant one) and flags the others."""
+
+    NAIVE = "naive text"  # 2021-03-04 05:06:07[.ffffff], space or T
+    AWARE = "text with offset"  # 2021-03-04 05:06:07Z or +HH:MM
+    EPOCH = "Unix seconds"  # an integer
+    DATE = "date text"  # 2021-03-04
+
+
+_NAIVE_TEXT = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(\.\d{1,6})?", re.ASCII)
+_AWARE_TEXT = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(Z|[+-]\d\d:\d\d)", re.ASCII)
+_DATE_TEXT = re.compile(r"\d{4}-\d\d-\d\d", re.ASCII)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One column through the columnar lane: what it accepts, and as what Arrow type."""
+
+    column: ColumnPlan
+    form: Form | None = None  # for dates and timestamps
+    nullable: bool = True  # False where SQLite itself keeps the column free of NULLs
+
+    @property
+    def kind(self) -> Kind:
+        return self.column.type.kind
+
+    @property
+    def sql(self) -> str:
+        return quote_sqlite(self.column.source)
+
+    def read(self) -> str:
+        """SQL: the value where its storage class is the one this column is read as, else NULL.
+        (The Arrow reader needs one storage class per column; finer checks run on the batch.)"""
+        c, kind = self.sql, self.kind
+        if kind is Kind.NUMERIC:  # integers a double holds exactly, read as one
+            return (f"CASE typeof({c}) WHEN 'real' THEN {c} WHEN 'integer' THEN CASE WHEN {c} "
+                    f"BETWEEN {-_EXACT_IN_DOUBLE} AND {_EXACT_IN_DOUBLE} THEN CAST({c} AS REAL) END END")
+        return f"CASE typeof({c}) WHEN '{self.storage_class}' THEN {c} END"
+
+    @property
+    def storage_class(self) -> str:
+        kind = self.kind
+        if kind in _INT_BOUNDS or kind is Kind.BOOL or self.form is Form.EPOCH:
+            return "integer"
+        if kind in (Kind.FLOAT8, Kind.NUMERIC):
+            return "real"
+        if kind is Kind.BYTEA:
+            return "blob"
+        return "text"
+
+    def witness(self) -> str:
+        """SQL: a value of the storage class this column is read as (see guarded_sql)."""
+        return {"integer": "0", "real": "0.0", "blob": "x''", "text": "''"}[self.storage_class]
+
+    @property
+    def arrow_type(self) -> pa.DataType:
+        """The Arrow type pgpq encodes as the column's PostgreSQL binary format."""
+        kind = self.kind
+        if kind in _INT_TYPES:
+            return _INT_TYPES[kind]
+        simple = {Kind.FLOAT8: pa.float64(), Kind.TEXT: pa.string(), Kind.BYTEA: pa.binary(), Kind.BOOL: pa.bool_(),
+                  Kind.DATE: pa.date32(), Kind.TIMESTAMP: pa.timestamp("us"),
+                  Kind.TIMESTAMPTZ: pa.timestamp("us", "UTC")}
+        if kind in simple:
+            return simple[kind]
+        assert kind is Kind.NUMERIC and self.column.type.precision is not None
+        return pa.decimal128(self.column.type.precision, self.column.type.scale or 0)
+
+
+def takes(column: ColumnPlan) -> bool:
+    """Whether the columnar lane can produce this column's values as the exact lane does."""
+    target = column.type
+    if target.kind is Kind.NUMERIC:  # without a scale PostgreSQL keeps each value's own
+        return target.precision is not None and target.precision <= _MAX_DECIMAL_PRECISION
+    return target.kind in (*_INT_BOUNDS, Kind.FLOAT8, Kind.TEXT, Kind.BYTEA, Kind.BOOL, Kind.DATE,
+                           Kind.TIMESTAMP, Kind.TIMESTAMPTZ)
+
+
+def lane_columns(plan: TablePlan) -> tuple[ColumnPlan, ...] | None:
+    """The table's columns if the columnar lane can take the table, else None."""
+    if plan.source.without_rowid or not plan.columns or not all(takes(c) for c in plan.columns):
+        return None
+    return plan.columns
+
+
+def dated(column: ColumnPlan) -> bool:
+    """Whether the column's form must be chosen from its values (dates and timestamps)."""
+    return column.type.kind in (Kind.DATE, Kind.TIMESTAMP, Kind.TIMESTAMPTZ)
+
+
+def census_sql(plan: TablePlan, rowid: str, columns: Sequence[ColumnPlan], first: int, last: int,
+               sample: int = 256) -> str:
+    """SQL: a sample of the dated columns' values at the start of a rowid range."""
+    select = ", ".join(quote_sqlite(c.source) for c in columns)
+    return (f"SELECT {select} FROM {quote_sqlite(plan.source.name)} "
+            f"WHERE {rowid} BETWEEN {int(first)} AND {int(last)} LIMIT {int(sample)}")
+
+
+def dominant_form(column: ColumnPlan, values: Iterable[object]) -> Form:
+    """The form most of a date or timestamp column's sampled values are written in."""
+    if column.type.kind is Kind.DATE:
+        return Form.DATE
+    forms: Counter[Form] = Counter()
+    for value in values:
+        if isinstance(value, int) and not isinstance(value, bool):
+            forms[Form.EPOCH] += 1
+        elif isinstance(value, str) and _AWARE_TEXT.fullmatch(value):
+            forms[Form.AWARE] += 1
+        elif isinstance(value, str) and _NAIVE_TEXT.fullmatch(value):
+            forms[Form.NAIVE] += 1
+    return forms.most_common(1)[0][0] if forms else Form.NAIVE
+
+
+def routes_for(plan: TablePlan, columns: Sequence[ColumnPlan], forms: dict[str, Form]) -> tuple[Route, ...]:
+    not_null = {c.name for c in plan.source.columns if c.not_null}
+    return tuple(Route(c, forms.get(c.source), c.source not in not_null) for c in columns)
+
+
+def guarded_sql(plan: TablePlan, routes: Sequence[Route], rowid: str, first: int, last: int) -> str:
+    """SQL reading a rowid range for the lane: the rowid; each column's value where its
+    storage class is the expected one, else NULL; then, for each column that may hold
+    NULL, whether it does not (so that a NULL read can be told from a value left out).
+
+    The Arrow reader takes each column's type from its first batch (and fails when a later
+    batch differs), so the first row is a witness: a NULL rowid and a value of the right
+    storage class in every column. drop_witness removes it."""
+    values = [r.read() for r in routes]
+    present = [f"{r.sql} IS NOT NULL" for r in routes if r.nullable]
+    # Named, so that the batch's column names are distinct.
+    witness = ", ".join(f"{value} AS c{i}" for i, value in enumerate(
+        ["NULL", *(r.witness() for r in routes), *("1" for r in routes if r.nullable)]))
+    return (f"SELECT {witness} UNION ALL SELECT {', '.join([rowid, *values, *present])} "
+            f"FROM {quote_sqlite(plan.source.name)} WHERE {rowid} BETWEEN {int(first)} AND {int(last)}")
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """One batch, split between the lanes."""
+
+    columnar: pa.RecordBatch | None  # rows for the columnar lane, in their target types
+    exact_keys: list[int]  # rowids of the rows the exact lane takes
+
+
+def drop_witness(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """The first batch starts with the witness row of guarded_sql: checked and dropped."""
+    if batch.num_rows == 0 or batch.column(0)[0].is_valid:
+        raise AssertionError("the columnar reader lost the witness row of its query")
+    return batch.slice(1)
+
+
+def split_batch(batch: pa.RecordBatch, routes: Sequence[Route], source_tz: str) -> Split:
+    """Normalise a batch of guarded_sql, flagging rows whose values need the exact lane:
+    a value left out for its storage class, or one the checks here find unusual. A batch
+    whose normalisation fails (an invalid calendar date, invalid UTF-8, a wall time in a
+    daylight-saving gap) goes wholly to the exact lane, which finds the bad values."""
+    keys = batch.column(0)
+    values = batch.columns[1:1 + len(routes)]
+    present = iter(batch.columns[1 + len(routes):])
+    exact = None
+    arrays = []
+    try:
+        for route, array in zip(routes, values):
+            left_out = pc.is_null(array)
+            if route.nullable:
+                left_out = pc.and_(left_out, pc.not_equal(next(present), 0))
+            converted, unusual = _normalise(route, array, source_tz)
+            if unusual is not None:
+                left_out = pc.or_(left_out, pc.fill_null(unusual, False))  # NULL values are never unusual
+            exact = left_out if exact is None else pc.or_kleene(exact, left_out)
+            arrays.append(converted)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, ValueError):
+        return Split(None, keys.to_pylist())
+    assert exact is not None
+    schema = pa.schema([pa.field(r.column.target, r.arrow_type) for r in routes])
+    columnar = pa.RecordBatch.from_arrays(arrays, schema=schema).filter(pc.invert(exact))
+    return Split(columnar, keys.filter(exact).to_pylist())
+
+
+_INT_LIMITS = {Kind.INT2: (-2**15, 2**15 - 1), Kind.INT4: (-2**31, 2**31 - 1)}
+# Forms as regular expressions (RE2, run on the batch): what the exact lane reads the same way.
+_FORM_PATTERNS = {
+    # Year 0 is the exact lane's to reject; hours 24 and leap seconds too.
+    Form.DATE: r"^(000[1-9]|00[1-9]\d|0[1-9]\d\d|[1-9]\d{3})-\d\d-\d\d$",
+    Form.NAIVE: r"^(000[1-9]|00[1-9]\d|0[1-9]\d\d|[1-9]\d{3})-\d\d-\d\d[ T]([01]\d|2[0-3]):[0-5]\d:[0-5]\d"
+                r"(\.\d{1,6})?$",
+    Form.AWARE: r"^(000[1-9]|00[1-9]\d|0[1-9]\d\d|[1-9]\d{3})-\d\d-\d\d[ T]([01]\d|2[0-3]):[0-5]\d:[0-5]\d"
+                r"(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$",
+}
+
+
+def _normalise(route: Route, array: pa.Array, source_tz: str) -> tuple[pa.Array, pa.Array | None]:
+    """The column in its target's Arrow type, and which of its values need the exact lane."""
+    kind = route.kind
+    if kind is Kind.INT8:
+        return array, None
+    if kind in _INT_LIMITS:
+        low, high = _INT_LIMITS[kind]
+        outside = pc.or_kleene(pc.less(array, low), pc.greater(array, high))
+        return pc.if_else(outside, pa.scalar(None, array.type), array).cast(_INT_TYPES[kind]), outside
+    if kind in (Kind.FLOAT8, Kind.BYTEA):
+        return array, None
+    if kind is Kind.BOOL:
+        return pc.not_equal(array, 0), pc.and_(pc.not_equal(array, 0), pc.not_equal(array, 1))
+    if kind is Kind.TEXT:
+        array.validate(full=True)  # raises on invalid UTF-8, which the exact lane rejects
+        flagged = pc.match_substring(array, "\x00")  # rejected, or stripped (--strip-nul)
+        limit = route.column.type.max_length
+        if limit is not None:
+            flagged = pc.or_kleene(flagged, pc.greater(pc.utf8_length(array), limit))
+        return array, flagged
+    if kind is Kind.NUMERIC:
+        return _numeric(route, array)
+    if route.form is Form.EPOCH:
+        outside = pc.or_kleene(pc.less(array, _MIN_SECONDS), pc.greater(array, _MAX_SECONDS))
+        seconds = pc.if_else(outside, pa.scalar(None, pa.int64()), array)
+        return _timestamp(route, pc.multiply(seconds, 1_000_000).cast(pa.timestamp("us", "UTC")), outside)
+    assert route.form is not None
+    fits = pc.match_substring_regex(array, _FORM_PATTERNS[route.form])
+    taken = pc.if_else(fits, array, pa.scalar(None, pa.string()))
+    if kind is Kind.DATE:
+        return taken.cast(pa.date32()), pc.invert(fits)
+    if route.form is Form.AWARE:
+        moments = taken.cast(pa.timestamp("us", "UTC"))
+    elif source_tz == "UTC":
+        moments = taken.cast(pa.timestamp("us")).cast(pa.timestamp("us", "UTC"))
+    else:
+        # As PostgreSQL (and the exact lane) read a wall time that happens twice: the later
+        # one. A time in a spring-forward gap raises: the exact lane takes the batch.
+        moments = pc.assume_timezone(taken.cast(pa.timestamp("us")), source_tz, ambiguous="latest",
+                                     nonexistent="raise").cast(pa.timestamp("us", "UTC"))
+    return _timestamp(route, moments, pc.invert(fits))
+
+
+def _numeric(route: Route, array: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """numeric(p, s) from a double: its shortest decimal text (what the exact lane reads),
+    taken only when it needs no rounding and fits. Rounded values go the exact way, which
+    rounds them as PostgreSQL does and counts them."""
+    target = route.column.type
+    precision, scale = target.precision or 0, target.scale or 0
+    whole = f"\\d{{1,{precision - scale}}}" if precision > scale else "0"
+    fraction = f"(\\.\\d{{1,{scale}}})?" if scale else ""
+    text = array.cast(pa.string())
+    fits = pc.match_substring_regex(text, f"^-?{whole}{fraction}$")
+    taken = pc.if_else(fits, text, pa.scalar(None, pa.string()))
+    return taken.cast(pa.decimal128(precision, scale)), pc.invert(fits)
+
+
+def _timestamp(route: Route, moments: pa.Array, flagged: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Years 1..9999 in UTC, which the exact lane (Python's datetime) can hold; it rejects the rest."""
+    outside = pc.or_kleene(pc.less(moments, _FIRST_YEAR), pc.greater(moments, _LAST_INSTANT))
+    flagged = pc.or_kleene(flagged, outside)
+    if route.kind is Kind.TIMESTAMP:  # UTC wall time: the same microseconds
+        return moments.view(pa.timestamp("us")), flagged
+    return moments, flagged
+
+
+__all__ = ["Form", "Route", "Split", "census_sql", "dated", "dominant_form", "drop_witness", "guarded_sql",
+           "lane_columns", "routes_for", "split_batch", "takes"]

@@ -1,0 +1,202 @@
+"""The columnar lane's I/O. A C reader (adbc-driver-sqlite) turns a rowid range of the
+SQLite table into Arrow batches through arrowlane's guarded query; arrowlane normalises
+them; pgpq encodes them as PostgreSQL binary COPY, which asyncpg streams. Python touches
+batches, never values. The rows arrowlane flags are read again by rowid and go through
+the exact lane: its converters, rejects and bisection.
+
+Reading, normalising and encoding run in a thread (the C and Rust code release the GIL),
+so the next batch is prepared while PostgreSQL ingests the last one. Each batch is its own
+COPY, followed by its flagged rows: memory holds a batch or two, whatever the table."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import adbc_driver_manager
+import adbc_driver_sqlite.dbapi as adbc_sqlite
+import aiosqlite
+import anyio
+import anyio.to_thread
+import asyncpg
+import pgpq
+
+from . import arrowlane, source
+from .errors import CopierError
+from .load import LoadCounts, LoadSpec, first_error
+from .normalise import ConvertedPage, Converter, convert_page, converter_for, decode_text
+from .planning import ColumnPlan, TablePlan
+from .reader import KeyRange
+from .rejects import RejectSink
+from .writer import TableWriter
+
+# Rows per Arrow batch (and per COPY): big enough that per-batch costs vanish, small
+# enough that the two or three batches in flight per process stay a few MB each.
+BATCH_ROWS = 32_768
+# Flagged rows are read again by rowid this many at a time.
+EXACT_PAGE_ROWS = 5_000
+
+
+class ColumnarDeclined(CopierError):
+    """The columnar reader could not read the range (a locked or damaged file, a type the
+    driver refuses): the exact lane loads it instead, and reports what it finds."""
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """One batch ready to send: a whole binary COPY of its columnar rows, and the rowids of
+    the rows that need the exact lane."""
+
+    copy: tuple[bytes, ...]
+    rows: int
+    exact_keys: list[int]
+
+
+class BatchSource:
+    """Arrow batches of one rowid range, prepared for COPY; blocking, used from a thread."""
+
+    def __init__(self, spec: LoadSpec, key_range: KeyRange) -> None:
+        columns = arrowlane.lane_columns(spec.table)
+        rowid = source.rowid_sql(spec.table.source)
+        assert columns is not None and rowid is not None, "the caller checked arrowlane.lane_columns"
+        self.source_tz = spec.options.source_tz
+        try:
+            self.connection = adbc_sqlite.connect(source.read_only_uri(spec.path))
+        except adbc_driver_manager.Error as exc:
+            raise ColumnarDeclined(str(exc)) from None
+        try:
+            self.cursor = self.connection.cursor()
+            self.cursor.execute(f"PRAGMA busy_timeout = {int(spec.busy_timeout * 1000)}")
+            self.cursor.fetchall()
+            forms = self._forms(spec, rowid, columns, key_range)
+            self.routes = arrowlane.routes_for(spec.table, columns, forms)
+            self.cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(BATCH_ROWS)})
+            self.cursor.execute(arrowlane.guarded_sql(spec.table, self.routes, rowid, key_range.first,
+                                                      key_range.last))
+            self.reader = self.cursor.fetch_record_batch()
+        except adbc_driver_manager.Error as exc:
+            self.close()
+            raise ColumnarDeclined(str(exc)) from None
+        self.first = True
+
+    def _forms(self, spec: LoadSpec, rowid: str, columns: tuple[ColumnPlan, ...],
+               key_range: KeyRange) -> dict[str, arrowlane.Form]:
+        dated = [c for c in columns if arrowlane.dated(c)]
+        if not dated:
+            return {}
+        self.cursor.execute(arrowlane.census_sql(spec.table, rowid, dated, key_range.first, key_range.last))
+        sample = self.cursor.fetchall()
+        return {c.source: arrowlane.dominant_form(c, (row[i] for row in sample)) for i, c in enumerate(dated)}
+
+    def next(self) -> Prepared | None:
+        """The next batch, or None at the end of the range."""
+        try:
+            batch = self.reader.read_next_batch()
+        except StopIteration:
+            return None
+        except adbc_driver_manager.Error as exc:
+            raise ColumnarDeclined(str(exc)) from None
+        if self.first:
+            batch, self.first = arrowlane.drop_witness(batch), False
+        split = arrowlane.split_batch(batch, self.routes, self.source_tz)
+        if split.columnar is None or split.columnar.num_rows == 0:
+            return Prepared((), 0, split.exact_keys)
+        encoder = pgpq.ArrowToPostgresBinaryEncoder(split.columnar.schema)
+        copy = (encoder.write_header(), encoder.write_batch(split.columnar), encoder.finish())
+        return Prepared(copy, split.columnar.num_rows, split.exact_keys)
+
+    def close(self) -> None:
+        for closeable in (getattr(self, "reader", None), getattr(self, "cursor", None), self.connection):
+            if closeable is not None:
+                try:
+                    closeable.close()
+                except adbc_driver_manager.Error:
+                    pass
+
+
+async def load_columnar(spec: LoadSpec, connection: asyncpg.Connection, rejects: RejectSink,
+                        advance: Callable[[int], None]) -> LoadCounts:
+    """Load the spec's rowid ranges through the columnar lane, inside the caller's transaction."""
+    writer = TableWriter(connection, spec.schema, spec.table, rejects, spec.on_error, spec.max_rejects)
+    converters = [converter_for(c.type, spec.options) for c in spec.table.columns]
+    counts = LoadCounts()
+    for key_range in spec.ranges:
+        assert key_range is not None, "the caller checked: the lane reads rowid ranges"
+        await _load_range(spec, key_range, connection, writer, converters, counts, advance)
+    counts.rejected = writer.rejected
+    return counts
+
+
+async def _load_range(spec: LoadSpec, key_range: KeyRange, connection: asyncpg.Connection, writer: TableWriter,
+                      converters: list[Converter], counts: LoadCounts, advance: Callable[[int], None]) -> None:
+    batches = await anyio.to_thread.run_sync(BatchSource, spec, key_range)
+    columns = [c.target for c in spec.table.columns]
+    exact = ExactRows(spec.path, spec.table, converters, spec.busy_timeout)
+    send, receive = anyio.create_memory_object_stream[Prepared](1)
+
+    async def produce() -> None:
+        async with send:
+            while (prepared := await anyio.to_thread.run_sync(batches.next)) is not None:
+                await send.send(prepared)
+
+    try:
+        async with anyio.create_task_group() as group, receive:
+            group.start_soon(produce)
+            async for prepared in receive:
+                if prepared.rows:
+                    await connection.copy_to_table(spec.table.target, source=_chunks(prepared.copy), columns=columns,
+                                                   schema_name=spec.schema, format="binary")
+                    counts.written += prepared.rows
+                    counts.columnar += prepared.rows
+                for start in range(0, len(prepared.exact_keys), EXACT_PAGE_ROWS):
+                    page = await exact.read(prepared.exact_keys[start:start + EXACT_PAGE_ROWS])
+                    counts.rounded += page.rounded
+                    counts.written += await writer.write(page)
+                counts.read += prepared.rows + len(prepared.exact_keys)
+                advance(prepared.rows + len(prepared.exact_keys))
+    except BaseExceptionGroup as group_error:
+        raise first_error(group_error) from None
+    finally:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(batches.close)
+            await exact.close()
+
+
+async def _chunks(parts: tuple[bytes, ...]) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+
+
+class ExactRows:
+    """The flagged rows of a range, read again by rowid for the exact lane's converters."""
+
+    def __init__(self, path: Path, plan: TablePlan, converters: list[Converter],
+                 busy_timeout: float) -> None:
+        self.path, self.plan, self.converters, self.busy_timeout = path, plan, converters, busy_timeout
+        self.connection: aiosqlite.Connection | None = None
+
+    async def read(self, keys: list[int]) -> ConvertedPage:
+        if self.connection is None:
+            self.connection = await source.connect(self.path, self.busy_timeout)
+        sql = source.rows_by_rowid_sql(self.plan.source, [c.source for c in self.plan.columns])
+        try:
+            rows = await self._fetch(sql, keys)
+        except sqlite3.OperationalError:  # TEXT that is not UTF-8: kept as bytes for the converters
+            self.connection.text_factory = decode_text
+            rows = await self._fetch(sql, keys)
+        return convert_page(rows, self.converters, 1)
+
+    async def _fetch(self, sql: str, keys: list[int]) -> list[tuple[object, ...]]:
+        assert self.connection is not None
+        async with self.connection.execute(sql, (json.dumps(keys),)) as cursor:
+            return list(await cursor.fetchall())  # type: ignore[arg-type]
+
+    async def close(self) -> None:
+        if self.connection is not None:
+            await self.connection.close()
+
+
+__all__ = ["BATCH_ROWS", "ColumnarDeclined", "load_columnar"]
