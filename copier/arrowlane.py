@@ -36,6 +36,7 @@ _MIN_SECONDS, _MAX_SECONDS = -62135596800, 253402300799
 _MAX_DECIMAL_PRECISION = 38
 
 _FIRST_YEAR = pa.scalar(-62135596800_000000, pa.timestamp("us", "UTC"))  # 0001-01-01
+_ARROW_ZONES_END = pa.scalar(2114380800_000000, pa.timestamp("us"))  # 2037-01-01
 _LAST_INSTANT = pa.scalar(253402300799_999999, pa.timestamp("us", "UTC"))  # 9999-12-31 23:59:59.999999
 
 
@@ -132,23 +133,28 @@ def dated(column: ColumnPlan) -> bool:
 
 def census_sql(plan: TablePlan, rowid: str, columns: Sequence[ColumnPlan], first: int, last: int,
                sample: int = 256) -> str:
-    """SQL: a sample of the dated columns' values at the start of a rowid range."""
-    select = ", ".join(quote_sqlite(c.source) for c in columns)
+    """SQL: a sample at the start of a rowid range of the dated columns: per column its
+    storage class, and its text as bytes (the Arrow reader would turn numbers into text when
+    a column mixes them, and text that is not UTF-8 cannot become a Python str)."""
+    select = ", ".join(f"typeof({quote_sqlite(c.source)}), CASE typeof({quote_sqlite(c.source)}) WHEN 'text' "
+                       f"THEN CAST({quote_sqlite(c.source)} AS BLOB) END" for c in columns)
     return (f"SELECT {select} FROM {quote_sqlite(plan.source.name)} "
             f"WHERE {rowid} BETWEEN {int(first)} AND {int(last)} LIMIT {int(sample)}")
 
 
-def dominant_form(column: ColumnPlan, values: Iterable[object]) -> Form:
-    """The form most of a date or timestamp column's sampled values are written in."""
+def dominant_form(column: ColumnPlan, sample: Iterable[tuple[str, bytes | None]]) -> Form:
+    """The form most of a date or timestamp column's sampled values (storage class, text)
+    are written in."""
     if column.type.kind is Kind.DATE:
         return Form.DATE
     forms: Counter[Form] = Counter()
-    for value in values:
-        if isinstance(value, int) and not isinstance(value, bool):
+    for storage_class, raw in sample:
+        text = raw.decode("utf-8", "replace") if raw is not None else None
+        if storage_class == "integer":
             forms[Form.EPOCH] += 1
-        elif isinstance(value, str) and _AWARE_TEXT.fullmatch(value):
+        elif text is not None and _AWARE_TEXT.fullmatch(text):
             forms[Form.AWARE] += 1
-        elif isinstance(value, str) and _NAIVE_TEXT.fullmatch(value):
+        elif text is not None and _NAIVE_TEXT.fullmatch(text):
             forms[Form.NAIVE] += 1
     return forms.most_common(1)[0][0] if forms else Form.NAIVE
 
@@ -268,8 +274,12 @@ def _normalise(route: Route, array: pa.Array, source_tz: str) -> tuple[pa.Array,
     else:
         # As PostgreSQL (and the exact lane) read a wall time that happens twice: the later
         # one. A time in a spring-forward gap raises: the exact lane takes the batch.
-        moments = pc.assume_timezone(taken.cast(pa.timestamp("us")), source_tz, ambiguous="latest",
+        naive = taken.cast(pa.timestamp("us"))
+        moments = pc.assume_timezone(naive, source_tz, ambiguous="latest",
                                      nonexistent="raise").cast(pa.timestamp("us", "UTC"))
+        # Arrow knows a zone's transitions up to 2037 only; Python, like PostgreSQL, goes on
+        # with the zone's rule after that. Such wall times are the exact lane's.
+        return _timestamp(route, moments, pc.or_kleene(pc.invert(fits), pc.greater_equal(naive, _ARROW_ZONES_END)))
     return _timestamp(route, moments, pc.invert(fits))
 
 

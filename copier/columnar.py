@@ -41,8 +41,9 @@ EXACT_PAGE_ROWS = 5_000
 
 
 class ColumnarDeclined(CopierError):
-    """The columnar reader could not read the range (a locked or damaged file, a type the
-    driver refuses): the exact lane loads it instead, and reports what it finds."""
+    """The columnar lane could not read or convert the range (a locked or damaged file, a
+    value the driver refuses, a bug of the lane): the exact lane loads it instead, and
+    reports what it finds."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +78,9 @@ class BatchSource:
             self.cursor.execute(arrowlane.guarded_sql(spec.table, self.routes, rowid, key_range.first,
                                                       key_range.last))
             self.reader = self.cursor.fetch_record_batch()
-        except adbc_driver_manager.Error as exc:
+        except Exception as exc:
             self.close()
-            raise ColumnarDeclined(str(exc)) from None
+            raise ColumnarDeclined(f"{type(exc).__name__}: {exc}") from None
         self.first = True
 
     def _forms(self, spec: LoadSpec, rowid: str, columns: tuple[ColumnPlan, ...],
@@ -89,19 +90,20 @@ class BatchSource:
             return {}
         self.cursor.execute(arrowlane.census_sql(spec.table, rowid, dated, key_range.first, key_range.last))
         sample = self.cursor.fetchall()
-        return {c.source: arrowlane.dominant_form(c, (row[i] for row in sample)) for i, c in enumerate(dated)}
+        return {c.source: arrowlane.dominant_form(c, ((row[2 * i], row[2 * i + 1]) for row in sample))
+                for i, c in enumerate(dated)}
 
     def next(self) -> Prepared | None:
         """The next batch, or None at the end of the range."""
         try:
             batch = self.reader.read_next_batch()
+            if self.first:
+                batch, self.first = arrowlane.drop_witness(batch), False
+            split = arrowlane.split_batch(batch, self.routes, self.source_tz)
         except StopIteration:
             return None
-        except adbc_driver_manager.Error as exc:
-            raise ColumnarDeclined(str(exc)) from None
-        if self.first:
-            batch, self.first = arrowlane.drop_witness(batch), False
-        split = arrowlane.split_batch(batch, self.routes, self.source_tz)
+        except Exception as exc:  # the reader's or the lane's: the exact lane loads the range instead
+            raise ColumnarDeclined(f"{type(exc).__name__}: {exc}") from None
         if split.columnar is None or split.columnar.num_rows == 0:
             return Prepared((), 0, split.exact_keys)
         encoder = pgpq.ArrowToPostgresBinaryEncoder(split.columnar.schema)
@@ -113,7 +115,7 @@ class BatchSource:
             if closeable is not None:
                 try:
                     closeable.close()
-                except adbc_driver_manager.Error:
+                except Exception:  # closing is best effort; the file is open read-only
                     pass
 
 

@@ -1,0 +1,279 @@
+"""The columnar lane gives exactly what the exact lane gives: the same rows, the same values
+(compared as PostgreSQL's own ::text of each), the same rejects. Each case loads one source
+twice, with --lane exact and --lane auto, into two schemas of the same database."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
+
+import anyio
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import copier
+from copier import columnar
+from copier.settings import IfExists, Lane, Settings
+from copier.stats import RunStats
+
+from .pg import Target
+
+# One table per declared type, each (id INTEGER PRIMARY KEY, v <type>): a row goes to the
+# exact lane for its one value only, so that most rows of an example take the columnar lane.
+DECLARED = {
+    "t_integer": "INTEGER", "t_real": "REAL", "t_money": "NUMERIC(12,2)", "t_tiny": "NUMERIC(4,4)",
+    "t_whole": "DECIMAL(6,0)", "t_text": "TEXT", "t_blob": "BLOB", "t_flag": "BOOLEAN", "t_day": "DATE",
+    "t_moment": "DATETIME", "t_wall": "TIMESTAMP WITHOUT TIME ZONE",
+}
+ZONES = ["UTC", "America/New_York", "Europe/Paris", "Asia/Kolkata", "Australia/Lord_Howe"]
+
+
+@dataclass(frozen=True)
+class InvalidText:
+    """TEXT holding bytes that are not UTF-8 (stored with CAST(? AS TEXT))."""
+
+    raw: bytes
+
+
+def write_source(path: Path, tables: Mapping[str, Sequence[object]]) -> Path:
+    connection = sqlite3.connect(path)
+    for table, values in tables.items():
+        connection.execute(f'CREATE TABLE "{table}" (id INTEGER PRIMARY KEY, v {DECLARED[table]})')
+        for key, value in enumerate(values, 1):
+            if isinstance(value, InvalidText):
+                connection.execute(f'INSERT INTO "{table}" VALUES (?, CAST(? AS TEXT))', (key, value.raw))
+            else:
+                connection.execute(f'INSERT INTO "{table}" VALUES (?, ?)', (key, value))
+    connection.commit()
+    connection.close()
+    return path
+
+
+def load(source: Path, target: Target, lane: Lane, schema: str, tmp: Path, **options: object) -> RunStats:
+    chosen = Settings(dsn=target.dsn, schema=schema, lane=lane, verify=False, workers=1, quiet=True,
+                      integrity_check=False, reject_file=tmp / f"{schema}.rejects.jsonl", **options)  # type: ignore[arg-type]
+    return anyio.run(copier.migrate, source, chosen)
+
+
+def contents(target: Target, schema: str, table: str) -> list[tuple[int, str | None]]:
+    rows = target.fetch(f'SELECT id, v::text AS v FROM "{schema}"."{table}" ORDER BY id')
+    return [(r["id"], r["v"]) for r in rows]
+
+
+def assert_lanes_agree(source: Path, target: Target, tmp: Path, **options: object) -> RunStats:
+    """Load through both lanes and compare every value; returns the columnar run's stats."""
+    exact_schema, auto_schema = f"{target.schema}_exact", f"{target.schema}_auto"
+    # Hypothesis runs many examples on one target: each starts from nothing.
+    target.execute(f'DROP SCHEMA IF EXISTS "{exact_schema}" CASCADE; DROP SCHEMA IF EXISTS "{auto_schema}" CASCADE')
+    exact = load(source, target, Lane.EXACT, exact_schema, tmp, **options)
+    auto = load(source, target, Lane.AUTO, auto_schema, tmp, **options)
+    for name, stats in exact.tables.items():
+        assert stats.columnar == 0, name
+        other = auto.tables[name]
+        assert (other.status, other.written, other.rejected, other.rounded) == (
+            stats.status, stats.written, stats.rejected, stats.rounded), name
+        if stats.status.value == "done":
+            assert contents(target, auto_schema, name) == contents(target, exact_schema, name), name
+    return auto
+
+
+# --- values of every storage class, typical and not -------------------------------------------
+
+_moments = st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30))
+_offsets = st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-8)),
+                            timezone(timedelta(hours=14))])
+
+
+@st.composite
+def _timestamp_text(draw: st.DrawFn) -> str:
+    moment = draw(_moments)
+    form = draw(st.sampled_from(["space", "T", "fraction", "millis", "offset", "Z", "date", "minutes", "compact"]))
+    if form == "space":
+        return moment.replace(microsecond=0).isoformat(sep=" ")
+    if form == "T":
+        return moment.replace(microsecond=0).isoformat()
+    if form == "fraction":
+        return moment.isoformat(sep=" ", timespec="microseconds")
+    if form == "millis":
+        return moment.isoformat(sep=" ", timespec="milliseconds")
+    if form == "offset":
+        return moment.replace(tzinfo=draw(_offsets)).isoformat(sep=" ", timespec="seconds")
+    if form == "Z":
+        return moment.replace(microsecond=0).isoformat() + "Z"
+    if form == "date":
+        return moment.date().isoformat()
+    if form == "minutes":
+        return moment.isoformat(sep=" ", timespec="minutes")
+    return moment.strftime("%Y%m%d")
+
+
+# Any text SQLite can hold as UTF-8 (lone surrogates cannot be encoded).
+_texts = st.text(st.characters(exclude_categories=["Cs"]), max_size=12)
+_odd_text = st.sampled_from([
+    "", " 1 ", "yes", "t", "NaN", "-inf", "1e3", "0001-01-01", "9999-12-31", "2021-02-30", "2021-02-30 00:00:00",
+    "0000-01-01 00:00:00", "2021-03-04 24:00:00", "2021-03-04 23:59:60", "2021-03-04 10:00:00.1234567",
+    "2021-03-14 02:30:00", "2021-11-07 01:30:00", "2021-10-31 02:30:00", "2021-03-28 02:30:00",
+    "9999-12-31 23:30:00", "0001-01-01 00:00:00", "a\x00b", "12.50", "-0",
+])
+_edge_integers = st.sampled_from([
+    -2**63, 2**63 - 1, -2**63 + 1, 2**53, 2**53 + 1, -2**53 - 1, 2**31, -2**31 - 1, 0, 1, -1, 2,
+    253402300799, 253402300800, -62135596800, -62135596801, 1700000000, 1700000000123,
+])
+_edge_floats = st.sampled_from([2.675, 1234.565, 0.1, 0.30000000000000004, 1e16, 1e-7, -0.0, 0.5, 12.0, 99.995,
+                                2459215.5, math.inf, -math.inf, 1.5e300, 0.125, 1727078780.5])
+_any_value = st.one_of(
+    st.none(), st.integers(-2**63, 2**63 - 1), _edge_integers, st.floats(allow_nan=False), _edge_floats,
+    _texts, _odd_text, _timestamp_text(),
+    st.dates(min_value=date(1, 1, 1)).map(date.isoformat), st.binary(max_size=12),
+    st.binary(min_size=1, max_size=6).map(InvalidText),
+)
+
+
+def _typical(table: str) -> st.SearchStrategy[object]:
+    """What a column of this type mostly holds: the columnar lane's share of an example."""
+    declared = DECLARED[table]
+    if declared in ("INTEGER",):
+        return st.integers(-2**63, 2**63 - 1)
+    if declared == "REAL":
+        return st.floats(allow_nan=False)
+    if declared.startswith(("NUMERIC", "DECIMAL")):
+        return st.one_of(st.integers(-10**6, 10**6).map(lambda n: n / 100), st.integers(-999_999, 999_999))
+    if declared == "TEXT":
+        return _texts
+    if declared == "BLOB":
+        return st.binary(max_size=12)
+    if declared == "BOOLEAN":
+        return st.sampled_from([0, 1])
+    if declared == "DATE":
+        return st.dates(min_value=date(1, 1, 1)).map(date.isoformat)
+    return st.one_of(_timestamp_text(), st.integers(-62135596800, 253402300799))
+
+
+_examples = st.fixed_dictionaries({
+    table: st.lists(st.one_of(st.none(), _typical(table), _typical(table), _any_value), min_size=1, max_size=12)
+    for table in DECLARED
+})
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(tables=_examples, zone=st.sampled_from(ZONES))
+def test_both_lanes_give_the_same_values(tables: dict[str, list[object]], zone: str, target: Target,
+                                         tmp_path_factory: pytest.TempPathFactory,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp = tmp_path_factory.mktemp("lanes")
+    monkeypatch.setattr(columnar, "BATCH_ROWS", 3)  # several batches per table, types changing between them
+    assert_lanes_agree(write_source(tmp / "s.db", tables), target, tmp, source_tz=zone)
+
+
+# --- each guard, on purpose -------------------------------------------------------------------
+
+
+def test_typical_values_take_the_columnar_lane(tmp_path: Path, target: Target) -> None:
+    tables: dict[str, list[object]] = {
+        "t_integer": [1, -2**63, 2**63 - 1, None], "t_real": [1.5, -0.0, math.inf, -math.inf, None],
+        "t_money": [12.5, -3, 0.01, 99999.99, None], "t_text": ["ann", "", "ü€😀", None],
+        "t_blob": [b"\x00\xff", b"", None], "t_flag": [0, 1, None], "t_day": ["2021-03-04", "0001-01-01", "9999-12-31"],
+        "t_moment": ["2021-03-04 05:06:07", "2021-03-04T05:06:07.123456", "0001-01-01 00:00:00", None],
+        "t_wall": ["2021-03-04 05:06:07.5", "9999-12-31 23:59:59.999999"],
+    }
+    stats = assert_lanes_agree(write_source(tmp_path / "s.db", tables), target, tmp_path)
+    for name, values in tables.items():
+        assert stats.tables[name].columnar == len(values), name
+
+
+@pytest.mark.parametrize(("table", "typical", "odd", "in_columnar"), [
+    # 8 rows in batches of 2: the odd value's row goes the exact way, the other 7 (a NULL among
+    # them) the columnar way. A storage class changing mid-column:
+    ("t_integer", 7, "seven", 7),
+    ("t_integer", 7, 7.5, 7),
+    ("t_text", "x", 12, 8),  # TEXT affinity stores 12 as '12': no odd value
+    ("t_text", "x", b"\x00binary", 7),
+    ("t_blob", b"\x01", "text", 7),
+    ("t_real", 1.25, 3, 8),  # REAL affinity stores 3 as 3.0: no odd value at all
+    ("t_flag", 1, 2, 7),
+    ("t_flag", 0, "yes", 7),
+    ("t_money", 1.25, 2.675, 7),  # needs rounding: counted by the exact lane
+    ("t_money", 1.25, 1e16, 7),  # out of range: rejected
+    ("t_money", 1.25, 2**60, 7),
+    ("t_text", "x", "a\x00b", 7),  # NUL: rejected (or stripped with --strip-nul)
+    ("t_text", "x", InvalidText(b"\xff\xfe"), 6),  # not UTF-8: its batch goes the exact way
+    ("t_day", "2021-03-04", "2021-02-30", 6),  # not a date: its batch goes the exact way
+    ("t_day", "2021-03-04", "20210304", 7),
+    ("t_moment", "2021-03-04 05:06:07", 1700000000, 7),  # not the dominant form
+    ("t_moment", 1700000000, "2021-03-04 05:06:07", 7),
+    ("t_moment", "2021-03-04 05:06:07", 1700000000123, 7),  # epoch milliseconds
+    ("t_moment", "2021-03-04 05:06:07", 2459215.5, 7),  # a Julian day
+    ("t_moment", "2021-03-04 05:06:07", "2021-03-04 05:06:07.1234567", 7),
+    ("t_moment", "2021-03-04 05:06:07", "2021-03-04 24:00:00", 7),
+    ("t_moment", "2021-03-04 05:06:07", "0000-01-01 00:00:00", 7),
+    ("t_moment", "2021-03-04 05:06:07+02:00", "2021-03-04 05:06:07Z", 8),  # both aware forms are one form
+    ("t_moment", "2021-03-04 05:06:07+02:00", "2021-03-04 05:06:07", 7),
+    ("t_moment", -62135596800, -62135596801, 7),
+    ("t_moment", 253402300799, 253402300800, 7),
+    ("t_integer", 2**63 - 1, -2**63, 8),
+])
+def test_each_guard(table: str, typical: object, odd: object, in_columnar: int, tmp_path: Path,
+                    target: Target, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(columnar, "BATCH_ROWS", 2)
+    values = [typical, typical, None, odd, typical, typical, typical, typical]
+    stats = assert_lanes_agree(write_source(tmp_path / "s.db", {table: values}), target, tmp_path)
+    assert stats.tables[table].columnar == in_columnar
+
+
+def test_an_all_null_first_batch(tmp_path: Path, target: Target, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(columnar, "BATCH_ROWS", 4)
+    tables: dict[str, Sequence[object]] = {
+        "t_text": [None] * 9 + ["late", "text"], "t_integer": [None] * 9 + [5, 6],
+        "t_moment": [None] * 9 + ["2021-03-04 05:06:07", "2021-03-05 05:06:07"],
+        "t_blob": [None] * 9 + [b"\x01", b"\x02"], "t_money": [None] * 9 + [1.5, 2.25],
+    }
+    stats = assert_lanes_agree(write_source(tmp_path / "s.db", tables), target, tmp_path)
+    for name in tables:
+        assert stats.tables[name].columnar == 11, name
+
+
+@pytest.mark.parametrize("zone", ZONES)
+def test_wall_times_around_daylight_saving(zone: str, tmp_path: Path, target: Target,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(columnar, "BATCH_ROWS", 2)
+    start = datetime(2021, 1, 1, tzinfo=UTC)
+    hours = [(start + timedelta(minutes=30 * n)).strftime("%Y-%m-%d %H:%M:%S") for n in range(0, 17520, 7)]
+    edges = ["2021-03-14 02:30:00", "2021-11-07 01:30:00", "2021-03-28 02:30:00", "2021-10-31 02:30:00",
+             "2021-04-04 01:45:00", "2021-10-03 02:15:00", "1883-11-18 12:00:00", "2040-07-01 12:00:00"]
+    tables = {"t_moment": hours + edges, "t_wall": hours + edges}
+    assert_lanes_agree(write_source(tmp_path / "s.db", tables), target, tmp_path, source_tz=zone)
+
+
+def test_strip_nul_and_rounding_counts(tmp_path: Path, target: Target) -> None:
+    tables: dict[str, list[object]] = {"t_text": ["a\x00b", "plain"], "t_money": [2.675, 1.5, 0.125]}
+    stats = assert_lanes_agree(write_source(tmp_path / "s.db", tables), target, tmp_path, strip_nul=True)
+    assert stats.tables["t_money"].rounded == 2
+    assert stats.tables["t_text"].written == 2
+
+
+def test_existing_narrow_columns(tmp_path: Path, target: Target) -> None:
+    """Into tables that already exist: integer and smallint ranges, varchar(n) lengths."""
+    source = tmp_path / "s.db"
+    connection = sqlite3.connect(source)
+    connection.execute("CREATE TABLE narrow (id INTEGER PRIMARY KEY, i INTEGER, s INTEGER, name TEXT)")
+    connection.executemany("INSERT INTO narrow VALUES (?, ?, ?, ?)", [
+        (1, 2**31 - 1, 2**15 - 1, "abcde"), (2, 2**31, 5, "ab"), (3, 5, -2**15 - 1, "ab"), (4, 1, 1, "abcdef"),
+        (5, -2**31, -2**15, None)])
+    connection.commit()
+    connection.close()
+    for lane in ("exact", "auto"):
+        schema = f"{target.schema}_{lane}"
+        target.execute(f'CREATE SCHEMA "{schema}"; CREATE TABLE "{schema}".narrow '
+                       "(id bigint PRIMARY KEY, i integer, s smallint, name varchar(5))")
+    exact = load(source, target, Lane.EXACT, f"{target.schema}_exact", tmp_path, if_exists=IfExists.APPEND)
+    auto = load(source, target, Lane.AUTO, f"{target.schema}_auto", tmp_path, if_exists=IfExists.APPEND)
+    assert exact.tables["narrow"].rejected == auto.tables["narrow"].rejected == 3
+    assert auto.tables["narrow"].columnar == 2
+    query = 'SELECT id, i, s, name FROM "{}".narrow ORDER BY id'
+    assert target.fetch(query.format(f"{target.schema}_exact")) == target.fetch(query.format(f"{target.schema}_auto"))
