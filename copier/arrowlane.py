@@ -62,6 +62,7 @@ class Route:
     column: ColumnPlan
     form: Form | None = None  # for dates and timestamps
     nullable: bool = True  # False where SQLite itself keeps the column free of NULLs
+    rowid: bool = False  # the INTEGER PRIMARY KEY: always an integer, never NULL
 
     @property
     def kind(self) -> Kind:
@@ -75,6 +76,8 @@ class Route:
         """SQL: the value where its storage class is the one this column is read as, else NULL.
         (The Arrow reader needs one storage class per column; finer checks run on the batch.)"""
         c, kind = self.sql, self.kind
+        if self.rowid and self.storage_class == "integer":
+            return c
         if kind is Kind.NUMERIC:  # integers a double holds exactly, read as one
             return (f"CASE typeof({c}) WHEN 'real' THEN {c} WHEN 'integer' THEN CASE WHEN {c} "
                     f"BETWEEN {-_EXACT_IN_DOUBLE} AND {_EXACT_IN_DOUBLE} THEN CAST({c} AS REAL) END END")
@@ -161,7 +164,9 @@ def dominant_form(column: ColumnPlan, sample: Iterable[tuple[str, bytes | None]]
 
 def routes_for(plan: TablePlan, columns: Sequence[ColumnPlan], forms: dict[str, Form]) -> tuple[Route, ...]:
     not_null = {c.name for c in plan.source.columns if c.not_null}
-    return tuple(Route(c, forms.get(c.source), c.source not in not_null) for c in columns)
+    alias = plan.source.rowid_alias
+    return tuple(Route(c, forms.get(c.source), c.source not in not_null and c.source != alias, c.source == alias)
+                 for c in columns)
 
 
 def guarded_sql(plan: TablePlan, routes: Sequence[Route], rowid: str, first: int, last: int) -> str:
@@ -251,10 +256,12 @@ def _normalise(route: Route, array: pa.Array, source_tz: str) -> tuple[pa.Array,
         return pc.not_equal(array, 0), pc.and_(pc.not_equal(array, 0), pc.not_equal(array, 1))
     if kind is Kind.TEXT:
         array.validate(full=True)  # raises on invalid UTF-8, which the exact lane rejects
-        flagged = pc.match_substring(array, "\x00")  # rejected, or stripped (--strip-nul)
+        # NUL: rejected, or stripped (--strip-nul). One scan of the batch's bytes first: NUL is rare.
+        flagged = pc.match_substring(array, "\x00") if _holds_nul(array) else None
         limit = route.column.type.max_length
         if limit is not None:
-            flagged = pc.or_kleene(flagged, pc.greater(pc.utf8_length(array), limit))
+            longer = pc.greater(pc.utf8_length(array), limit)
+            flagged = longer if flagged is None else pc.or_kleene(flagged, longer)
         return array, flagged
     if kind is Kind.NUMERIC:
         return _numeric(route, array)
@@ -281,6 +288,11 @@ def _normalise(route: Route, array: pa.Array, source_tz: str) -> tuple[pa.Array,
         # with the zone's rule after that. Such wall times are the exact lane's.
         return _timestamp(route, moments, pc.or_kleene(pc.invert(fits), pc.greater_equal(naive, _ARROW_ZONES_END)))
     return _timestamp(route, moments, pc.invert(fits))
+
+
+def _holds_nul(array: pa.Array) -> bool:
+    data = array.buffers()[2]
+    return data is not None and data.to_pybytes().find(b"\x00") >= 0
 
 
 def _numeric(route: Route, array: pa.Array) -> tuple[pa.Array, pa.Array]:

@@ -451,8 +451,9 @@ def bench(
     runs: Annotated[int, typer.Option(help="Runs per method; the table shows medians.", min=1)] = 3,
     methods: Annotated[str, typer.Option(
         help="Comma-separated: ceiling, copier (--no-verify), copier-verified (the default run: load, then "
-             "verify), duckdb, pgloader (the last two when installed).")]
-    = "ceiling,copier,duckdb,pgloader",
+             "verify), duckdb, duckdb+keys (DuckDB's load, then the keys, indexes and foreign keys copier "
+             "builds), pgloader (the DuckDB and pgloader methods when installed).")]
+    = "ceiling,copier,copier-verified,duckdb,duckdb+keys,pgloader",
     batch_size: Annotated[str | None, typer.Option(
         "--batch-size", help="copier's --batch-size; several comma-separated values sweep it.",
         show_default=False)] = None,

@@ -35,7 +35,7 @@ from .writer import TableWriter
 
 # Rows per Arrow batch (and per COPY): big enough that per-batch costs vanish, small
 # enough that the two or three batches in flight per process stay a few MB each.
-BATCH_ROWS = 32_768
+BATCH_ROWS = 8_192
 # Flagged rows are read again by rowid this many at a time.
 EXACT_PAGE_ROWS = 5_000
 

@@ -64,7 +64,7 @@ async def load_rows(
 ) -> LoadCounts:
     """Load the spec's rows inside the caller's transaction: through the columnar lane when
     it can take the table, else (or when PostgreSQL refuses a row of it) the exact lane."""
-    if spec.lane is Lane.AUTO and _columnar_takes(spec):
+    if all(r is not None for r in spec.ranges) and columnar_takes(spec.table, spec.lane):
         # Imported here: pyarrow costs time and memory that runs without this lane need not pay.
         from .columnar import ColumnarDeclined, load_columnar
 
@@ -111,10 +111,13 @@ async def load_rows(
     return counts
 
 
-def _columnar_takes(spec: LoadSpec) -> bool:
-    from .arrowlane import lane_columns
+def columnar_takes(table: TablePlan, lane: Lane) -> bool:
+    """Whether the columnar lane loads this table's rowid ranges."""
+    if lane is not Lane.AUTO:
+        return False
+    from .arrowlane import lane_columns  # pyarrow, only once a run may need it
 
-    return all(r is not None for r in spec.ranges) and lane_columns(spec.table) is not None
+    return lane_columns(table) is not None
 
 
 async def _with_readers(

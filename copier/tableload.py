@@ -19,7 +19,7 @@ from . import ddl, state
 from .errors import CopierError, SourceChanged
 from .faults import describe_pg_error, is_transient, root_cause
 from .ident import MAX_IDENTIFIER_BYTES, qualified
-from .load import LoadCounts, LoadSpec, first_error, load_rows
+from .load import LoadCounts, LoadSpec, columnar_takes, first_error, load_rows
 from .planning import MigrationPlan, TablePlan
 from .progress import Progress
 from .reader import KeyRange, table_ranges
@@ -28,7 +28,7 @@ from .resume import Need, TableState, need_of
 from .settings import IfExists, Settings, redact_text
 from .source import ChangeWatch
 from .stats import RunStats, TableStats, TableStatus
-from .worker import load_chunk
+from .worker import load_chunk, load_chunk_here
 from .writer import check_max_rejects
 
 STAGING_PREFIX = "_copier_load_"
@@ -245,14 +245,19 @@ async def _load_parallel(
                                     run.settings.batch_size)
         limiter = anyio.CapacityLimiter(run.settings.workers)
         counts = LoadCounts()
+        here = columnar_takes(table, run.settings.lane)  # see worker.py: threads, not processes
 
         async def load(key_range: KeyRange | None) -> None:
-            result = await anyio.to_process.run_sync(
-                load_chunk, replace(_spec(run, staging, [key_range]), queue_depth=WORKER_QUEUE_DEPTH),
-                run.settings.dsn, cancellable=True, limiter=limiter)
+            spec = replace(_spec(run, staging, [key_range]), queue_depth=WORKER_QUEUE_DEPTH)
+            if here:
+                async with limiter:
+                    result = await load_chunk_here(spec, run.settings.dsn, advance)
+            else:
+                result = await anyio.to_process.run_sync(load_chunk, spec, run.settings.dsn, cancellable=True,
+                                                         limiter=limiter)
+                advance(result.counts.read)
             rejects.records.extend(result.rejects)
             counts.add(result.counts)
-            advance(result.counts.read)
 
         try:
             async with anyio.create_task_group() as group:

@@ -1,12 +1,16 @@
-"""Worker processes: key ranges of one big table load in parallel, each in its own process
-over its own PostgreSQL connection, into the table's staging table. The parent renames the
-staging table into place once every range is in, so the table appears whole or not at all.
+"""Key ranges of one big table load in parallel, each over its own PostgreSQL connection,
+into the table's staging table. The parent renames the staging table into place once every
+range is in, so the table appears whole or not at all.
 
-This is what lets the conversion work use every core: one Python process is bound to one."""
+Ranges the exact lane converts load in worker processes: its per-value work is Python's,
+and one Python process is bound to one core. Ranges the columnar lane takes load in this
+process, concurrently: its work is C and Rust that release the GIL, so threads use every
+core, without a process (and its memory) per core."""
 
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import anyio
@@ -46,14 +50,19 @@ def _picklable(exc: Exception) -> Exception:
     return LoadError(message, sqlstate=sqlstate_of(cause) or None, transient=is_transient(exc))
 
 
-async def _load_chunk(spec: LoadSpec, dsn: str) -> ChunkResult:
+async def load_chunk_here(spec: LoadSpec, dsn: str, advance: Callable[[int], None]) -> ChunkResult:
+    """A range loaded in this process (the columnar lane's way)."""
+    return await _load_chunk(spec, dsn, advance)
+
+
+async def _load_chunk(spec: LoadSpec, dsn: str, advance: Callable[[int], None] = lambda _rows: None) -> ChunkResult:
     async with target.connected(dsn) as connection:
         # Durable all the same: the parent's rename commits synchronously, which flushes
         # the WAL of every chunk committed before it.
         await connection.execute("SET synchronous_commit = off")
         rejects = RejectList()
         async with connection.transaction():
-            counts = await load_rows(spec, connection, rejects, lambda _rows: None)
+            counts = await load_rows(spec, connection, rejects, advance)
         return ChunkResult(counts, rejects.records)
 
 
@@ -62,4 +71,4 @@ def tune_gc() -> None:
     gc.set_threshold(200_000, 50, 100)
 
 
-__all__ = ["ChunkResult", "load_chunk", "tune_gc"]
+__all__ = ["ChunkResult", "load_chunk", "load_chunk_here", "tune_gc"]

@@ -31,7 +31,7 @@ from ..settings import Settings
 from .chart import line_chart
 from .data import generate
 
-METHODS = ("ceiling", "copier", "copier-verified", "duckdb", "pgloader")
+METHODS = ("ceiling", "copier", "copier-verified", "duckdb", "duckdb+keys", "pgloader")
 SWEEPABLE = ("batch_size", "readers", "jobs", "workers")
 
 
@@ -237,6 +237,20 @@ async def _prepare_ceiling(source: Path, server: str, workdir: Path) -> Path:
         await execute(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+async def _prepare_keys(source: Path, workdir: Path) -> Path:
+    """The primary keys, indexes and foreign keys copier builds for this source, as SQL for
+    duckdb+keys to run after DuckDB's load, so that both do the same work."""
+    from ..pipeline import plan as make_plan
+
+    plan = await make_plan(source, Settings(dsn=""), against_target=False)
+    statements = [ddl.add_primary_key(plan.schema, t) for t in plan.tables if t.primary_key]
+    statements += [ddl.create_index(plan.schema, t, i) for t in plan.tables for i in t.indexes]
+    statements += [ddl.add_foreign_key(plan.schema, fk) for fk in plan.foreign_keys]
+    path = workdir / "keys.json"
+    path.write_text(json.dumps(statements))
+    return path
+
+
 # --- the run -------------------------------------------------------------------------------
 
 
@@ -278,11 +292,12 @@ def run_bench(plan: BenchPlan, server: str, echo: object = print) -> dict[str, o
         if "ceiling" in plan.methods:
             say("exporting the rows for the ceiling (binary COPY TO)...")
             manifest = anyio.run(_prepare_ceiling, source, server, workdir)
+        keys = anyio.run(_prepare_keys, source, workdir) if "duckdb+keys" in plan.methods else None
         for method, label, params in candidates:
             result = Result(method, label, params)
             for run in range(plan.runs):
                 with fresh_database(server) as dsn:
-                    command = _command(method, source, dsn, params, manifest, workdir)
+                    command = _command(method, source, dsn, params, manifest, workdir, keys)
                     if command is None:
                         break
                     log = workdir / f"{label.replace(' ', '_')}-{run}.log"
@@ -318,7 +333,7 @@ def report_rows_per_second(result: Result, report: dict[str, object]) -> float:
 
 
 def _command(method: str, source: Path, dsn: str, params: dict[str, int], manifest: Path | None,
-             workdir: Path) -> list[str] | None:
+             workdir: Path, keys: Path | None = None) -> list[str] | None:
     if method == "copier":
         return copier_command(source, dsn, params)
     if method == "copier-verified":  # the default run: the load, then verify
@@ -330,6 +345,11 @@ def _command(method: str, source: Path, dsn: str, params: dict[str, int], manife
         if not duckdb_available():
             return None
         return [sys.executable, "-m", "copier.bench.methods", "duckdb", str(source), dsn]
+    if method == "duckdb+keys":  # DuckDB's load, then the keys copier builds: the same work
+        if not duckdb_available():
+            return None
+        assert keys is not None
+        return [sys.executable, "-m", "copier.bench.methods", "duckdb+keys", str(source), dsn, str(keys)]
     if method == "pgloader":
         return pgloader_command(source, dsn, workdir)
     raise UsageError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")

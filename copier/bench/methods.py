@@ -5,6 +5,8 @@ wall time and memory are its own: `python -m copier.bench.methods ceiling|duckdb
   COPY TO in binary format) into empty tables without keys: the physical limit.
 - duckdb: DuckDB's sqlite and postgres extensions, CREATE TABLE pg.t AS SELECT * FROM lite.t
   (no keys, no constraints, DuckDB's own typing).
+- duckdb+keys: the same, then the primary keys, indexes and foreign keys copier builds
+  (its own DDL, run in order over one connection): the work copier does, but DuckDB's typing.
 """
 
 from __future__ import annotations
@@ -62,12 +64,24 @@ def duckdb_copy(sqlite_path: str, dsn: str) -> None:
     connection.close()
 
 
+async def add_keys(dsn: str, statements: list[str]) -> None:
+    connection = await asyncpg.connect(dsn)
+    try:
+        for statement in statements:
+            await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
 def main(argv: list[str]) -> None:
     method, *args = argv
     if method == "ceiling":
         anyio.run(ceiling, args[0], json.loads(Path(args[1]).read_text()))
     elif method == "duckdb":
         duckdb_copy(args[0], args[1])
+    elif method == "duckdb+keys":
+        duckdb_copy(args[0], args[1])
+        anyio.run(add_keys, args[1], json.loads(Path(args[2]).read_text()))
     else:
         raise SystemExit(f"unknown method {method}")
 
