@@ -16,13 +16,13 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import adbc_driver_manager
 import adbc_driver_sqlite.dbapi as adbc_sqlite
 import aiosqlite
 import anyio
 import anyio.to_thread
 import asyncpg
 import pgpq
+import pyarrow as pa
 
 from . import arrowlane, source
 from .errors import CopierError
@@ -56,6 +56,70 @@ class Prepared:
     exact_keys: list[int]
 
 
+class ArrowQuery:
+    """A query on the SQLite file (read-only) whose rows arrive as Arrow batches; blocking,
+    used from a thread. The query's first row is a witness of its column types (see
+    arrowlane.guarded_sql), dropped here. Any failure is a ColumnarDeclined."""
+
+    def __init__(self, path: Path, busy_timeout: float) -> None:
+        self.reader: pa.RecordBatchReader | None = None
+        self.first = True
+        try:
+            self.connection = adbc_sqlite.connect(source.read_only_uri(path))
+        except Exception as exc:
+            raise ColumnarDeclined(f"{type(exc).__name__}: {exc}") from None
+        try:
+            self.cursor = self.connection.cursor()
+            self.cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            self.cursor.fetchall()
+        except Exception as exc:
+            self.close()
+            raise ColumnarDeclined(f"{type(exc).__name__}: {exc}") from None
+
+    def rows(self, sql: str) -> list[tuple[object, ...]]:
+        """A small result as Python rows."""
+        try:
+            self.cursor.execute(sql)
+            return list(self.cursor.fetchall())
+        except Exception as exc:
+            raise ColumnarDeclined(f"{type(exc).__name__}: {exc}") from None
+
+    def start(self, sql: str, batch_rows: int) -> None:
+        try:
+            self.cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(batch_rows)})
+            self.cursor.execute(sql)
+            self.reader = self.cursor.fetch_record_batch()
+        except Exception as exc:
+            raise ColumnarDeclined(f"{type(exc).__name__}: {exc}") from None
+
+    def next(self) -> pa.RecordBatch | None:
+        """The next batch, or None at the end."""
+        assert self.reader is not None
+        try:
+            batch = self.reader.read_next_batch()
+            if self.first:
+                batch, self.first = arrowlane.drop_witness(batch), False
+            return batch
+        except StopIteration:
+            return None
+        except Exception as exc:
+            raise ColumnarDeclined(f"{type(exc).__name__}: {exc}") from None
+
+    def close(self) -> None:
+        for closeable in (self.reader, getattr(self, "cursor", None), self.connection):
+            if closeable is not None:
+                try:
+                    closeable.close()
+                except Exception:  # closing is best effort; the file is open read-only
+                    pass
+
+
+def copy_parts(batch: pa.RecordBatch) -> tuple[bytes, ...]:
+    """A whole binary COPY of the batch: header, rows, trailer."""
+    encoder = pgpq.ArrowToPostgresBinaryEncoder(batch.schema)
+    return encoder.write_header(), encoder.write_batch(batch), encoder.finish()
+
+
 class BatchSource:
     """Arrow batches of one rowid range, prepared for COPY; blocking, used from a thread."""
 
@@ -64,59 +128,40 @@ class BatchSource:
         rowid = source.rowid_sql(spec.table.source)
         assert columns is not None and rowid is not None, "the caller checked arrowlane.lane_columns"
         self.source_tz = spec.options.source_tz
+        self.query = ArrowQuery(spec.path, spec.busy_timeout)
         try:
-            self.connection = adbc_sqlite.connect(source.read_only_uri(spec.path))
-        except adbc_driver_manager.Error as exc:
-            raise ColumnarDeclined(str(exc)) from None
-        try:
-            self.cursor = self.connection.cursor()
-            self.cursor.execute(f"PRAGMA busy_timeout = {int(spec.busy_timeout * 1000)}")
-            self.cursor.fetchall()
             forms = self._forms(spec, rowid, columns, key_range)
             self.routes = arrowlane.routes_for(spec.table, columns, forms)
-            self.cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(BATCH_ROWS)})
-            self.cursor.execute(arrowlane.guarded_sql(spec.table, self.routes, rowid, key_range.first,
-                                                      key_range.last))
-            self.reader = self.cursor.fetch_record_batch()
-        except Exception as exc:
-            self.close()
-            raise ColumnarDeclined(f"{type(exc).__name__}: {exc}") from None
-        self.first = True
+            self.query.start(arrowlane.guarded_sql(spec.table, self.routes, rowid, key_range.first, key_range.last),
+                             BATCH_ROWS)
+        except BaseException:
+            self.query.close()
+            raise
 
     def _forms(self, spec: LoadSpec, rowid: str, columns: tuple[ColumnPlan, ...],
                key_range: KeyRange) -> dict[str, arrowlane.Form]:
         dated = [c for c in columns if arrowlane.dated(c)]
         if not dated:
             return {}
-        self.cursor.execute(arrowlane.census_sql(spec.table, rowid, dated, key_range.first, key_range.last))
-        sample = self.cursor.fetchall()
-        return {c.source: arrowlane.dominant_form(c, ((row[2 * i], row[2 * i + 1]) for row in sample))
+        sample = self.query.rows(arrowlane.census_sql(spec.table, rowid, dated, key_range.first, key_range.last))
+        return {c.source: arrowlane.dominant_form(c, ((row[2 * i], row[2 * i + 1]) for row in sample))  # type: ignore[misc]
                 for i, c in enumerate(dated)}
 
     def next(self) -> Prepared | None:
         """The next batch, or None at the end of the range."""
-        try:
-            batch = self.reader.read_next_batch()
-            if self.first:
-                batch, self.first = arrowlane.drop_witness(batch), False
-            split = arrowlane.split_batch(batch, self.routes, self.source_tz)
-        except StopIteration:
+        batch = self.query.next()
+        if batch is None:
             return None
-        except Exception as exc:  # the reader's or the lane's: the exact lane loads the range instead
+        try:
+            split = arrowlane.split_batch(batch, self.routes, self.source_tz)
+        except Exception as exc:  # a bug of the lane: the exact lane loads the range instead
             raise ColumnarDeclined(f"{type(exc).__name__}: {exc}") from None
         if split.columnar is None or split.columnar.num_rows == 0:
             return Prepared((), 0, split.exact_keys)
-        encoder = pgpq.ArrowToPostgresBinaryEncoder(split.columnar.schema)
-        copy = (encoder.write_header(), encoder.write_batch(split.columnar), encoder.finish())
-        return Prepared(copy, split.columnar.num_rows, split.exact_keys)
+        return Prepared(copy_parts(split.columnar), split.columnar.num_rows, split.exact_keys)
 
     def close(self) -> None:
-        for closeable in (getattr(self, "reader", None), getattr(self, "cursor", None), self.connection):
-            if closeable is not None:
-                try:
-                    closeable.close()
-                except Exception:  # closing is best effort; the file is open read-only
-                    pass
+        self.query.close()
 
 
 async def load_columnar(spec: LoadSpec, connection: asyncpg.Connection, rejects: RejectSink,
@@ -149,7 +194,7 @@ async def _load_range(spec: LoadSpec, key_range: KeyRange, connection: asyncpg.C
             group.start_soon(produce)
             async for prepared in receive:
                 if prepared.rows:
-                    await connection.copy_to_table(spec.table.target, source=_chunks(prepared.copy), columns=columns,
+                    await connection.copy_to_table(spec.table.target, source=chunks(prepared.copy), columns=columns,
                                                    schema_name=spec.schema, format="binary")
                     counts.written += prepared.rows
                     counts.columnar += prepared.rows
@@ -167,7 +212,7 @@ async def _load_range(spec: LoadSpec, key_range: KeyRange, connection: asyncpg.C
             await exact.close()
 
 
-async def _chunks(parts: tuple[bytes, ...]) -> AsyncIterator[bytes]:
+async def chunks(parts: tuple[bytes, ...]) -> AsyncIterator[bytes]:
     for part in parts:
         yield part
 
@@ -201,4 +246,4 @@ class ExactRows:
             await self.connection.close()
 
 
-__all__ = ["BATCH_ROWS", "ColumnarDeclined", "load_columnar"]
+__all__ = ["BATCH_ROWS", "ArrowQuery", "ColumnarDeclined", "chunks", "copy_parts", "load_columnar"]

@@ -12,10 +12,14 @@ shows up as a difference, or as a value PostgreSQL cannot read, not as agreement
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from .casting import Kind, TargetType
-from .ident import quote_ident, quote_literal
+from .ident import quote_ident, quote_literal, quote_sqlite
 
 # Storage classes as verify ships them: SQLite's four.
 INTEGER, REAL, TEXT, BLOB = "i", "r", "t", "b"
@@ -70,6 +74,112 @@ def text_forms(column: Sequence[Raw], *, binary: bool = False) -> tuple[list[str
     return classes, texts
 
 
+# --- the same text forms, a batch at a time (Arrow) ----------------------------------------
+# For rowid tables the source is read by a C reader as Arrow batches. Each column is read in
+# its usual storage class (the commonest in a sample): its text form is then computed in
+# Arrow (an integer's digits, a REAL's shortest round-trip decimal as Python's repr gives
+# it, a text as is, a blob's hex from SQLite), and its storage class is left out of the
+# shipped row (NULL: "the column's usual class"). A row holding a value of another class
+# is flagged, read again by rowid and shipped through text_form.
+
+_LETTERS = {"integer": INTEGER, "real": REAL, "text": TEXT, "blob": BLOB}
+_EXACT_IN_DOUBLE = 2**53
+
+
+def usual_classes(sample: Sequence[Sequence[str]], kinds: Sequence[Kind]) -> list[str]:
+    """Per column, the storage class most of a sample of typeof() rows have (text if none)."""
+    usual = []
+    for i, kind in enumerate(kinds):
+        counts: dict[str, int] = {}
+        for row in sample:
+            if row[i] != "null":
+                counts[row[i]] = counts.get(row[i], 0) + 1
+        chosen = max(counts, key=counts.__getitem__) if counts else "text"
+        # NUMERIC affinity stores 12.0 as the integer 12: numbers read as REAL (see read_sql).
+        usual.append("real" if chosen == "integer" and kind in _NUMBER_KINDS else chosen)
+    return usual
+
+
+_NUMBER_KINDS = (Kind.NUMERIC, Kind.FLOAT8, Kind.FLOAT4)
+
+
+def _read_expression(column: str, usual: str, kind: Kind) -> tuple[str, str]:
+    """SQL: (the value where it has the usual class, else NULL; true where it has another)."""
+    c = quote_sqlite(column)
+    if usual == "real" and kind in _NUMBER_KINDS:
+        # An integer a double holds exactly has the same text either way: read as REAL.
+        value = (f"CASE typeof({c}) WHEN 'real' THEN {c} WHEN 'integer' THEN CASE WHEN {c} "
+                 f"BETWEEN {-_EXACT_IN_DOUBLE} AND {_EXACT_IN_DOUBLE} THEN CAST({c} AS REAL) END END")
+        odd = f"NOT (typeof({c}) IN ('real', 'null') OR ({c} BETWEEN {-_EXACT_IN_DOUBLE} AND {_EXACT_IN_DOUBLE}))"
+        return value, odd
+    read = f"hex({c})" if usual == "blob" else c
+    return f"CASE typeof({c}) WHEN '{usual}' THEN {read} END", f"typeof({c}) NOT IN ('{usual}', 'null')"
+
+
+def census_sql(table: str, columns: Sequence[str], sample: int = 256) -> str:
+    select = ", ".join(f"typeof({quote_sqlite(c)})" for c in columns)
+    return f"SELECT {select} FROM {quote_sqlite(table)} LIMIT {int(sample)}"
+
+
+def read_sql(table: str, columns: Sequence[str], usual: Sequence[str], kinds: Sequence[Kind], rowid: str,
+             first: int, last: int) -> str:
+    """SQL: the rowid, each column's value in its usual class, and whether the row holds a
+    value of another class. The first row is a witness of the column types for the Arrow
+    reader (see arrowlane.guarded_sql)."""
+    reads = [_read_expression(c, u, k) for c, u, k in zip(columns, usual, kinds)]
+    witness_values = {"integer": "0", "real": "0.0", "text": "''", "blob": "''"}
+    witness = ", ".join(f"{v} AS c{i}" for i, v in enumerate(["NULL", *(witness_values[u] for u in usual), "0"]))
+    odd = " OR ".join(f"({o})" for _v, o in reads)
+    select = ", ".join([rowid, *(v for v, _o in reads), f"CASE WHEN {odd} THEN 1 ELSE 0 END"])
+    return (f"SELECT {witness} UNION ALL SELECT {select} FROM {quote_sqlite(table)} "
+            f"WHERE {rowid} BETWEEN {int(first)} AND {int(last)}")
+
+
+@dataclass(frozen=True, slots=True)
+class FormedBatch:
+    values: list[pa.Array]  # v0, v1, ...: text forms (NULL: NULL, the class: the usual one)
+    odd_keys: list[int]  # rowids of rows to ship through text_form
+
+
+def batch_text_forms(batch: pa.RecordBatch, usual: Sequence[str], binary: Sequence[bool]) -> FormedBatch:
+    """The text forms of a batch of read_sql (witness dropped). Text holding NUL, or a batch
+    whose text is not UTF-8, is left to text_form too (odd rows)."""
+    keys, flags = batch.column(0), batch.column(batch.num_columns - 1)
+    odd = pc.not_equal(flags, 0)
+    values: list[pa.Array] = []
+    for i, storage in enumerate(usual):
+        array = batch.column(1 + i)
+        if storage == "text":
+            try:
+                array.validate(full=True)
+            except pa.ArrowInvalid:
+                return FormedBatch([], keys.to_pylist())
+            if _holds_nul(array):
+                odd = pc.or_(odd, pc.fill_null(pc.match_substring(array, "\x00"), False))
+            values.append(array)
+        else:
+            values.append(array if storage == "blob" else array.cast(pa.string()))
+    keep = pc.invert(odd)
+    return FormedBatch([v.filter(keep) for v in values], keys.filter(odd).to_pylist())
+
+
+def _holds_nul(array: pa.Array) -> bool:
+    data = array.buffers()[2]
+    return data is not None and data.to_pybytes().find(b"\x00") >= 0
+
+
+def digest_sql(expressions: Sequence[str], table: str) -> str:
+    """One side's rows, counted and digested: the sum of a 64-bit hash of each row. A
+    multiset digest: order does not count, duplicates do. The row's hash is its values'
+    hashes by their types' own hash functions (hash_record_extended, PostgreSQL 14+), mixed
+    once more (hashint8extended): the record hash combines its fields linearly, and summed
+    as it is, values swapped between rows would cancel out. Equal sums say the sides are
+    equal but for a 2**-64 chance; unequal sums are followed by differences_sql, which
+    names the rows."""
+    row = f"hashint8extended(hash_record_extended(ROW({', '.join(expressions)}), 0), 1)"
+    return f"SELECT count(*), coalesce(sum({row}::numeric), 0) FROM {table}"
+
+
 def source_columns(count: int) -> list[str]:
     """Columns of the temporary table the source rows are shipped into."""
     return [name for i in range(count) for name in (f"c{i}", f"v{i}")]
@@ -85,7 +195,7 @@ _JULIAN = "BETWEEN 1721425.5 AND 5373484.5"
 def _moment(c: str, v: str) -> str:
     """timestamptz from any of SQLite's date forms (text read in the session's time zone)."""
     return (f"CASE {c} "
-            f"WHEN 'i' THEN CASE WHEN {v}::numeric {_SECONDS} "
+            f"WHEN 'i' THEN CASE WHEN {v}::int8 {_SECONDS} "
             f"THEN timestamptz 'epoch' + {v}::bigint * interval '1 second' "
             f"ELSE timestamptz 'epoch' + {v}::bigint * interval '1 millisecond' END "
             f"WHEN 'r' THEN CASE WHEN {v}::float8 {_JULIAN} "
@@ -99,12 +209,15 @@ def _text(c: str, v: str) -> str:
     return f"CASE {c} WHEN 'b' THEN convert_from(decode({v}, 'hex'), 'UTF8') ELSE {v} END"
 
 
-def expected_sql(target: TargetType, index: int) -> str:
-    """The value PostgreSQL makes of source column `index` for a column of `target` type."""
-    c, v = f"c{index}", f"v{index}"
+def expected_sql(target: TargetType, index: int, usual: str = "text") -> str:
+    """The value PostgreSQL makes of source column `index` for a column of `target` type.
+    A shipped row names the storage class of a value (c<index>), or leaves it NULL when it
+    is the column's usual one (see batch_text_forms); v<index> is NULL for NULL."""
+    c, v = f"coalesce(c{index}, '{_LETTERS[usual]}')", f"v{index}"
     kind, sql = target.kind, target.sql
     if kind in (Kind.INT2, Kind.INT4, Kind.INT8):
-        value = f"btrim({v})::numeric"
+        # An integer's digits straight into the type; text (' 12 ', '12.0') through numeric.
+        value = f"CASE {c} WHEN 'i' THEN {v}::{sql} ELSE CAST(btrim({v})::numeric AS {sql}) END"
     elif kind in (Kind.FLOAT8, Kind.FLOAT4):
         value = f"btrim({v})::float8"
     elif kind is Kind.NUMERIC:
@@ -114,7 +227,7 @@ def expected_sql(target: TargetType, index: int) -> str:
     elif kind is Kind.BYTEA:
         value = f"CASE {c} WHEN 'b' THEN decode({v}, 'hex') ELSE convert_to({v}, 'UTF8') END"
     elif kind is Kind.BOOL:
-        value = f"CASE {c} WHEN 'i' THEN {v}::float8 <> 0 WHEN 'r' THEN {v}::float8 <> 0 ELSE btrim({v})::boolean END"
+        value = f"CASE {c} WHEN 'i' THEN {v}::int8 <> 0 WHEN 'r' THEN {v}::float8 <> 0 ELSE btrim({v})::boolean END"
     elif kind is Kind.DATE:
         # A naive text's own calendar day; an aware text's or a number's day in UTC.
         value = (f"CASE WHEN {c} = 't' AND btrim({v}) !~ {_AWARE_TEXT} "
@@ -126,14 +239,14 @@ def expected_sql(target: TargetType, index: int) -> str:
     elif kind is Kind.TIME:
         value = f"btrim({v})::time"
     elif kind in (Kind.JSON, Kind.JSONB):
-        return f"CASE WHEN {c} IS NULL THEN NULL ELSE ({_text(c, v)})::jsonb END"
+        return f"CASE WHEN {v} IS NULL THEN NULL ELSE ({_text(c, v)})::jsonb END"
     elif kind is Kind.UUID:
         value = f"btrim({v})::uuid"
     elif kind is Kind.ENUM:
-        return f"CASE WHEN {c} IS NULL THEN NULL ELSE {v} END"
+        return f"CASE WHEN {v} IS NULL THEN NULL ELSE {v} END"
     else:  # pragma: no cover - every Kind is handled above
         raise AssertionError(kind)
-    return f"CASE WHEN {c} IS NULL THEN NULL ELSE CAST({value} AS {sql}) END"
+    return f"CASE WHEN {v} IS NULL THEN NULL ELSE CAST({value} AS {sql}) END"
 
 
 def found_sql(target: TargetType, column: str) -> str:

@@ -8,25 +8,34 @@ accounted for. On a difference, the differing primary keys are named."""
 from __future__ import annotations
 
 import itertools
+import json
+import sqlite3
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import aiosqlite
 import anyio
+import anyio.to_thread
 import asyncpg
+import pyarrow as pa
+import pyarrow.compute as pc
+from anyio.streams.memory import MemoryObjectSendStream
 
-from . import crosscheck, ddl, target
+from . import crosscheck, ddl, source, target
 from .casting import Kind
-from .ident import qualified
-from .normalise import ConvertedPage, Converter
+from .ident import qualified, quote_sqlite
+from .load import first_error
+from .normalise import ConvertedPage, Converter, decode_text
 from .planning import MigrationPlan, TablePlan
-from .reader import read_range, table_ranges
+from .reader import KeyRange, read_range, split_ranges, table_ranges
 from .rejects import read_rejects
 from .settings import Settings
 from .stats import RunStats, TableStatus
 
 SHOWN_KEYS = 5
+_VERIFY_BATCH_ROWS = 8_192
 _SOURCE_COPY = "copier_verify_source"
 # Every type sqlite3 returns: a converter that leaves values as SQLite stored them.
 _RAW_TYPES: frozenset[type] = frozenset({int, float, str, bytes, type(None)})
@@ -111,16 +120,38 @@ async def _check_table(
         return base  # the target also holds rows that never came from this source
     expected = [crosscheck.expected_sql(c.type, i) for i, c in enumerate(table.columns)]
     found = [crosscheck.found_sql(c.type, c.target) for c in table.columns]
-    differences = crosscheck.differences_sql(expected, _SOURCE_COPY, found, qualified(schema, table.target))
+    target_table = qualified(schema, table.target)
+    differences = crosscheck.differences_sql(expected, _SOURCE_COPY, found, target_table)
     key_positions = [i for i, c in enumerate(table.columns) if c.source in table.source.primary_key]
+    found_digest: list[tuple[int, object] | None] = []
+
+    async def target_side() -> None:  # needs nothing from the source: on its own connection, meanwhile
+        async with target.connected(settings.dsn) as own:
+            found_digest.append(await _digest(own, crosscheck.digest_sql(found, target_table)))
+
     try:
         async with connection.transaction():
-            await connection.execute(crosscheck.set_time_zone(settings.source_tz))
-            await connection.execute(f"CREATE TEMPORARY TABLE {_SOURCE_COPY} ("
-                                     + ", ".join(f"{name} text" for name in crosscheck.source_columns(
-                                         len(table.columns))) + ") ON COMMIT DROP")
-            await _ship_source(path, connection, table, rejected, settings.batch_size)
-            differing = await connection.fetchval(f"SELECT coalesce(sum(abs(surplus)), 0) FROM ({differences}) d")
+            try:
+                async with anyio.create_task_group() as group:
+                    group.start_soon(target_side)
+                    await connection.execute(crosscheck.set_time_zone(settings.source_tz))
+                    await connection.execute(f"CREATE TEMPORARY TABLE {_SOURCE_COPY} ("
+                                             + ", ".join(f"{name} text" for name in crosscheck.source_columns(
+                                                 len(table.columns))) + ") ON COMMIT DROP")
+                    usual = await _ship_columnar(path, connection, table, rejected, settings.busy_timeout,
+                                                 max(1, min(settings.workers, 4)))
+                    if usual is None:
+                        await _ship_source(path, connection, table, rejected, settings.batch_size)
+                    else:  # the rows leave out each column's usual storage class
+                        expected = [crosscheck.expected_sql(c.type, i, usual[i]) for i, c in enumerate(table.columns)]
+                        differences = crosscheck.differences_sql(expected, _SOURCE_COPY, found, target_table)
+                    expected_digest = await _digest(connection, crosscheck.digest_sql(expected, _SOURCE_COPY))
+            except BaseExceptionGroup as group_error:
+                raise first_error(group_error) from None
+            if expected_digest is not None and [expected_digest] == found_digest:
+                differing = 0  # equal digests: see crosscheck.digest_sql
+            else:  # different, or no digest on this server: the rows themselves, compared
+                differing = await connection.fetchval(f"SELECT coalesce(sum(abs(surplus)), 0) FROM ({differences}) d")
             keys: list[str] = []
             if differing and key_positions:
                 rows = await connection.fetch(f"SELECT * FROM ({differences}) d LIMIT {2 * SHOWN_KEYS}")
@@ -132,6 +163,22 @@ async def _check_table(
     shown = tuple(sorted(set(keys), key=_natural)[:SHOWN_KEYS])
     return replace(base, content_equal=not differing, differing_keys=shown if differing else (),
                    keyless=not key_positions)
+
+
+async def _digest(connection: asyncpg.Connection, sql: str) -> tuple[int, object] | None:
+    """(rows, digest) of one side, or None where the server has no hash_record_extended
+    (PostgreSQL before 14)."""
+    try:
+        async with connection.transaction():  # a savepoint: a missing function undoes only itself
+            row = await connection.fetchrow(sql)
+    except asyncpg.UndefinedFunctionError:
+        return None
+    return int(row[0]), row[1]
+
+
+async def _target_digest(dsn: str, found: Sequence[str], table: str, out: list[tuple[int, object] | None]) -> None:
+    async with target.connected(dsn) as connection:
+        out.append(await _digest(connection, crosscheck.digest_sql(found, table)))
 
 
 def _key_text(values: Sequence[object]) -> str:
@@ -160,6 +207,118 @@ async def _ship_source(path: Path, connection: asyncpg.Connection, table: TableP
         send.close()
         await connection.copy_records_to_table(_SOURCE_COPY, records=records(),
                                                columns=crosscheck.source_columns(len(table.columns)))
+
+
+async def _ship_columnar(path: Path, connection: asyncpg.Connection, table: TablePlan, rejected: set[object],
+                         busy_timeout: float, readers: int) -> list[str] | None:
+    """The source rows, not rejected, as text forms made a batch at a time in Arrow
+    (crosscheck.batch_text_forms), read by `readers` threads. Returns each column's usual
+    storage class; None where this way cannot take the table (WITHOUT ROWID, a reader
+    failure), and the caller ships row by row."""
+    from .columnar import ArrowQuery, ColumnarDeclined, chunks, copy_parts
+
+    rowid = source.rowid_sql(table.source)
+    if table.source.without_rowid or rowid is None:
+        return None
+    columns = [c.source for c in table.columns]
+    kinds = [c.type.kind for c in table.columns]
+    binary = [k is Kind.BYTEA for k in kinds]
+    values = [f"v{i}" for i in range(len(columns))]
+    skipped = pa.array([k for k in rejected if isinstance(k, int)], pa.int64())
+
+    def survey() -> tuple[list[str], list[tuple[object, ...]]]:
+        query = ArrowQuery(path, busy_timeout)
+        try:
+            sample = [tuple(map(str, row)) for row in query.rows(crosscheck.census_sql(table.source.name, columns))]
+            usual = crosscheck.usual_classes(sample, kinds)
+            bounds = query.rows(f"SELECT min({rowid}), max({rowid}) FROM {quote_sqlite(table.source.name)}")
+            return usual, bounds
+        finally:
+            query.close()
+
+    try:
+        usual, bounds = await anyio.to_thread.run_sync(survey)
+    except ColumnarDeclined:
+        return None
+    low, high = bounds[0]
+    if low is None:
+        return usual  # no rows
+    ranges = split_ranges((int(low), int(high)), table.source.row_count,  # type: ignore[call-overload]
+                          readers, _VERIFY_BATCH_ROWS)
+    send, receive = anyio.create_memory_object_stream[tuple[tuple[bytes, ...], list[int]]](readers)
+
+    async def produce(key_range: KeyRange, out: MemoryObjectSendStream[tuple[tuple[bytes, ...], list[int]]]) -> None:
+        sql = crosscheck.read_sql(table.source.name, columns, usual, kinds, rowid, key_range.first, key_range.last)
+
+        def start() -> ArrowQuery:
+            query = ArrowQuery(path, busy_timeout)
+            try:
+                query.start(sql, _VERIFY_BATCH_ROWS)
+            except BaseException:
+                query.close()
+                raise
+            return query
+
+        def prepare(query: ArrowQuery) -> tuple[tuple[bytes, ...], list[int]] | None:
+            batch = query.next()
+            if batch is None:
+                return None
+            if len(skipped):
+                batch = batch.filter(pc.invert(pc.is_in(batch.column(0), value_set=skipped)))
+            formed = crosscheck.batch_text_forms(batch, usual, binary)
+            rows = formed.values[0] if formed.values else None
+            parts = copy_parts(pa.RecordBatch.from_arrays(formed.values, names=values)) if rows is not None and len(
+                rows) else ()
+            return parts, formed.odd_keys
+
+        query = await anyio.to_thread.run_sync(start)
+        try:
+            async with out:
+                while (prepared := await anyio.to_thread.run_sync(prepare, query)) is not None:
+                    await out.send(prepared)
+        finally:
+            await anyio.to_thread.run_sync(query.close)
+
+    try:
+        async with anyio.create_task_group() as group, receive:
+            for key_range in ranges:
+                group.start_soon(produce, key_range, send.clone())
+            send.close()
+            async for parts, odd_keys in receive:
+                if parts:
+                    await connection.copy_to_table(_SOURCE_COPY, source=chunks(parts), columns=values, format="binary")
+                if odd_keys:
+                    await _ship_odd_rows(path, connection, table, odd_keys, busy_timeout)
+    except BaseExceptionGroup as group_error:
+        error = first_error(group_error)
+        if not isinstance(error, ColumnarDeclined):
+            raise error from None
+        await connection.execute(f"TRUNCATE {_SOURCE_COPY}")  # start again, row by row
+        return None
+    return usual
+
+
+async def _ship_odd_rows(path: Path, connection: asyncpg.Connection, table: TablePlan, keys: list[int],
+                         busy_timeout: float) -> None:
+    """Rows holding a value of an unusual storage class (or text the Arrow way leaves out),
+    read again by rowid and shipped as text_form makes them."""
+    sql = source.rows_by_rowid_sql(table.source, [c.source for c in table.columns])
+    binary = [c.type.kind is Kind.BYTEA for c in table.columns]
+    async with source.opened(path, busy_timeout) as reader:
+        try:
+            rows = await _fetch_all(reader, sql, keys)
+        except sqlite3.OperationalError:  # TEXT that is not UTF-8: kept as bytes
+            reader.text_factory = decode_text
+            rows = await _fetch_all(reader, sql, keys)
+    forms = [crosscheck.text_forms(column, binary=b) for column, b in zip(list(zip(*rows))[1:], binary)]
+    records = list(zip(*itertools.chain.from_iterable(forms)))
+    await connection.copy_records_to_table(_SOURCE_COPY, records=records,
+                                           columns=crosscheck.source_columns(len(table.columns)))
+
+
+async def _fetch_all(reader: aiosqlite.Connection, sql: str, keys: list[int]) -> list[tuple[object, ...]]:
+    async with reader.execute(sql, (json.dumps(keys),)) as cursor:
+        return list(await cursor.fetchall())  # type: ignore[arg-type]
 
 
 async def verify_run(path: Path, settings: Settings, plan: MigrationPlan, stats: RunStats,
