@@ -201,6 +201,11 @@ def drop_witness(batch: pa.RecordBatch) -> pa.RecordBatch:
     return batch.slice(1)
 
 
+def batch_schema(routes: Sequence[Route]) -> pa.Schema:
+    """The columnar rows' Arrow schema: the target's columns in the types pgpq encodes as theirs."""
+    return pa.schema([pa.field(r.column.target, r.arrow_type) for r in routes])
+
+
 def split_batch(batch: pa.RecordBatch, routes: Sequence[Route], source_tz: str) -> Split:
     """Normalise a batch of guarded_sql, flagging rows whose values need the exact lane:
     a value left out for its storage class, or one the checks here find unusual. A batch
@@ -224,8 +229,7 @@ def split_batch(batch: pa.RecordBatch, routes: Sequence[Route], source_tz: str) 
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, ValueError):
         return Split(None, keys.to_pylist())
     assert exact is not None
-    schema = pa.schema([pa.field(r.column.target, r.arrow_type) for r in routes])
-    columnar = pa.RecordBatch.from_arrays(arrays, schema=schema).filter(pc.invert(exact))
+    columnar = pa.RecordBatch.from_arrays(arrays, schema=batch_schema(routes)).filter(pc.invert(exact))
     return Split(columnar, keys.filter(exact).to_pylist())
 
 
@@ -318,5 +322,5 @@ def _timestamp(route: Route, moments: pa.Array, flagged: pa.Array) -> tuple[pa.A
     return moments, flagged
 
 
-__all__ = ["Form", "Route", "Split", "census_sql", "dated", "dominant_form", "drop_witness", "guarded_sql",
-           "lane_columns", "routes_for", "split_batch", "takes"]
+__all__ = ["Form", "Route", "Split", "batch_schema", "census_sql", "dated", "dominant_form", "drop_witness",
+           "guarded_sql", "lane_columns", "routes_for", "split_batch", "takes"]

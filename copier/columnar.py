@@ -36,8 +36,10 @@ from .writer import TableWriter
 # Rows per Arrow batch (and per COPY): big enough that per-batch costs vanish, small
 # enough that the two or three batches in flight per process stay a few MB each.
 BATCH_ROWS = 8_192
-# Flagged rows are read again by rowid this many at a time.
+# Flagged rows are read again by rowid this many at a time, once the range's COPY is done.
 EXACT_PAGE_ROWS = 5_000
+# Flagged rowids held while a range's COPY streams; past this, the exact lane takes the range.
+EXACT_KEYS_LIMIT = 100_000
 
 
 class ColumnarDeclined(CopierError):
@@ -48,10 +50,10 @@ class ColumnarDeclined(CopierError):
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """One batch ready to send: a whole binary COPY of its columnar rows, and the rowids of
-    the rows that need the exact lane."""
+    """One batch ready to send: its columnar rows as binary COPY bytes (the encoder may hold
+    them back for a later batch), and the rowids of the rows that need the exact lane."""
 
-    copy: tuple[bytes, ...]
+    data: bytes
     rows: int
     exact_keys: list[int]
 
@@ -132,6 +134,8 @@ class BatchSource:
         try:
             forms = self._forms(spec, rowid, columns, key_range)
             self.routes = arrowlane.routes_for(spec.table, columns, forms)
+            self.schema = arrowlane.batch_schema(self.routes)
+            self.encoder = pgpq.ArrowToPostgresBinaryEncoder(self.schema)
             self.query.start(arrowlane.guarded_sql(spec.table, self.routes, rowid, key_range.first, key_range.last),
                              BATCH_ROWS)
         except BaseException:
@@ -157,8 +161,14 @@ class BatchSource:
         except Exception as exc:  # a bug of the lane: the exact lane loads the range instead
             raise ColumnarDeclined(f"{type(exc).__name__}: {exc}") from None
         if split.columnar is None or split.columnar.num_rows == 0:
-            return Prepared((), 0, split.exact_keys)
-        return Prepared(copy_parts(split.columnar), split.columnar.num_rows, split.exact_keys)
+            return Prepared(b"", 0, split.exact_keys)
+        return Prepared(self.encoder.write_batch(split.columnar), split.columnar.num_rows, split.exact_keys)
+
+    def header(self) -> bytes:
+        return bytes(self.encoder.write_header())
+
+    def finish(self) -> bytes:
+        return bytes(self.encoder.finish())
 
     def close(self) -> None:
         self.query.close()
@@ -179,33 +189,46 @@ async def load_columnar(spec: LoadSpec, connection: asyncpg.Connection, rejects:
 
 async def _load_range(spec: LoadSpec, key_range: KeyRange, connection: asyncpg.Connection, writer: TableWriter,
                       converters: list[Converter], counts: LoadCounts, advance: Callable[[int], None]) -> None:
+    """One COPY streams the range's columnar rows while the next batches are prepared; the
+    flagged rows follow through the exact lane. Their rowids wait meanwhile: past
+    EXACT_KEYS_LIMIT of them, the exact lane takes the whole range instead."""
     batches = await anyio.to_thread.run_sync(BatchSource, spec, key_range)
     columns = [c.target for c in spec.table.columns]
     exact = ExactRows(spec.path, spec.table, converters, spec.busy_timeout)
     send, receive = anyio.create_memory_object_stream[Prepared](1)
+    exact_keys: list[int] = []
 
     async def produce() -> None:
         async with send:
             while (prepared := await anyio.to_thread.run_sync(batches.next)) is not None:
                 await send.send(prepared)
 
+    async def stream() -> AsyncIterator[bytes]:
+        yield batches.header()
+        async for prepared in receive:
+            exact_keys.extend(prepared.exact_keys)
+            if len(exact_keys) > EXACT_KEYS_LIMIT:
+                raise ColumnarDeclined(f"more than {EXACT_KEYS_LIMIT:,} rows need the exact lane")
+            counts.written += prepared.rows
+            counts.columnar += prepared.rows
+            counts.read += prepared.rows + len(prepared.exact_keys)
+            advance(prepared.rows + len(prepared.exact_keys))
+            if prepared.data:
+                yield prepared.data
+        yield await anyio.to_thread.run_sync(batches.finish)
+
     try:
-        async with anyio.create_task_group() as group, receive:
-            group.start_soon(produce)
-            async for prepared in receive:
-                if prepared.rows:
-                    await connection.copy_to_table(spec.table.target, source=chunks(prepared.copy), columns=columns,
-                                                   schema_name=spec.schema, format="binary")
-                    counts.written += prepared.rows
-                    counts.columnar += prepared.rows
-                for start in range(0, len(prepared.exact_keys), EXACT_PAGE_ROWS):
-                    page = await exact.read(prepared.exact_keys[start:start + EXACT_PAGE_ROWS])
-                    counts.rounded += page.rounded
-                    counts.written += await writer.write(page)
-                counts.read += prepared.rows + len(prepared.exact_keys)
-                advance(prepared.rows + len(prepared.exact_keys))
-    except BaseExceptionGroup as group_error:
-        raise first_error(group_error) from None
+        try:
+            async with anyio.create_task_group() as group, receive:
+                group.start_soon(produce)
+                await connection.copy_to_table(spec.table.target, source=stream(), columns=columns,
+                                               schema_name=spec.schema, format="binary")
+        except BaseExceptionGroup as group_error:
+            raise first_error(group_error) from None
+        for start in range(0, len(exact_keys), EXACT_PAGE_ROWS):
+            page = await exact.read(exact_keys[start:start + EXACT_PAGE_ROWS])
+            counts.rounded += page.rounded
+            counts.written += await writer.write(page)
     finally:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(batches.close)
