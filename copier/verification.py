@@ -36,6 +36,8 @@ from .stats import RunStats, TableStatus
 
 SHOWN_KEYS = 5
 _VERIFY_BATCH_ROWS = 8_192
+# Source ranges read, shipped and digested at once, each over its own connection.
+_VERIFY_READERS = 2
 _SOURCE_COPY = "copier_verify_source"
 # Every type sqlite3 returns: a converter that leaves values as SQLite stored them.
 _RAW_TYPES: frozenset[type] = frozenset({int, float, str, bytes, type(None)})
@@ -118,40 +120,34 @@ async def _check_table(
     base = TableCheck(table.name, table.source.row_count, target_rows, len(rejected), kept)
     if kept:
         return base  # the target also holds rows that never came from this source
-    expected = [crosscheck.expected_sql(c.type, i) for i, c in enumerate(table.columns)]
     found = [crosscheck.found_sql(c.type, c.target) for c in table.columns]
     target_table = qualified(schema, table.target)
-    differences = crosscheck.differences_sql(expected, _SOURCE_COPY, found, target_table)
     key_positions = [i for i, c in enumerate(table.columns) if c.source in table.source.primary_key]
-    found_digest: list[tuple[int, object] | None] = []
-
-    async def target_side() -> None:  # needs nothing from the source: on its own connection, meanwhile
-        async with target.connected(settings.dsn) as own:
-            found_digest.append(await _digest(own, crosscheck.digest_sql(found, target_table)))
-
     try:
+        # First both sides' digests: the source's from ranges shipped and digested in
+        # parallel (a connection and temporary table each), the target's meanwhile.
+        digests: dict[str, tuple[int, object] | None] = {}
+
+        async def target_side() -> None:
+            async with target.connected(settings.dsn) as own:
+                digests["found"] = await _digest(own, crosscheck.digest_sql(found, target_table))
+
+        async def source_side() -> None:
+            digests["expected"] = await _source_digest(path, settings, table, rejected)
+
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(target_side)
+                group.start_soon(source_side)
+        except BaseExceptionGroup as group_error:
+            raise first_error(group_error) from None
+        if digests["expected"] is not None and digests["expected"] == digests["found"]:
+            return replace(base, content_equal=True, keyless=not key_positions)  # see crosscheck.digest_sql
+        # Different, or no digest here: the rows themselves, compared, and the differing keys named.
         async with connection.transaction():
-            try:
-                async with anyio.create_task_group() as group:
-                    group.start_soon(target_side)
-                    await connection.execute(crosscheck.set_time_zone(settings.source_tz))
-                    await connection.execute(f"CREATE TEMPORARY TABLE {_SOURCE_COPY} ("
-                                             + ", ".join(f"{name} text" for name in crosscheck.source_columns(
-                                                 len(table.columns))) + ") ON COMMIT DROP")
-                    usual = await _ship_columnar(path, connection, table, rejected, settings.busy_timeout,
-                                                 max(1, min(settings.workers, 4)))
-                    if usual is None:
-                        await _ship_source(path, connection, table, rejected, settings.batch_size)
-                    else:  # the rows leave out each column's usual storage class
-                        expected = [crosscheck.expected_sql(c.type, i, usual[i]) for i, c in enumerate(table.columns)]
-                        differences = crosscheck.differences_sql(expected, _SOURCE_COPY, found, target_table)
-                    expected_digest = await _digest(connection, crosscheck.digest_sql(expected, _SOURCE_COPY))
-            except BaseExceptionGroup as group_error:
-                raise first_error(group_error) from None
-            if expected_digest is not None and [expected_digest] == found_digest:
-                differing = 0  # equal digests: see crosscheck.digest_sql
-            else:  # different, or no digest on this server: the rows themselves, compared
-                differing = await connection.fetchval(f"SELECT coalesce(sum(abs(surplus)), 0) FROM ({differences}) d")
+            expected = await _ship_all(path, connection, table, rejected, settings)
+            differences = crosscheck.differences_sql(expected, _SOURCE_COPY, found, target_table)
+            differing = await connection.fetchval(f"SELECT coalesce(sum(abs(surplus)), 0) FROM ({differences}) d")
             keys: list[str] = []
             if differing and key_positions:
                 rows = await connection.fetch(f"SELECT * FROM ({differences}) d LIMIT {2 * SHOWN_KEYS}")
@@ -165,6 +161,59 @@ async def _check_table(
                    keyless=not key_positions)
 
 
+async def _begin_source_copy(connection: asyncpg.Connection, table: TablePlan, zone: str) -> None:
+    """In the caller's transaction: the session's zone, and the temporary table shipped into."""
+    await connection.execute(crosscheck.set_time_zone(zone))
+    await connection.execute(f"CREATE TEMPORARY TABLE {_SOURCE_COPY} ("
+                             + ", ".join(f"{name} text" for name in crosscheck.source_columns(len(table.columns)))
+                             + ") ON COMMIT DROP")
+
+
+async def _source_digest(path: Path, settings: Settings, table: TablePlan,
+                         rejected: set[object]) -> tuple[int, object] | None:
+    """The source side's (rows, digest): the sums over rowid ranges shipped and digested in
+    parallel. None where the Arrow way cannot take the table, or the server has no digest."""
+    survey = await _survey(path, table, settings.busy_timeout)
+    if survey is None:
+        return None
+    usual, ranges = survey
+    expected = [crosscheck.expected_sql(c.type, i, usual[i]) for i, c in enumerate(table.columns)]
+    parts: list[tuple[int, object] | None] = []
+
+    async def one(key_range: KeyRange) -> None:
+        async with target.connected(settings.dsn) as connection, connection.transaction():
+            await _begin_source_copy(connection, table, settings.source_tz)
+            shipped = await _ship_columnar(path, connection, table, rejected, settings.busy_timeout, usual,
+                                           [key_range])
+            parts.append(await _digest(connection, crosscheck.digest_sql(expected, _SOURCE_COPY)) if shipped
+                         else None)
+
+    try:
+        async with anyio.create_task_group() as group:
+            for key_range in ranges:
+                group.start_soon(one, key_range)
+    except BaseExceptionGroup as group_error:
+        raise first_error(group_error) from None
+    known = [part for part in parts if part is not None]
+    if len(known) < len(parts):
+        return None
+    return sum(rows for rows, _ in known), sum(digest for _, digest in known)  # type: ignore[misc]
+
+
+async def _ship_all(path: Path, connection: asyncpg.Connection, table: TablePlan, rejected: set[object],
+                    settings: Settings) -> list[str]:
+    """Every source row into this connection's temporary table; returns the SQL of the
+    expected values that reads them."""
+    await _begin_source_copy(connection, table, settings.source_tz)
+    survey = await _survey(path, table, settings.busy_timeout, readers=1)
+    if survey is not None and await _ship_columnar(path, connection, table, rejected, settings.busy_timeout,
+                                                   *survey):
+        usual = survey[0]
+        return [crosscheck.expected_sql(c.type, i, usual[i]) for i, c in enumerate(table.columns)]
+    await _ship_source(path, connection, table, rejected, settings.batch_size)
+    return [crosscheck.expected_sql(c.type, i) for i, c in enumerate(table.columns)]
+
+
 async def _digest(connection: asyncpg.Connection, sql: str) -> tuple[int, object] | None:
     """(rows, digest) of one side, or None where the server has no hash_record_extended
     (PostgreSQL before 14)."""
@@ -174,11 +223,6 @@ async def _digest(connection: asyncpg.Connection, sql: str) -> tuple[int, object
     except asyncpg.UndefinedFunctionError:
         return None
     return int(row[0]), row[1]
-
-
-async def _target_digest(dsn: str, found: Sequence[str], table: str, out: list[tuple[int, object] | None]) -> None:
-    async with target.connected(dsn) as connection:
-        out.append(await _digest(connection, crosscheck.digest_sql(found, table)))
 
 
 def _key_text(values: Sequence[object]) -> str:
@@ -209,30 +253,24 @@ async def _ship_source(path: Path, connection: asyncpg.Connection, table: TableP
                                                columns=crosscheck.source_columns(len(table.columns)))
 
 
-async def _ship_columnar(path: Path, connection: asyncpg.Connection, table: TablePlan, rejected: set[object],
-                         busy_timeout: float, readers: int) -> list[str] | None:
-    """The source rows, not rejected, as text forms made a batch at a time in Arrow
-    (crosscheck.batch_text_forms), read by `readers` threads. Returns each column's usual
-    storage class; None where this way cannot take the table (WITHOUT ROWID, a reader
-    failure), and the caller ships row by row."""
-    from .columnar import ArrowQuery, ColumnarDeclined, chunks, copy_parts
+async def _survey(path: Path, table: TablePlan, busy_timeout: float,
+                  readers: int = _VERIFY_READERS) -> tuple[list[str], list[KeyRange]] | None:
+    """Each column's usual storage class (from a sample), and the rowid ranges readers take;
+    None where the Arrow way cannot take the table (WITHOUT ROWID, a reader failure)."""
+    from .columnar import ArrowQuery, ColumnarDeclined
 
     rowid = source.rowid_sql(table.source)
     if table.source.without_rowid or rowid is None:
         return None
     columns = [c.source for c in table.columns]
     kinds = [c.type.kind for c in table.columns]
-    binary = [k is Kind.BYTEA for k in kinds]
-    values = [f"v{i}" for i in range(len(columns))]
-    skipped = pa.array([k for k in rejected if isinstance(k, int)], pa.int64())
 
     def survey() -> tuple[list[str], list[tuple[object, ...]]]:
         query = ArrowQuery(path, busy_timeout)
         try:
             sample = [tuple(map(str, row)) for row in query.rows(crosscheck.census_sql(table.source.name, columns))]
-            usual = crosscheck.usual_classes(sample, kinds)
             bounds = query.rows(f"SELECT min({rowid}), max({rowid}) FROM {quote_sqlite(table.source.name)}")
-            return usual, bounds
+            return crosscheck.usual_classes(sample, kinds), bounds
         finally:
             query.close()
 
@@ -242,10 +280,26 @@ async def _ship_columnar(path: Path, connection: asyncpg.Connection, table: Tabl
         return None
     low, high = bounds[0]
     if low is None:
-        return usual  # no rows
-    ranges = split_ranges((int(low), int(high)), table.source.row_count,  # type: ignore[call-overload]
-                          readers, _VERIFY_BATCH_ROWS)
-    send, receive = anyio.create_memory_object_stream[tuple[tuple[bytes, ...], list[int]]](readers)
+        return usual, []
+    return usual, split_ranges((int(low), int(high)), table.source.row_count,  # type: ignore[call-overload]
+                               readers, _VERIFY_BATCH_ROWS)
+
+
+async def _ship_columnar(path: Path, connection: asyncpg.Connection, table: TablePlan, rejected: set[object],
+                         busy_timeout: float, usual: list[str], ranges: list[KeyRange]) -> bool:
+    """Rowid ranges of the source, not rejected, as text forms made a batch at a time in
+    Arrow (crosscheck.batch_text_forms), into this connection's temporary table. False (the
+    table emptied again) where the Arrow reader fails: the caller ships row by row."""
+    from .columnar import ArrowQuery, ColumnarDeclined, chunks, copy_parts
+
+    rowid = source.rowid_sql(table.source)
+    assert rowid is not None
+    columns = [c.source for c in table.columns]
+    kinds = [c.type.kind for c in table.columns]
+    binary = [k is Kind.BYTEA for k in kinds]
+    values = [f"v{i}" for i in range(len(columns))]
+    skipped = pa.array([k for k in rejected if isinstance(k, int)], pa.int64())
+    send, receive = anyio.create_memory_object_stream[tuple[tuple[bytes, ...], list[int]]](1)
 
     async def produce(key_range: KeyRange, out: MemoryObjectSendStream[tuple[tuple[bytes, ...], list[int]]]) -> None:
         sql = crosscheck.read_sql(table.source.name, columns, usual, kinds, rowid, key_range.first, key_range.last)
@@ -266,9 +320,8 @@ async def _ship_columnar(path: Path, connection: asyncpg.Connection, table: Tabl
             if len(skipped):
                 batch = batch.filter(pc.invert(pc.is_in(batch.column(0), value_set=skipped)))
             formed = crosscheck.batch_text_forms(batch, usual, binary)
-            rows = formed.values[0] if formed.values else None
-            parts = copy_parts(pa.RecordBatch.from_arrays(formed.values, names=values)) if rows is not None and len(
-                rows) else ()
+            rows = len(formed.values[0]) if formed.values else 0
+            parts = copy_parts(pa.RecordBatch.from_arrays(formed.values, names=values)) if rows else ()
             return parts, formed.odd_keys
 
         query = await anyio.to_thread.run_sync(start)
@@ -293,9 +346,9 @@ async def _ship_columnar(path: Path, connection: asyncpg.Connection, table: Tabl
         error = first_error(group_error)
         if not isinstance(error, ColumnarDeclined):
             raise error from None
-        await connection.execute(f"TRUNCATE {_SOURCE_COPY}")  # start again, row by row
-        return None
-    return usual
+        await connection.execute(f"TRUNCATE {_SOURCE_COPY}")
+        return False
+    return True
 
 
 async def _ship_odd_rows(path: Path, connection: asyncpg.Connection, table: TablePlan, keys: list[int],
