@@ -111,18 +111,51 @@ def reject_path(settings: Settings, source_path: Path) -> Path:
     return settings.reject_file or Path.cwd() / f"{source_path.stem}.rejects.jsonl"
 
 
+async def _check_integrity(path: Path, settings: Settings) -> None:
+    problems = await anyio.to_thread.run_sync(source.integrity_problems, path, settings.busy_timeout)
+    if problems:
+        raise SourceError(f"{path}: failed SQLite's integrity check: {problems[0]}",
+                          hint="repair it (sqlite3 .recover), or --skip-integrity-check to try anyway")
+
+
+async def _catalog_checked(path: Path, settings: Settings) -> Catalog:
+    """The source's catalog, read while PRAGMA quick_check runs (both are SQLite's own C
+    code, in threads): the check still ends before anything touches the target."""
+    catalog: list[Catalog] = []
+    # Each finishes whatever the other does (aiosqlite cannot be cancelled mid-connect); the
+    # check's verdict comes first.
+    errors: dict[str, Exception] = {}
+
+    async def read() -> None:
+        try:
+            catalog.append(await read_source(path, settings.busy_timeout))
+        except Exception as exc:
+            errors["read"] = exc
+
+    async def check() -> None:
+        try:
+            await _check_integrity(path, settings)
+        except Exception as exc:
+            errors["check"] = exc
+
+    async with anyio.create_task_group() as group:
+        if settings.integrity_check and not settings.snapshot:  # a snapshot was checked before its copy
+            group.start_soon(check)
+        group.start_soon(read)
+    if errors:
+        raise errors.get("check") or errors["read"]
+    return catalog[0]
+
+
 @asynccontextmanager
 async def _readable_source(path: Path, settings: Settings, stats: RunStats) -> AsyncIterator[Path]:
     """The file to read: checked, and with --snapshot a consistent copy made first."""
     source.check_file(path)
-    if settings.integrity_check:
-        problems = await anyio.to_thread.run_sync(source.integrity_problems, path, settings.busy_timeout)
-        if problems:
-            raise SourceError(f"{path}: failed SQLite's integrity check: {problems[0]}",
-                              hint="repair it (sqlite3 .recover), or --skip-integrity-check to try anyway")
     if not settings.snapshot:
         yield path
         return
+    if settings.integrity_check:
+        await _check_integrity(path, settings)
     with tempfile.TemporaryDirectory(prefix="copier-snapshot-") as directory:
         copy = Path(directory) / path.name
         started = time.monotonic()
@@ -136,7 +169,7 @@ async def migrate(path: Path, settings: Settings, progress_factory: ProgressFact
     """Move every selected table of the SQLite file at `path` into PostgreSQL."""
     stats = RunStats()
     async with _readable_source(path, settings, stats) as readable:
-        catalog = await read_source(readable, settings.busy_timeout)
+        catalog = await _catalog_checked(readable, settings)
         # A virtual table whose module this SQLite cannot load holds rows nobody can read.
         stats.warnings += [f"{s.name}: {s.reason}" for s in catalog.skipped if s.kind == "virtual table"]
         if not catalog.tables:
