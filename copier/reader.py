@@ -50,6 +50,8 @@ async def table_ranges(path: Path, table: Table, readers: int, batch_size: int) 
     WITHOUT ROWID table (keyset on its primary key cannot be cut without a scan)."""
     if table.without_rowid or not source.key_columns(table):
         return [None]
+    if readers == 1 or table.row_count <= batch_size:  # one range: every rowid, no need to ask
+        return [KeyRange(-2**63, 2**63 - 1)]
     async with source.opened(path) as connection:
         bounds = await source.rowid_bounds(connection, table)
     ranges: list[KeyRange | None] = [*split_ranges(bounds, table.row_count, readers, batch_size)]

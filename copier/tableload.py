@@ -120,7 +120,8 @@ async def load_table(run: Run, table: TablePlan, stats: TableStats) -> None:
             run.done[table.name].set()
         if need is not Need.SKIP:
             async with run.pool.acquire() as connection:
-                await complete_table(run, table, stats, connection)
+                # A table this attempt created has no key or sequence yet: no need to ask.
+                await complete_table(run, table, stats, connection, created=table.create and need is Need.FRESH)
             await _record(run, table, TableStatus.DONE, written=stats.written, rejected=stats.rejected)
     finally:
         stats.finished = time.monotonic()
@@ -188,13 +189,16 @@ async def _attempt(run: Run, table: TablePlan) -> Loaded:
     bar = run.progress.table(table.name, table.source.row_count)
     version = run.watch.version() if run.watch else None
     try:
-        await _record(run, table, TableStatus.LOADING)
         async with run.pool.acquire() as connection:
             if _in_parallel(run, table):
+                await _record(run, table, TableStatus.LOADING, connection=connection)
                 counts, chunks = await _load_parallel(run, table, connection, rejects, bar.advance, version)
                 return Loaded(counts, chunks, rejects)
             ranges = await table_ranges(run.path, table.source, run.settings.readers, run.settings.batch_size)
             async with connection.transaction():
+                # Seen as loading once committed, with the rows: a rolled-back attempt leaves
+                # the table's state as it was, which --resume reads as "load it".
+                await _record(run, table, TableStatus.LOADING, connection=connection)
                 if table.create:
                     await connection.execute(ddl.create_table(run.plan.schema, table))
                 if run.settings.if_exists is IfExists.UPSERT and not table.create:
@@ -279,14 +283,15 @@ async def _load_parallel(
         raise
 
 
-async def complete_table(run: Run, table: TablePlan, stats: TableStats, connection: asyncpg.Connection) -> None:
+async def complete_table(run: Run, table: TablePlan, stats: TableStats, connection: asyncpg.Connection, *,
+                         created: bool = False) -> None:
     """Primary key, indexes and sequences, once the data is committed; each only if missing,
     so a resumed run can finish what an interrupted one started. A failure here leaves
     the data in place and is reported as a warning."""
     schema = run.plan.schema
     name = qualified(schema, table.target)
     statements = []
-    if table.create and table.primary_key and not await connection.fetchval(ddl.HAS_PRIMARY_KEY, name):
+    if table.create and table.primary_key and (created or not await connection.fetchval(ddl.HAS_PRIMARY_KEY, name)):
         statements.append(("primary key", ddl.add_primary_key(schema, table)))
     statements += [(f"index {i.name}", ddl.create_index(schema, table, i)) for i in table.indexes]
     if statements:
@@ -300,7 +305,9 @@ async def complete_table(run: Run, table: TablePlan, stats: TableStats, connecti
                 bar.advance(1)
         finally:
             bar.close()
-    for column, sequence in await connection.fetch(ddl.OWNED_SEQUENCES, name):
+    owned = ([(c.target, qualified(schema, c.sequence)) for c in table.columns if c.identity and c.sequence]
+             if created else await connection.fetch(ddl.OWNED_SEQUENCES, name))
+    for column, sequence in owned:
         try:
             await connection.execute(ddl.set_sequence(schema, table.target, column), sequence, table.sequence_floor)
         except asyncpg.PostgresError as exc:

@@ -38,6 +38,9 @@ SHOWN_KEYS = 5
 _VERIFY_BATCH_ROWS = 8_192
 # Source ranges read, shipped and digested at once, each over its own connection.
 _VERIFY_READERS = 2
+# Tables this big are first compared by digest (see _digests_agree); smaller ones row by row
+# in one query at once, which costs less than the digests' connections.
+_DIGEST_MIN_ROWS = 20_000
 _SOURCE_COPY = "copier_verify_source"
 # Every type sqlite3 returns: a converter that leaves values as SQLite stored them.
 _RAW_TYPES: frozenset[type] = frozenset({int, float, str, bytes, type(None)})
@@ -102,14 +105,28 @@ async def verify_tables(
     path: Path, settings: Settings, plan: MigrationPlan, reject_file: Path | None,
     preexisting: dict[str, int] | None = None, advance: Callable[[int], None] = lambda _tables: None,
 ) -> list[TableCheck]:
+    """Check every table of the plan, --jobs of them at once; the checks in the plan's order."""
     rejected = _reject_keys(reject_file)
-    checks = []
-    async with target.connected(settings.dsn) as connection:
-        for table in plan.tables:
-            checks.append(await _check_table(path, connection, plan.schema, table, settings, rejected[table.name],
-                                             (preexisting or {}).get(table.name, 0)))
+    checks: dict[str, TableCheck] = {}
+    pool = await target.create_pool(settings.dsn, settings.jobs)
+    try:
+        limiter = anyio.CapacityLimiter(settings.jobs)
+
+        async def check(table: TablePlan) -> None:
+            async with limiter, pool.acquire() as connection:
+                checks[table.name] = await _check_table(path, connection, plan.schema, table, settings,
+                                                        rejected[table.name], (preexisting or {}).get(table.name, 0))
             advance(1)
-    return checks
+
+        try:
+            async with anyio.create_task_group() as group:
+                for table in plan.tables:
+                    group.start_soon(check, table)
+        except BaseExceptionGroup as group_error:
+            raise first_error(group_error) from None
+    finally:
+        await pool.close()
+    return [checks[table.name] for table in plan.tables]
 
 
 async def _check_table(
@@ -124,26 +141,11 @@ async def _check_table(
     target_table = qualified(schema, table.target)
     key_positions = [i for i, c in enumerate(table.columns) if c.source in table.source.primary_key]
     try:
-        # First both sides' digests: the source's from ranges shipped and digested in
-        # parallel (a connection and temporary table each), the target's meanwhile.
-        digests: dict[str, tuple[int, object] | None] = {}
-
-        async def target_side() -> None:
-            async with target.connected(settings.dsn) as own:
-                digests["found"] = await _digest(own, crosscheck.digest_sql(found, target_table))
-
-        async def source_side() -> None:
-            digests["expected"] = await _source_digest(path, settings, table, rejected)
-
-        try:
-            async with anyio.create_task_group() as group:
-                group.start_soon(target_side)
-                group.start_soon(source_side)
-        except BaseExceptionGroup as group_error:
-            raise first_error(group_error) from None
-        if digests["expected"] is not None and digests["expected"] == digests["found"]:
+        if table.source.row_count >= _DIGEST_MIN_ROWS and await _digests_agree(path, settings, table, rejected, found,
+                                                                               target_table):
             return replace(base, content_equal=True, keyless=not key_positions)  # see crosscheck.digest_sql
-        # Different, or no digest here: the rows themselves, compared, and the differing keys named.
+        # A small table, different digests, or no digest here: the rows themselves, compared,
+        # and the differing keys named.
         async with connection.transaction():
             expected = await _ship_all(path, connection, table, rejected, settings)
             differences = crosscheck.differences_sql(expected, _SOURCE_COPY, found, target_table)
@@ -159,6 +161,28 @@ async def _check_table(
     shown = tuple(sorted(set(keys), key=_natural)[:SHOWN_KEYS])
     return replace(base, content_equal=not differing, differing_keys=shown if differing else (),
                    keyless=not key_positions)
+
+
+async def _digests_agree(path: Path, settings: Settings, table: TablePlan, rejected: set[object],
+                         found: list[str], target_table: str) -> bool:
+    """Both sides' digests, equal? The source's from ranges shipped and digested in parallel
+    (a connection and temporary table each), the target's meanwhile on its own connection."""
+    digests: dict[str, tuple[int, object] | None] = {}
+
+    async def target_side() -> None:
+        async with target.connected(settings.dsn) as own:
+            digests["found"] = await _digest(own, crosscheck.digest_sql(found, target_table))
+
+    async def source_side() -> None:
+        digests["expected"] = await _source_digest(path, settings, table, rejected)
+
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(target_side)
+            group.start_soon(source_side)
+    except BaseExceptionGroup as group_error:
+        raise first_error(group_error) from None
+    return digests["expected"] is not None and digests["expected"] == digests["found"]
 
 
 async def _begin_source_copy(connection: asyncpg.Connection, table: TablePlan, zone: str) -> None:
