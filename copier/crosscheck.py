@@ -103,17 +103,15 @@ def usual_classes(sample: Sequence[Sequence[str]], kinds: Sequence[Kind]) -> lis
 _NUMBER_KINDS = (Kind.NUMERIC, Kind.FLOAT8, Kind.FLOAT4)
 
 
-def _read_expression(column: str, usual: str, kind: Kind) -> tuple[str, str]:
-    """SQL: (the value where it has the usual class, else NULL; true where it has another)."""
+def _read_expression(column: str, usual: str, kind: Kind) -> str:
+    """SQL: the value where it has the column's usual storage class, else NULL."""
     c = quote_sqlite(column)
     if usual == "real" and kind in _NUMBER_KINDS:
         # An integer a double holds exactly has the same text either way: read as REAL.
-        value = (f"CASE typeof({c}) WHEN 'real' THEN {c} WHEN 'integer' THEN CASE WHEN {c} "
-                 f"BETWEEN {-_EXACT_IN_DOUBLE} AND {_EXACT_IN_DOUBLE} THEN CAST({c} AS REAL) END END")
-        odd = f"NOT (typeof({c}) IN ('real', 'null') OR ({c} BETWEEN {-_EXACT_IN_DOUBLE} AND {_EXACT_IN_DOUBLE}))"
-        return value, odd
+        return (f"CASE typeof({c}) WHEN 'real' THEN {c} WHEN 'integer' THEN CASE WHEN {c} "
+                f"BETWEEN {-_EXACT_IN_DOUBLE} AND {_EXACT_IN_DOUBLE} THEN CAST({c} AS REAL) END END")
     read = f"hex({c})" if usual == "blob" else c
-    return f"CASE typeof({c}) WHEN '{usual}' THEN {read} END", f"typeof({c}) NOT IN ('{usual}', 'null')"
+    return f"CASE typeof({c}) WHEN '{usual}' THEN {read} END"
 
 
 def census_sql(table: str, columns: Sequence[str], sample: int = 256) -> str:
@@ -121,17 +119,20 @@ def census_sql(table: str, columns: Sequence[str], sample: int = 256) -> str:
     return f"SELECT {select} FROM {quote_sqlite(table)} LIMIT {int(sample)}"
 
 
-def read_sql(table: str, columns: Sequence[str], usual: Sequence[str], kinds: Sequence[Kind], rowid: str,
-             first: int, last: int) -> str:
-    """SQL: the rowid, each column's value in its usual class, and whether the row holds a
-    value of another class. The first row is a witness of the column types for the Arrow
-    reader (see arrowlane.guarded_sql)."""
-    reads = [_read_expression(c, u, k) for c, u, k in zip(columns, usual, kinds)]
+def read_sql(table: str, columns: Sequence[str], usual: Sequence[str], kinds: Sequence[Kind],
+             nullable: Sequence[bool], rowid: str, first: int, last: int, alias: str | None = None) -> str:
+    """SQL: the rowid; each column's value in its usual class (else NULL); then, for each
+    column that may hold NULL, whether it does not (so that a value left out can be told
+    from a NULL). The first row is a witness of the column types for the Arrow reader
+    (see arrowlane.guarded_sql)."""
+    # The INTEGER PRIMARY KEY (`alias`) is the rowid: an integer, never NULL, read as is.
+    values = [quote_sqlite(c) if c == alias and u == "integer" else _read_expression(c, u, k)
+              for c, u, k in zip(columns, usual, kinds)]
+    present = [f"{quote_sqlite(c)} IS NOT NULL" for c, n in zip(columns, nullable) if n]
     witness_values = {"integer": "0", "real": "0.0", "text": "''", "blob": "''"}
-    witness = ", ".join(f"{v} AS c{i}" for i, v in enumerate(["NULL", *(witness_values[u] for u in usual), "0"]))
-    odd = " OR ".join(f"({o})" for _v, o in reads)
-    select = ", ".join([rowid, *(v for v, _o in reads), f"CASE WHEN {odd} THEN 1 ELSE 0 END"])
-    return (f"SELECT {witness} UNION ALL SELECT {select} FROM {quote_sqlite(table)} "
+    witness = ", ".join(f"{v} AS c{i}" for i, v in enumerate(
+        ["NULL", *(witness_values[u] for u in usual), *("1" for _ in present)]))
+    return (f"SELECT {witness} UNION ALL SELECT {', '.join([rowid, *values, *present])} FROM {quote_sqlite(table)} "
             f"WHERE {rowid} BETWEEN {int(first)} AND {int(last)}")
 
 
@@ -141,24 +142,32 @@ class FormedBatch:
     odd_keys: list[int]  # rowids of rows to ship through text_form
 
 
-def batch_text_forms(batch: pa.RecordBatch, usual: Sequence[str], binary: Sequence[bool]) -> FormedBatch:
-    """The text forms of a batch of read_sql (witness dropped). Text holding NUL, or a batch
-    whose text is not UTF-8, is left to text_form too (odd rows)."""
-    keys, flags = batch.column(0), batch.column(batch.num_columns - 1)
-    odd = pc.not_equal(flags, 0)
+def batch_text_forms(batch: pa.RecordBatch, usual: Sequence[str], binary: Sequence[bool],
+                     nullable: Sequence[bool]) -> FormedBatch:
+    """The text forms of a batch of read_sql (witness dropped). A row with a value left out
+    (another storage class), with text holding NUL, or a batch whose text is not UTF-8,
+    is left to text_form (odd rows)."""
+    keys = batch.column(0)
+    present = iter(batch.columns[1 + len(usual):])
+    odd = None
     values: list[pa.Array] = []
     for i, storage in enumerate(usual):
         array = batch.column(1 + i)
+        left_out = pc.is_null(array)
+        if nullable[i]:
+            left_out = pc.and_(left_out, pc.not_equal(next(present), 0))
         if storage == "text":
             try:
                 array.validate(full=True)
             except pa.ArrowInvalid:
                 return FormedBatch([], keys.to_pylist())
             if _holds_nul(array):
-                odd = pc.or_(odd, pc.fill_null(pc.match_substring(array, "\x00"), False))
+                left_out = pc.or_(left_out, pc.fill_null(pc.match_substring(array, "\x00"), False))
             values.append(array)
         else:
             values.append(array if storage == "blob" else array.cast(pa.string()))
+        odd = left_out if odd is None else pc.or_(odd, left_out)
+    assert odd is not None, "a table has columns"
     keep = pc.invert(odd)
     return FormedBatch([v.filter(keep) for v in values], keys.filter(odd).to_pylist())
 

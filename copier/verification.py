@@ -321,12 +321,15 @@ async def _ship_columnar(path: Path, connection: asyncpg.Connection, table: Tabl
     columns = [c.source for c in table.columns]
     kinds = [c.type.kind for c in table.columns]
     binary = [k is Kind.BYTEA for k in kinds]
+    not_null = {c.name for c in table.source.columns if c.not_null} | {table.source.rowid_alias}
+    nullable = [c not in not_null for c in columns]
     values = [f"v{i}" for i in range(len(columns))]
     skipped = pa.array([k for k in rejected if isinstance(k, int)], pa.int64())
     send, receive = anyio.create_memory_object_stream[tuple[tuple[bytes, ...], list[int]]](1)
 
     async def produce(key_range: KeyRange, out: MemoryObjectSendStream[tuple[tuple[bytes, ...], list[int]]]) -> None:
-        sql = crosscheck.read_sql(table.source.name, columns, usual, kinds, rowid, key_range.first, key_range.last)
+        sql = crosscheck.read_sql(table.source.name, columns, usual, kinds, nullable, rowid, key_range.first,
+                                  key_range.last, table.source.rowid_alias)
 
         def start() -> ArrowQuery:
             query = ArrowQuery(path, busy_timeout)
@@ -343,7 +346,7 @@ async def _ship_columnar(path: Path, connection: asyncpg.Connection, table: Tabl
                 return None
             if len(skipped):
                 batch = batch.filter(pc.invert(pc.is_in(batch.column(0), value_set=skipped)))
-            formed = crosscheck.batch_text_forms(batch, usual, binary)
+            formed = crosscheck.batch_text_forms(batch, usual, binary, nullable)
             rows = len(formed.values[0]) if formed.values else 0
             parts = copy_parts(pa.RecordBatch.from_arrays(formed.values, names=values)) if rows else ()
             return parts, formed.odd_keys
