@@ -5,8 +5,9 @@ batches, never values. The rows arrowlane flags are read again by rowid and go t
 the exact lane: its converters, rejects and bisection.
 
 Reading, normalising and encoding run in a thread (the C and Rust code release the GIL),
-so the next batch is prepared while PostgreSQL ingests the last one. Each batch is its own
-COPY, followed by its flagged rows: memory holds a batch or two, whatever the table."""
+so the next batch is prepared while PostgreSQL ingests the last one; one COPY streams a
+whole rowid range, and its flagged rows follow. Memory holds a batch or two and the
+flagged rowids, at most EXACT_KEYS_LIMIT of them, whatever the table."""
 
 from __future__ import annotations
 

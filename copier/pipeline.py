@@ -7,10 +7,11 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -21,6 +22,7 @@ from .catalog import Catalog
 from .errors import ExitCode, SourceError, TargetError, VerifyError
 from .faults import describe_pg_error
 from .ident import qualified, quote_ident
+from .load import first_error
 from .planning import ExistingTable, MigrationPlan, TablePlan, build_plan
 from .progress import Progress, make_progress
 from .rejects import RejectLog
@@ -179,18 +181,20 @@ async def migrate(path: Path, settings: Settings, progress_factory: ProgressFact
         plan, resumed, record_state, settings = await _prepare_target(readable, path, catalog, settings, stats)
         factory = progress_factory or (lambda total, quiet: make_progress(total, quiet=quiet))
         progress = factory(sum(t.source.row_count for t in plan.tables), settings.quiet)
+        async def verify_loaded() -> None:
+            # Against what was read: with --snapshot, the copy.
+            started = time.monotonic()
+            loaded = sum(t.status is TableStatus.DONE for t in stats.tables.values())
+            bar = progress.phase("verify", loaded)
+            try:
+                await verify_run(readable, settings, plan, stats, reject_path(settings, path), bar.advance)
+            finally:
+                bar.close()
+            stats.phases["verify"] = time.monotonic() - started
+
         try:
-            await _load(readable, settings, plan, stats, resumed, record_state, progress, path)
-            if settings.verify and not stats.interrupted:
-                # Against what was read: with --snapshot, the copy.
-                started = time.monotonic()
-                loaded = sum(t.status is TableStatus.DONE for t in stats.tables.values())
-                bar = progress.phase("verify", loaded)
-                try:
-                    await verify_run(readable, settings, plan, stats, reject_path(settings, path), bar.advance)
-                finally:
-                    bar.close()
-                stats.phases["verify"] = time.monotonic() - started
+            await _load(readable, settings, plan, stats, resumed, record_state, progress, path,
+                        verify_loaded if settings.verify else None)
         finally:
             progress.close()
     return stats
@@ -312,7 +316,10 @@ async def _prepare_existing(
 
 async def _load(readable: Path, settings: Settings, plan: MigrationPlan, stats: RunStats,
                 resumed: dict[str, TableState], record_state: bool,
-                progress: Progress, original: Path) -> None:
+                progress: Progress, original: Path,
+                verify: Callable[[], Coroutine[Any, Any, None]] | None = None) -> None:
+    """Load the tables, then add the foreign keys and views while `verify` runs: once every
+    table is in, its rows no longer change (constraints only read them)."""
     rejects = RejectLog(reject_path(settings, original), append=settings.resume)
     stats.reject_file = str(rejects.path)
     pool = await target.create_pool(settings.dsn, settings.jobs)
@@ -326,11 +333,17 @@ async def _load(readable: Path, settings: Settings, plan: MigrationPlan, stats: 
             started = time.monotonic()
             await _load_tables(run)
             stats.phases["load"] = time.monotonic() - started
-            started = time.monotonic()
-            await _add_foreign_keys(run)
-            stats.phases["foreign keys"] = time.monotonic() - started
-            if plan.views:
-                await _create_views(run)
+            try:
+                async with anyio.create_task_group() as after:
+                    if verify is not None:
+                        after.start_soon(verify)
+                    started = time.monotonic()
+                    await _add_foreign_keys(run)
+                    stats.phases["foreign keys"] = time.monotonic() - started
+                    if plan.views:
+                        await _create_views(run)
+            except BaseExceptionGroup as group_error:
+                raise first_error(group_error) from None
             group.cancel_scope.cancel()  # done: stop listening for signals
     finally:
         if stats.interrupted:
