@@ -110,8 +110,7 @@ def _read_expression(column: str, usual: str, kind: Kind) -> str:
         # An integer a double holds exactly has the same text either way: read as REAL.
         return (f"CASE typeof({c}) WHEN 'real' THEN {c} WHEN 'integer' THEN CASE WHEN {c} "
                 f"BETWEEN {-_EXACT_IN_DOUBLE} AND {_EXACT_IN_DOUBLE} THEN CAST({c} AS REAL) END END")
-    read = f"hex({c})" if usual == "blob" else c
-    return f"CASE typeof({c}) WHEN '{usual}' THEN {read} END"
+    return f"CASE typeof({c}) WHEN '{usual}' THEN {c} END"
 
 
 def census_sql(table: str, columns: Sequence[str], sample: int = 256) -> str:
@@ -129,7 +128,7 @@ def read_sql(table: str, columns: Sequence[str], usual: Sequence[str], kinds: Se
     values = [quote_sqlite(c) if c == alias and u == "integer" else _read_expression(c, u, k)
               for c, u, k in zip(columns, usual, kinds)]
     present = [f"{quote_sqlite(c)} IS NOT NULL" for c, n in zip(columns, nullable) if n]
-    witness_values = {"integer": "0", "real": "0.0", "text": "''", "blob": "''"}
+    witness_values = {"integer": "0", "real": "0.0", "text": "''", "blob": "x''"}
     witness = ", ".join(f"{v} AS c{i}" for i, v in enumerate(
         ["NULL", *(witness_values[u] for u in usual), *("1" for _ in present)]))
     return (f"SELECT {witness} UNION ALL SELECT {', '.join([rowid, *values, *present])} FROM {quote_sqlite(table)} "
@@ -138,7 +137,7 @@ def read_sql(table: str, columns: Sequence[str], usual: Sequence[str], kinds: Se
 
 @dataclass(frozen=True, slots=True)
 class FormedBatch:
-    values: list[pa.Array]  # v0, v1, ...: text forms (NULL: NULL, the class: the usual one)
+    values: list[pa.Array]  # per column: n<i> for TYPED classes, else v<i> text forms (NULL: NULL)
     odd_keys: list[int]  # rowids of rows to ship through text_form
 
 
@@ -164,8 +163,8 @@ def batch_text_forms(batch: pa.RecordBatch, usual: Sequence[str], binary: Sequen
             if _holds_nul(array):
                 left_out = pc.or_(left_out, pc.fill_null(pc.match_substring(array, "\x00"), False))
             values.append(array)
-        else:
-            values.append(array if storage == "blob" else array.cast(pa.string()))
+        else:  # an integer as int8, a blob as bytea (TYPED), a REAL as its shortest decimal text
+            values.append(array if storage in TYPED else array.cast(pa.string()))
         odd = left_out if odd is None else pc.or_(odd, left_out)
     assert odd is not None, "a table has columns"
     keep = pc.invert(odd)
@@ -218,11 +217,12 @@ def _text(c: str, v: str) -> str:
     return f"CASE {c} WHEN 'b' THEN convert_from(decode({v}, 'hex'), 'UTF8') ELSE {v} END"
 
 
-def expected_sql(target: TargetType, index: int, usual: str = "text") -> str:
+def expected_sql(target: TargetType, index: int, usual: str = "text", text: str | None = None) -> str:
     """The value PostgreSQL makes of source column `index` for a column of `target` type.
     A shipped row names the storage class of a value (c<index>), or leaves it NULL when it
-    is the column's usual one (see batch_text_forms); v<index> is NULL for NULL."""
-    c, v = f"coalesce(c{index}, '{_LETTERS[usual]}')", f"v{index}"
+    is the column's usual one (see batch_text_forms); its text (v<index>, or the `text`
+    expression) is NULL for NULL."""
+    c, v = f"coalesce(c{index}, '{_LETTERS[usual]}')", text or f"v{index}"
     kind, sql = target.kind, target.sql
     if kind in (Kind.INT2, Kind.INT4, Kind.INT8):
         # An integer's digits straight into the type; text (' 12 ', '12.0') through numeric.
@@ -256,6 +256,58 @@ def expected_sql(target: TargetType, index: int, usual: str = "text") -> str:
     else:  # pragma: no cover - every Kind is handled above
         raise AssertionError(kind)
     return f"CASE WHEN {v} IS NULL THEN NULL ELSE CAST({value} AS {sql}) END"
+
+
+# Usual storage classes shipped as themselves, not as text: an integer as int8, a blob as
+# bytea, into column n<index> (see batch_text_forms); PostgreSQL then skips parsing them.
+TYPED = {"integer": "int8", "blob": "bytea"}
+
+
+def _from_integer(target: TargetType, n: str) -> str | None:
+    """The target value of an SQLite integer `n` (int8), where it needs no text."""
+    kind, sql = target.kind, target.sql
+    if kind in (Kind.INT2, Kind.INT4, Kind.INT8, Kind.FLOAT8, Kind.FLOAT4, Kind.NUMERIC):
+        return f"CAST({n} AS {sql})"
+    if kind is Kind.BOOL:
+        return f"{n} <> 0"
+    if kind in (Kind.TIMESTAMPTZ, Kind.TIMESTAMP, Kind.DATE):
+        moment = (f"CASE WHEN {n} {_SECONDS} THEN timestamptz 'epoch' + {n} * interval '1 second' "
+                  f"ELSE timestamptz 'epoch' + {n} * interval '1 millisecond' END")
+        if kind is Kind.TIMESTAMPTZ:
+            return moment
+        return f"CAST(({moment}) AT TIME ZONE 'UTC' AS {sql})"
+    return None
+
+
+def _from_blob(target: TargetType, n: str) -> str | None:
+    if target.kind is Kind.BYTEA:
+        return n
+    if target.kind is Kind.TEXT:
+        return f"CAST(convert_from({n}, 'UTF8') AS {target.sql})"
+    return None
+
+
+def expected_typed_sql(target: TargetType, index: int, usual: str) -> str:
+    """expected_sql for a column whose usual values travel typed (TYPED): the value from
+    n<index> where it is there, else from the text form of a value of another class."""
+    if usual not in TYPED:
+        return expected_sql(target, index, usual)
+    n = f"n{index}"
+    typed = _from_integer(target, n) if usual == "integer" else _from_blob(target, n)
+    if typed is None:  # no shortcut for this type: the usual values' text form, made by PostgreSQL
+        text = f"{n}::text" if usual == "integer" else f"encode({n}, 'hex')"
+        return expected_sql(target, index, usual, text=f"coalesce(v{index}, {text})")
+    return f"CASE WHEN {n} IS NOT NULL THEN {typed} ELSE {expected_sql(target, index, usual)} END"
+
+
+def source_table_columns(count: int, usual: Sequence[str] | None = None) -> list[tuple[str, str]]:
+    """Columns (name, type) of the temporary table the source rows are shipped into."""
+    columns = []
+    for i in range(count):
+        columns += [(f"c{i}", "text"), (f"v{i}", "text")]
+        if usual is not None and usual[i] in TYPED:
+            columns.append((f"n{i}", TYPED[usual[i]]))
+    return columns
 
 
 def found_sql(target: TargetType, column: str) -> str:

@@ -185,12 +185,14 @@ async def _digests_agree(path: Path, settings: Settings, table: TablePlan, rejec
     return digests["expected"] is not None and digests["expected"] == digests["found"]
 
 
-async def _begin_source_copy(connection: asyncpg.Connection, table: TablePlan, zone: str) -> None:
-    """In the caller's transaction: the session's zone, and the temporary table shipped into."""
+async def _begin_source_copy(connection: asyncpg.Connection, table: TablePlan, zone: str,
+                             usual: Sequence[str] | None = None) -> None:
+    """In the caller's transaction: the session's zone, and the temporary table shipped into
+    (with typed columns for the usual storage classes, when they are known)."""
     await connection.execute(crosscheck.set_time_zone(zone))
+    columns = crosscheck.source_table_columns(len(table.columns), usual)
     await connection.execute(f"CREATE TEMPORARY TABLE {_SOURCE_COPY} ("
-                             + ", ".join(f"{name} text" for name in crosscheck.source_columns(len(table.columns)))
-                             + ") ON COMMIT DROP")
+                             + ", ".join(f"{name} {kind}" for name, kind in columns) + ") ON COMMIT DROP")
 
 
 async def _source_digest(path: Path, settings: Settings, table: TablePlan,
@@ -201,12 +203,12 @@ async def _source_digest(path: Path, settings: Settings, table: TablePlan,
     if survey is None:
         return None
     usual, ranges = survey
-    expected = [crosscheck.expected_sql(c.type, i, usual[i]) for i, c in enumerate(table.columns)]
+    expected = [crosscheck.expected_typed_sql(c.type, i, usual[i]) for i, c in enumerate(table.columns)]
     parts: list[tuple[int, object] | None] = []
 
     async def one(key_range: KeyRange) -> None:
         async with target.connected(settings.dsn) as connection, connection.transaction():
-            await _begin_source_copy(connection, table, settings.source_tz)
+            await _begin_source_copy(connection, table, settings.source_tz, usual)
             shipped = await _ship_columnar(path, connection, table, rejected, settings.busy_timeout, usual,
                                            [key_range])
             parts.append(await _digest(connection, crosscheck.digest_sql(expected, _SOURCE_COPY)) if shipped
@@ -228,12 +230,12 @@ async def _ship_all(path: Path, connection: asyncpg.Connection, table: TablePlan
                     settings: Settings) -> list[str]:
     """Every source row into this connection's temporary table; returns the SQL of the
     expected values that reads them."""
-    await _begin_source_copy(connection, table, settings.source_tz)
     survey = await _survey(path, table, settings.busy_timeout, readers=1)
+    await _begin_source_copy(connection, table, settings.source_tz, survey[0] if survey else None)
     if survey is not None and await _ship_columnar(path, connection, table, rejected, settings.busy_timeout,
                                                    *survey):
         usual = survey[0]
-        return [crosscheck.expected_sql(c.type, i, usual[i]) for i, c in enumerate(table.columns)]
+        return [crosscheck.expected_typed_sql(c.type, i, usual[i]) for i, c in enumerate(table.columns)]
     await _ship_source(path, connection, table, rejected, settings.batch_size)
     return [crosscheck.expected_sql(c.type, i) for i, c in enumerate(table.columns)]
 
@@ -323,7 +325,7 @@ async def _ship_columnar(path: Path, connection: asyncpg.Connection, table: Tabl
     binary = [k is Kind.BYTEA for k in kinds]
     not_null = {c.name for c in table.source.columns if c.not_null} | {table.source.rowid_alias}
     nullable = [c not in not_null for c in columns]
-    values = [f"v{i}" for i in range(len(columns))]
+    values = [f"n{i}" if u in crosscheck.TYPED else f"v{i}" for i, u in enumerate(usual)]
     skipped = pa.array([k for k in rejected if isinstance(k, int)], pa.int64())
     send, receive = anyio.create_memory_object_stream[tuple[tuple[bytes, ...], list[int]]](1)
 
