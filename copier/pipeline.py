@@ -4,6 +4,7 @@ order, add foreign keys, verify. Stops cleanly on SIGINT/SIGTERM, and resumes.""
 from __future__ import annotations
 
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -74,7 +75,17 @@ async def verify(path: Path, settings: Settings) -> list[TableCheck]:
         raise VerifyError(f"not in the target schema {settings.schema!r}: {', '.join(missing)}",
                           hint="check --schema, or migrate first")
     rejects = settings.reject_file or await _recorded_reject_file(settings) or reject_path(settings, path)
-    return await verify_tables(path, settings, the_plan, rejects if rejects.exists() else None)
+    try:
+        return await verify_tables(path, settings, the_plan, rejects if rejects.exists() else None)
+    finally:
+        _release_readers()
+
+
+def _release_readers() -> None:
+    """Close the C reader's kept SQLite connections (columnar.release_idle), if it ran."""
+    columnar = sys.modules.get(f"{__package__}.columnar")
+    if columnar is not None:
+        columnar.release_idle()
 
 
 async def _recorded_reject_file(settings: Settings) -> Path | None:
@@ -170,33 +181,43 @@ async def _readable_source(path: Path, settings: Settings, stats: RunStats) -> A
 async def migrate(path: Path, settings: Settings, progress_factory: ProgressFactory | None = None) -> RunStats:
     """Move every selected table of the SQLite file at `path` into PostgreSQL."""
     stats = RunStats()
-    async with _readable_source(path, settings, stats) as readable:
-        catalog = await _catalog_checked(readable, settings)
-        # A virtual table whose module this SQLite cannot load holds rows nobody can read.
-        stats.warnings += [f"{s.name}: {s.reason}" for s in catalog.skipped if s.kind == "virtual table"]
-        if not catalog.tables:
-            stats.notes.append(f"{path} has no tables to migrate")
-            stats.finished = time.monotonic()
-            return stats
-        plan, resumed, record_state, settings = await _prepare_target(readable, path, catalog, settings, stats)
-        factory = progress_factory or (lambda total, quiet: make_progress(total, quiet=quiet))
-        progress = factory(sum(t.source.row_count for t in plan.tables), settings.quiet)
-        async def verify_loaded() -> None:
-            # Against what was read: with --snapshot, the copy.
-            started = time.monotonic()
-            loaded = sum(t.status is TableStatus.DONE for t in stats.tables.values())
-            bar = progress.phase("verify", loaded)
-            try:
-                await verify_run(readable, settings, plan, stats, reject_path(settings, path), bar.advance)
-            finally:
-                bar.close()
-            stats.phases["verify"] = time.monotonic() - started
+    try:
+        async with _readable_source(path, settings, stats) as readable:
+            return await _migrate(path, readable, settings, stats, progress_factory)
+    finally:
+        _release_readers()
 
+
+async def _migrate(path: Path, readable: Path, settings: Settings, stats: RunStats,
+                   progress_factory: ProgressFactory | None) -> RunStats:
+    """migrate, reading `readable` (the file, or its snapshot)."""
+    catalog = await _catalog_checked(readable, settings)
+    # A virtual table whose module this SQLite cannot load holds rows nobody can read.
+    stats.warnings += [f"{s.name}: {s.reason}" for s in catalog.skipped if s.kind == "virtual table"]
+    if not catalog.tables:
+        stats.notes.append(f"{path} has no tables to migrate")
+        stats.finished = time.monotonic()
+        return stats
+    plan, resumed, record_state, settings = await _prepare_target(readable, path, catalog, settings, stats)
+    factory = progress_factory or (lambda total, quiet: make_progress(total, quiet=quiet))
+    progress = factory(sum(t.source.row_count for t in plan.tables), settings.quiet)
+
+    async def verify_loaded() -> None:
+        # Against what was read: with --snapshot, the copy.
+        started = time.monotonic()
+        loaded = sum(t.status is TableStatus.DONE for t in stats.tables.values())
+        bar = progress.phase("verify", loaded)
         try:
-            await _load(readable, settings, plan, stats, resumed, record_state, progress, path,
-                        verify_loaded if settings.verify else None)
+            await verify_run(readable, settings, plan, stats, reject_path(settings, path), bar.advance)
         finally:
-            progress.close()
+            bar.close()
+        stats.phases["verify"] = time.monotonic() - started
+
+    try:
+        await _load(readable, settings, plan, stats, resumed, record_state, progress, path,
+                    verify_loaded if settings.verify else None)
+    finally:
+        progress.close()
     return stats
 
 

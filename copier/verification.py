@@ -189,9 +189,8 @@ async def _begin_source_copy(connection: asyncpg.Connection, table: TablePlan, z
                              usual: Sequence[str] | None = None) -> None:
     """In the caller's transaction: the session's zone, and the temporary table shipped into
     (with typed columns for the usual storage classes, when they are known)."""
-    await connection.execute(crosscheck.set_time_zone(zone))
     columns = crosscheck.source_table_columns(len(table.columns), usual)
-    await connection.execute(f"CREATE TEMPORARY TABLE {_SOURCE_COPY} ("
+    await connection.execute(f"{crosscheck.set_time_zone(zone)}; CREATE TEMPORARY TABLE {_SOURCE_COPY} ("
                              + ", ".join(f"{name} {kind}" for name, kind in columns) + ") ON COMMIT DROP")
 
 
@@ -291,11 +290,14 @@ async def _survey(path: Path, table: TablePlan, busy_timeout: float,
     columns = [c.source for c in table.columns]
     kinds = [c.type.kind for c in table.columns]
 
+    one_range = readers == 1 or table.source.row_count <= _VERIFY_BATCH_ROWS
+
     def survey() -> tuple[list[str], list[tuple[object, ...]]]:
         query = ArrowQuery(path, busy_timeout)
         try:
             sample = [tuple(map(str, row)) for row in query.rows(crosscheck.census_sql(table.source.name, columns))]
-            bounds = query.rows(f"SELECT min({rowid}), max({rowid}) FROM {quote_sqlite(table.source.name)}")
+            bounds: list[tuple[object, ...]] = [(-2**63, 2**63 - 1)] if one_range else query.rows(
+                f"SELECT min({rowid}), max({rowid}) FROM {quote_sqlite(table.source.name)}")
             return crosscheck.usual_classes(sample, kinds), bounds
         finally:
             query.close()
@@ -307,6 +309,8 @@ async def _survey(path: Path, table: TablePlan, busy_timeout: float,
     low, high = bounds[0]
     if low is None:
         return usual, []
+    if one_range:  # every rowid: no need to know the bounds
+        return usual, [KeyRange(int(low), int(high))]  # type: ignore[call-overload]
     return usual, split_ranges((int(low), int(high)), table.source.row_count,  # type: ignore[call-overload]
                                readers, _VERIFY_BATCH_ROWS)
 

@@ -10,7 +10,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
+import adbc_driver_sqlite.dbapi as adbc_sqlite
 import anyio
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -289,3 +291,24 @@ def test_many_flagged_rows_hand_the_range_to_the_exact_lane(tmp_path: Path, targ
     stats = assert_lanes_agree(write_source(tmp_path / "s.db", tables), target, tmp_path)
     assert stats.tables["t_integer"].columnar == 0
     assert stats.tables["t_integer"].rejected == 3
+
+
+def test_reader_connections_are_reused_and_closed_at_the_end(tmp_path: Path, target: Target,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The C reader's SQLite connections are kept from one table to the next (opening one
+    parses the whole schema) and closed when the run ends."""
+    opened: list[str] = []
+    connect = adbc_sqlite.connect
+
+    def counting(uri: str) -> Any:
+        opened.append(uri)
+        return connect(uri)
+
+    monkeypatch.setattr(adbc_sqlite, "connect", counting)
+    tables: dict[str, list[object]] = {"t_integer": [1, 2, 3], "t_real": [1.5, 2.5, 3.5], "t_text": ["a", "b", "c"],
+                                       "t_flag": [0, 1, 1]}
+    source = write_source(tmp_path / "s.db", tables)
+    stats = load(source, target, Lane.AUTO, target.schema, tmp_path)
+    assert all(stats.tables[name].columnar == 3 for name in tables)
+    assert 1 <= len(opened) < len(tables)  # one table at a time (workers=1): one connection, reused
+    assert columnar._IDLE == {}
