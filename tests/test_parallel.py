@@ -1,9 +1,11 @@
-"""Big tables load through worker processes into a staging table renamed into place: the
-rows, rejects and verification are the same as in one process, and a failure leaves no
-table and no staging table behind."""
+"""Big tables load in parallel chunks into a staging table renamed into place (columnar
+chunks on threads, exact-lane chunks in worker processes): the rows, rejects and
+verification are the same as in one process, and a failure leaves no table and no staging
+table behind. Each test runs through both lanes."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -29,10 +31,18 @@ def leftovers(target: Target) -> list[str]:
         target.schema, STAGING_PREFIX + "%")]
 
 
-def test_workers_load_verify_and_leave_no_staging_table(finance: Path, target: Target, tmp_path: Path) -> None:
-    result = migrate(target, finance, "--workers", "2", "--report", tmp_path / "r.json")
+LANES = pytest.mark.parametrize("lane", ["auto", "exact"])
+
+
+@LANES
+def test_workers_load_verify_and_leave_no_staging_table(lane: str, finance: Path, target: Target,
+                                                        tmp_path: Path) -> None:
+    result = migrate(target, finance, "--workers", "2", "--lane", lane, "--report", tmp_path / "r.json")
     assert result.exit_code == 0, result.output
     assert target.count("transactions") == ROWS
+    (table,) = [t for t in json.loads((tmp_path / "r.json").read_text())["tables"] if t["table"] == "transactions"]
+    assert table["worker_chunks"] > 1
+    assert table["rows_columnar"] == (ROWS if lane == "auto" else 0)
     assert leftovers(target) == []
     assert target.fetchval("INSERT INTO transactions (account_id, amount, description, posted_at, created_at, "
                            "pending) VALUES (1, 1, 'x', now(), now(), false) RETURNING id") == ROWS + 1
@@ -43,24 +53,26 @@ def test_workers_load_verify_and_leave_no_staging_table(finance: Path, target: T
     assert f"transactions: source {ROWS:,} rows, target {ROWS + 1:,}" in verified.stdout
 
 
-def test_rejects_from_workers_reach_the_reject_file(finance: Path, target: Target, tmp_path: Path) -> None:
+@LANES
+def test_rejects_from_workers_reach_the_reject_file(lane: str, finance: Path, target: Target, tmp_path: Path) -> None:
     dirty = tmp_path / "dirty.db"
     dirty.write_bytes(finance.read_bytes())
     with sqlite3.connect(dirty) as connection:
         connection.execute("UPDATE transactions SET amount = 'abc' WHERE id IN (7, 45000)")
-    result = migrate(target, dirty, "--workers", "2")
+    result = migrate(target, dirty, "--workers", "2", "--lane", lane)
     assert result.exit_code == 3, result.output
     assert target.count("transactions") == ROWS - 2
     rejects = read_jsonl(tmp_path / "dirty.rejects.jsonl")
     assert sorted((r["key"], r["column"]) for r in rejects) == [(7, "amount"), (45000, "amount")]
 
 
-def test_abort_in_a_worker_leaves_no_table(finance: Path, target: Target, tmp_path: Path) -> None:
+@LANES
+def test_abort_in_a_worker_leaves_no_table(lane: str, finance: Path, target: Target, tmp_path: Path) -> None:
     dirty = tmp_path / "dirty.db"
     dirty.write_bytes(finance.read_bytes())
     with sqlite3.connect(dirty) as connection:
         connection.execute("UPDATE transactions SET posted_at = 'soon' WHERE id = 59000")
-    result = migrate(target, dirty, "--workers", "2", "--on-error", "abort")
+    result = migrate(target, dirty, "--workers", "2", "--on-error", "abort", "--lane", lane)
     assert result.exit_code == 1
     assert "transactions: table transactions: row 59000: column posted_at: text 'soon' cannot be a timestamp" \
         in result.stderr
@@ -70,12 +82,13 @@ def test_abort_in_a_worker_leaves_no_table(finance: Path, target: Target, tmp_pa
 
 
 def test_workers_under_python_dash_m(finance: Path, target: Target) -> None:
-    # Worker processes import the parent's __main__; copier/__main__.py must not rerun the CLI.
+    # Worker processes (the exact lane's) import the parent's __main__; copier/__main__.py
+    # must not rerun the CLI.
     import subprocess
     import sys
 
     done = subprocess.run([sys.executable, "-m", "copier", "migrate", str(finance), "--dsn", target.dsn,
-                           "--schema", target.schema, "--workers", "2", "--quiet"],
+                           "--schema", target.schema, "--workers", "2", "--lane", "exact", "--quiet"],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert target.count("transactions") == ROWS
