@@ -44,13 +44,13 @@ class Form(StrEnum):
     """How a date or timestamp column's values are written; the lane takes one form per
     column (the dominant one) and flags the others."""
 
-    NAIVE = "naive text"  # 2021-03-04 05:06:07[.ffffff], space or T
+    NAIVE = "naive text"  # 2021-03-04[ 05:06:07[.ffffff]], space or T
     AWARE = "text with offset"  # 2021-03-04 05:06:07Z or +HH:MM
     EPOCH = "Unix seconds"  # an integer
     DATE = "date text"  # 2021-03-04
 
 
-_NAIVE_TEXT = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(\.\d{1,6})?", re.ASCII)
+_NAIVE_TEXT = re.compile(r"\d{4}-\d\d-\d\d([ T]\d\d:\d\d:\d\d(\.\d{1,6})?)?", re.ASCII)
 _AWARE_TEXT = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(Z|[+-]\d\d:\d\d)", re.ASCII)
 _DATE_TEXT = re.compile(r"\d{4}-\d\d-\d\d", re.ASCII)
 
@@ -238,8 +238,9 @@ _INT_LIMITS = {Kind.INT2: (-2**15, 2**15 - 1), Kind.INT4: (-2**31, 2**31 - 1)}
 _FORM_PATTERNS = {
     # Year 0 is the exact lane's to reject; hours 24 and leap seconds too.
     Form.DATE: r"^(000[1-9]|00[1-9]\d|0[1-9]\d\d|[1-9]\d{3})-\d\d-\d\d$",
-    Form.NAIVE: r"^(000[1-9]|00[1-9]\d|0[1-9]\d\d|[1-9]\d{3})-\d\d-\d\d[ T]([01]\d|2[0-3]):[0-5]\d:[0-5]\d"
-                r"(\.\d{1,6})?$",
+    # A date alone is that day's midnight, for Python as for Arrow.
+    Form.NAIVE: r"^(000[1-9]|00[1-9]\d|0[1-9]\d\d|[1-9]\d{3})-\d\d-\d\d([ T]([01]\d|2[0-3]):[0-5]\d:[0-5]\d"
+                r"(\.\d{1,6})?)?$",
     Form.AWARE: r"^(000[1-9]|00[1-9]\d|0[1-9]\d\d|[1-9]\d{3})-\d\d-\d\d[ T]([01]\d|2[0-3]):[0-5]\d:[0-5]\d"
                 r"(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$",
 }

@@ -208,6 +208,8 @@ def test_typical_values_take_the_columnar_lane(tmp_path: Path, target: Target) -
     ("t_day", "2021-03-04", "2021-02-30", 6),  # not a date: its batch goes the exact way
     ("t_day", "2021-03-04", "20210304", 7),
     ("t_moment", "2021-03-04 05:06:07", 1700000000, 7),  # not the dominant form
+    ("t_moment", "2021-03-04 05:06:07", "2021-03-05", 8),  # a date alone: its midnight, either way
+    ("t_moment", "2021-03-04 05:06:07", "2021-03-05 06:07", 7),  # no seconds
     ("t_moment", 1700000000, "2021-03-04 05:06:07", 7),
     ("t_moment", "2021-03-04 05:06:07", 1700000000123, 7),  # epoch milliseconds
     ("t_moment", "2021-03-04 05:06:07", 2459215.5, 7),  # a Julian day
