@@ -122,6 +122,19 @@ def takes(column: ColumnPlan) -> bool:
                            Kind.TIMESTAMP, Kind.TIMESTAMPTZ)
 
 
+def exact_only_reason(plan: TablePlan) -> str | None:
+    """Why the whole table takes the exact lane (None: the columnar lane takes it)."""
+    if plan.source.without_rowid:
+        return "WITHOUT ROWID"
+    for column in plan.columns:
+        if not takes(column):
+            kind = column.type.kind
+            why = ("keeps each value's own scale" if kind is Kind.NUMERIC and column.type.precision is None
+                   else "a type the columnar lane does not produce")
+            return f"{column.target} {column.type.sql}: {why}"
+    return None if plan.columns else "no columns"
+
+
 def lane_columns(plan: TablePlan) -> tuple[ColumnPlan, ...] | None:
     """The table's columns if the columnar lane can take the table, else None."""
     if plan.source.without_rowid or not plan.columns or not all(takes(c) for c in plan.columns):
@@ -324,4 +337,4 @@ def _timestamp(route: Route, moments: pa.Array, flagged: pa.Array) -> tuple[pa.A
 
 
 __all__ = ["Form", "Route", "Split", "batch_schema", "census_sql", "dated", "dominant_form", "drop_witness",
-           "guarded_sql", "lane_columns", "routes_for", "split_batch", "takes"]
+           "exact_only_reason", "guarded_sql", "lane_columns", "routes_for", "split_batch", "takes"]

@@ -17,7 +17,7 @@ import typer
 from . import __version__
 from .dsn import describe
 from .errors import CopierError, ExitCode, UsageError
-from .planning import MigrationPlan
+from .planning import MigrationPlan, TablePlan
 from .settings import (
     Identifiers,
     IfExists,
@@ -349,7 +349,13 @@ def plan(
     if as_json:
         from .planning import plan_document
 
-        typer.echo(json.dumps(plan_document(the_plan), indent=2, ensure_ascii=False))
+        document = plan_document(the_plan)
+        from .arrowlane import exact_only_reason
+
+        for table, entry in zip(the_plan.tables, document["tables"]):  # type: ignore[call-overload]
+            reason = exact_only_reason(table)
+            entry["lane"], entry["exact_because"] = ("columnar" if reason is None else "exact"), reason
+        typer.echo(json.dumps(document, indent=2, ensure_ascii=False))
         return
     if as_sql:
         from .ddl import plan_sql
@@ -357,6 +363,14 @@ def plan(
         typer.echo(plan_sql(the_plan), nl=False)
         return
     typer.echo(render_plan(the_plan))
+
+
+def _lane_of(table: TablePlan) -> str:
+    """The lane `--lane auto` loads the table through (README: The two lanes)."""
+    from .arrowlane import exact_only_reason
+
+    reason = exact_only_reason(table)
+    return "columnar" if reason is None else f"exact ({reason})"
 
 
 def render_plan(the_plan: MigrationPlan) -> str:
@@ -379,6 +393,7 @@ def render_plan(the_plan: MigrationPlan) -> str:
             lines.append(f"  primary key{name} ({', '.join(table.primary_key)}) added after the data")
         for index in table.indexes:
             lines.append(f"  {'unique ' if index.unique else ''}index {index.name} ({', '.join(index.columns)})")
+        lines.append(f"  lane: {_lane_of(table)}")
     if the_plan.foreign_keys:
         lines += ["", "Foreign keys, added after all tables:"]
         lines += [f"  {fk.name}: {fk.target}({', '.join(fk.columns)}) -> {fk.ref_target}({', '.join(fk.ref_columns)})"

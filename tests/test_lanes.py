@@ -4,6 +4,7 @@ twice, with --lane exact and --lane auto, into two schemas of the same database.
 
 from __future__ import annotations
 
+import json
 import math
 import sqlite3
 from collections.abc import Mapping, Sequence
@@ -23,6 +24,7 @@ from copier import columnar
 from copier.settings import IfExists, Lane, Settings
 from copier.stats import RunStats
 
+from .helpers import invoke
 from .pg import Target
 
 # One table per declared type, each (id INTEGER PRIMARY KEY, v <type>): a row goes to the
@@ -314,3 +316,21 @@ def test_reader_connections_are_reused_and_closed_at_the_end(tmp_path: Path, tar
     assert all(stats.tables[name].columnar == 3 for name in tables)
     assert 1 <= len(opened) < len(tables)  # one table at a time (workers=1): one connection, reused
     assert columnar._IDLE == {}
+
+
+def test_plan_names_each_table_lane(tmp_path: Path) -> None:
+    source = tmp_path / "s.db"
+    connection = sqlite3.connect(source)
+    connection.execute("CREATE TABLE fast (id INTEGER PRIMARY KEY, at DATETIME, price NUMERIC(10,2))")
+    connection.execute("CREATE TABLE priced (id INTEGER PRIMARY KEY, price DECIMAL)")
+    connection.execute("CREATE TABLE keyed (code TEXT PRIMARY KEY, n INTEGER) WITHOUT ROWID")
+    connection.close()
+    shown = invoke("plan", source)
+    assert shown.exit_code == 0, shown.output
+    lanes = [line.strip() for line in shown.stdout.splitlines() if line.strip().startswith("lane:")]
+    # Tables in name order: fast, keyed, priced.
+    assert lanes == ["lane: columnar", "lane: exact (WITHOUT ROWID)",
+                     "lane: exact (price numeric: keeps each value's own scale)"]
+    document = json.loads(invoke("plan", source, "--json").stdout)
+    assert [(t["source"], t["lane"]) for t in document["tables"]] == [
+        ("fast", "columnar"), ("keyed", "exact"), ("priced", "exact")]
