@@ -177,7 +177,7 @@ def migrate(
              "converts exactly as the per-value converters do, those converters for the rest; exact: the "
              "per-value converters for every row.")] = _DEFAULTS.lane,
     readers: Annotated[int, typer.Option(
-        help="Concurrent SQLite readers feeding one COPY, for tables loaded in one process.",
+        help="Concurrent SQLite readers feeding one COPY, for tables the exact lane loads in one process.",
         min=1)] = _DEFAULTS.readers,
     workers: Annotated[int | None, typer.Option(
         help="Worker processes for a big table copier creates, each its own reader, converter and COPY "
