@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .casting import Kind
+from .crosscheck import WITNESS, holds_nul
 from .ident import quote_sqlite
 from .planning import ColumnPlan, TablePlan
 
@@ -96,7 +97,7 @@ class Route:
 
     def witness(self) -> str:
         """SQL: a value of the storage class this column is read as (see guarded_sql)."""
-        return {"integer": "0", "real": "0.0", "blob": "x''", "text": "''"}[self.storage_class]
+        return WITNESS[self.storage_class]
 
     @property
     def arrow_type(self) -> pa.DataType:
@@ -275,7 +276,7 @@ def _normalise(route: Route, array: pa.Array, source_tz: str) -> tuple[pa.Array,
     if kind is Kind.TEXT:
         array.validate(full=True)  # raises on invalid UTF-8, which the exact lane rejects
         # NUL: rejected, or stripped (--strip-nul). One scan of the batch's bytes first: NUL is rare.
-        flagged = pc.match_substring(array, "\x00") if _holds_nul(array) else None
+        flagged = pc.match_substring(array, "\x00") if holds_nul(array) else None
         limit = route.column.type.max_length
         if limit is not None:
             longer = pc.greater(pc.utf8_length(array), limit)
@@ -306,11 +307,6 @@ def _normalise(route: Route, array: pa.Array, source_tz: str) -> tuple[pa.Array,
         # with the zone's rule after that. Such wall times are the exact lane's.
         return _timestamp(route, moments, pc.or_kleene(pc.invert(fits), pc.greater_equal(naive, _ARROW_ZONES_END)))
     return _timestamp(route, moments, pc.invert(fits))
-
-
-def _holds_nul(array: pa.Array) -> bool:
-    data = array.buffers()[2]
-    return data is not None and data.to_pybytes().find(b"\x00") >= 0
 
 
 def _numeric(route: Route, array: pa.Array) -> tuple[pa.Array, pa.Array]:

@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from . import arrowlane, source
 from .errors import CopierError
-from .load import LoadCounts, LoadSpec, first_error
+from .load import LoadCounts, LoadSpec, task_group
 from .normalise import ConvertedPage, Converter, convert_page, converter_for, decode_text
 from .planning import ColumnPlan, TablePlan
 from .reader import KeyRange
@@ -261,13 +261,10 @@ async def _load_range(spec: LoadSpec, key_range: KeyRange, connection: asyncpg.C
         yield await anyio.to_thread.run_sync(batches.finish)
 
     try:
-        try:
-            async with anyio.create_task_group() as group, receive:
-                group.start_soon(produce)
-                await connection.copy_to_table(spec.table.target, source=stream(), columns=columns,
-                                               schema_name=spec.schema, format="binary")
-        except BaseExceptionGroup as group_error:
-            raise first_error(group_error) from None
+        async with task_group() as group, receive:
+            group.start_soon(produce)
+            await connection.copy_to_table(spec.table.target, source=stream(), columns=columns,
+                                           schema_name=spec.schema, format="binary")
         for start in range(0, len(exact_keys), EXACT_PAGE_ROWS):
             page = await exact.read(exact_keys[start:start + EXACT_PAGE_ROWS])
             counts.rounded += page.rounded

@@ -113,6 +113,10 @@ def _read_expression(column: str, usual: str, kind: Kind) -> str:
     return f"CASE typeof({c}) WHEN '{usual}' THEN {c} END"
 
 
+# A value of each storage class, for the witness row that fixes the Arrow reader's column types.
+WITNESS = {"integer": "0", "real": "0.0", "text": "''", "blob": "x''"}
+
+
 def census_sql(table: str, columns: Sequence[str], sample: int = 256) -> str:
     select = ", ".join(f"typeof({quote_sqlite(c)})" for c in columns)
     return f"SELECT {select} FROM {quote_sqlite(table)} LIMIT {int(sample)}"
@@ -128,9 +132,8 @@ def read_sql(table: str, columns: Sequence[str], usual: Sequence[str], kinds: Se
     values = [quote_sqlite(c) if c == alias and u == "integer" else _read_expression(c, u, k)
               for c, u, k in zip(columns, usual, kinds)]
     present = [f"{quote_sqlite(c)} IS NOT NULL" for c, n in zip(columns, nullable) if n]
-    witness_values = {"integer": "0", "real": "0.0", "text": "''", "blob": "x''"}
     witness = ", ".join(f"{v} AS c{i}" for i, v in enumerate(
-        ["NULL", *(witness_values[u] for u in usual), *("1" for _ in present)]))
+        ["NULL", *(WITNESS[u] for u in usual), *("1" for _ in present)]))
     return (f"SELECT {witness} UNION ALL SELECT {', '.join([rowid, *values, *present])} FROM {quote_sqlite(table)} "
             f"WHERE {rowid} BETWEEN {int(first)} AND {int(last)}")
 
@@ -160,7 +163,7 @@ def batch_text_forms(batch: pa.RecordBatch, usual: Sequence[str], binary: Sequen
                 array.validate(full=True)
             except pa.ArrowInvalid:
                 return FormedBatch([], keys.to_pylist())
-            if _holds_nul(array):
+            if holds_nul(array):
                 left_out = pc.or_(left_out, pc.fill_null(pc.match_substring(array, "\x00"), False))
             values.append(array)
         else:  # an integer as int8, a blob as bytea (TYPED), a REAL as its shortest decimal text
@@ -171,7 +174,8 @@ def batch_text_forms(batch: pa.RecordBatch, usual: Sequence[str], binary: Sequen
     return FormedBatch([v.filter(keep) for v in values], keys.filter(odd).to_pylist())
 
 
-def _holds_nul(array: pa.Array) -> bool:
+def holds_nul(array: pa.Array) -> bool:
+    """Whether any text of the array holds NUL: one scan of its bytes (NUL is rare)."""
     data = array.buffers()[2]
     return data is not None and data.to_pybytes().find(b"\x00") >= 0
 

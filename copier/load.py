@@ -6,12 +6,14 @@ Used in-process by the pipeline and by worker processes (worker.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
 import asyncpg
+from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from .faults import is_row_error
@@ -126,13 +128,21 @@ async def _with_readers(
     """Run a reader per key range into a bounded stream and `consume` it."""
     converters = [converter_for(c.type, spec.options) for c in spec.table.columns]
     send, receive = anyio.create_memory_object_stream[ConvertedPage](spec.queue_depth)
+    async with task_group() as group, send, receive:
+        for key_range in spec.ranges:
+            group.start_soon(read_range, spec.path, spec.table, key_range, converters, spec.batch_size,
+                             send.clone(), spec.busy_timeout)
+        send.close()
+        await consume(receive)
+
+
+@asynccontextmanager
+async def task_group() -> AsyncIterator[TaskGroup]:
+    """anyio's task group, raising the error that started a failure rather than the group
+    (with the cancellations it caused) around it."""
     try:
-        async with anyio.create_task_group() as group, send, receive:
-            for key_range in spec.ranges:
-                group.start_soon(read_range, spec.path, spec.table, key_range, converters, spec.batch_size,
-                                 send.clone(), spec.busy_timeout)
-            send.close()
-            await consume(receive)
+        async with anyio.create_task_group() as group:
+            yield group
     except BaseExceptionGroup as group_error:
         raise first_error(group_error) from None
 

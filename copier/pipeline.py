@@ -23,7 +23,7 @@ from .catalog import Catalog
 from .errors import ExitCode, SourceError, TargetError, VerifyError
 from .faults import describe_pg_error
 from .ident import qualified, quote_ident
-from .load import first_error
+from .load import task_group
 from .planning import ExistingTable, MigrationPlan, TablePlan, build_plan
 from .progress import Progress, make_progress
 from .rejects import RejectLog
@@ -354,17 +354,14 @@ async def _load(readable: Path, settings: Settings, plan: MigrationPlan, stats: 
             started = time.monotonic()
             await _load_tables(run)
             stats.phases["load"] = time.monotonic() - started
-            try:
-                async with anyio.create_task_group() as after:
-                    if verify is not None:
-                        after.start_soon(verify)
-                    started = time.monotonic()
-                    await _add_foreign_keys(run)
-                    stats.phases["foreign keys"] = time.monotonic() - started
-                    if plan.views:
-                        await _create_views(run)
-            except BaseExceptionGroup as group_error:
-                raise first_error(group_error) from None
+            async with task_group() as after:
+                if verify is not None:
+                    after.start_soon(verify)
+                started = time.monotonic()
+                await _add_foreign_keys(run)
+                stats.phases["foreign keys"] = time.monotonic() - started
+                if plan.views:
+                    await _create_views(run)
             group.cancel_scope.cancel()  # done: stop listening for signals
     finally:
         if stats.interrupted:

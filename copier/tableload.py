@@ -19,7 +19,7 @@ from . import ddl, state
 from .errors import CopierError, SourceChanged
 from .faults import describe_pg_error, is_transient, root_cause
 from .ident import MAX_IDENTIFIER_BYTES, qualified
-from .load import LoadCounts, LoadSpec, columnar_takes, first_error, load_rows
+from .load import LoadCounts, LoadSpec, columnar_takes, load_rows, task_group
 from .planning import MigrationPlan, TablePlan
 from .progress import Progress
 from .reader import KeyRange, table_ranges
@@ -263,12 +263,9 @@ async def _load_parallel(
             rejects.records.extend(result.rejects)
             counts.add(result.counts)
 
-        try:
-            async with anyio.create_task_group() as group:
-                for key_range in ranges:
-                    group.start_soon(load, key_range)
-        except BaseExceptionGroup as group_error:
-            raise first_error(group_error) from None
+        async with task_group() as group:
+            for key_range in ranges:
+                group.start_soon(load, key_range)
         check_max_rejects(table.name, counts.rejected, run.settings.max_rejects)  # over all chunks
         _check_unchanged(run, table, version)
         async with connection.transaction():

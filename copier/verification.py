@@ -26,7 +26,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 from . import crosscheck, ddl, source, target
 from .casting import Kind
 from .ident import qualified, quote_sqlite
-from .load import first_error
+from .load import task_group
 from .normalise import ConvertedPage, Converter, decode_text
 from .planning import MigrationPlan, TablePlan
 from .reader import KeyRange, read_range, split_ranges, table_ranges
@@ -118,12 +118,9 @@ async def verify_tables(
                                                         rejected[table.name], (preexisting or {}).get(table.name, 0))
             advance(1)
 
-        try:
-            async with anyio.create_task_group() as group:
-                for table in plan.tables:
-                    group.start_soon(check, table)
-        except BaseExceptionGroup as group_error:
-            raise first_error(group_error) from None
+        async with task_group() as group:
+            for table in plan.tables:
+                group.start_soon(check, table)
     finally:
         await pool.close()
     return [checks[table.name] for table in plan.tables]
@@ -176,12 +173,9 @@ async def _digests_agree(path: Path, settings: Settings, table: TablePlan, rejec
     async def source_side() -> None:
         digests["expected"] = await _source_digest(path, settings, table, rejected)
 
-    try:
-        async with anyio.create_task_group() as group:
-            group.start_soon(target_side)
-            group.start_soon(source_side)
-    except BaseExceptionGroup as group_error:
-        raise first_error(group_error) from None
+    async with task_group() as group:
+        group.start_soon(target_side)
+        group.start_soon(source_side)
     return digests["expected"] is not None and digests["expected"] == digests["found"]
 
 
@@ -213,12 +207,9 @@ async def _source_digest(path: Path, settings: Settings, table: TablePlan,
             parts.append(await _digest(connection, crosscheck.digest_sql(expected, _SOURCE_COPY)) if shipped
                          else None)
 
-    try:
-        async with anyio.create_task_group() as group:
-            for key_range in ranges:
-                group.start_soon(one, key_range)
-    except BaseExceptionGroup as group_error:
-        raise first_error(group_error) from None
+    async with task_group() as group:
+        for key_range in ranges:
+            group.start_soon(one, key_range)
     known = [part for part in parts if part is not None]
     if len(known) < len(parts):
         return None
@@ -366,7 +357,7 @@ async def _ship_columnar(path: Path, connection: asyncpg.Connection, table: Tabl
             await anyio.to_thread.run_sync(query.close)
 
     try:
-        async with anyio.create_task_group() as group, receive:
+        async with task_group() as group, receive:
             for key_range in ranges:
                 group.start_soon(produce, key_range, send.clone())
             send.close()
@@ -375,10 +366,7 @@ async def _ship_columnar(path: Path, connection: asyncpg.Connection, table: Tabl
                     await connection.copy_to_table(_SOURCE_COPY, source=chunks(parts), columns=values, format="binary")
                 if odd_keys:
                     await _ship_odd_rows(path, connection, table, odd_keys, busy_timeout)
-    except BaseExceptionGroup as group_error:
-        error = first_error(group_error)
-        if not isinstance(error, ColumnarDeclined):
-            raise error from None
+    except ColumnarDeclined:
         await connection.execute(f"TRUNCATE {_SOURCE_COPY}")
         return False
     return True
