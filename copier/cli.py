@@ -70,6 +70,11 @@ Exclude = Annotated[list[str] | None, typer.Option(
 Casts = Annotated[list[str] | None, typer.Option(
     "--cast", help="Override the type mapping: TABLE.COLUMN=TYPE or DECLARED=TYPE, e.g. "
                    "--cast 'intege=text'. Repeatable.", show_default=False)]
+LaneOption = Annotated[Lane, typer.Option(
+    "--lane", help="auto: Arrow batches (C reader, Rust encoder) for every row whose values the columnar lane "
+                   "converts exactly as the per-value converters do, those converters for the rest and for "
+                   "tables under 1,000 rows (cheaper there); columnar: as auto, small tables too; exact: the "
+                   "per-value converters for every row.")]
 SourceTz = Annotated[str, typer.Option(help="IANA time zone of naive timestamps in the source.")]
 Idents = Annotated[Identifiers, typer.Option(
     "--identifiers", help="Names of the tables and columns copier creates: keep them as SQLite has them, lower "
@@ -171,11 +176,8 @@ def migrate(
     cast: Casts = None,
     batch_size: Annotated[int, typer.Option(
         help="Rows per page read and per COPY batch in the exact lane (the columnar lane reads "
-             "Arrow batches of 32,768 rows).", min=1)] = _DEFAULTS.batch_size,
-    lane: Annotated[Lane, typer.Option(
-        help="auto: Arrow batches (C reader, Rust encoder) for every row whose values the columnar lane "
-             "converts exactly as the per-value converters do, those converters for the rest; exact: the "
-             "per-value converters for every row.")] = _DEFAULTS.lane,
+             "Arrow batches of 8,192 rows).", min=1)] = _DEFAULTS.batch_size,
+    lane: LaneOption = _DEFAULTS.lane,
     readers: Annotated[int, typer.Option(
         help="Concurrent SQLite readers feeding one COPY, for tables the exact lane loads in one process.",
         min=1)] = _DEFAULTS.readers,
@@ -313,6 +315,7 @@ def plan(
     exclude: Exclude = None,
     cast: Casts = None,
     source_tz: SourceTz = _DEFAULTS.source_tz,
+    lane: LaneOption = _DEFAULTS.lane,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
     as_json: AsJson = False,
     as_sql: Annotated[bool, typer.Option(
@@ -336,7 +339,7 @@ def plan(
         settings = _settings(resolved or "postgresql://", schema=schema, identifiers=identifiers,
                              views=views is ViewsMode.CREATE,
                              tables=tuple(tables or ()), exclude=tuple(exclude or ()), casts=parse_casts(cast or []),
-                             source_tz=source_tz)
+                             source_tz=source_tz, lane=lane)
         from .pipeline import plan as make_the_plan
 
         the_plan = anyio.run(partial(make_the_plan, source, settings, against_target=resolved is not None))
@@ -350,10 +353,10 @@ def plan(
         from .planning import plan_document
 
         document = plan_document(the_plan)
-        from .arrowlane import exact_only_reason
+        from .load import exact_because
 
         for table, entry in zip(the_plan.tables, document["tables"]):  # type: ignore[call-overload]
-            reason = exact_only_reason(table)
+            reason = exact_because(table, settings.lane)
             entry["lane"], entry["exact_because"] = ("columnar" if reason is None else "exact"), reason
         typer.echo(json.dumps(document, indent=2, ensure_ascii=False))
         return
@@ -362,18 +365,18 @@ def plan(
 
         typer.echo(plan_sql(the_plan), nl=False)
         return
-    typer.echo(render_plan(the_plan))
+    typer.echo(render_plan(the_plan, lane))
 
 
-def _lane_of(table: TablePlan) -> str:
-    """The lane `--lane auto` loads the table through (README: The two lanes)."""
-    from .arrowlane import exact_only_reason
+def _lane_of(table: TablePlan, lane: Lane) -> str:
+    """The lane that loads the table (README: The two lanes)."""
+    from .load import exact_because
 
-    reason = exact_only_reason(table)
+    reason = exact_because(table, lane)
     return "columnar" if reason is None else f"exact ({reason})"
 
 
-def render_plan(the_plan: MigrationPlan) -> str:
+def render_plan(the_plan: MigrationPlan, lane: Lane = Lane.AUTO) -> str:
     lines = [f"Target schema: {the_plan.schema}", ""]
     for number, wave in enumerate(the_plan.waves, 1):
         lines.append(f"Wave {number}: {', '.join(wave)}")
@@ -393,7 +396,7 @@ def render_plan(the_plan: MigrationPlan) -> str:
             lines.append(f"  primary key{name} ({', '.join(table.primary_key)}) added after the data")
         for index in table.indexes:
             lines.append(f"  {'unique ' if index.unique else ''}index {index.name} ({', '.join(index.columns)})")
-        lines.append(f"  lane: {_lane_of(table)}")
+        lines.append(f"  lane: {_lane_of(table, lane)}")
     if the_plan.foreign_keys:
         lines += ["", "Foreign keys, added after all tables:"]
         lines += [f"  {fk.name}: {fk.target}({', '.join(fk.columns)}) -> {fk.ref_target}({', '.join(fk.ref_columns)})"
@@ -461,7 +464,8 @@ def bench(
     rows: Annotated[int, typer.Option(help="Rows in the generated transactions (and wide/text) tables.", min=1)]
     = 1_000_000,
     shape: Annotated[list[str] | None, typer.Option(
-        "--shape", help="Data shape: finance (accounts, transactions, splits), wide (60 columns), text. "
+        "--shape", help="Data shape: finance (accounts, transactions, splits), wide (60 columns), text, many "
+                        "(ROWS/20 tables of 20 rows). "
                         "Repeatable. Default: finance.", show_default=False)] = None,
     runs: Annotated[int, typer.Option(help="Runs per method; the table shows medians.", min=1)] = 3,
     methods: Annotated[str, typer.Option(

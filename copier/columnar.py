@@ -11,15 +11,12 @@ flagged rowids, at most EXACT_KEYS_LIMIT of them, whatever the table."""
 
 from __future__ import annotations
 
-import json
-import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import adbc_driver_sqlite.dbapi as adbc_sqlite
-import aiosqlite
 import anyio
 import anyio.to_thread
 import asyncpg
@@ -29,7 +26,7 @@ import pyarrow as pa
 from . import arrowlane, source
 from .errors import CopierError
 from .load import LoadCounts, LoadSpec, task_group
-from .normalise import ConvertedPage, Converter, convert_page, converter_for, decode_text
+from .normalise import ConvertedPage, Converter, convert_page, converter_for
 from .planning import ColumnPlan, TablePlan
 from .reader import KeyRange
 from .rejects import RejectSink
@@ -272,7 +269,6 @@ async def _load_range(spec: LoadSpec, key_range: KeyRange, connection: asyncpg.C
     finally:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(batches.close)
-            await exact.close()
 
 
 async def chunks(parts: tuple[bytes, ...]) -> AsyncIterator[bytes]:
@@ -286,27 +282,11 @@ class ExactRows:
     def __init__(self, path: Path, plan: TablePlan, converters: list[Converter],
                  busy_timeout: float) -> None:
         self.path, self.plan, self.converters, self.busy_timeout = path, plan, converters, busy_timeout
-        self.connection: aiosqlite.Connection | None = None
 
     async def read(self, keys: list[int]) -> ConvertedPage:
-        if self.connection is None:
-            self.connection = await source.connect(self.path, self.busy_timeout)
-        sql = source.rows_by_rowid_sql(self.plan.source, [c.source for c in self.plan.columns])
-        try:
-            rows = await self._fetch(sql, keys)
-        except sqlite3.OperationalError:  # TEXT that is not UTF-8: kept as bytes for the converters
-            self.connection.text_factory = decode_text
-            rows = await self._fetch(sql, keys)
+        rows = await source.rows_by_rowid(self.path, self.plan.source, [c.source for c in self.plan.columns], keys,
+                                          self.busy_timeout)
         return convert_page(rows, self.converters, 1)
-
-    async def _fetch(self, sql: str, keys: list[int]) -> list[tuple[object, ...]]:
-        assert self.connection is not None
-        async with self.connection.execute(sql, (json.dumps(keys),)) as cursor:
-            return list(await cursor.fetchall())  # type: ignore[arg-type]
-
-    async def close(self) -> None:
-        if self.connection is not None:
-            await self.connection.close()
 
 
 __all__ = ["BATCH_ROWS", "ArrowQuery", "ColumnarDeclined", "chunks", "copy_parts", "load_columnar", "release_idle"]

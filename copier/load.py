@@ -113,13 +113,27 @@ async def load_rows(
     return counts
 
 
+# Below this many rows (the catalog's count), --lane auto leaves a table to the exact lane:
+# the columnar lane's fixed cost per table (a census, a guarded query, an encoder: ~3 ms)
+# is more than the exact lane spends on so few rows (benchmarks/README.md: small tables).
+COLUMNAR_MIN_ROWS = 1_000
+
+
 def columnar_takes(table: TablePlan, lane: Lane) -> bool:
     """Whether the columnar lane loads this table's rowid ranges."""
-    if lane is not Lane.AUTO:
-        return False
-    from .arrowlane import lane_columns  # pyarrow, only once a run may need it
+    return exact_because(table, lane) is None
 
-    return lane_columns(table) is not None
+
+def exact_because(table: TablePlan, lane: Lane) -> str | None:
+    """Why the exact lane loads this table (None: the columnar lane does)."""
+    if lane is Lane.EXACT:
+        return "--lane exact"
+    from .arrowlane import exact_only_reason  # pyarrow, only once a run may need it
+
+    reason = exact_only_reason(table)
+    if reason is None and lane is Lane.AUTO and table.source.row_count < COLUMNAR_MIN_ROWS:
+        return f"under {COLUMNAR_MIN_ROWS:,} rows, where the exact lane costs less"
+    return reason
 
 
 async def _with_readers(

@@ -30,7 +30,16 @@ from .rejects import RejectLog
 from .resume import Need, TableState, interrupted, resume_needs
 from .settings import IfExists, Settings
 from .stats import RunStats, TableStats, TableStatus
-from .tableload import STAGING_PREFIX, Run, load_table, mark_interrupted, staging_name
+from .tableload import (
+    GROUP_MAX_TABLES,
+    STAGING_PREFIX,
+    Run,
+    groupable,
+    load_group,
+    load_table,
+    mark_interrupted,
+    staging_name,
+)
 from .verification import TableCheck, verify_run, verify_tables
 
 ProgressFactory = Callable[[int, bool], Progress]
@@ -76,7 +85,8 @@ async def verify(path: Path, settings: Settings) -> list[TableCheck]:
                           hint="check --schema, or migrate first")
     rejects = settings.reject_file or await _recorded_reject_file(settings) or reject_path(settings, path)
     try:
-        return await verify_tables(path, settings, the_plan, rejects if rejects.exists() else None)
+        async with source.keep_connections():
+            return await verify_tables(path, settings, the_plan, rejects if rejects.exists() else None)
     finally:
         _release_readers()
 
@@ -182,7 +192,7 @@ async def migrate(path: Path, settings: Settings, progress_factory: ProgressFact
     """Move every selected table of the SQLite file at `path` into PostgreSQL."""
     stats = RunStats()
     try:
-        async with _readable_source(path, settings, stats) as readable:
+        async with _readable_source(path, settings, stats) as readable, source.keep_connections():
             return await _migrate(path, readable, settings, stats, progress_factory)
     finally:
         _release_readers()
@@ -395,23 +405,48 @@ async def _load_tables(run: Run) -> None:
     limiter = anyio.CapacityLimiter(run.settings.jobs)
     run.done = {t.name: anyio.Event() for t in run.plan.tables}
     async with anyio.create_task_group() as group:
-        for table in run.plan.tables:
-            group.start_soon(_load_when_ready, run, table, limiter)
+        for unit in _units(run):
+            group.start_soon(_load_when_ready, run, unit, limiter)
 
 
-async def _load_when_ready(run: Run, table: TablePlan, limiter: anyio.CapacityLimiter) -> None:
-    stats = run.stats.tables[table.name]
+def _units(run: Run) -> list[list[TablePlan]]:
+    """What loads at once: a table, or a group of small tables of one wave (load_group),
+    cut so that --jobs groups share the wave's small tables."""
+    units: list[list[TablePlan]] = []
+    small: dict[int, list[TablePlan]] = {}
+    for table in run.plan.tables:
+        if groupable(run, table):
+            small.setdefault(table.wave, []).append(table)
+        else:
+            units.append([table])
+    for tables in small.values():
+        size = min(GROUP_MAX_TABLES, -(-len(tables) // run.settings.jobs))
+        units += [tables[start:start + size] for start in range(0, len(tables), size)]
+    return units
+
+
+async def _load_when_ready(run: Run, unit: list[TablePlan], limiter: anyio.CapacityLimiter) -> None:
     try:
-        for parent in table.depends_on:
-            await run.done[parent].wait()
-            if run.stats.tables[parent].status is not TableStatus.DONE:
-                stats.status = TableStatus.SKIPPED
-                stats.error = f"not loaded: table {parent} it references failed"
-                return
+        ready = []
+        for table in unit:
+            stats = run.stats.tables[table.name]
+            for parent in table.depends_on:
+                await run.done[parent].wait()
+                if run.stats.tables[parent].status is not TableStatus.DONE:
+                    stats.status = TableStatus.SKIPPED
+                    stats.error = f"not loaded: table {parent} it references failed"
+                    run.done[table.name].set()
+                    break
+            else:
+                ready.append(table)
         async with limiter:
-            await load_table(run, table, stats)
+            if len(ready) > 1:
+                await load_group(run, ready)
+            elif ready:
+                await load_table(run, ready[0], run.stats.tables[ready[0].name])
     finally:
-        run.done[table.name].set()
+        for table in unit:
+            run.done[table.name].set()
 
 
 async def _add_foreign_keys(run: Run) -> None:

@@ -52,7 +52,7 @@ async def table_ranges(path: Path, table: Table, readers: int, batch_size: int) 
         return [None]
     if readers == 1 or table.row_count <= batch_size:  # one range: every rowid, no need to ask
         return [KeyRange(-2**63, 2**63 - 1)]
-    async with source.opened(path) as connection:
+    async with source.borrowed(path) as connection:
         bounds = await source.rowid_bounds(connection, table)
     ranges: list[KeyRange | None] = [*split_ranges(bounds, table.row_count, readers, batch_size)]
     return ranges
@@ -68,45 +68,49 @@ async def read_range(
     busy_timeout: float | None = None,
 ) -> None:
     table = plan.source
-    columns = [c.source for c in plan.columns]
-    key_width = len(source.key_columns(table))
-    connection = await source.connect(path, busy_timeout)
     async with pages:
         try:
-            if not key_width:
-                await _scan(connection, source.page_sql(table, columns, first=True), converters, batch_size,
-                            pages)
-                return
-            sql = source.page_sql(table, columns, first=True)
-            if key_range is not None:  # a rowid stripe: its start, then past each page's last rowid
-                after: tuple[object, ...] = (key_range.first,)
-                tail: tuple[object, ...] = (key_range.last, batch_size)
-            else:  # WITHOUT ROWID: keyset on the primary key, from the start
-                after, tail = (), (batch_size,)
-            while True:
-                try:
-                    rows = await _fetch(connection, sql, (*after, *tail))
-                except sqlite3.OperationalError:
-                    # Python's sqlite3 cannot decode TEXT that is not UTF-8; read this page
-                    # (and the rest) keeping such values as bytes, for the converters to judge.
-                    connection.text_factory = decode_text
-                    rows = await _fetch(connection, sql, (*after, *tail))
-                if not rows:
-                    return
-                complete = len(rows) == batch_size
-                after = tuple(rows[-1][:key_width])
-                page = convert_page(rows, converters, key_width)
-                del rows  # the raw page is not kept while the converted one waits in the queue
-                await pages.send(page)
-                del page
-                if not complete:
-                    return
-                sql = source.page_sql(table, columns, first=False)
+            async with source.borrowed(path, busy_timeout) as connection:
+                await _read_pages(connection, plan, key_range, converters, batch_size, pages)
         except sqlite3.Error as exc:
             error = source.source_error(path, exc, BUSY_TIMEOUT if busy_timeout is None else busy_timeout)
             raise SourceError(f"{error.message} (table {table.name})", hint=error.hint, table=table.name) from None
-        finally:
-            await connection.close()
+
+
+async def _read_pages(connection: aiosqlite.Connection, plan: TablePlan, key_range: KeyRange | None,
+                      converters: Sequence[Converter], batch_size: int,
+                      pages: MemoryObjectSendStream[ConvertedPage]) -> None:
+    table = plan.source
+    columns = [c.source for c in plan.columns]
+    key_width = len(source.key_columns(table))
+    if not key_width:
+        await _scan(connection, source.page_sql(table, columns, first=True), converters, batch_size, pages)
+        return
+    sql = source.page_sql(table, columns, first=True)
+    if key_range is not None:  # a rowid stripe: its start, then past each page's last rowid
+        after: tuple[object, ...] = (key_range.first,)
+        tail: tuple[object, ...] = (key_range.last, batch_size)
+    else:  # WITHOUT ROWID: keyset on the primary key, from the start
+        after, tail = (), (batch_size,)
+    while True:
+        try:
+            rows = await _fetch(connection, sql, (*after, *tail))
+        except sqlite3.OperationalError:
+            # Python's sqlite3 cannot decode TEXT that is not UTF-8; read this page
+            # (and the rest) keeping such values as bytes, for the converters to judge.
+            connection.text_factory = decode_text
+            rows = await _fetch(connection, sql, (*after, *tail))
+        if not rows:
+            return
+        complete = len(rows) == batch_size
+        after = tuple(rows[-1][:key_width])
+        page = convert_page(rows, converters, key_width)
+        del rows  # the raw page is not kept while the converted one waits in the queue
+        await pages.send(page)
+        del page
+        if not complete:
+            return
+        sql = source.page_sql(table, columns, first=False)
 
 
 async def _scan(connection: aiosqlite.Connection, sql: str, converters: Sequence[Converter], batch_size: int,

@@ -34,8 +34,9 @@ class OnError(StrEnum):
 
 
 class Lane(StrEnum):
-    AUTO = "auto"  # the columnar lane where it gives the exact lane's output, the exact lane for the rest
+    AUTO = "auto"  # the columnar lane where it gives the exact lane's output and pays off, the exact lane for the rest
     EXACT = "exact"  # every value through the per-value converters (slower; for comparison and debugging)
+    COLUMNAR = "columnar"  # as auto, but small tables too (for comparison and tests)
 
 
 # Seconds a read waits for another process's lock on the source (--busy-timeout).

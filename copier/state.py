@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 
 import asyncpg
 
@@ -129,3 +130,11 @@ async def set_status(connection: asyncpg.Connection, schema: str, table: str, st
                      written: int | None = None, rejected: int | None = None, error: str | None = None,
                      state_schema: str = STATE_SCHEMA) -> None:
     await connection.execute(_sql(_SET_STATUS, state_schema), schema, table, status.value, written, rejected, error)
+
+
+async def set_statuses(connection: asyncpg.Connection, schema: str,
+                       tables: Sequence[tuple[str, TableStatus, int | None, int | None]],
+                       state_schema: str = STATE_SCHEMA) -> None:
+    """set_status for many tables at once: (table, status, written, rejected) each."""
+    await connection.executemany(_sql(_SET_STATUS, state_schema), [
+        (schema, table, status.value, written, rejected, None) for table, status, written, rejected in tables])

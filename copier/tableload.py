@@ -104,15 +104,7 @@ async def load_table(run: Run, table: TablePlan, stats: TableStats) -> None:
                     _fail(stats, _message(run, exc))
                     await _record(run, table, TableStatus.FAILED, error=stats.error)
                     return
-            counts = loaded.counts
-            stats.read, stats.written, stats.rejected, stats.rounded = (counts.read, counts.written,
-                                                                       counts.rejected, counts.rounded)
-            stats.columnar = counts.columnar
-            stats.chunks = loaded.chunks
-            # Committed: rejects reach the reject file now, outside the retries (a failed
-            # write must not send a committed table back through a retry).
-            for record in loaded.rejects.records:
-                run.rejects.write(record)
+            _committed(run, stats, loaded)
         stats.status = TableStatus.DONE
         # Tables that reference this one may start now: they need its rows, not its
         # indexes (foreign keys are added once every table is complete).
@@ -125,6 +117,109 @@ async def load_table(run: Run, table: TablePlan, stats: TableStats) -> None:
             await _record(run, table, TableStatus.DONE, written=stats.written, rejected=stats.rejected)
     finally:
         stats.finished = time.monotonic()
+
+
+def _committed(run: Run, stats: TableStats, loaded: Loaded) -> None:
+    """A load's counts into the table's stats, and its rejects into the reject file."""
+    counts = loaded.counts
+    stats.read, stats.written, stats.rejected, stats.rounded = (counts.read, counts.written, counts.rejected,
+                                                               counts.rounded)
+    stats.columnar = counts.columnar
+    stats.chunks = loaded.chunks
+    # Committed: rejects reach the reject file now, outside the retries (a failed write
+    # must not send a committed table back through a retry).
+    for record in loaded.rejects.records:
+        run.rejects.write(record)
+
+
+# Tables under this many rows that copier creates travel together (load_group): their fixed
+# costs (a transaction, its commit, a statement per DDL) are most of what they cost alone.
+GROUP_MAX_ROWS = 1_000
+# Tables per group: enough to share the fixed costs, few enough that --jobs groups run at once.
+GROUP_MAX_TABLES = 64
+
+
+def groupable(run: Run, table: TablePlan) -> bool:
+    """Whether the table may load in a group: small, created by copier, not resumed."""
+    return (table.create and table.name not in run.resumed and table.source.row_count < GROUP_MAX_ROWS
+            and not _in_parallel(run, table))
+
+
+async def load_group(run: Run, tables: Sequence[TablePlan]) -> None:
+    """Small tables loaded and keyed in one transaction, each table's rows in its own
+    savepoint (rejects and bisection as alone). If anything else fails, nothing of the group
+    stands and each table loads again on its own, with its retries (load_table). Failures end
+    up in the tables' stats."""
+    every = [run.stats.tables[t.name] for t in tables]
+    for stats in every:
+        stats.status, stats.started = TableStatus.LOADING, time.monotonic()
+    try:
+        loaded = await _group_attempt(run, tables)
+    except Exception as exc:
+        run.progress.note(f"copier: {len(tables)} small tables loaded together failed ({_message(run, exc)}); "
+                          "loading each on its own")
+        for table, stats in zip(tables, every):
+            await load_table(run, table, stats)
+        return
+    for stats, (result, warnings) in zip(every, loaded):
+        _committed(run, stats, result)
+        stats.warnings += warnings
+        stats.status, stats.finished = TableStatus.DONE, time.monotonic()
+
+
+async def _group_attempt(run: Run, tables: Sequence[TablePlan]) -> list[tuple[Loaded, list[str]]]:
+    schema = run.plan.schema
+    version = run.watch.version() if run.watch else None
+    results: list[tuple[Loaded, list[str]]] = []
+    async with run.pool.acquire() as connection, connection.transaction():
+        await connection.execute(";\n".join(ddl.create_table(schema, t) for t in tables))
+        for table in tables:
+            rejects = RejectList()
+            bar = run.progress.table(table.name, table.source.row_count)
+            try:
+                ranges = await table_ranges(run.path, table.source, 1, run.settings.batch_size)
+                counts = await load_rows(_spec(run, table, ranges), connection, rejects, bar.advance)
+            finally:
+                bar.close()
+            results.append((Loaded(counts, 0, rejects), []))
+        for table in tables:
+            _check_unchanged(run, table, version)
+        warnings = await _add_keys_together(run, tables, connection)
+        for table, (_, found) in zip(tables, results):
+            found += warnings.get(table.name, [])
+            for column in table.columns:
+                if column.identity and column.sequence:
+                    await connection.execute(ddl.set_sequence(schema, table.target, column.target),
+                                             qualified(schema, column.sequence), table.sequence_floor)
+        if run.record_state:
+            await state.set_statuses(connection, schema, [
+                (t.name, TableStatus.DONE, loaded.counts.written, loaded.counts.rejected)
+                for t, (loaded, _) in zip(tables, results)], state_schema=run.settings.state_schema)
+    return results
+
+
+async def _add_keys_together(run: Run, tables: Sequence[TablePlan],
+                             connection: asyncpg.Connection) -> dict[str, list[str]]:
+    """Every primary key and index of the group in one statement; if PostgreSQL refuses one
+    (duplicate keys SQLite let in), each in its own savepoint, the refused ones named as
+    warnings of their table, as complete_table does."""
+    statements = [(table, what, sql) for table in tables for what, sql in _key_statements(run, table, primary_key=True)]
+    if not statements:
+        return {}
+    try:
+        async with connection.transaction():
+            await connection.execute(";\n".join(sql for _, _, sql in statements))
+        return {}
+    except asyncpg.PostgresError:
+        pass
+    warnings: dict[str, list[str]] = {}
+    for table, what, sql in statements:
+        try:
+            async with connection.transaction():
+                await connection.execute(sql)
+        except asyncpg.PostgresError as exc:
+            warnings.setdefault(table.name, []).append(f"{what} not added: {describe_pg_error(exc)}")
+    return warnings
 
 
 def mark_interrupted(stats: RunStats) -> None:
@@ -280,6 +375,15 @@ async def _load_parallel(
         raise
 
 
+def _key_statements(run: Run, table: TablePlan, *, primary_key: bool) -> list[tuple[str, str]]:
+    """(what, SQL) of the table's indexes, and of its primary key if asked."""
+    schema = run.plan.schema
+    statements = []
+    if table.create and table.primary_key and primary_key:
+        statements.append(("primary key", ddl.add_primary_key(schema, table)))
+    return statements + [(f"index {i.name}", ddl.create_index(schema, table, i)) for i in table.indexes]
+
+
 async def complete_table(run: Run, table: TablePlan, stats: TableStats, connection: asyncpg.Connection, *,
                          created: bool = False) -> None:
     """Primary key, indexes and sequences, once the data is committed; each only if missing,
@@ -287,10 +391,9 @@ async def complete_table(run: Run, table: TablePlan, stats: TableStats, connecti
     the data in place and is reported as a warning."""
     schema = run.plan.schema
     name = qualified(schema, table.target)
-    statements = []
-    if table.create and table.primary_key and (created or not await connection.fetchval(ddl.HAS_PRIMARY_KEY, name)):
-        statements.append(("primary key", ddl.add_primary_key(schema, table)))
-    statements += [(f"index {i.name}", ddl.create_index(schema, table, i)) for i in table.indexes]
+    has_key = not created and table.create and bool(table.primary_key) and await connection.fetchval(
+        ddl.HAS_PRIMARY_KEY, name)
+    statements = _key_statements(run, table, primary_key=created or not has_key)
     if statements:
         bar = run.progress.phase(f"{table.name} keys", len(statements))
         try:
@@ -311,4 +414,4 @@ async def complete_table(run: Run, table: TablePlan, stats: TableStats, connecti
             stats.warnings.append(f"sequence {sequence} not set: {describe_pg_error(exc)}")
 
 
-__all__ = ["Run", "load_table", "complete_table", "mark_interrupted", "staging_name"]
+__all__ = ["Run", "complete_table", "groupable", "load_group", "load_table", "mark_interrupted", "staging_name"]

@@ -8,14 +8,12 @@ accounted for. On a difference, the differing primary keys are named."""
 from __future__ import annotations
 
 import itertools
-import json
-import sqlite3
+import math
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import aiosqlite
 import anyio
 import anyio.to_thread
 import asyncpg
@@ -27,7 +25,7 @@ from . import crosscheck, ddl, source, target
 from .casting import Kind
 from .ident import qualified, quote_sqlite
 from .load import task_group
-from .normalise import ConvertedPage, Converter, decode_text
+from .normalise import ConvertedPage, Converter
 from .planning import MigrationPlan, TablePlan
 from .reader import KeyRange, read_range, split_ranges, table_ranges
 from .rejects import read_rejects
@@ -41,6 +39,9 @@ _VERIFY_READERS = 2
 # Tables this big are first compared by digest (see _digests_agree); smaller ones row by row
 # in one query at once, which costs less than the digests' connections.
 _DIGEST_MIN_ROWS = 20_000
+# Tables under this many rows are compared in one query, their source rows passed as array
+# parameters: no temporary table, no COPY (_check_inline).
+_INLINE_MAX_ROWS = 1_000
 _SOURCE_COPY = "copier_verify_source"
 # Every type sqlite3 returns: a converter that leaves values as SQLite stored them.
 _RAW_TYPES: frozenset[type] = frozenset({int, float, str, bytes, type(None)})
@@ -130,13 +131,20 @@ async def _check_table(
     path: Path, connection: asyncpg.Connection, schema: str, table: TablePlan, settings: Settings,
     rejected: set[object], kept: int,
 ) -> TableCheck:
-    target_rows = await connection.fetchval(ddl.count_rows(schema, table.target))
-    base = TableCheck(table.name, table.source.row_count, target_rows, len(rejected), kept)
-    if kept:
-        return base  # the target also holds rows that never came from this source
     found = [crosscheck.found_sql(c.type, c.target) for c in table.columns]
     target_table = qualified(schema, table.target)
     key_positions = [i for i, c in enumerate(table.columns) if c.source in table.source.primary_key]
+    base = TableCheck(table.name, table.source.row_count, 0, len(rejected), kept, keyless=not key_positions)
+    if not kept and table.source.row_count < _INLINE_MAX_ROWS:
+        try:
+            return await _check_inline(path, connection, table, settings, rejected, found, target_table, base)
+        except asyncpg.DataError as exc:
+            return replace(base, target_rows=await connection.fetchval(ddl.count_rows(schema, table.target)),
+                           content_equal=False, problem=_unreadable(exc))
+    target_rows = await connection.fetchval(ddl.count_rows(schema, table.target))
+    base = replace(base, target_rows=target_rows)
+    if kept:
+        return base  # the target also holds rows that never came from this source
     try:
         if table.source.row_count >= _DIGEST_MIN_ROWS and await _digests_agree(path, settings, table, rejected, found,
                                                                                target_table):
@@ -152,12 +160,42 @@ async def _check_table(
                 rows = await connection.fetch(f"SELECT * FROM ({differences}) d LIMIT {2 * SHOWN_KEYS}")
                 keys = [_key_text([row[i] for i in key_positions]) for row in rows]
     except asyncpg.DataError as exc:
-        # The load accepted a value that PostgreSQL itself reads otherwise, or not at all.
-        first = str(exc).splitlines()[0]
-        return replace(base, content_equal=False, problem=f"PostgreSQL cannot read a source value as loaded: {first}")
+        return replace(base, content_equal=False, problem=_unreadable(exc))
+    return _compared(base, differing, keys)
+
+
+def _unreadable(exc: asyncpg.DataError) -> str:
+    """The load accepted a value that PostgreSQL itself reads otherwise, or not at all."""
+    return f"PostgreSQL cannot read a source value as loaded: {str(exc).splitlines()[0]}"
+
+
+def _compared(base: TableCheck, differing: int, keys: Sequence[str]) -> TableCheck:
     shown = tuple(sorted(set(keys), key=_natural)[:SHOWN_KEYS])
-    return replace(base, content_equal=not differing, differing_keys=shown if differing else (),
-                   keyless=not key_positions)
+    return replace(base, content_equal=not differing, differing_keys=shown if differing else ())
+
+
+async def _check_inline(path: Path, connection: asyncpg.Connection, table: TablePlan, settings: Settings,
+                        rejected: set[object], found: list[str], target_table: str, base: TableCheck) -> TableCheck:
+    """A small table in one query: the source rows (as text_form makes them) passed as one
+    array parameter per shipped column, compared with the target rows, and counted."""
+    rows = await _source_text_rows(path, table, rejected, settings)
+    columns = crosscheck.source_columns(len(table.columns))
+    arrays = [list(column) for column in zip(*rows)] if rows else [[] for _ in columns]
+    shipped = (f"unnest({', '.join(f'${i}::text[]' for i in range(1, len(columns) + 1))}) "
+               f"AS shipped({', '.join(columns)})")
+    expected = [crosscheck.expected_sql(c.type, i) for i, c in enumerate(table.columns)]
+    differences = crosscheck.differences_sql(expected, shipped, found, target_table)
+    keys: list[str] = []
+    async with connection.transaction():
+        await connection.execute(crosscheck.set_time_zone(settings.source_tz))
+        target_rows, differing = await connection.fetchrow(
+            f"SELECT (SELECT count(*) FROM {target_table}), "
+            f"(SELECT coalesce(sum(abs(surplus)), 0) FROM ({differences}) d)", *arrays)
+        if differing and not base.keyless:
+            key_positions = [i for i, c in enumerate(table.columns) if c.source in table.source.primary_key]
+            found_rows = await connection.fetch(f"SELECT * FROM ({differences}) d LIMIT {2 * SHOWN_KEYS}", *arrays)
+            keys = [_key_text([row[i] for i in key_positions]) for row in found_rows]
+    return _compared(replace(base, target_rows=target_rows), differing, keys)
 
 
 async def _digests_agree(path: Path, settings: Settings, table: TablePlan, rejected: set[object],
@@ -245,25 +283,51 @@ def _key_text(values: Sequence[object]) -> str:
     return str(values[0]) if len(values) == 1 else "(" + ", ".join(str(v) for v in values) + ")"
 
 
+def _raw(table: TablePlan) -> list[Converter]:
+    """Converters that leave each value as SQLite stored it."""
+    return [Converter(c.type, _RAW_TYPES, lambda v: v) for c in table.columns]
+
+
+def _text_rows(table: TablePlan, page: ConvertedPage, rejected: set[object]) -> list[tuple[str | None, ...]]:
+    """A page of raw rows, not rejected, as shipped rows: (storage class, text) per column."""
+    rows = page.records if not rejected else [r for k, r in zip(page.keys, page.records) if k not in rejected]
+    if not rows:
+        return []
+    binary = [c.type.kind is Kind.BYTEA for c in table.columns]
+    forms = [crosscheck.text_forms(column, binary=is_binary) for column, is_binary in zip(zip(*rows), binary)]
+    return list(zip(*itertools.chain.from_iterable(forms)))
+
+
+async def _source_text_rows(path: Path, table: TablePlan, rejected: set[object],
+                            settings: Settings) -> list[tuple[str | None, ...]]:
+    """Every source row of a small table, not rejected, as shipped rows."""
+    send, receive = anyio.create_memory_object_stream[ConvertedPage](math.inf)
+    with send:
+        for key_range in await table_ranges(path, table.source, 1, settings.batch_size):
+            await read_range(path, table, key_range, _raw(table), settings.batch_size, send.clone(),
+                             settings.busy_timeout)
+    rows: list[tuple[str | None, ...]] = []
+    with receive:
+        while True:
+            try:
+                rows += _text_rows(table, receive.receive_nowait(), rejected)
+            except anyio.EndOfStream:  # every reader is done (with send closed above)
+                return rows
+
+
 async def _ship_source(path: Path, connection: asyncpg.Connection, table: TablePlan, rejected: set[object],
                        batch_size: int) -> None:
     """The source rows, not rejected, as (storage class, text) pairs: one COPY, page by page."""
-    raw = [Converter(c.type, _RAW_TYPES, lambda v: v) for c in table.columns]
-    binary = [c.type.kind is Kind.BYTEA for c in table.columns]
     send, receive = anyio.create_memory_object_stream[ConvertedPage](2)
 
     async def records() -> AsyncIterator[tuple[str | None, ...]]:
         async for page in receive:
-            rows = page.records if not rejected else [r for k, r in zip(page.keys, page.records) if k not in rejected]
-            if not rows:
-                continue
-            forms = [crosscheck.text_forms(column, binary=is_binary) for column, is_binary in zip(zip(*rows), binary)]
-            for row in zip(*itertools.chain.from_iterable(forms)):
+            for row in _text_rows(table, page, rejected):
                 yield row
 
     async with anyio.create_task_group() as group, send, receive:
         for key_range in await table_ranges(path, table.source, 1, batch_size):
-            group.start_soon(read_range, path, table, key_range, raw, batch_size, send.clone())
+            group.start_soon(read_range, path, table, key_range, _raw(table), batch_size, send.clone())
         send.close()
         await connection.copy_records_to_table(_SOURCE_COPY, records=records(),
                                                columns=crosscheck.source_columns(len(table.columns)))
@@ -376,23 +440,12 @@ async def _ship_odd_rows(path: Path, connection: asyncpg.Connection, table: Tabl
                          busy_timeout: float) -> None:
     """Rows holding a value of an unusual storage class (or text the Arrow way leaves out),
     read again by rowid and shipped as text_form makes them."""
-    sql = source.rows_by_rowid_sql(table.source, [c.source for c in table.columns])
+    rows = await source.rows_by_rowid(path, table.source, [c.source for c in table.columns], keys, busy_timeout)
     binary = [c.type.kind is Kind.BYTEA for c in table.columns]
-    async with source.opened(path, busy_timeout) as reader:
-        try:
-            rows = await _fetch_all(reader, sql, keys)
-        except sqlite3.OperationalError:  # TEXT that is not UTF-8: kept as bytes
-            reader.text_factory = decode_text
-            rows = await _fetch_all(reader, sql, keys)
     forms = [crosscheck.text_forms(column, binary=b) for column, b in zip(list(zip(*rows))[1:], binary)]
     records = list(zip(*itertools.chain.from_iterable(forms)))
     await connection.copy_records_to_table(_SOURCE_COPY, records=records,
                                            columns=crosscheck.source_columns(len(table.columns)))
-
-
-async def _fetch_all(reader: aiosqlite.Connection, sql: str, keys: list[int]) -> list[tuple[object, ...]]:
-    async with reader.execute(sql, (json.dumps(keys),)) as cursor:
-        return list(await cursor.fetchall())  # type: ignore[arg-type]
 
 
 async def verify_run(path: Path, settings: Settings, plan: MigrationPlan, stats: RunStats,

@@ -1,6 +1,7 @@
 """The columnar lane gives exactly what the exact lane gives: the same rows, the same values
 (compared as PostgreSQL's own ::text of each), the same rejects. Each case loads one source
-twice, with --lane exact and --lane auto, into two schemas of the same database."""
+twice, with --lane exact and --lane columnar (auto, small tables included), into two
+schemas of the same database."""
 
 from __future__ import annotations
 
@@ -14,13 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import adbc_driver_sqlite.dbapi as adbc_sqlite
+import aiosqlite
 import anyio
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import copier
-from copier import columnar
+from copier import columnar, source
 from copier.settings import IfExists, Lane, Settings
 from copier.stats import RunStats
 
@@ -75,7 +77,7 @@ def assert_lanes_agree(source: Path, target: Target, tmp: Path, **options: objec
     # Hypothesis runs many examples on one target: each starts from nothing.
     target.execute(f'DROP SCHEMA IF EXISTS "{exact_schema}" CASCADE; DROP SCHEMA IF EXISTS "{auto_schema}" CASCADE')
     exact = load(source, target, Lane.EXACT, exact_schema, tmp, **options)
-    auto = load(source, target, Lane.AUTO, auto_schema, tmp, **options)
+    auto = load(source, target, Lane.COLUMNAR, auto_schema, tmp, **options)
     for name, stats in exact.tables.items():
         assert stats.columnar == 0, name
         other = auto.tables[name]
@@ -278,7 +280,7 @@ def test_existing_narrow_columns(tmp_path: Path, target: Target) -> None:
         target.execute(f'CREATE SCHEMA "{schema}"; CREATE TABLE "{schema}".narrow '
                        "(id bigint PRIMARY KEY, i integer, s smallint, name varchar(5))")
     exact = load(source, target, Lane.EXACT, f"{target.schema}_exact", tmp_path, if_exists=IfExists.APPEND)
-    auto = load(source, target, Lane.AUTO, f"{target.schema}_auto", tmp_path, if_exists=IfExists.APPEND)
+    auto = load(source, target, Lane.COLUMNAR, f"{target.schema}_auto", tmp_path, if_exists=IfExists.APPEND)
     assert exact.tables["narrow"].rejected == auto.tables["narrow"].rejected == 3
     assert auto.tables["narrow"].columnar == 2
     query = 'SELECT id, i, s, name FROM "{}".narrow ORDER BY id'
@@ -312,10 +314,32 @@ def test_reader_connections_are_reused_and_closed_at_the_end(tmp_path: Path, tar
     tables: dict[str, list[object]] = {"t_integer": [1, 2, 3], "t_real": [1.5, 2.5, 3.5], "t_text": ["a", "b", "c"],
                                        "t_flag": [0, 1, 1]}
     source = write_source(tmp_path / "s.db", tables)
-    stats = load(source, target, Lane.AUTO, target.schema, tmp_path)
+    stats = load(source, target, Lane.COLUMNAR, target.schema, tmp_path)
     assert all(stats.tables[name].columnar == 3 for name in tables)
     assert 1 <= len(opened) < len(tables)  # one table at a time (workers=1): one connection, reused
     assert columnar._IDLE == {}
+
+
+def test_source_connections_are_reused_and_closed_at_the_end(tmp_path: Path, target: Target,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The exact lane's (and verify's) SQLite connections too: kept from one table to the
+    next while a run lasts, closed when it ends."""
+    opened: list[object] = []
+    connect = aiosqlite.connect
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        opened.append(args[0])
+        return connect(*args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite, "connect", counting)
+    tables: dict[str, list[object]] = {name: [None, None] for name in DECLARED}
+    stats = anyio.run(copier.migrate, write_source(tmp_path / "s.db", tables),
+                      Settings(dsn=target.dsn, schema=target.schema, jobs=2, quiet=True,
+                               reject_file=tmp_path / "r.jsonl"))
+    assert stats.verified and all(t.written == 2 and t.columnar == 0 for t in stats.tables.values())
+    # The catalog's, then at most two kept (two tables at a time), for 11 tables loaded and verified.
+    assert 2 <= len(opened) <= 4, opened
+    assert source._kept is None
 
 
 def test_plan_names_each_table_lane(tmp_path: Path) -> None:
@@ -324,13 +348,25 @@ def test_plan_names_each_table_lane(tmp_path: Path) -> None:
     connection.execute("CREATE TABLE fast (id INTEGER PRIMARY KEY, at DATETIME, price NUMERIC(10,2))")
     connection.execute("CREATE TABLE priced (id INTEGER PRIMARY KEY, price DECIMAL)")
     connection.execute("CREATE TABLE keyed (code TEXT PRIMARY KEY, n INTEGER) WITHOUT ROWID")
+    connection.executemany("INSERT INTO fast (at) VALUES (?)", [("2024-01-01 10:00",)] * 1_000)
+    connection.commit()
     connection.close()
-    shown = invoke("plan", source)
-    assert shown.exit_code == 0, shown.output
-    lanes = [line.strip() for line in shown.stdout.splitlines() if line.strip().startswith("lane:")]
+
+    def lanes(*flags: str) -> list[str]:
+        shown = invoke("plan", source, *flags)
+        assert shown.exit_code == 0, shown.output
+        return [line.strip() for line in shown.stdout.splitlines() if line.strip().startswith("lane:")]
+
     # Tables in name order: fast, keyed, priced.
-    assert lanes == ["lane: columnar", "lane: exact (WITHOUT ROWID)",
-                     "lane: exact (price numeric: keeps each value's own scale)"]
+    assert lanes() == ["lane: columnar", "lane: exact (WITHOUT ROWID)",
+                       "lane: exact (price numeric: keeps each value's own scale)"]
+    assert lanes("--lane", "exact") == ["lane: exact (--lane exact)"] * 3
     document = json.loads(invoke("plan", source, "--json").stdout)
     assert [(t["source"], t["lane"]) for t in document["tables"]] == [
         ("fast", "columnar"), ("keyed", "exact"), ("priced", "exact")]
+    connection = sqlite3.connect(source)
+    connection.execute("DELETE FROM fast WHERE id > 999")
+    connection.commit()
+    connection.close()
+    assert lanes()[0] == "lane: exact (under 1,000 rows, where the exact lane costs less)"
+    assert lanes("--lane", "columnar")[0] == "lane: columnar"

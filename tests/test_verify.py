@@ -191,7 +191,7 @@ def test_verify_sees_a_wrong_columnar_lane(declared: str, values: list[object], 
         return (mistake(converted) if route.kind is kind and route.column.source == "v" else converted), flagged
 
     monkeypatch.setattr(arrowlane, "_normalise", wrong)
-    assert invoke("migrate", db, "--dsn", target.dsn, "--schema", target.schema, "--workers", "1",
+    assert invoke("migrate", db, "--dsn", target.dsn, "--schema", target.schema, "--workers", "1", "--lane", "columnar",
                   "--quiet").exit_code == 4  # verify, in the same run
     result = verify(target, db)
     assert result.exit_code == 4, result.output

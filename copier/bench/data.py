@@ -1,8 +1,9 @@
 """A deterministic generator of realistic SQLite databases for benchmarks, at any size.
 
 Shapes: `finance` (accounts, transactions, splits referencing both), `wide` (60
-columns of mixed types) and `text` (a text-heavy documents table). The same seed and
-sizes always give the same rows.
+columns of mixed types), `text` (a text-heavy documents table) and `many` (small tables
+of 20 rows: `rows` / 20 of them, where per-table costs dominate). The same seed and sizes
+always give the same rows.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-SHAPES = ("finance", "wide", "text")
+SHAPES = ("finance", "wide", "text", "many")
+SMALL_TABLE_ROWS = 20
 ACCOUNTS = 10_000
 _CATEGORIES = ["groceries", "rent", "salary", "transport", "utilities", "dining", "travel", "health",
                "insurance", "gifts", "education", "fees"]
@@ -116,6 +118,13 @@ def _documents(rng: random.Random, rows: int) -> Iterator[tuple[object, ...]]:
         yield (i, f"Document {i}", body, f"2021-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}")
 
 
+def _small_rows(rng: random.Random) -> Iterator[tuple[object, ...]]:
+    for _ in range(SMALL_TABLE_ROWS):
+        yield (rng.choice(_WORDS), rng.randint(-99_999, 99_999) / 100,
+               f"2024-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d} {rng.randint(0, 23):02d}:00:00",
+               rng.randint(0, 1))
+
+
 def generate(path: Path, rows: int, shapes: tuple[str, ...] = ("finance",), seed: int = 42) -> Path:
     """Write a fresh database at `path`: `rows` transactions (and wide/text rows)."""
     unknown = set(shapes) - set(SHAPES)
@@ -139,6 +148,12 @@ def generate(path: Path, rows: int, shapes: tuple[str, ...] = ("finance",), seed
     if "text" in shapes:
         connection.execute("CREATE TABLE documents (id INTEGER PRIMARY KEY, title TEXT, body TEXT, written DATE)")
         connection.executemany("INSERT INTO documents VALUES (?, ?, ?, ?)", _documents(rng, rows))
+    if "many" in shapes:
+        for number in range(1, max(1, rows // SMALL_TABLE_ROWS) + 1):
+            connection.execute(f"CREATE TABLE t{number:05d} (id INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                               "amount NUMERIC(10,2), at DATETIME, flag BOOLEAN)")
+            connection.executemany(f"INSERT INTO t{number:05d} (name, amount, at, flag) VALUES (?, ?, ?, ?)",
+                                   _small_rows(rng))
     connection.commit()
     connection.close()
     return path
