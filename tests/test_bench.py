@@ -53,6 +53,14 @@ def test_wide_and_text_shapes(tmp_path: Path) -> None:
         assert connection.execute("SELECT count(*), min(length(body)) > 500 FROM documents").fetchone() == (50, 1)
 
 
+def test_many_shape_is_small_tables_of_20_rows(tmp_path: Path) -> None:
+    path = generate(tmp_path / "m.db", 100, shapes=("many",))
+    with sqlite3.connect(path) as connection:
+        tables = [r[0] for r in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY 1")]
+        assert tables == ["t00001", "t00002", "t00003", "t00004", "t00005"]
+        assert [connection.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables] == [20] * 5
+
+
 def test_sweep_parsing() -> None:
     assert parse_sweep("1000,5000, 20000", "batch_size") == [1000, 5000, 20000]
     assert parse_sweep("4", "readers") == [4]
