@@ -323,9 +323,10 @@ def found_sql(target: TargetType, column: str) -> str:
     return quote_ident(column)
 
 
-def set_time_zone(zone: str) -> str:
-    """Naive source text is wall time in --source-tz, as PostgreSQL reads it in that zone."""
-    return f"SET LOCAL TIME ZONE {quote_literal(zone)}"
+def set_time_zone(zone: str, *, local: bool = True) -> str:
+    """Naive source text is wall time in --source-tz, as PostgreSQL reads it in that zone
+    (for the transaction, or with local=False the session)."""
+    return f"SET {'LOCAL ' if local else ''}TIME ZONE {quote_literal(zone)}"
 
 
 def differences_sql(expected: Sequence[str], source_table: str, found: Sequence[str], target_table: str) -> str:

@@ -62,10 +62,15 @@ class LoadCounts:
 
 
 async def load_rows(
-    spec: LoadSpec, connection: asyncpg.Connection, rejects: RejectSink, advance: Callable[[int], None],
+    spec: LoadSpec, connection: asyncpg.Connection, rejects: RejectSink, advance: Callable[[int], None], *,
+    undoable: bool = True,
 ) -> LoadCounts:
     """Load the spec's rows inside the caller's transaction: through the columnar lane when
-    it can take the table, else (or when PostgreSQL refuses a row of it) the exact lane."""
+    it can take the table, else (or when PostgreSQL refuses a row of it) the exact lane.
+
+    Not `undoable` (the exact lane without its savepoint: two round trips less), a row
+    PostgreSQL refuses fails the caller's transaction, and the caller loads the table
+    again, undoably."""
     if all(r is not None for r in spec.ranges) and columnar_takes(spec.table, spec.lane):
         # Imported here: pyarrow costs time and memory that runs without this lane need not pay.
         from .columnar import ColumnarDeclined, load_columnar
@@ -80,29 +85,24 @@ async def load_rows(
         else:
             deferred.pass_to(rejects)
             return counts
+    if not undoable:
+        return await _load_exact(spec, connection, rejects, advance)
     writer = TableWriter(connection, spec.schema, spec.table, rejects, spec.on_error, spec.max_rejects)
     counts = LoadCounts()
+    try:
+        async with connection.transaction():  # a savepoint: a refused COPY undoes only itself
+            return await _load_exact(spec, connection, rejects, advance, writer)
+    except Exception as exc:
+        if not is_row_error(exc):
+            raise
+    # PostgreSQL refused a row: again, page by page, each refused page bisected.
+    writer.discard_pending()
+    writer.rejected = 0
 
     def tally(page: ConvertedPage) -> ConvertedPage:
         counts.read += len(page.records) + len(page.rejections)
         counts.rounded += page.rounded
         return page
-
-    async def streamed(pages: MemoryObjectReceiveStream[ConvertedPage]) -> None:
-        counts.written = await writer.stream((tally(page) async for page in pages), advance)
-
-    try:
-        async with connection.transaction():  # a savepoint: a refused COPY undoes only itself
-            await _with_readers(spec, streamed)
-        counts.rejected = writer.rejected
-        return counts
-    except Exception as exc:
-        if not is_row_error(exc):
-            raise
-    # PostgreSQL refused a row: again, page by page, each refused page bisected.
-    counts = LoadCounts()
-    writer.discard_pending()
-    writer.rejected = 0
 
     async def page_by_page(pages: MemoryObjectReceiveStream[ConvertedPage]) -> None:
         async for page in pages:
@@ -117,6 +117,25 @@ async def load_rows(
 # the columnar lane's fixed cost per table (a census, a guarded query, an encoder: ~3 ms)
 # is more than the exact lane spends on so few rows (benchmarks/README.md: small tables).
 COLUMNAR_MIN_ROWS = 1_000
+
+
+async def _load_exact(spec: LoadSpec, connection: asyncpg.Connection, rejects: RejectSink,
+                      advance: Callable[[int], None], writer: TableWriter | None = None) -> LoadCounts:
+    """The exact lane in one streaming COPY; a row PostgreSQL refuses fails it."""
+    writer = writer or TableWriter(connection, spec.schema, spec.table, rejects, spec.on_error, spec.max_rejects)
+    counts = LoadCounts()
+
+    async def streamed(pages: MemoryObjectReceiveStream[ConvertedPage]) -> None:
+        def tally(page: ConvertedPage) -> ConvertedPage:
+            counts.read += len(page.records) + len(page.rejections)
+            counts.rounded += page.rounded
+            return page
+
+        counts.written = await writer.stream((tally(page) async for page in pages), advance)
+
+    await _with_readers(spec, streamed)
+    counts.rejected = writer.rejected
+    return counts
 
 
 def columnar_takes(table: TablePlan, lane: Lane) -> bool:

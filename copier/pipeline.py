@@ -3,6 +3,7 @@ order, add foreign keys, verify. Stops cleanly on SIGINT/SIGTERM, and resumes.""
 
 from __future__ import annotations
 
+import math
 import signal
 import sys
 import tempfile
@@ -17,6 +18,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 import asyncpg
+from anyio.streams.memory import MemoryObjectReceiveStream
 
 from . import ddl, source, state, target
 from .catalog import Catalog
@@ -25,7 +27,7 @@ from .faults import describe_pg_error
 from .ident import qualified, quote_ident
 from .load import task_group
 from .planning import ExistingTable, MigrationPlan, TablePlan, build_plan
-from .progress import Progress, make_progress
+from .progress import Progress, TableBar, make_progress
 from .rejects import RejectLog
 from .resume import Need, TableState, interrupted, resume_needs
 from .settings import IfExists, Settings
@@ -46,8 +48,7 @@ ProgressFactory = Callable[[int, bool], Progress]
 
 
 async def read_source(path: Path, busy_timeout: float | None = None) -> Catalog:
-    async with source.opened(path, busy_timeout) as connection:
-        return await source.read_catalog(connection)
+    return await anyio.to_thread.run_sync(source.catalog_of, path, busy_timeout)
 
 
 def plan_for(catalog: Catalog, settings: Settings, existing: Mapping[str, ExistingTable],
@@ -212,16 +213,32 @@ async def _migrate(path: Path, readable: Path, settings: Settings, stats: RunSta
     factory = progress_factory or (lambda total, quiet: make_progress(total, quiet=quiet))
     progress = factory(sum(t.source.row_count for t in plan.tables), settings.quiet)
 
-    async def verify_loaded() -> None:
-        # Against what was read: with --snapshot, the copy.
-        started = time.monotonic()
-        loaded = sum(t.status is TableStatus.DONE for t in stats.tables.values())
-        bar = progress.phase("verify", loaded)
+    async def verify_loaded(loaded: MemoryObjectReceiveStream[TablePlan], load_ended: anyio.Event) -> None:
+        # Against what was read (with --snapshot, the copy), each table once it is loaded.
+        # Its bar starts when the load ends, with the tables checked by then.
+        checked = 0
+        bar: TableBar | None = None
+
+        def advance(tables: int) -> None:
+            nonlocal checked
+            checked += tables
+            if bar is not None:
+                bar.advance(tables)
+
+        async def show_bar() -> None:
+            nonlocal bar
+            await load_ended.wait()
+            bar = progress.phase("verify", sum(t.status is TableStatus.DONE for t in stats.tables.values()))
+            bar.advance(checked)
+
         try:
-            await verify_run(readable, settings, plan, stats, reject_path(settings, path), bar.advance)
+            async with task_group() as group:
+                group.start_soon(show_bar)
+                await verify_run(readable, settings, plan.schema, stats, reject_path(settings, path), loaded, advance)
+                group.cancel_scope.cancel()
         finally:
-            bar.close()
-        stats.phases["verify"] = time.monotonic() - started
+            if bar is not None:
+                bar.close()
 
     try:
         await _load(readable, settings, plan, stats, resumed, record_state, progress, path,
@@ -345,33 +362,46 @@ async def _prepare_existing(
     return {}
 
 
+Verify = Callable[[MemoryObjectReceiveStream[TablePlan], anyio.Event], Coroutine[Any, Any, None]]
+
+
 async def _load(readable: Path, settings: Settings, plan: MigrationPlan, stats: RunStats,
                 resumed: dict[str, TableState], record_state: bool,
-                progress: Progress, original: Path,
-                verify: Callable[[], Coroutine[Any, Any, None]] | None = None) -> None:
-    """Load the tables, then add the foreign keys and views while `verify` runs: once every
-    table is in, its rows no longer change (constraints only read them)."""
+                progress: Progress, original: Path, verify: Verify | None = None) -> None:
+    """Load the tables, then add the foreign keys and views. `verify` checks each table as
+    soon as it is loaded, meanwhile: from then on its rows no longer change (constraints
+    only read them)."""
     rejects = RejectLog(reject_path(settings, original), append=settings.resume)
     stats.reject_file = str(rejects.path)
     pool = await target.create_pool(settings.dsn, settings.jobs)
     watch = source.ChangeWatch(readable)
+    loaded, to_verify = anyio.create_memory_object_stream[TablePlan](math.inf)
+    if verify is None:
+        loaded.close()
+        to_verify.close()
+    load_ended = anyio.Event()
     run = Run(readable, settings, plan, pool, stats, rejects, progress, watch, record_state,
-              resumed)
+              resumed, loaded=loaded if verify is not None else None)
     try:
         async with anyio.create_task_group() as group:
             if threading.current_thread() is threading.main_thread():
                 group.start_soon(_stop_on_signal, run, group.cancel_scope)
-            started = time.monotonic()
-            await _load_tables(run)
-            stats.phases["load"] = time.monotonic() - started
-            async with task_group() as after:
+            async with task_group() as work:
                 if verify is not None:
-                    after.start_soon(verify)
+                    work.start_soon(verify, to_verify, load_ended)
+                started = time.monotonic()
+                with loaded:
+                    await _load_tables(run)
+                stats.phases["load"] = time.monotonic() - started
+                load_ended.set()
                 started = time.monotonic()
                 await _add_foreign_keys(run)
                 stats.phases["foreign keys"] = time.monotonic() - started
                 if plan.views:
                     await _create_views(run)
+            if verify is not None:
+                # What verify added after the load: tables were verified during it.
+                stats.phases["verify"] = time.monotonic() - started
             group.cancel_scope.cancel()  # done: stop listening for signals
     finally:
         if stats.interrupted:
@@ -447,6 +477,8 @@ async def _load_when_ready(run: Run, unit: list[TablePlan], limiter: anyio.Capac
     finally:
         for table in unit:
             run.done[table.name].set()
+            if run.loaded is not None and run.stats.tables[table.name].status is TableStatus.DONE:
+                run.loaded.send_nowait(table)  # to verify
 
 
 async def _add_foreign_keys(run: Run) -> None:

@@ -182,7 +182,8 @@ def build_plan(
     notes: list[str] = []
     skipped = [(s.name, f"{s.kind}: {s.reason}") for s in catalog.skipped]
     skipped += [(t.name, "excluded") for t in catalog.tables if t.name not in selected]
-    tables = {name: catalog.table(name) for name in selected}
+    by_name = {t.name: t for t in catalog.tables}
+    tables = {name: by_name[name] for name in selected}
     dependencies = {name: _dependencies(table, tables) for name, table in tables.items()}
     waves = _waves(dependencies)
     # A table waits only for the tables of earlier waves it references: never for a

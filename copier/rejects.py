@@ -73,10 +73,3 @@ def _jsonable(key: object) -> object:
     if key is None or isinstance(key, (int, float, str, bool)):
         return key
     return describe(key)
-
-
-def read_rejects(path: Path) -> list[dict[str, object]]:
-    if not path.exists():
-        return []
-    with path.open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -12,6 +13,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, closing
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 import anyio
@@ -53,6 +55,11 @@ def check_file(path: Path) -> None:
 
 def read_only_uri(path: Path) -> str:
     """A URI that opens the file read-only, so the source is never modified."""
+    return _read_only_uri(path.absolute())
+
+
+@functools.lru_cache(maxsize=16)  # asked for every table read: resolving a path costs system calls
+def _read_only_uri(path: Path) -> str:
     return path.resolve().as_uri() + "?mode=ro"
 
 
@@ -193,14 +200,29 @@ async def _rows(connection: aiosqlite.Connection, sql: str, *args: object) -> li
         return list(await cursor.fetchall())
 
 
-async def read_catalog(connection: aiosqlite.Connection) -> Catalog:
+def _all(connection: sqlite3.Connection, sql: str, *args: object) -> list[tuple[Any, ...]]:
+    return connection.execute(sql, args).fetchall()
+
+
+def catalog_of(path: Path, busy_timeout: float | None = None) -> Catalog:
+    """The catalog of the file; blocking (some 15 queries per table: a thread, not the event loop)."""
+    check_file(path)
+    timeout = BUSY_TIMEOUT if busy_timeout is None else busy_timeout
+    try:
+        with closing(sqlite3.connect(read_only_uri(path), uri=True, timeout=timeout)) as connection:
+            return read_catalog(connection)
+    except sqlite3.DatabaseError as exc:
+        raise source_error(path, exc, timeout) from None
+
+
+def read_catalog(connection: sqlite3.Connection) -> Catalog:
     """Tables, columns, keys, indexes and row counts; views and virtual tables listed as skipped."""
-    sql_by_name = {name: sql or "" for name, sql in await _rows(connection, _MASTER)}
-    sequences = await _autoincrement_sequences(connection, sql_by_name)
+    sql_by_name = {name: sql or "" for name, sql in _all(connection, _MASTER)}
+    sequences = _autoincrement_sequences(connection, sql_by_name)
     tables: list[Table] = []
     skipped: list[Skipped] = []
     views: list[View] = []
-    for name, kind, without_rowid in await _rows(connection, _TABLE_LIST):
+    for name, kind, without_rowid in _all(connection, _TABLE_LIST):
         if name.startswith("sqlite_"):
             continue  # SQLite's own bookkeeping (sqlite_sequence, sqlite_stat1, ...)
         if kind == "view":
@@ -212,29 +234,27 @@ async def read_catalog(connection: aiosqlite.Connection) -> Catalog:
         elif kind == "virtual":
             module = _module(sql_by_name.get(name, ""))
             try:
-                tables.append(await _read_table(connection, name, False, sequences, module=module))
+                tables.append(_read_table(connection, name, False, sequences, module=module))
             except sqlite3.OperationalError as exc:
                 skipped.append(Skipped(name, "virtual table", f"module {module} cannot be loaded by this SQLite "
                                                               f"library ({exc}): its rows were NOT copied"))
         elif kind == "shadow":
             skipped.append(Skipped(name, "shadow table", "belongs to a virtual table"))
         elif kind == "table":
-            tables.append(await _read_table(connection, name, bool(without_rowid), sequences))
+            tables.append(_read_table(connection, name, bool(without_rowid), sequences))
     return Catalog(tuple(sorted(tables, key=lambda t: t.name)), tuple(sorted(skipped, key=lambda s: s.name)),
                    tuple(sorted(views, key=lambda v: v.name)))
 
 
-async def _autoincrement_sequences(
-    connection: aiosqlite.Connection, sql_by_name: dict[str, str]
-) -> dict[str, int]:
+def _autoincrement_sequences(connection: sqlite3.Connection, sql_by_name: dict[str, str]) -> dict[str, int]:
     if "sqlite_sequence" not in sql_by_name:
         return {}
-    return {name: int(seq) for name, seq in await _rows(connection, "SELECT name, seq FROM sqlite_sequence")
+    return {name: int(seq) for name, seq in _all(connection, "SELECT name, seq FROM sqlite_sequence")
             if isinstance(seq, int)}
 
 
-async def _read_table(
-    connection: aiosqlite.Connection,
+def _read_table(
+    connection: sqlite3.Connection,
     name: str,
     without_rowid: bool,
     sequences: dict[str, int],
@@ -243,7 +263,7 @@ async def _read_table(
     notes: list[str] = [_VIRTUAL_NOTES.get(module, f"{module} virtual table copied as a plain table")] if module else []
     columns: list[Column] = []
     primary_key: list[tuple[int, str]] = []
-    for col_name, declared, not_null, default, pk, hidden in await _rows(connection, _COLUMNS, name):
+    for col_name, declared, not_null, default, pk, hidden in _all(connection, _COLUMNS, name):
         if hidden == 1:
             continue  # hidden columns of virtual tables
         if hidden in (2, 3):
@@ -253,10 +273,10 @@ async def _read_table(
         columns.append(Column(col_name, declared or "", bool(not_null), default, pk))
         if pk:
             primary_key.append((pk, col_name))
-    foreign_keys = _group_foreign_keys(await _rows(connection, _FOREIGN_KEYS, name))
+    foreign_keys = _group_foreign_keys(_all(connection, _FOREIGN_KEYS, name))
     indexes = []
-    for index_name, unique, origin, partial in await _rows(connection, _INDEXES, name):
-        index_columns = await _rows(connection, _INDEX_COLUMNS, index_name)
+    for index_name, unique, origin, partial in _all(connection, _INDEXES, name):
+        index_columns = _all(connection, _INDEX_COLUMNS, index_name)
         if origin == "pk" and not any(str(coll).lower() == "nocase" for *_rest, coll in index_columns):
             continue  # the primary key itself, added by the planner
         # (A NOCASE primary key also gets a unique index of its own, case-insensitive.)
@@ -268,8 +288,8 @@ async def _read_table(
             indexes.append(Index(index_name, tuple(n for _c, n, _d, _coll in index_columns), bool(unique),
                                  tuple(bool(d) for _c, _n, d, _coll in index_columns),
                                  tuple(str(coll).lower() == "nocase" for _c, _n, _d, coll in index_columns)))
-    count_rows = await _rows(connection, f"SELECT count(*) FROM {quote_sqlite(name)}")
-    columns = await _census(connection, name, columns)
+    count_rows = _all(connection, f"SELECT count(*) FROM {quote_sqlite(name)}")
+    columns = _census(connection, name, columns)
     return Table(
         name=name,
         columns=tuple(columns),
@@ -304,7 +324,7 @@ _STORAGE_CLASSES = ("integer", "real", "text", "blob")
 _NUMERIC_DECLARED = re.compile(r"\s*(NUMERIC|DECIMAL)\s*\(", re.IGNORECASE)
 
 
-async def _census(connection: aiosqlite.Connection, table: str, columns: list[Column]) -> list[Column]:
+def _census(connection: sqlite3.Connection, table: str, columns: list[Column]) -> list[Column]:
     """Columns with no declared type, with what they hold: one scan of the table for all of them."""
     untyped = [c for c in columns if not c.declared_type.strip()]
     numeric = [c for c in columns if _NUMERIC_DECLARED.match(c.declared_type)]
@@ -321,7 +341,7 @@ async def _census(connection: aiosqlite.Connection, table: str, columns: list[Co
         # min and max, not max(abs()): abs(-2**63) overflows in SQLite.
         parts += [f"min(CASE WHEN typeof({quoted}) IN ('integer', 'real') THEN {quoted} END)",
                   f"max(CASE WHEN typeof({quoted}) IN ('integer', 'real') THEN {quoted} END)"]
-    (row,) = await _rows(connection, f"SELECT {', '.join(parts)} FROM {quote_sqlite(table)}")
+    (row,) = _all(connection, f"SELECT {', '.join(parts)} FROM {quote_sqlite(table)}")
     extremes = row[len(row) - 2 * len(numeric):]
     found = {c.name: replace(c, largest=_largest(extremes[2 * n], extremes[2 * n + 1]))
              for n, c in enumerate(numeric)}
@@ -354,8 +374,8 @@ def _module(sql: str) -> str:
     return match.group(1).lower() if match else "unknown"
 
 
-def _group_foreign_keys(rows: Sequence[sqlite3.Row]) -> tuple[ForeignKey, ...]:
-    grouped: dict[int, list[sqlite3.Row]] = defaultdict(list)
+def _group_foreign_keys(rows: Sequence[tuple[Any, ...]]) -> tuple[ForeignKey, ...]:
+    grouped: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
     for row in rows:
         grouped[row[0]].append(row)
     keys = []

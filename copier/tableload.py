@@ -14,6 +14,7 @@ from pathlib import Path
 import anyio
 import anyio.to_process
 import asyncpg
+from anyio.streams.memory import MemoryObjectSendStream
 
 from . import ddl, state
 from .errors import CopierError, SourceChanged
@@ -65,6 +66,7 @@ class Run:
     record_state: bool = True
     resumed: dict[str, TableState] = field(default_factory=dict)  # tables an earlier run committed
     done: dict[str, anyio.Event] = field(default_factory=dict)
+    loaded: MemoryObjectSendStream[TablePlan] | None = None  # each table once loaded, to verify it
 
 
 
@@ -178,7 +180,8 @@ async def _group_attempt(run: Run, tables: Sequence[TablePlan]) -> list[tuple[Lo
             bar = run.progress.table(table.name, table.source.row_count)
             try:
                 ranges = await table_ranges(run.path, table.source, 1, run.settings.batch_size)
-                counts = await load_rows(_spec(run, table, ranges), connection, rejects, bar.advance)
+                # A row PostgreSQL refuses undoes the group: each table loads again alone, undoably.
+                counts = await load_rows(_spec(run, table, ranges), connection, rejects, bar.advance, undoable=False)
             finally:
                 bar.close()
             results.append((Loaded(counts, 0, rejects), []))

@@ -8,9 +8,10 @@ accounted for. On a difference, the differing primary keys are named."""
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import anyio.to_thread
 import asyncpg
 import pyarrow as pa
 import pyarrow.compute as pc
-from anyio.streams.memory import MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from . import crosscheck, ddl, source, target
 from .casting import Kind
@@ -28,9 +29,8 @@ from .load import task_group
 from .normalise import ConvertedPage, Converter
 from .planning import MigrationPlan, TablePlan
 from .reader import KeyRange, read_range, split_ranges, table_ranges
-from .rejects import read_rejects
 from .settings import Settings
-from .stats import RunStats, TableStatus
+from .stats import RunStats
 
 SHOWN_KEYS = 5
 _VERIFY_BATCH_ROWS = 8_192
@@ -94,37 +94,64 @@ def _natural(key: str) -> tuple[tuple[int, int, str], ...]:
     return tuple((0, int(part), "") if part.lstrip("-").isdigit() else (1, 0, part) for part in parts)
 
 
-def _reject_keys(reject_file: Path | None) -> dict[str, set[object]]:
-    keys: dict[str, set[object]] = defaultdict(set)
-    for record in read_rejects(reject_file) if reject_file else []:
-        key = record["key"]
-        keys[str(record["table"])].add(tuple(key) if isinstance(key, list) else key)
-    return keys
+class RejectKeys:
+    """The keys of the rejected rows, per table, from the reject file; read as the file grows
+    (a run appends each table's rejects before the table counts as loaded)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.read_to = 0  # bytes of the file read so far: whole lines only
+        self.keys: dict[str, set[object]] = defaultdict(set)
+
+    def of(self, table: str) -> set[object]:
+        if self.path is not None and self.path.exists():
+            with self.path.open("rb") as handle:
+                handle.seek(self.read_to)
+                data = handle.read()
+            complete = data[:data.rfind(b"\n") + 1]
+            self.read_to += len(complete)
+            for line in complete.decode("utf-8").splitlines():
+                if line.strip():
+                    record = json.loads(line)
+                    key = record["key"]
+                    self.keys[str(record["table"])].add(tuple(key) if isinstance(key, list) else key)
+        return self.keys[table]
 
 
 async def verify_tables(
     path: Path, settings: Settings, plan: MigrationPlan, reject_file: Path | None,
-    preexisting: dict[str, int] | None = None, advance: Callable[[int], None] = lambda _tables: None,
+    preexisting: Mapping[str, int] | None = None, advance: Callable[[int], None] = lambda _tables: None,
 ) -> list[TableCheck]:
-    """Check every table of the plan, --jobs of them at once; the checks in the plan's order."""
-    rejected = _reject_keys(reject_file)
-    checks: dict[str, TableCheck] = {}
-    pool = await target.create_pool(settings.dsn, settings.jobs)
-    try:
-        limiter = anyio.CapacityLimiter(settings.jobs)
-
-        async def check(table: TablePlan) -> None:
-            async with limiter, pool.acquire() as connection:
-                checks[table.name] = await _check_table(path, connection, plan.schema, table, settings,
-                                                        rejected[table.name], (preexisting or {}).get(table.name, 0))
-            advance(1)
-
-        async with task_group() as group:
-            for table in plan.tables:
-                group.start_soon(check, table)
-    finally:
-        await pool.close()
+    """Check every table of the plan, --jobs of them at once (the biggest first); the checks
+    in the plan's order."""
+    send, receive = anyio.create_memory_object_stream[TablePlan](math.inf)
+    with send:
+        for table in sorted(plan.tables, key=lambda t: -t.source.row_count):
+            send.send_nowait(table)
+    checks = await check_tables(path, settings, plan.schema, receive, RejectKeys(reject_file), preexisting or {},
+                                advance)
     return [checks[table.name] for table in plan.tables]
+
+
+async def check_tables(path: Path, settings: Settings, schema: str, tables: MemoryObjectReceiveStream[TablePlan],
+                       rejected: RejectKeys, preexisting: Mapping[str, int],
+                       advance: Callable[[int], None]) -> dict[str, TableCheck]:
+    """Check each table the stream brings, until it closes: --jobs checkers, each keeping one
+    connection (in the session's zone: see _check_inline) and taking the next table."""
+    checks: dict[str, TableCheck] = {}
+
+    async def checker(waiting: MemoryObjectReceiveStream[TablePlan]) -> None:
+        async with waiting, target.connected(settings.dsn) as connection:
+            await connection.execute(crosscheck.set_time_zone(settings.source_tz, local=False))
+            async for table in waiting:
+                checks[table.name] = await _check_table(path, connection, schema, table, settings,
+                                                        rejected.of(table.name), preexisting.get(table.name, 0))
+                advance(1)
+
+    async with tables, task_group() as group:
+        for _ in range(settings.jobs):
+            group.start_soon(checker, tables.clone())
+    return checks
 
 
 async def _check_table(
@@ -186,15 +213,14 @@ async def _check_inline(path: Path, connection: asyncpg.Connection, table: Table
     expected = [crosscheck.expected_sql(c.type, i) for i, c in enumerate(table.columns)]
     differences = crosscheck.differences_sql(expected, shipped, found, target_table)
     keys: list[str] = []
-    async with connection.transaction():
-        await connection.execute(crosscheck.set_time_zone(settings.source_tz))
-        target_rows, differing = await connection.fetchrow(
-            f"SELECT (SELECT count(*) FROM {target_table}), "
-            f"(SELECT coalesce(sum(abs(surplus)), 0) FROM ({differences}) d)", *arrays)
-        if differing and not base.keyless:
-            key_positions = [i for i, c in enumerate(table.columns) if c.source in table.source.primary_key]
-            found_rows = await connection.fetch(f"SELECT * FROM ({differences}) d LIMIT {2 * SHOWN_KEYS}", *arrays)
-            keys = [_key_text([row[i] for i in key_positions]) for row in found_rows]
+    # In the zone the checker's session is set to (verify_tables).
+    target_rows, differing = await connection.fetchrow(
+        f"SELECT (SELECT count(*) FROM {target_table}), "
+        f"(SELECT coalesce(sum(abs(surplus)), 0) FROM ({differences}) d)", *arrays)
+    if differing and not base.keyless:
+        key_positions = [i for i, c in enumerate(table.columns) if c.source in table.source.primary_key]
+        found_rows = await connection.fetch(f"SELECT * FROM ({differences}) d LIMIT {2 * SHOWN_KEYS}", *arrays)
+        keys = [_key_text([row[i] for i in key_positions]) for row in found_rows]
     return _compared(replace(base, target_rows=target_rows), differing, keys)
 
 
@@ -448,13 +474,13 @@ async def _ship_odd_rows(path: Path, connection: asyncpg.Connection, table: Tabl
                                            columns=crosscheck.source_columns(len(table.columns)))
 
 
-async def verify_run(path: Path, settings: Settings, plan: MigrationPlan, stats: RunStats,
-                     reject_file: Path, advance: Callable[[int], None] = lambda _tables: None) -> None:
-    """Verify the tables this run loaded; a mismatch becomes a run warning."""
-    loaded = tuple(t for t in plan.tables if stats.tables[t.name].status is TableStatus.DONE)
-    subset = MigrationPlan(plan.schema, loaded, (), (), ())
+async def verify_run(path: Path, settings: Settings, schema: str, stats: RunStats, reject_file: Path,
+                     loaded: MemoryObjectReceiveStream[TablePlan],
+                     advance: Callable[[int], None] = lambda _tables: None) -> None:
+    """Verify each table this run loaded as soon as it is (the stream brings it; its rows no
+    longer change); a mismatch becomes a run warning."""
     kept = {name: t.preexisting for name, t in stats.tables.items()}
-    checks = await verify_tables(path, settings, subset, reject_file, kept, advance)
-    bad = [c for c in checks if not c.ok]
+    checks = await check_tables(path, settings, schema, loaded, RejectKeys(reject_file), kept, advance)
+    bad = [checks[name] for name in stats.tables if name in checks and not checks[name].ok]
     stats.verified = not bad
     stats.warnings += [f"verify: {c.describe()}" for c in bad]

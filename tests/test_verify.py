@@ -227,3 +227,18 @@ def test_verify_runs_in_one_process_and_prints_nothing_on_stderr(tmp_path: Path,
                                "--schema", target.schema], capture_output=True, text=True, timeout=120)
         assert done.returncode == 0 and done.stderr == "", done.stderr
     assert "to_process" not in (Path(__file__).parents[1] / "copier" / "verification.py").read_text()
+
+
+def test_reject_keys_are_read_as_the_file_grows(tmp_path: Path) -> None:
+    """During a run, each table is verified once loaded, while later tables still append
+    their rejects: a line is read once it is whole."""
+    from copier.verification import RejectKeys
+
+    path = tmp_path / "r.jsonl"
+    keys = RejectKeys(path)
+    assert keys.of("a") == set()  # no file yet
+    path.write_text('{"table": "a", "key": 1}\n{"table": "b", "key": [2, "x"]}\n{"table": "a", "ke')
+    assert keys.of("a") == {1} and keys.of("b") == {(2, "x")}
+    with path.open("a") as handle:
+        handle.write('y": 3}\n')
+    assert keys.of("a") == {1, 3}
