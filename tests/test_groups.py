@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from copier import tableload
+from copier import load, tableload
+from copier.casting import Kind, TargetType
+from copier.normalise import Converter, Options
 from copier.planning import TablePlan
 
 from .helpers import invoke, migrate, read_jsonl, sqlite_db
@@ -100,3 +103,30 @@ def test_a_table_that_fails_does_not_take_its_group_down(tmp_path: Path, target:
     keyed = target.fetchval("SELECT count(*) FROM pg_constraint WHERE contype = 'p' "
                             "AND connamespace = $1::regnamespace", target.schema)
     assert keyed == 9
+
+
+def test_a_row_postgresql_refuses_sends_each_table_of_the_group_alone(
+        tmp_path: Path, target: Target, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a group the rows load without savepoints; a row PostgreSQL refuses (here a NUL a
+    broken converter lets through) undoes the group, and each table loads again alone,
+    where the refused row is bisected out and rejected."""
+    spy = GroupSpy(monkeypatch)
+    real = load.converter_for
+
+    def letting_nul_through(target_type: TargetType, options: Options) -> Converter:
+        converter = real(target_type, options)
+        if target_type.kind is not Kind.TEXT:
+            return converter
+        return replace(converter, ready_types=frozenset(), bulk=None,
+                       convert=lambda v: "poisoned\x00" if v == "poison" else converter.convert(v))
+
+    monkeypatch.setattr(load, "converter_for", letting_nul_through)
+    db = ten_tables(tmp_path / "ten.db", {"t6": [(1, "ok", None), (2, "poison", None), (3, "ok", None)]})
+    rejects = tmp_path / "rejects.jsonl"
+    result = migrate(target, db, "--jobs", "1", "--reject-file", rejects)
+    assert result.exit_code == 3, result.output  # rejected rows, and verified
+    assert spy.attempts == [([f"t{n}" for n in range(10)], False)]
+    assert [target.count(f"t{n}") for n in range(10)] == [3] * 6 + [2] + [3] * 3
+    (record,) = read_jsonl(rejects)
+    assert (record["table"], record["key"]) == ("t6", 2)
+    assert "0x00" in record["reason"]
