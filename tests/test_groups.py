@@ -15,7 +15,7 @@ import pytest
 
 from copier import load, tableload
 from copier.casting import Kind, TargetType
-from copier.normalise import Converter, Options
+from copier.normalise import Converter, Options, converter_for
 from copier.planning import TablePlan
 
 from .helpers import invoke, migrate, read_jsonl, sqlite_db
@@ -111,7 +111,7 @@ def test_a_row_postgresql_refuses_sends_each_table_of_the_group_alone(
     broken converter lets through) undoes the group, and each table loads again alone,
     where the refused row is bisected out and rejected."""
     spy = GroupSpy(monkeypatch)
-    real = load.converter_for
+    real = converter_for
 
     def letting_nul_through(target_type: TargetType, options: Options) -> Converter:
         converter = real(target_type, options)
