@@ -120,8 +120,7 @@ async def clean(dsn: str, schema: str, state_schema: str = state.STATE_SCHEMA) -
     migrated tables are the user's and stay. Returns what was removed."""
     removed = []
     async with target.connected(dsn) as connection:
-        for (name,) in await connection.fetch("SELECT tablename FROM pg_tables WHERE schemaname = $1 AND "
-                                              "tablename LIKE $2", schema, STAGING_PREFIX.replace("_", "\\_") + "%"):
+        for name in sorted(await _staging_tables(connection, schema)):
             await connection.execute(f"DROP TABLE {qualified(schema, name)}")
             removed.append(f"staging table {schema}.{name}")
         recorded = await state.forget(connection, schema, state_schema)
@@ -291,8 +290,16 @@ async def _prepare_target(
 
 async def _drop_staging(connection: asyncpg.Connection, plan: MigrationPlan) -> None:
     """Staging tables left by a run that was killed before it could drop them."""
+    left = await _staging_tables(connection, plan.schema)
     for table in plan.tables:
-        await connection.execute(f"DROP TABLE IF EXISTS {qualified(plan.schema, staging_name(table.target))}")
+        if staging_name(table.target) in left:
+            await connection.execute(f"DROP TABLE IF EXISTS {qualified(plan.schema, staging_name(table.target))}")
+
+
+async def _staging_tables(connection: asyncpg.Connection, schema: str) -> set[str]:
+    rows = await connection.fetch("SELECT tablename FROM pg_tables WHERE schemaname = $1 AND tablename LIKE $2",
+                                  schema, STAGING_PREFIX.replace("_", "\\_") + "%")
+    return {name for (name,) in rows}
 
 
 async def _record_plan(connection: asyncpg.Connection, plan: MigrationPlan, settings: Settings,

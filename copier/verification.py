@@ -40,8 +40,11 @@ _VERIFY_READERS = 2
 # in one query at once, which costs less than the digests' connections.
 _DIGEST_MIN_ROWS = 20_000
 # Tables under this many rows are compared in one query, their source rows passed as array
-# parameters: no temporary table, no COPY (_check_inline).
+# parameters: no temporary table, no COPY (_check_together); and up to this many such
+# tables at once, when they are waiting.
 _INLINE_MAX_ROWS = 1_000
+_TOGETHER_MAX_TABLES = 32
+_TOGETHER_MAX_PARAMETERS = 30_000  # of PostgreSQL's 65,535 per statement; a table ships 2 per column
 _SOURCE_COPY = "copier_verify_source"
 # Every type sqlite3 returns: a converter that leaves values as SQLite stored them.
 _RAW_TYPES: frozenset[type] = frozenset({int, float, str, bytes, type(None)})
@@ -140,13 +143,35 @@ async def check_tables(path: Path, settings: Settings, schema: str, tables: Memo
     connection (in the session's zone: see _check_inline) and taking the next table."""
     checks: dict[str, TableCheck] = {}
 
+    def small(table: TablePlan) -> bool:
+        return not preexisting.get(table.name, 0) and table.source.row_count < _INLINE_MAX_ROWS
+
     async def checker(waiting: MemoryObjectReceiveStream[TablePlan]) -> None:
         async with waiting, target.connected(settings.dsn) as connection:
             await connection.execute(crosscheck.set_time_zone(settings.source_tz, local=False))
             async for table in waiting:
-                checks[table.name] = await _check_table(path, connection, schema, table, settings,
-                                                        rejected.of(table.name), preexisting.get(table.name, 0))
-                advance(1)
+                if not small(table):
+                    checks[table.name] = await _check_table(path, connection, schema, table, settings,
+                                                            rejected.of(table.name), preexisting.get(table.name, 0))
+                    advance(1)
+                    continue
+                # Small tables waiting now are checked with it, in one query.
+                together: list[TablePlan] = [table]
+                later: list[TablePlan] = []
+                while (len(together) < _TOGETHER_MAX_TABLES
+                       and 2 * sum(len(t.columns) for t in together) < _TOGETHER_MAX_PARAMETERS):
+                    try:
+                        more = waiting.receive_nowait()
+                    except (anyio.WouldBlock, anyio.EndOfStream):
+                        break
+                    (together if small(more) else later).append(more)
+                for check in await _check_together(path, connection, schema, together, settings, rejected):
+                    checks[check.table] = check
+                advance(len(together))
+                for table in later:
+                    checks[table.name] = await _check_table(path, connection, schema, table, settings,
+                                                            rejected.of(table.name), preexisting.get(table.name, 0))
+                    advance(1)
 
     async with tables, task_group() as group:
         for _ in range(settings.jobs):
@@ -161,15 +186,9 @@ async def _check_table(
     found = [crosscheck.found_sql(c.type, c.target) for c in table.columns]
     target_table = qualified(schema, table.target)
     key_positions = [i for i, c in enumerate(table.columns) if c.source in table.source.primary_key]
-    base = TableCheck(table.name, table.source.row_count, 0, len(rejected), kept, keyless=not key_positions)
-    if not kept and table.source.row_count < _INLINE_MAX_ROWS:
-        try:
-            return await _check_inline(path, connection, table, settings, rejected, found, target_table, base)
-        except asyncpg.DataError as exc:
-            return replace(base, target_rows=await connection.fetchval(ddl.count_rows(schema, table.target)),
-                           content_equal=False, problem=_unreadable(exc))
     target_rows = await connection.fetchval(ddl.count_rows(schema, table.target))
-    base = replace(base, target_rows=target_rows)
+    base = TableCheck(table.name, table.source.row_count, target_rows, len(rejected), kept,
+                      keyless=not key_positions)
     if kept:
         return base  # the target also holds rows that never came from this source
     try:
@@ -201,27 +220,72 @@ def _compared(base: TableCheck, differing: int, keys: Sequence[str]) -> TableChe
     return replace(base, content_equal=not differing, differing_keys=shown if differing else ())
 
 
-async def _check_inline(path: Path, connection: asyncpg.Connection, table: TablePlan, settings: Settings,
-                        rejected: set[object], found: list[str], target_table: str, base: TableCheck) -> TableCheck:
-    """A small table in one query: the source rows (as text_form makes them) passed as one
-    array parameter per shipped column, compared with the target rows, and counted."""
-    rows = await _source_text_rows(path, table, rejected, settings)
+@dataclass(frozen=True, slots=True)
+class _Inline:
+    """A small table's check as SQL: its source rows passed as one array parameter per
+    shipped column (numbered from `first`), compared with its target rows."""
+
+    table: TablePlan
+    target_table: str
+    rejected: int
+    arrays: list[list[str | None]]
+    differences: str  # the differing rows (crosscheck.differences_sql)
+
+    @property
+    def counted(self) -> str:
+        return (f"(SELECT count(*) FROM {self.target_table}), "
+                f"(SELECT coalesce(sum(abs(surplus)), 0) FROM ({self.differences}) d)")
+
+
+def _inline(table: TablePlan, schema: str, rows: list[tuple[str | None, ...]], rejected: int,
+            first: int = 1) -> _Inline:
     columns = crosscheck.source_columns(len(table.columns))
     arrays = [list(column) for column in zip(*rows)] if rows else [[] for _ in columns]
-    shipped = (f"unnest({', '.join(f'${i}::text[]' for i in range(1, len(columns) + 1))}) "
+    shipped = (f"unnest({', '.join(f'${first + i}::text[]' for i in range(len(columns)))}) "
                f"AS shipped({', '.join(columns)})")
     expected = [crosscheck.expected_sql(c.type, i) for i, c in enumerate(table.columns)]
-    differences = crosscheck.differences_sql(expected, shipped, found, target_table)
-    keys: list[str] = []
-    # In the zone the checker's session is set to (verify_tables).
-    target_rows, differing = await connection.fetchrow(
-        f"SELECT (SELECT count(*) FROM {target_table}), "
-        f"(SELECT coalesce(sum(abs(surplus)), 0) FROM ({differences}) d)", *arrays)
-    if differing and not base.keyless:
+    found = [crosscheck.found_sql(c.type, c.target) for c in table.columns]
+    target_table = qualified(schema, table.target)
+    return _Inline(table, target_table, rejected, arrays,
+                   crosscheck.differences_sql(expected, shipped, found, target_table))
+
+
+async def _check_together(path: Path, connection: asyncpg.Connection, schema: str, tables: Sequence[TablePlan],
+                          settings: Settings, rejected: RejectKeys) -> list[TableCheck]:
+    """Small tables in one query, in the zone the checker's session is set to (check_tables):
+    each table's rows counted and compared; the differing keys of a table that differs
+    asked for afterwards. If PostgreSQL cannot read a source value, each table alone, to
+    say which."""
+    inlines: list[_Inline] = []
+    for table in tables:
+        left_out = rejected.of(table.name)
+        rows = await _source_text_rows(path, table, left_out, settings)
+        inlines.append(_inline(table, schema, rows, len(left_out), 1 + sum(len(i.arrays) for i in inlines)))
+    arguments = [array for inline in inlines for array in inline.arrays]
+    try:
+        counts = await connection.fetchrow(f"SELECT {', '.join(i.counted for i in inlines)}", *arguments)
+    except asyncpg.DataError as exc:
+        if len(tables) == 1:
+            base = TableCheck(tables[0].name, tables[0].source.row_count, 0, inlines[0].rejected)
+            return [replace(base, target_rows=await connection.fetchval(f"SELECT count(*) FROM "
+                                                                        f"{inlines[0].target_table}"),
+                            content_equal=False, problem=_unreadable(exc))]
+        return [check for table in tables
+                for check in await _check_together(path, connection, schema, [table], settings, rejected)]
+    checks = []
+    for n, inline in enumerate(inlines):
+        table = inline.table
         key_positions = [i for i, c in enumerate(table.columns) if c.source in table.source.primary_key]
-        found_rows = await connection.fetch(f"SELECT * FROM ({differences}) d LIMIT {2 * SHOWN_KEYS}", *arrays)
-        keys = [_key_text([row[i] for i in key_positions]) for row in found_rows]
-    return _compared(replace(base, target_rows=target_rows), differing, keys)
+        base = TableCheck(table.name, table.source.row_count, counts[2 * n], inline.rejected,
+                          keyless=not key_positions)
+        differing, keys = counts[2 * n + 1], list[str]()
+        if differing and key_positions:
+            alone = _inline(table, schema, [], inline.rejected)  # its SQL, numbered from $1
+            found = await connection.fetch(f"SELECT * FROM ({alone.differences}) d LIMIT {2 * SHOWN_KEYS}",
+                                           *inline.arrays)
+            keys = [_key_text([row[i] for i in key_positions]) for row in found]
+        checks.append(_compared(base, differing, keys))
+    return checks
 
 
 async def _digests_agree(path: Path, settings: Settings, table: TablePlan, rejected: set[object],

@@ -242,3 +242,31 @@ def test_reject_keys_are_read_as_the_file_grows(tmp_path: Path) -> None:
     with path.open("a") as handle:
         handle.write('y": 3}\n')
     assert keys.of("a") == {1, 3}
+
+
+def test_small_tables_checked_together_each_get_their_own_verdict(tmp_path: Path, target: Target,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small tables are compared several in one query. A changed row is named in its own
+    table only; a value PostgreSQL cannot read (a converter let 'soon' into a timestamp
+    column) is that table's problem, and the others are still compared."""
+    tables = [f"CREATE TABLE t{n} (id INTEGER PRIMARY KEY, at DATETIME, name TEXT)" for n in range(6)]
+    rows = {f"t{n}": [(k, f"2024-01-0{k} 10:00:00", f"row {k}") for k in range(1, 4)] for n in range(6)}
+    rows["t4"][1] = (2, "soon", "row 2")
+    db = sqlite_db(tmp_path / "six.db", *tables, rows=rows)
+
+    def wrong(value: object, right: Callable[[object], object]) -> object:
+        return right("2024-01-02 10:00:00") if value == "soon" else right(value)
+
+    converter = _wrong(normalise.converter_for, Kind.TIMESTAMPTZ, wrong)
+    monkeypatch.setattr(normalise, "converter_for", converter)
+    monkeypatch.setattr(load, "converter_for", converter)
+    assert invoke("migrate", db, "--dsn", target.dsn, "--schema", target.schema, "--quiet").exit_code == 4
+    target.execute("UPDATE t1 SET name = 'changed' WHERE id = 3")
+    result = verify(target, db)
+    assert result.exit_code == 4, result.output
+    lines = result.stdout.splitlines()
+    assert "t1: source 3 rows, target 3, rejected 0, CONTENT DIFFERS at key(s) 3: MISMATCH" in lines
+    assert any(line.startswith("t4: source 3 rows, target 3, rejected 0, CONTENT DIFFERS (PostgreSQL cannot read "
+                               "a source value as loaded: invalid input syntax for type timestamp") for line in lines)
+    assert [line for line in lines if line.endswith(": ok")] == [
+        f"t{n}: source 3 rows, target 3, rejected 0, content equal: ok" for n in (0, 2, 3, 5)]
