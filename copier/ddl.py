@@ -120,11 +120,12 @@ WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped
 """
 
 
-def set_sequence(schema: str, table: str, column: str) -> str:
-    """Parameters: $1 sequence name, $2 floor. The next nextval() returns max+1 (or floor+1),
-    computed without adding 1 in SQL, so a key of 2**63-1 does not overflow."""
-    return (f"SELECT CASE WHEN m >= 1 THEN setval($1, m, true) ELSE setval($1, 1, false) END "
-            f"FROM (SELECT GREATEST(COALESCE(max({quote_ident(column)}), 0), $2::bigint) AS m "
+def set_sequence(schema: str, table: str, column: str, sequence: str = "$1", floor: str = "$2") -> str:
+    """The sequence name and the floor are parameters ($1, $2), or given as SQL. The next
+    nextval() returns max+1 (or floor+1), computed without adding 1 in SQL, so a key of
+    2**63-1 does not overflow."""
+    return (f"SELECT CASE WHEN m >= 1 THEN setval({sequence}, m, true) ELSE setval({sequence}, 1, false) END "
+            f"FROM (SELECT GREATEST(COALESCE(max({quote_ident(column)}), 0), {floor}::bigint) AS m "
             f"FROM {qualified(schema, table)}) AS used")
 
 

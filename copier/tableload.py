@@ -19,7 +19,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 from . import ddl, state
 from .errors import CopierError, SourceChanged
 from .faults import describe_pg_error, is_transient, root_cause
-from .ident import MAX_IDENTIFIER_BYTES, qualified
+from .ident import MAX_IDENTIFIER_BYTES, qualified, quote_literal
 from .load import LoadCounts, LoadSpec, columnar_takes, load_rows, task_group
 from .planning import MigrationPlan, TablePlan
 from .progress import Progress
@@ -190,10 +190,12 @@ async def _group_attempt(run: Run, tables: Sequence[TablePlan]) -> list[tuple[Lo
         warnings = await _add_keys_together(run, tables, connection)
         for table, (_, found) in zip(tables, results):
             found += warnings.get(table.name, [])
-            for column in table.columns:
-                if column.identity and column.sequence:
-                    await connection.execute(ddl.set_sequence(schema, table.target, column.target),
-                                             qualified(schema, column.sequence), table.sequence_floor)
+        # Every identity's sequence past its table's keys, in one statement (values inlined).
+        sequences = [ddl.set_sequence(schema, table.target, column.target,
+                                      quote_literal(qualified(schema, column.sequence)), str(int(table.sequence_floor)))
+                     for table in tables for column in table.columns if column.identity and column.sequence]
+        if sequences:
+            await connection.execute(";\n".join(sequences))
         if run.record_state:
             await state.set_statuses(connection, schema, [
                 (t.name, TableStatus.DONE, loaded.counts.written, loaded.counts.rejected)
