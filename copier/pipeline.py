@@ -232,9 +232,8 @@ async def _migrate(path: Path, readable: Path, settings: Settings, stats: RunSta
 
         try:
             async with task_group() as group:
-                group.start_soon(show_bar)
+                group.start_soon(show_bar)  # ends once the load has: verify_run cannot end before it
                 await verify_run(readable, settings, plan.schema, stats, reject_path(settings, path), loaded, advance)
-                group.cancel_scope.cancel()
         finally:
             if bar is not None:
                 bar.close()
