@@ -53,6 +53,12 @@ class LoadCounts:
     rounded: int = 0
     columnar: int = 0  # of `written`, the rows the columnar lane wrote
 
+    def tally(self, page: ConvertedPage) -> ConvertedPage:
+        """Count a page the readers made, on its way to the writer."""
+        self.read += len(page.records) + len(page.rejections)
+        self.rounded += page.rounded
+        return page
+
     def add(self, other: LoadCounts) -> None:
         self.read += other.read
         self.written += other.written
@@ -99,14 +105,9 @@ async def load_rows(
     writer.discard_pending()
     writer.rejected = 0
 
-    def tally(page: ConvertedPage) -> ConvertedPage:
-        counts.read += len(page.records) + len(page.rejections)
-        counts.rounded += page.rounded
-        return page
-
     async def page_by_page(pages: MemoryObjectReceiveStream[ConvertedPage]) -> None:
         async for page in pages:
-            counts.written += await writer.write(tally(page))
+            counts.written += await writer.write(counts.tally(page))
 
     await _with_readers(spec, page_by_page)
     counts.rejected = writer.rejected
@@ -126,12 +127,7 @@ async def _load_exact(spec: LoadSpec, connection: asyncpg.Connection, rejects: R
     counts = LoadCounts()
 
     async def streamed(pages: MemoryObjectReceiveStream[ConvertedPage]) -> None:
-        def tally(page: ConvertedPage) -> ConvertedPage:
-            counts.read += len(page.records) + len(page.rejections)
-            counts.rounded += page.rounded
-            return page
-
-        counts.written = await writer.stream((tally(page) async for page in pages), advance)
+        counts.written = await writer.stream((counts.tally(page) async for page in pages), advance)
 
     await _with_readers(spec, streamed)
     counts.rejected = writer.rejected

@@ -1,6 +1,7 @@
 """One table, start to finish: load it (in this process, or through worker processes into a
 staging table), retry transient failures from a clean start, then add its primary key,
-indexes and sequences, recording each step in the state table for --resume."""
+indexes and sequences, recording each step in the state table for --resume. Small tables
+do all of that together, in groups (load_group)."""
 
 from __future__ import annotations
 
@@ -148,10 +149,10 @@ def groupable(run: Run, table: TablePlan) -> bool:
 
 
 async def load_group(run: Run, tables: Sequence[TablePlan]) -> None:
-    """Small tables loaded and keyed in one transaction, each table's rows in its own
-    savepoint (rejects and bisection as alone). If anything else fails, nothing of the group
-    stands and each table loads again on its own, with its retries (load_table). Failures end
-    up in the tables' stats."""
+    """Small tables loaded and keyed in one transaction, without a savepoint per table. If
+    anything fails (a row PostgreSQL refuses included), nothing of the group stands and each
+    table loads again on its own, with its savepoints, bisection and retries (load_table).
+    Rows the converters reject are rejected as alone. Failures end up in the tables' stats."""
     every = [run.stats.tables[t.name] for t in tables]
     for stats in every:
         stats.status, stats.started = TableStatus.LOADING, time.monotonic()

@@ -1,9 +1,11 @@
 """Prove the load: per table, row counts, and every row compared with the source through a
 path that shares nothing with the load's converters (see crosscheck.py): the raw SQLite
-values are shipped as text into a temporary table, PostgreSQL reads them into the target
-types itself, and the two sides are compared as multisets (one GROUP BY over both).
-Streaming, bounded memory (the server sorts on disk). Rows in the reject file are
-accounted for. On a difference, the differing primary keys are named."""
+values are shipped as text into a temporary table (a small table's as array parameters
+of its query), PostgreSQL reads them into the target types itself, and the two sides are
+compared as multisets (digests first for big tables; one GROUP BY over both). Streaming,
+bounded memory (the server sorts on disk). Rows in the reject file are accounted for. On
+a difference, the differing primary keys are named. During a migration each table is
+checked as soon as it is loaded."""
 
 from __future__ import annotations
 
