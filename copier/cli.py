@@ -187,7 +187,8 @@ def migrate(
     queue_depth: Annotated[int, typer.Option(
         help="Pages buffered between readers and writer.", min=1)] = _DEFAULTS.queue_depth,
     jobs: Annotated[int, typer.Option(
-        "--jobs", "-j", help="Tables (or groups of small tables) loaded at once, and tables verified at once (PostgreSQL connections each).", min=1)] = _DEFAULTS.jobs,
+        "--jobs", "-j", help="Tables (or groups of small tables) loaded at once, and tables verified at once "
+                             "(PostgreSQL connections each).", min=1)] = _DEFAULTS.jobs,
     source_tz: SourceTz = _DEFAULTS.source_tz,
     strip_nul: Annotated[bool, typer.Option(
         "--strip-nul", help="Remove NUL characters from text (PostgreSQL cannot store them) instead of "
