@@ -138,7 +138,10 @@ def _committed(run: Run, stats: TableStats, loaded: Loaded) -> None:
 # Tables under this many rows that copier creates travel together (load_group): their fixed
 # costs (a transaction, its commit, a statement per DDL) are most of what they cost alone.
 GROUP_MAX_ROWS = 1_000
-# Tables per group: enough to share the fixed costs, few enough that --jobs groups run at once.
+# Tables per group: enough to share the fixed costs (64 against 32: 2.68 s against 2.8 s for
+# 500 tables), few enough that --jobs groups run at once. Each table holds a few locks until
+# its group commits (heap, TOAST, indexes, sequence): well within PostgreSQL's default lock
+# table; on a server whose table is smaller, the group fails and its tables load alone.
 GROUP_MAX_TABLES = 64
 
 
