@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import pyarrow as pa
-import pyarrow.compute as pc
+from typing import TYPE_CHECKING, Any
 
 from .casting import Kind, TargetType
 from .ident import quote_ident, quote_literal, quote_sqlite
+
+if TYPE_CHECKING:  # pyarrow takes 80 ms to import: imported where a batch is at hand
+    import pyarrow as pa
 
 # Storage classes as verify ships them: SQLite's four.
 INTEGER, REAL, TEXT, BLOB = "i", "r", "t", "b"
@@ -149,6 +149,9 @@ def batch_text_forms(batch: pa.RecordBatch, usual: Sequence[str], binary: Sequen
     """The text forms of a batch of read_sql (witness dropped). A row with a value left out
     (another storage class), with text holding NUL, or a batch whose text is not UTF-8,
     is left to text_form (odd rows)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     keys = batch.column(0)
     present = iter(batch.columns[1 + len(usual):])
     odd = None

@@ -136,6 +136,8 @@ async def _load_exact(spec: LoadSpec, connection: asyncpg.Connection, rejects: R
 
 def columnar_takes(table: TablePlan, lane: Lane) -> bool:
     """Whether the columnar lane loads this table's rowid ranges."""
+    if lane is Lane.EXACT or (lane is Lane.AUTO and table.source.row_count < COLUMNAR_MIN_ROWS):
+        return False  # without asking arrowlane: a run of small tables need not import pyarrow
     return exact_because(table, lane) is None
 
 

@@ -20,8 +20,6 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 import asyncpg
-import pyarrow as pa
-import pyarrow.compute as pc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from . import crosscheck, ddl, source, target
@@ -467,6 +465,9 @@ async def _ship_columnar(path: Path, connection: asyncpg.Connection, table: Tabl
     """Rowid ranges of the source, not rejected, as text forms made a batch at a time in
     Arrow (crosscheck.batch_text_forms), into this connection's temporary table. False (the
     table emptied again) where the Arrow reader fails: the caller ships row by row."""
+    import pyarrow as pa  # here: 80 ms to import, which small tables need not pay
+    import pyarrow.compute as pc
+
     from .columnar import ArrowQuery, ColumnarDeclined, chunks, copy_parts
 
     rowid = source.rowid_sql(table.source)
