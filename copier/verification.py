@@ -45,6 +45,9 @@ _DIGEST_MIN_ROWS = 20_000
 _INLINE_MAX_ROWS = 1_000
 _TOGETHER_MAX_TABLES = 32
 _TOGETHER_MAX_PARAMETERS = 30_000  # of PostgreSQL's 65,535 per statement; a table ships 2 per column
+# The source text held for one such query: past it (rows of big values), a table is checked
+# the streaming way, through a temporary table.
+_TOGETHER_MAX_BYTES = 16 * 2**20
 _SOURCE_COPY = "copier_verify_source"
 # Every type sqlite3 returns: a converter that leaves values as SQLite stored them.
 _RAW_TYPES: frozenset[type] = frozenset({int, float, str, bytes, type(None)})
@@ -257,10 +260,20 @@ async def _check_together(path: Path, connection: asyncpg.Connection, schema: st
     asked for afterwards. If PostgreSQL cannot read a source value, each table alone, to
     say which."""
     inlines: list[_Inline] = []
+    streamed: list[TableCheck] = []  # tables too big in bytes to hold: checked the streaming way
+    budget = _TOGETHER_MAX_BYTES
     for table in tables:
         left_out = rejected.of(table.name)
-        rows = await _source_text_rows(path, table, left_out, settings)
+        held = await _source_text_rows(path, table, left_out, settings, budget)
+        if held is None:
+            streamed.append(await _check_table(path, connection, schema, table, settings, left_out, 0))
+            continue
+        rows, size = held
+        budget -= size
         inlines.append(_inline(table, schema, rows, len(left_out), 1 + sum(len(i.arrays) for i in inlines)))
+    if not inlines:
+        return streamed
+    tables = [inline.table for inline in inlines]
     arguments = [array for inline in inlines for array in inline.arrays]
     try:
         counts = await connection.fetchrow(f"SELECT {', '.join(i.counted for i in inlines)}", *arguments)
@@ -269,9 +282,9 @@ async def _check_together(path: Path, connection: asyncpg.Connection, schema: st
             base = TableCheck(tables[0].name, tables[0].source.row_count, 0, inlines[0].rejected)
             return [replace(base, target_rows=await connection.fetchval(f"SELECT count(*) FROM "
                                                                         f"{inlines[0].target_table}"),
-                            content_equal=False, problem=_unreadable(exc))]
+                            content_equal=False, problem=_unreadable(exc)), *streamed]
         return [check for table in tables
-                for check in await _check_together(path, connection, schema, [table], settings, rejected)]
+                for check in await _check_together(path, connection, schema, [table], settings, rejected)] + streamed
     checks = []
     for n, inline in enumerate(inlines):
         table = inline.table
@@ -285,7 +298,7 @@ async def _check_together(path: Path, connection: asyncpg.Connection, schema: st
                                            *inline.arrays)
             keys = [_key_text([row[i] for i in key_positions]) for row in found]
         checks.append(_compared(base, differing, keys))
-    return checks
+    return checks + streamed
 
 
 async def _digests_agree(path: Path, settings: Settings, table: TablePlan, rejected: set[object],
@@ -388,21 +401,31 @@ def _text_rows(table: TablePlan, page: ConvertedPage, rejected: set[object]) -> 
     return list(zip(*itertools.chain.from_iterable(forms)))
 
 
-async def _source_text_rows(path: Path, table: TablePlan, rejected: set[object],
-                            settings: Settings) -> list[tuple[str | None, ...]]:
-    """Every source row of a small table, not rejected, as shipped rows."""
-    send, receive = anyio.create_memory_object_stream[ConvertedPage](math.inf)
-    with send:
-        for key_range in await table_ranges(path, table.source, 1, settings.batch_size):
-            await read_range(path, table, key_range, _raw(table), settings.batch_size, send.clone(),
-                             settings.busy_timeout)
+async def _source_text_rows(path: Path, table: TablePlan, rejected: set[object], settings: Settings,
+                            budget: int) -> tuple[list[tuple[str | None, ...]], int] | None:
+    """Every source row of a small table, not rejected, as shipped rows, and the length of
+    their text; None once that passes `budget` (rows of big values: the caller streams them
+    instead)."""
+    send, receive = anyio.create_memory_object_stream[ConvertedPage](1)
     rows: list[tuple[str | None, ...]] = []
-    with receive:
-        while True:
-            try:
-                rows += _text_rows(table, receive.receive_nowait(), rejected)
-            except anyio.EndOfStream:  # every reader is done (with send closed above)
-                return rows
+    size = 0
+
+    async def read() -> None:
+        with send:
+            for key_range in await table_ranges(path, table.source, 1, settings.batch_size):
+                await read_range(path, table, key_range, _raw(table), settings.batch_size, send.clone(),
+                                 settings.busy_timeout)
+
+    async with task_group() as group, receive:
+        group.start_soon(read)
+        async for page in receive:
+            formed = _text_rows(table, page, rejected)
+            size += sum(len(value) for row in formed for value in row if value is not None)
+            if size > budget:
+                group.cancel_scope.cancel()
+                return None
+            rows += formed
+    return rows, size
 
 
 async def _ship_source(path: Path, connection: asyncpg.Connection, table: TablePlan, rejected: set[object],

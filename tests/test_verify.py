@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -270,3 +271,35 @@ def test_small_tables_checked_together_each_get_their_own_verdict(tmp_path: Path
                                "a source value as loaded: invalid input syntax for type timestamp") for line in lines)
     assert [line for line in lines if line.endswith(": ok")] == [
         f"t{n}: source 3 rows, target 3, rejected 0, content equal: ok" for n in (0, 2, 3, 5)]
+
+
+def test_small_tables_of_big_values_are_checked_streaming(tmp_path: Path, target: Target,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The source text held for one query of small tables is bounded: past the budget, a
+    table is checked through a temporary table instead, and still gets its own verdict."""
+    from copier import verification
+
+    monkeypatch.setattr(verification, "_TOGETHER_MAX_BYTES", 100)
+    blob = bytes(range(256)) * 4  # 2,048 hex characters: over the budget alone
+    db = sqlite_db(tmp_path / "big.db", "CREATE TABLE small (id INTEGER PRIMARY KEY, v TEXT)",
+                   "CREATE TABLE heavy (id INTEGER PRIMARY KEY, v BLOB)",
+                   "CREATE TABLE other (id INTEGER PRIMARY KEY, v TEXT)",
+                   rows={"small": [(1, "a"), (2, "b")], "heavy": [(1, blob), (2, blob[::-1])],
+                         "other": [(1, "c")]})
+    held: list[str] = []
+    real = verification._source_text_rows
+
+    async def spying(path: Path, table: Any, *args: Any) -> Any:
+        result = await real(path, table, *args)
+        held.append(f"{table.name}: {'held' if result is not None else 'streamed'}")
+        return result
+
+    monkeypatch.setattr(verification, "_source_text_rows", spying)
+    assert migrate(target, db).exit_code == 0
+    target.execute("UPDATE heavy SET v = 'x'::bytea WHERE id = 2")
+    result = verify(target, db)
+    assert result.exit_code == 4, result.output
+    assert "heavy: source 2 rows, target 2, rejected 0, CONTENT DIFFERS at key(s) 2: MISMATCH" in result.stdout
+    assert "small: source 2 rows, target 2, rejected 0, content equal: ok" in result.stdout
+    assert "other: source 1 rows, target 1, rejected 0, content equal: ok" in result.stdout
+    assert "heavy: streamed" in held and "small: held" in held
