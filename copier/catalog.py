@@ -86,9 +86,3 @@ class Catalog:
     tables: tuple[Table, ...]
     skipped: tuple[Skipped, ...] = field(default=())
     views: tuple[View, ...] = field(default=())
-
-    def table(self, name: str) -> Table:
-        for table in self.tables:
-            if table.name == name:
-                return table
-        raise KeyError(name)

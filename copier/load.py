@@ -136,9 +136,13 @@ async def _load_exact(spec: LoadSpec, connection: asyncpg.Connection, rejects: R
 
 def columnar_takes(table: TablePlan, lane: Lane) -> bool:
     """Whether the columnar lane loads this table's rowid ranges."""
-    if lane is Lane.EXACT or (lane is Lane.AUTO and table.source.row_count < COLUMNAR_MIN_ROWS):
+    if lane is Lane.EXACT or _too_small(table, lane):
         return False  # without asking arrowlane: a run of small tables need not import pyarrow
     return exact_because(table, lane) is None
+
+
+def _too_small(table: TablePlan, lane: Lane) -> bool:
+    return lane is Lane.AUTO and table.source.row_count < COLUMNAR_MIN_ROWS
 
 
 def exact_because(table: TablePlan, lane: Lane) -> str | None:
@@ -148,7 +152,7 @@ def exact_because(table: TablePlan, lane: Lane) -> str | None:
     from .arrowlane import exact_only_reason  # pyarrow, only once a run may need it
 
     reason = exact_only_reason(table)
-    if reason is None and lane is Lane.AUTO and table.source.row_count < COLUMNAR_MIN_ROWS:
+    if reason is None and _too_small(table, lane):
         return f"under {COLUMNAR_MIN_ROWS:,} rows, where the exact lane costs less"
     return reason
 

@@ -453,17 +453,13 @@ def rows_by_rowid_sql(table: Table, columns: Sequence[str]) -> str:
 async def rows_by_rowid(path: Path, table: Table, columns: Sequence[str], rowids: Sequence[int],
                        busy_timeout: float | None = None) -> list[tuple[object, ...]]:
     """The rows with these rowids (rows_by_rowid_sql); TEXT that is not UTF-8 as bytes."""
-    sql = rows_by_rowid_sql(table, columns)
+    sql, keys = rows_by_rowid_sql(table, columns), (json.dumps(list(rowids)),)
     async with borrowed(path, busy_timeout) as connection:
-        for text_factory in (str, decode_text):  # Python's sqlite3 cannot decode such TEXT
-            connection.text_factory = text_factory
-            try:
-                async with connection.execute(sql, (json.dumps(list(rowids)),)) as cursor:
-                    return list(await cursor.fetchall())  # type: ignore[arg-type]
-            except sqlite3.OperationalError:
-                if text_factory is decode_text:
-                    raise
-    raise AssertionError("unreachable")
+        try:
+            return await _rows(connection, sql, *keys)  # type: ignore[return-value]
+        except sqlite3.OperationalError:  # Python's sqlite3 cannot decode such TEXT: as bytes
+            connection.text_factory = decode_text
+            return await _rows(connection, sql, *keys)  # type: ignore[return-value]
 
 
 async def rowid_bounds(connection: aiosqlite.Connection, table: Table) -> tuple[int, int] | None:

@@ -160,23 +160,25 @@ async def load_group(run: Run, tables: Sequence[TablePlan]) -> None:
     for stats in every:
         stats.status, stats.started = TableStatus.LOADING, time.monotonic()
     try:
-        loaded = await _group_attempt(run, tables)
+        loaded, warnings = await _group_attempt(run, tables)
     except Exception as exc:
         run.progress.note(f"copier: {len(tables)} small tables loaded together failed ({_message(run, exc)}); "
                           "loading each on its own")
         for table, stats in zip(tables, every):
             await load_table(run, table, stats)
         return
-    for stats, (result, warnings) in zip(every, loaded):
+    for table, stats, result in zip(tables, every, loaded):
         _committed(run, stats, result)
-        stats.warnings += warnings
+        stats.warnings += warnings.get(table.name, [])
         stats.status, stats.finished = TableStatus.DONE, time.monotonic()
 
 
-async def _group_attempt(run: Run, tables: Sequence[TablePlan]) -> list[tuple[Loaded, list[str]]]:
+async def _group_attempt(run: Run, tables: Sequence[TablePlan]) -> tuple[list[Loaded], dict[str, list[str]]]:
+    """The group's tables loaded and keyed in one transaction: what each load counted, and
+    the keys PostgreSQL refused, per table."""
     schema = run.plan.schema
     version = run.watch.version() if run.watch else None
-    results: list[tuple[Loaded, list[str]]] = []
+    results: list[Loaded] = []
     async with run.pool.acquire() as connection, connection.transaction():
         await connection.execute(";\n".join(ddl.create_table(schema, t) for t in tables))
         for table in tables:
@@ -188,12 +190,10 @@ async def _group_attempt(run: Run, tables: Sequence[TablePlan]) -> list[tuple[Lo
                 counts = await load_rows(_spec(run, table, ranges), connection, rejects, bar.advance, undoable=False)
             finally:
                 bar.close()
-            results.append((Loaded(counts, 0, rejects), []))
-        for table in tables:
-            _check_unchanged(run, table, version)
+            results.append(Loaded(counts, 0, rejects))
+        # One look for the group (a change undoes it: each table then loads, and is named, alone).
+        _check_unchanged(run, tables[0], version)
         warnings = await _add_keys_together(run, tables, connection)
-        for table, (_, found) in zip(tables, results):
-            found += warnings.get(table.name, [])
         # Every identity's sequence past its table's keys, in one statement (values inlined).
         sequences = [ddl.set_sequence(schema, table.target, column.target,
                                       quote_literal(qualified(schema, column.sequence)), str(int(table.sequence_floor)))
@@ -203,8 +203,8 @@ async def _group_attempt(run: Run, tables: Sequence[TablePlan]) -> list[tuple[Lo
         if run.record_state:
             await state.set_statuses(connection, schema, [
                 (t.name, TableStatus.DONE, loaded.counts.written, loaded.counts.rejected)
-                for t, (loaded, _) in zip(tables, results)], state_schema=run.settings.state_schema)
-    return results
+                for t, loaded in zip(tables, results)], state_schema=run.settings.state_schema)
+    return results, warnings
 
 
 async def _add_keys_together(run: Run, tables: Sequence[TablePlan],
@@ -212,22 +212,34 @@ async def _add_keys_together(run: Run, tables: Sequence[TablePlan],
     """Every primary key and index of the group in one statement; if PostgreSQL refuses one
     (duplicate keys SQLite let in), each in its own savepoint, the refused ones named as
     warnings of their table, as complete_table does."""
-    statements = [(table, what, sql) for table in tables for what, sql in _key_statements(run, table, primary_key=True)]
-    if not statements:
+    statements = {table.name: _key_statements(run, table, primary_key=True) for table in tables}
+    every = [sql for listed in statements.values() for _what, sql in listed]
+    if not every:
         return {}
     try:
         async with connection.transaction():
-            await connection.execute(";\n".join(sql for _, _, sql in statements))
+            await connection.execute(";\n".join(every))
         return {}
     except asyncpg.PostgresError:
         pass
-    warnings: dict[str, list[str]] = {}
-    for table, what, sql in statements:
+    return {name: await _execute_each(connection, listed, savepoints=True) for name, listed in statements.items()}
+
+
+async def _execute_each(connection: asyncpg.Connection, statements: Sequence[tuple[str, str]], *,
+                        savepoints: bool = False, advance: Callable[[int], None] = lambda _n: None) -> list[str]:
+    """Run each (what, SQL) statement; the ones PostgreSQL refuses come back as warnings.
+    With `savepoints` (inside a transaction), a refused one undoes only itself."""
+    warnings = []
+    for what, sql in statements:
         try:
-            async with connection.transaction():
+            if savepoints:
+                async with connection.transaction():
+                    await connection.execute(sql)
+            else:
                 await connection.execute(sql)
         except asyncpg.PostgresError as exc:
-            warnings.setdefault(table.name, []).append(f"{what} not added: {describe_pg_error(exc)}")
+            warnings.append(f"{what} not added: {describe_pg_error(exc)}")
+        advance(1)
     return warnings
 
 
@@ -406,12 +418,7 @@ async def complete_table(run: Run, table: TablePlan, stats: TableStats, connecti
     if statements:
         bar = run.progress.phase(f"{table.name} keys", len(statements))
         try:
-            for what, sql in statements:
-                try:
-                    await connection.execute(sql)
-                except asyncpg.PostgresError as exc:
-                    stats.warnings.append(f"{what} not added: {describe_pg_error(exc)}")
-                bar.advance(1)
+            stats.warnings += await _execute_each(connection, statements, advance=bar.advance)
         finally:
             bar.close()
     owned = ([(c.target, qualified(schema, c.sequence)) for c in table.columns if c.identity and c.sequence]

@@ -143,7 +143,7 @@ async def check_tables(path: Path, settings: Settings, schema: str, tables: Memo
                        rejected: RejectKeys, preexisting: Mapping[str, int],
                        advance: Callable[[int], None]) -> dict[str, TableCheck]:
     """Check each table the stream brings, until it closes: --jobs checkers, each keeping one
-    connection (in the session's zone: see _check_inline) and taking the next table."""
+    connection (in the session's zone: see _check_together) and taking the next table."""
     checks: dict[str, TableCheck] = {}
 
     def small(table: TablePlan) -> bool:
@@ -152,29 +152,34 @@ async def check_tables(path: Path, settings: Settings, schema: str, tables: Memo
     async def checker(waiting: MemoryObjectReceiveStream[TablePlan]) -> None:
         async with waiting, target.connected(settings.dsn) as connection:
             await connection.execute(crosscheck.set_time_zone(settings.source_tz, local=False))
+
+            async def alone(table: TablePlan) -> None:
+                checks[table.name] = await _check_table(path, connection, schema, table, settings,
+                                                        rejected.of(table.name), preexisting.get(table.name, 0))
+                advance(1)
+
             async for table in waiting:
                 if not small(table):
-                    checks[table.name] = await _check_table(path, connection, schema, table, settings,
-                                                            rejected.of(table.name), preexisting.get(table.name, 0))
-                    advance(1)
+                    await alone(table)
                     continue
                 # Small tables waiting now are checked with it, in one query.
-                together: list[TablePlan] = [table]
-                later: list[TablePlan] = []
-                while (len(together) < _TOGETHER_MAX_TABLES
-                       and 2 * sum(len(t.columns) for t in together) < _TOGETHER_MAX_PARAMETERS):
+                together, later = [table], []
+                parameters = 2 * len(table.columns)
+                while len(together) < _TOGETHER_MAX_TABLES and parameters < _TOGETHER_MAX_PARAMETERS:
                     try:
                         more = waiting.receive_nowait()
                     except (anyio.WouldBlock, anyio.EndOfStream):
                         break
-                    (together if small(more) else later).append(more)
+                    if small(more):
+                        together.append(more)
+                        parameters += 2 * len(more.columns)
+                    else:
+                        later.append(more)
                 for check in await _check_together(path, connection, schema, together, settings, rejected):
                     checks[check.table] = check
                 advance(len(together))
                 for table in later:
-                    checks[table.name] = await _check_table(path, connection, schema, table, settings,
-                                                            rejected.of(table.name), preexisting.get(table.name, 0))
-                    advance(1)
+                    await alone(table)
 
     async with tables, task_group() as group:
         for _ in range(settings.jobs):
@@ -188,7 +193,7 @@ async def _check_table(
 ) -> TableCheck:
     found = [crosscheck.found_sql(c.type, c.target) for c in table.columns]
     target_table = qualified(schema, table.target)
-    key_positions = [i for i, c in enumerate(table.columns) if c.source in table.source.primary_key]
+    key_positions = _key_positions(table)
     target_rows = await connection.fetchval(ddl.count_rows(schema, table.target))
     base = TableCheck(table.name, table.source.row_count, target_rows, len(rejected), kept,
                       keyless=not key_positions)
@@ -280,15 +285,14 @@ async def _check_together(path: Path, connection: asyncpg.Connection, schema: st
     except asyncpg.DataError as exc:
         if len(tables) == 1:
             base = TableCheck(tables[0].name, tables[0].source.row_count, 0, inlines[0].rejected)
-            return [replace(base, target_rows=await connection.fetchval(f"SELECT count(*) FROM "
-                                                                        f"{inlines[0].target_table}"),
-                            content_equal=False, problem=_unreadable(exc)), *streamed]
+            target_rows = await connection.fetchval(ddl.count_rows(schema, tables[0].target))
+            return [replace(base, target_rows=target_rows, content_equal=False, problem=_unreadable(exc)), *streamed]
         return [check for table in tables
                 for check in await _check_together(path, connection, schema, [table], settings, rejected)] + streamed
     checks = []
     for n, inline in enumerate(inlines):
         table = inline.table
-        key_positions = [i for i, c in enumerate(table.columns) if c.source in table.source.primary_key]
+        key_positions = _key_positions(table)
         base = TableCheck(table.name, table.source.row_count, counts[2 * n], inline.rejected,
                           keyless=not key_positions)
         differing, keys = counts[2 * n + 1], list[str]()
@@ -380,6 +384,11 @@ async def _digest(connection: asyncpg.Connection, sql: str) -> tuple[int, object
     except asyncpg.UndefinedFunctionError:
         return None
     return int(row[0]), row[1]
+
+
+def _key_positions(table: TablePlan) -> list[int]:
+    """Where the primary key's columns are among the table's (to name differing rows)."""
+    return [i for i, c in enumerate(table.columns) if c.source in table.source.primary_key]
 
 
 def _key_text(values: Sequence[object]) -> str:
