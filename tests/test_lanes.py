@@ -370,3 +370,21 @@ def test_plan_names_each_table_lane(tmp_path: Path) -> None:
     connection.close()
     assert lanes()[0] == "lane: exact (under 1,000 rows, where the exact lane costs less)"
     assert lanes("--lane", "columnar")[0] == "lane: columnar"
+
+
+def test_a_run_of_small_tables_does_not_import_pyarrow(tmp_path: Path, target: Target) -> None:
+    """pyarrow (80 ms to import, and its memory) only where a batch is at hand: a run of
+    small tables, verify included, never needs it."""
+    import subprocess
+    import sys
+
+    source = write_source(tmp_path / "s.db", {name: [1, 2] for name in ("t_integer", "t_text", "t_moment")})
+    script = ("import sys, anyio, copier\n"
+              "from pathlib import Path\n"
+              "from copier.settings import Settings\n"
+              f"stats = anyio.run(copier.migrate, Path({str(source)!r}), Settings(dsn={target.dsn!r}, "
+              f"schema={target.schema!r}, quiet=True, reject_file=Path({str(tmp_path / 'r.jsonl')!r})))\n"
+              "print(stats.verified, 'pyarrow' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "False"]
