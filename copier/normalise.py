@@ -177,14 +177,17 @@ def _decimal(value: Value, target: TargetType) -> Decimal:
 
 
 def needs_rounding(value: Value, scale: int) -> bool:
-    """Whether a number has more decimal places than `scale` (it is then rounded)."""
+    """Whether a number has more decimal places than `scale`, so that rounding changes it.
+    Trailing zeros are no places: 12.0 into numeric(6, 0) loses nothing."""
     if isinstance(value, float) and math.isfinite(value):
-        exponent = Decimal(repr(value)).as_tuple().exponent
+        number = Decimal(repr(value))
     elif isinstance(value, str) and _DECIMAL_TEXT.fullmatch(value):
-        exponent = Decimal(value.strip()).as_tuple().exponent
+        number = Decimal(value.strip())
     else:
         return False
-    return isinstance(exponent, int) and exponent < -scale
+    _sign, digits, exponent = number.as_tuple()
+    significant = bytes(digits).rstrip(b"\0")  # digits are 0..9
+    return isinstance(exponent, int) and bool(significant) and exponent + len(digits) - len(significant) < -scale
 
 
 # --- text, bytes, booleans, structured text ---------------------------------------------

@@ -1,0 +1,88 @@
+"""The columnar lane's pure core, against oracles of its own: here Python's repr, which is
+how the exact lane reads a double into numeric (Decimal(repr(x)))."""
+
+from __future__ import annotations
+
+import math
+import struct
+from decimal import Decimal, localcontext
+
+import pyarrow as pa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from copier import arrowlane, normalise
+from copier.casting import Kind, TargetType
+from copier.planning import ColumnPlan
+
+# (precision, scale) pairs the lane takes, from none to the most places it takes.
+_NUMERICS = [(12, 2), (4, 4), (6, 0), (18, 2), (38, 10), (15, 15), (3, 1)]
+
+
+def _route(precision: int, scale: int) -> arrowlane.Route:
+    target = TargetType(f"numeric({precision},{scale})", Kind.NUMERIC, precision=precision, scale=scale)
+    return arrowlane.Route(ColumnPlan("v", "v", f"NUMERIC({precision},{scale})", target))
+
+
+def _storable(number: Decimal | None, precision: int, scale: int) -> bool:
+    """Whether the exact lane stores the number as it is: no rounding, in range."""
+    if number is None:
+        return False
+    with localcontext() as context:
+        context.prec = 100
+        return abs(number) < Decimal(10) ** (precision - scale) and number == number.quantize(Decimal(1).scaleb(-scale))
+
+
+def _check(values: list[float], precision: int, scale: int) -> None:
+    converted, flagged = arrowlane._normalise(_route(precision, scale), pa.array(values, pa.float64()), "UTC")
+    assert flagged is not None
+    for value, got, odd in zip(values, converted.to_pylist(), flagged.to_pylist(), strict=True):
+        exact = Decimal(repr(value)) if math.isfinite(value) else None
+        storable = _storable(exact, precision, scale)
+        if not odd:
+            assert storable and got == exact, (value, precision, scale, got)
+        elif storable and abs(value) * 10 ** scale < 2 ** 51:
+            # Flagging is always safe (the exact lane takes the value), but below 2^51 the
+            # lane must take every value that needs no rounding: else it is slow for nothing.
+            raise AssertionError(f"{value!r} into numeric({precision},{scale}) left to the exact lane")
+
+
+def test_numeric_edges() -> None:
+    edges = [2.675, 1234.565, 0.1, 0.2, 0.3, 0.30000000000000004, -0.0, 0.0, 12.0, 99.995, 99.99, -99.99, 0.07,
+             0.125, 1e16, 1e-7, 5e-324, 1.5e300, math.inf, -math.inf, math.nan, 9999999999.99, 10000000000.0,
+             -9999999999.99, 2.0**52 / 100, 2.0**53, 1.005, 8.325, 0.015, 4503599627370.49, 45035996273704.96]
+    for precision, scale in _NUMERICS:
+        _check(edges, precision, scale)
+
+
+@settings(max_examples=300, deadline=None)
+@given(cents=st.lists(st.integers(-10**14, 10**14), min_size=1, max_size=50),
+       places=st.integers(0, 6), numeric=st.sampled_from(_NUMERICS))
+def test_numeric_decimals_typed_as_doubles(cents: list[int], places: int, numeric: tuple[int, int]) -> None:
+    """Values as applications write them: decimals of a few places, stored as REAL."""
+    _check([c / 10**places for c in cents], *numeric)
+
+
+@settings(max_examples=300, deadline=None)
+@given(bits=st.lists(st.integers(0, 2**64 - 1), min_size=1, max_size=50), numeric=st.sampled_from(_NUMERICS))
+def test_numeric_any_double(bits: list[int], numeric: tuple[int, int]) -> None:
+    """Every double, NaN, infinities and subnormals included."""
+    _check([struct.unpack("<d", struct.pack("<Q", b))[0] for b in bits], *numeric)
+
+
+def test_numeric_scales_past_what_the_arithmetic_takes_go_to_the_exact_lane() -> None:
+    assert arrowlane.takes(_route(38, 15).column)
+    assert not arrowlane.takes(_route(38, 16).column)
+    negative = TargetType("numeric(5,-2)", Kind.NUMERIC, precision=5, scale=-2)
+    assert not arrowlane.takes(ColumnPlan("v", "v", "NUMERIC(5,-2)", negative))
+
+
+def test_trailing_zeros_are_not_rounding() -> None:
+    """The exact lane's count of rounded values, which the columnar lane's must match."""
+    assert not normalise.needs_rounding(12.0, 0)
+    assert not normalise.needs_rounding(0.0, 0)
+    assert not normalise.needs_rounding("1.500", 1)
+    assert not normalise.needs_rounding("0.000", 0)
+    assert normalise.needs_rounding(12.5, 0)
+    assert normalise.needs_rounding("1.2345", 3)
+    assert normalise.needs_rounding(2.675, 2)
