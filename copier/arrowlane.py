@@ -152,6 +152,28 @@ def dated(column: ColumnPlan) -> bool:
     return column.type.kind in (Kind.DATE, Kind.TIMESTAMP, Kind.TIMESTAMPTZ)
 
 
+# Batches are cut at about this many bytes, and at most MAX_BATCH_ROWS rows: a range holds
+# a batch as read, its normalised copy and its COPY bytes at once, two or three deep, so
+# rows of 3 KB at 8,192 a batch took 600 MB. 8,192 rows: per-batch costs vanish.
+BATCH_BYTES = 2 * 2**20
+MAX_BATCH_ROWS = 8_192
+_SIZE_SAMPLE = 256
+
+
+def row_size_sql(table: str, columns: Sequence[str], rowid: str, first: int, last: int) -> str:
+    """SQL: the widest row of a sample at the start of a rowid range, in bytes as stored
+    (text and blobs; numbers as their text), plus 8 a value (Arrow's fixed widths, offsets)."""
+    width = " + ".join(f"coalesce(length(CAST({quote_sqlite(c)} AS BLOB)), 0)" for c in columns) or "0"
+    listed = ", ".join(quote_sqlite(c) for c in columns) or "NULL"
+    return (f"SELECT max({width}) + {8 * len(columns)} FROM (SELECT {listed} FROM {quote_sqlite(table)} "
+            f"WHERE {rowid} BETWEEN {int(first)} AND {int(last)} LIMIT {_SIZE_SAMPLE})")
+
+
+def batch_rows(widest: int | None) -> int:
+    """Rows per batch for rows up to `widest` bytes (None: an empty range)."""
+    return MAX_BATCH_ROWS if not widest else max(1, min(MAX_BATCH_ROWS, BATCH_BYTES // widest))
+
+
 def census_sql(plan: TablePlan, rowid: str, columns: Sequence[ColumnPlan], first: int, last: int,
                sample: int = 256) -> str:
     """SQL: a sample at the start of a rowid range of the dated columns: per column its
@@ -343,5 +365,6 @@ def _timestamp(route: Route, moments: pa.Array, flagged: pa.Array) -> tuple[pa.A
     return moments, flagged
 
 
-__all__ = ["Form", "Route", "Split", "batch_schema", "census_sql", "dated", "dominant_form", "drop_witness",
-           "exact_only_reason", "guarded_sql", "lane_columns", "routes_for", "split_batch", "takes"]
+__all__ = ["BATCH_BYTES", "MAX_BATCH_ROWS", "Form", "Route", "Split", "batch_rows", "batch_schema", "census_sql",
+           "dated", "dominant_form", "drop_witness", "exact_only_reason", "guarded_sql", "lane_columns", "routes_for",
+           "row_size_sql", "split_batch", "takes"]

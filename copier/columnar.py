@@ -12,7 +12,7 @@ flagged rowids, at most EXACT_KEYS_LIMIT of them, whatever the table."""
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,9 +33,6 @@ from .reader import KeyRange
 from .rejects import RejectSink
 from .writer import TableWriter
 
-# Rows per Arrow batch (and per COPY): big enough that per-batch costs vanish, small
-# enough that the two or three batches in flight per process stay a few MB each.
-BATCH_ROWS = 8_192
 # Flagged rows are read again by rowid this many at a time, once the range's COPY is done.
 EXACT_PAGE_ROWS = 5_000
 # Flagged rowids held while a range's COPY streams; past this, the exact lane takes the range.
@@ -147,9 +144,15 @@ class ArrowQuery:
         try:
             self.statement.set_options(**{"adbc.sqlite.query.batch_rows": str(batch_rows)})
             self._execute(sql)
+            self.first = True
         except Exception as exc:
             self.healthy = False
             raise ColumnarDeclined(f"{type(exc).__name__}: {exc}") from None
+
+    def batch_rows(self, table: str, columns: Sequence[str], rowid: str, key_range: KeyRange) -> int:
+        """Rows per batch for the range, from the width of its first rows (arrowlane.batch_rows)."""
+        (widest,), = self.rows(arrowlane.row_size_sql(table, columns, rowid, key_range.first, key_range.last))
+        return arrowlane.batch_rows(widest if isinstance(widest, int) else None)
 
     def next(self) -> pa.RecordBatch | None:
         """The next batch, or None at the end."""
@@ -206,7 +209,8 @@ class BatchSource:
             self.schema = arrowlane.batch_schema(self.routes)
             self.encoder = pgpq.ArrowToPostgresBinaryEncoder(self.schema)
             self.query.start(arrowlane.guarded_sql(spec.table, self.routes, rowid, key_range.first, key_range.last),
-                             BATCH_ROWS)
+                             self.query.batch_rows(spec.table.source.name, [c.source for c in columns], rowid,
+                                                   key_range))
         except BaseException:
             self.query.close()
             raise
@@ -318,4 +322,4 @@ class ExactRows:
         return convert_page(rows, self.converters, 1)
 
 
-__all__ = ["BATCH_ROWS", "ArrowQuery", "ColumnarDeclined", "chunks", "copy_parts", "load_columnar", "release_idle"]
+__all__ = ["ArrowQuery", "ColumnarDeclined", "chunks", "copy_parts", "load_columnar", "release_idle"]

@@ -520,7 +520,7 @@ async def _ship_columnar(path: Path, connection: asyncpg.Connection, table: Tabl
         def start() -> ArrowQuery:
             query = ArrowQuery(path, busy_timeout)
             try:
-                query.start(sql, _VERIFY_BATCH_ROWS)
+                query.start(sql, query.batch_rows(table.source.name, columns, rowid, key_range))
             except BaseException:
                 query.close()
                 raise

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import copier
-from copier import columnar, source
+from copier import arrowlane, columnar, source
 from copier.settings import IfExists, Lane, Settings
 from copier.stats import RunStats
 
@@ -173,7 +173,7 @@ def test_both_lanes_give_the_same_values(tables: dict[str, list[object]], zone: 
                                          tmp_path_factory: pytest.TempPathFactory,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     tmp = tmp_path_factory.mktemp("lanes")
-    monkeypatch.setattr(columnar, "BATCH_ROWS", 3)  # several batches per table, types changing between them
+    monkeypatch.setattr(arrowlane, "MAX_BATCH_ROWS", 3)  # several batches per table, types changing between them
     assert_lanes_agree(write_source(tmp / "s.db", tables), target, tmp, source_tz=zone)
 
 
@@ -228,14 +228,14 @@ def test_typical_values_take_the_columnar_lane(tmp_path: Path, target: Target) -
 ])
 def test_each_guard(table: str, typical: object, odd: object, in_columnar: int, tmp_path: Path,
                     target: Target, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(columnar, "BATCH_ROWS", 2)
+    monkeypatch.setattr(arrowlane, "MAX_BATCH_ROWS", 2)
     values = [typical, typical, None, odd, typical, typical, typical, typical]
     stats = assert_lanes_agree(write_source(tmp_path / "s.db", {table: values}), target, tmp_path)
     assert stats.tables[table].columnar == in_columnar
 
 
 def test_an_all_null_first_batch(tmp_path: Path, target: Target, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(columnar, "BATCH_ROWS", 4)
+    monkeypatch.setattr(arrowlane, "MAX_BATCH_ROWS", 4)
     tables: dict[str, Sequence[object]] = {
         "t_text": [None] * 9 + ["late", "text"], "t_integer": [None] * 9 + [5, 6],
         "t_moment": [None] * 9 + ["2021-03-04 05:06:07", "2021-03-05 05:06:07"],
@@ -249,7 +249,7 @@ def test_an_all_null_first_batch(tmp_path: Path, target: Target, monkeypatch: py
 @pytest.mark.parametrize("zone", ZONES)
 def test_wall_times_around_daylight_saving(zone: str, tmp_path: Path, target: Target,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(columnar, "BATCH_ROWS", 2)
+    monkeypatch.setattr(arrowlane, "MAX_BATCH_ROWS", 2)
     start = datetime(2021, 1, 1, tzinfo=UTC)
     hours = [(start + timedelta(minutes=30 * n)).strftime("%Y-%m-%d %H:%M:%S") for n in range(0, 17520, 7)]
     edges = ["2021-03-14 02:30:00", "2021-11-07 01:30:00", "2021-03-28 02:30:00", "2021-10-31 02:30:00",
@@ -291,12 +291,46 @@ def test_many_flagged_rows_hand_the_range_to_the_exact_lane(tmp_path: Path, targ
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """Flagged rowids wait while the range's COPY streams; past the limit, the exact lane
     takes the whole range (the columnar COPY is undone), and the result is the same."""
-    monkeypatch.setattr(columnar, "BATCH_ROWS", 2)
+    monkeypatch.setattr(arrowlane, "MAX_BATCH_ROWS", 2)
     monkeypatch.setattr(columnar, "EXACT_KEYS_LIMIT", 2)
     tables: dict[str, list[object]] = {"t_integer": [1, "a", 2, "b", 3, "c", 4, 5]}
     stats = assert_lanes_agree(write_source(tmp_path / "s.db", tables), target, tmp_path)
     assert stats.tables["t_integer"].columnar == 0
     assert stats.tables["t_integer"].rejected == 3
+
+
+def test_batches_are_cut_by_bytes_for_wide_rows(tmp_path: Path, target: Target,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows of 4 KB at 8,192 a batch held 600 MB in the lane and in verify: a batch is cut at
+    about arrowlane.BATCH_BYTES, from the widest rows at the start of its range."""
+    read: list[tuple[int, int]] = []  # (rows, bytes) of each batch the C reader gives
+    next_batch = columnar.ArrowQuery.next
+
+    def measured(query: columnar.ArrowQuery) -> Any:
+        batch = next_batch(query)
+        if batch is not None:
+            read.append((batch.num_rows, batch.nbytes))
+        return batch
+
+    monkeypatch.setattr(columnar.ArrowQuery, "next", measured)
+    wide = ["x" * 4000 + str(n) for n in range(3000)]
+    source = write_source(tmp_path / "s.db", {"t_text": wide, "t_integer": list(range(3000))})
+    stats = load(source, target, Lane.COLUMNAR, target.schema, tmp_path)
+    assert stats.tables["t_text"].columnar == 3000
+    assert len([rows for rows, _ in read if rows > 1]) > 2  # the wide table came in several batches
+    assert max(size for _, size in read) <= 1.5 * arrowlane.BATCH_BYTES
+    assert (3000, ) in [(rows,) for rows, _ in read]  # narrow rows: one batch for the whole table
+    read.clear()
+    checks = anyio.run(copier.verify, source, Settings(dsn=target.dsn, schema=target.schema, quiet=True))
+    assert sorted(c.table for c in checks if c.ok and c.content_equal) == ["t_integer", "t_text"]
+    assert read and max(size for _, size in read) <= 1.5 * arrowlane.BATCH_BYTES
+
+
+def test_batch_rows_follow_the_widest_row() -> None:
+    assert arrowlane.batch_rows(None) == arrowlane.MAX_BATCH_ROWS
+    assert arrowlane.batch_rows(100) == arrowlane.MAX_BATCH_ROWS
+    assert arrowlane.batch_rows(4096) == arrowlane.BATCH_BYTES // 4096 == 512
+    assert arrowlane.batch_rows(100 * 2**20) == 1
 
 
 def test_reader_connections_are_reused_and_closed_at_the_end(tmp_path: Path, target: Target,
