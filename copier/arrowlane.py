@@ -269,8 +269,10 @@ def split_batch(batch: pa.RecordBatch, routes: Sequence[Route], source_tz: str) 
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, ValueError):
         return Split(None, keys.to_pylist())
     assert exact is not None
-    columnar = pa.RecordBatch.from_arrays(arrays, schema=batch_schema(routes)).filter(pc.invert(exact))
-    return Split(columnar, keys.filter(exact).to_pylist())
+    columnar = pa.RecordBatch.from_arrays(arrays, schema=batch_schema(routes))
+    if not pc.any(exact).as_py():  # the usual batch: no copy of it without its flagged rows
+        return Split(columnar, [])
+    return Split(columnar.filter(pc.invert(exact)), keys.filter(exact).to_pylist())
 
 
 _INT_LIMITS = {Kind.INT2: (-2**15, 2**15 - 1), Kind.INT4: (-2**31, 2**31 - 1)}
