@@ -173,6 +173,8 @@ def batch_text_forms(batch: pa.RecordBatch, usual: Sequence[str], binary: Sequen
             values.append(array if storage in TYPED else array.cast(pa.string()))
         odd = left_out if odd is None else pc.or_(odd, left_out)
     assert odd is not None, "a table has columns"
+    if not pc.any(odd).as_py():  # the usual batch: no copy of it without its odd rows
+        return FormedBatch(values, [])
     keep = pc.invert(odd)
     return FormedBatch([v.filter(keep) for v in values], keys.filter(odd).to_pylist())
 
