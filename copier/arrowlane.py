@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .casting import Kind
-from .crosscheck import WITNESS, holds_nul
+from .crosscheck import WITNESS, holds_nul, presence_sql, present
 from .ident import quote_sqlite
 from .planning import ColumnPlan, TablePlan
 
@@ -211,18 +211,19 @@ def routes_for(plan: TablePlan, columns: Sequence[ColumnPlan], forms: dict[str, 
 
 def guarded_sql(plan: TablePlan, routes: Sequence[Route], rowid: str, first: int, last: int) -> str:
     """SQL reading a rowid range for the lane: the rowid; each column's value where its
-    storage class is the expected one, else NULL; then, for each column that may hold
-    NULL, whether it does not (so that a NULL read can be told from a value left out).
+    storage class is the expected one, else NULL; then whether each column that may hold
+    NULL does not, as bits (crosscheck.presence_sql), so that a NULL read can be told from
+    a value left out.
 
     The Arrow reader takes each column's type from its first batch (and fails when a later
     batch differs), so the first row is a witness: a NULL rowid and a value of the right
     storage class in every column. drop_witness removes it."""
     values = [r.read() for r in routes]
-    present = [f"{r.sql} IS NOT NULL" for r in routes if r.nullable]
+    presence = presence_sql([r.column.source for r in routes if r.nullable])
     # Named, so that the batch's column names are distinct.
     witness = ", ".join(f"{value} AS c{i}" for i, value in enumerate(
-        ["NULL", *(r.witness() for r in routes), *("1" for r in routes if r.nullable)]))
-    return (f"SELECT {witness} UNION ALL SELECT {', '.join([rowid, *values, *present])} "
+        ["NULL", *(r.witness() for r in routes), *("0" for _ in presence)]))
+    return (f"SELECT {witness} UNION ALL SELECT {', '.join([rowid, *values, *presence])} "
             f"FROM {quote_sqlite(plan.source.name)} WHERE {rowid} BETWEEN {int(first)} AND {int(last)}")
 
 
@@ -253,14 +254,14 @@ def split_batch(batch: pa.RecordBatch, routes: Sequence[Route], source_tz: str) 
     daylight-saving gap) goes wholly to the exact lane, which finds the bad values."""
     keys = batch.column(0)
     values = batch.columns[1:1 + len(routes)]
-    present = iter(batch.columns[1 + len(routes):])
+    presence = iter(present(batch.columns[1 + len(routes):], sum(r.nullable for r in routes)))
     exact = None
     arrays = []
     try:
         for route, array in zip(routes, values):
             left_out = pc.is_null(array)
             if route.nullable:
-                left_out = pc.and_(left_out, pc.not_equal(next(present), 0))
+                left_out = pc.and_(left_out, next(presence))
             converted, unusual = _normalise(route, array, source_tz)
             if unusual is not None:
                 left_out = pc.or_(left_out, pc.fill_null(unusual, False))  # NULL values are never unusual

@@ -117,6 +117,27 @@ def _read_expression(column: str, usual: str, kind: Kind) -> str:
 WITNESS = {"integer": "0", "real": "0.0", "text": "''", "blob": "x''"}
 
 
+# Whether each nullable column's value is not NULL, as the bits of an integer (63 columns
+# an integer) rather than a column each: the reader then appends one value a row, not one
+# a column (10 % of the read of a table with two such columns).
+_PRESENCE_BITS = 63
+
+
+def presence_sql(columns: Sequence[str]) -> list[str]:
+    """SQL: integers; bit i % 63 of the (i // 63)-th says whether columns[i] is not NULL."""
+    return [" + ".join(f"({quote_sqlite(c)} IS NOT NULL) * {1 << bit}"
+                       for bit, c in enumerate(columns[start:start + _PRESENCE_BITS]))
+            for start in range(0, len(columns), _PRESENCE_BITS)]
+
+
+def present(masks: Sequence[pa.Array], count: int) -> list[pa.Array]:
+    """For each of the `count` columns of presence_sql, whether its value is not NULL."""
+    import pyarrow.compute as pc
+
+    return [pc.not_equal(pc.bit_wise_and(masks[i // _PRESENCE_BITS], 1 << (i % _PRESENCE_BITS)), 0)
+            for i in range(count)]
+
+
 def census_sql(table: str, columns: Sequence[str], sample: int = 256) -> str:
     select = ", ".join(f"typeof({quote_sqlite(c)})" for c in columns)
     return f"SELECT {select} FROM {quote_sqlite(table)} LIMIT {int(sample)}"
@@ -124,17 +145,17 @@ def census_sql(table: str, columns: Sequence[str], sample: int = 256) -> str:
 
 def read_sql(table: str, columns: Sequence[str], usual: Sequence[str], kinds: Sequence[Kind],
              nullable: Sequence[bool], rowid: str, first: int, last: int, alias: str | None = None) -> str:
-    """SQL: the rowid; each column's value in its usual class (else NULL); then, for each
-    column that may hold NULL, whether it does not (so that a value left out can be told
-    from a NULL). The first row is a witness of the column types for the Arrow reader
+    """SQL: the rowid; each column's value in its usual class (else NULL); then whether each
+    column that may hold NULL does not, as bits (presence_sql), so that a value left out can
+    be told from a NULL. The first row is a witness of the column types for the Arrow reader
     (see arrowlane.guarded_sql)."""
     # The INTEGER PRIMARY KEY (`alias`) is the rowid: an integer, never NULL, read as is.
     values = [quote_sqlite(c) if c == alias and u == "integer" else _read_expression(c, u, k)
               for c, u, k in zip(columns, usual, kinds)]
-    present = [f"{quote_sqlite(c)} IS NOT NULL" for c, n in zip(columns, nullable) if n]
+    presence = presence_sql([c for c, n in zip(columns, nullable) if n])
     witness = ", ".join(f"{v} AS c{i}" for i, v in enumerate(
-        ["NULL", *(WITNESS[u] for u in usual), *("1" for _ in present)]))
-    return (f"SELECT {witness} UNION ALL SELECT {', '.join([rowid, *values, *present])} FROM {quote_sqlite(table)} "
+        ["NULL", *(WITNESS[u] for u in usual), *("0" for _ in presence)]))
+    return (f"SELECT {witness} UNION ALL SELECT {', '.join([rowid, *values, *presence])} FROM {quote_sqlite(table)} "
             f"WHERE {rowid} BETWEEN {int(first)} AND {int(last)}")
 
 
@@ -153,14 +174,14 @@ def batch_text_forms(batch: pa.RecordBatch, usual: Sequence[str], binary: Sequen
     import pyarrow.compute as pc
 
     keys = batch.column(0)
-    present = iter(batch.columns[1 + len(usual):])
+    presence = iter(present(batch.columns[1 + len(usual):], sum(nullable)))
     odd = None
     values: list[pa.Array] = []
     for i, storage in enumerate(usual):
         array = batch.column(1 + i)
         left_out = pc.is_null(array)
         if nullable[i]:
-            left_out = pc.and_(left_out, pc.not_equal(next(present), 0))
+            left_out = pc.and_(left_out, next(presence))
         if storage == "text":
             try:
                 array.validate(full=True)

@@ -86,3 +86,27 @@ def test_trailing_zeros_are_not_rounding() -> None:
     assert normalise.needs_rounding(12.5, 0)
     assert normalise.needs_rounding("1.2345", 3)
     assert normalise.needs_rounding(2.675, 2)
+
+
+def test_presence_bits_across_several_integers() -> None:
+    """Which values are NULL, for 130 nullable columns (three integers of bits), against
+    what Python's sqlite3 reads."""
+    import random
+    import sqlite3
+
+    from copier import crosscheck
+
+    columns = [f"c{i}" for i in range(130)]
+    connection = sqlite3.connect(":memory:")
+    connection.execute(f"CREATE TABLE t ({', '.join(columns)})")
+    chance = random.Random(7)
+    rows = [tuple(None if chance.random() < 0.3 else chance.choice([0, "x", 1.5, b"\x00"]) for _ in columns)
+            for _ in range(50)]
+    rows.append((None,) * len(columns))
+    rows.append((1,) * len(columns))
+    connection.executemany(f"INSERT INTO t VALUES ({', '.join('?' * len(columns))})", rows)
+    masks = connection.execute(f"SELECT {', '.join(crosscheck.presence_sql(columns))} FROM t ORDER BY rowid").fetchall()
+    assert len(masks[0]) == 3
+    flags = crosscheck.present([pa.array([m[i] for m in masks], pa.int64()) for i in range(3)], len(columns))
+    assert [[flags[c][r].as_py() for c in range(len(columns))] for r in range(len(rows))] == \
+        [[v is not None for v in row] for row in rows]

@@ -326,6 +326,33 @@ def test_batches_are_cut_by_bytes_for_wide_rows(tmp_path: Path, target: Target,
     assert read and max(size for _, size in read) <= 1.5 * arrowlane.BATCH_BYTES
 
 
+def test_more_nullable_columns_than_bits_in_an_integer(tmp_path: Path, target: Target) -> None:
+    """Which values are NULL travels as bits, 63 columns an integer: with 70 nullable columns,
+    a NULL and a value left out (text in an INTEGER column) past the 63rd are told apart, in
+    the load and in verify."""
+    columns = [f"c{i}" for i in range(70)]
+    path = tmp_path / "wide.db"
+    connection = sqlite3.connect(path)
+    connection.execute(f"CREATE TABLE wide (id INTEGER PRIMARY KEY, {', '.join(f'{c} INTEGER' for c in columns)})")
+    rows: list[tuple[object, ...]] = [(key, *(key * 100 + i for i in range(70))) for key in range(1, 3001)]
+    rows[10] = (11, *[None] * 65, "not a number", *[None] * 4)  # c65 left out, the others NULL
+    rows[20] = (21, *range(66), None, 1, 2, 3)  # c66 NULL
+    connection.executemany(f"INSERT INTO wide VALUES ({', '.join('?' * 71)})", rows)
+    connection.commit()
+    connection.close()
+    exact = load(path, target, Lane.EXACT, f"{target.schema}_exact", tmp_path)
+    columnar = load(path, target, Lane.COLUMNAR, f"{target.schema}_columnar", tmp_path)
+    assert (columnar.tables["wide"].columnar, columnar.tables["wide"].rejected) == (2999, 1)
+    assert exact.tables["wide"].rejected == 1
+    listed = ", ".join(columns)
+    assert (target.fetch(f'SELECT id, {listed} FROM "{target.schema}_columnar".wide ORDER BY id')
+            == target.fetch(f'SELECT id, {listed} FROM "{target.schema}_exact".wide ORDER BY id'))
+    assert target.fetch(f'SELECT c65, c66, c67 FROM "{target.schema}_columnar".wide WHERE id = 21')[0] == (65, None, 1)
+    checks = anyio.run(copier.verify, path, Settings(dsn=target.dsn, schema=f"{target.schema}_columnar", quiet=True,
+                                                     reject_file=tmp_path / f"{target.schema}_columnar.rejects.jsonl"))
+    assert [(c.ok, c.content_equal, c.rejected) for c in checks] == [(True, True, 1)]
+
+
 def test_batch_rows_follow_the_widest_row() -> None:
     assert arrowlane.batch_rows(None) == arrowlane.MAX_BATCH_ROWS
     assert arrowlane.batch_rows(100) == arrowlane.MAX_BATCH_ROWS
