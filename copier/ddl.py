@@ -43,17 +43,27 @@ def create_index(schema: str, table: TablePlan, index: IndexPlan) -> str:
 
 
 HAS_PRIMARY_KEY = "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = $1::regclass AND contype = 'p')"
-HAS_CONSTRAINT = "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = $1::regclass AND conname = $2)"
+# NULL where the table has no such constraint, else whether it is validated.
+CONSTRAINT_VALIDATED = "SELECT convalidated FROM pg_constraint WHERE conrelid = $1::regclass AND conname = $2"
 
 
-def add_foreign_key(schema: str, fk: ForeignKeyPlan) -> str:
+def add_foreign_key(schema: str, fk: ForeignKeyPlan, *, not_valid: bool = False) -> str:
+    """ADD FOREIGN KEY; NOT VALID skips the check of the rows (validate_constraint does it)."""
     columns = ", ".join(quote_ident(c) for c in fk.columns)
     ref_columns = ", ".join(quote_ident(c) for c in fk.ref_columns)
     on_delete = fk.on_delete.upper() if fk.on_delete.upper() in _ACTIONS else "NO ACTION"
     on_update = fk.on_update.upper() if fk.on_update.upper() in _ACTIONS else "NO ACTION"
     return (f"ALTER TABLE {qualified(schema, fk.target)} ADD CONSTRAINT {quote_ident(fk.name)} "
             f"FOREIGN KEY ({columns}) REFERENCES {qualified(schema, fk.ref_target)} ({ref_columns}) "
-            f"ON DELETE {on_delete} ON UPDATE {on_update}")
+            f"ON DELETE {on_delete} ON UPDATE {on_update}" + (" NOT VALID" if not_valid else ""))
+
+
+def validate_constraint(schema: str, table: str, name: str) -> str:
+    return f"ALTER TABLE {qualified(schema, table)} VALIDATE CONSTRAINT {quote_ident(name)}"
+
+
+def drop_constraint(schema: str, table: str, name: str) -> str:
+    return f"ALTER TABLE {qualified(schema, table)} DROP CONSTRAINT IF EXISTS {quote_ident(name)}"
 
 
 def plan_sql(plan: MigrationPlan) -> str:

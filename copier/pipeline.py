@@ -26,7 +26,7 @@ from .errors import ExitCode, SourceError, TargetError, VerifyError
 from .faults import describe_pg_error
 from .ident import qualified, quote_ident
 from .load import task_group
-from .planning import ExistingTable, MigrationPlan, TablePlan, build_plan
+from .planning import ExistingTable, ForeignKeyPlan, MigrationPlan, TablePlan, build_plan
 from .progress import Progress, TableBar, make_progress
 from .rejects import RejectLog
 from .resume import Need, TableState, interrupted, resume_needs
@@ -498,28 +498,72 @@ async def _add_foreign_keys(run: Run) -> None:
 
 
 async def _add_each_foreign_key(run: Run, advance: Callable[[int], None]) -> None:
+    """Each foreign key added NOT VALID (no check of the rows: a moment's lock on both
+    tables), then validated, the keys of different tables at once: a validation locks its
+    own table against writes only, and the referenced one against nothing this run does
+    (the 1M finance file's three: 0.31 -> 0.25 s, median of 3). A key an interrupted run left
+    unvalidated is validated now. The refused ones are dropped last, one at a time (a drop
+    locks the referenced table too, which another table's validation may hold)."""
     schema = run.plan.schema
+    to_validate: dict[str, list[ForeignKeyPlan]] = {}
     async with run.pool.acquire() as connection:
         for fk in run.plan.foreign_keys:
-            advance(1)
             child = run.stats.tables.get(fk.table)
             parent = run.stats.tables.get(fk.ref_table)
             if child is None or child.status is not TableStatus.DONE:
+                advance(1)
                 continue
             if parent is not None and parent.status is not TableStatus.DONE:
                 child.warnings.append(f"foreign key {fk.name} not added: {fk.ref_table} was not loaded")
+                advance(1)
                 continue
-            if await connection.fetchval(ddl.HAS_CONSTRAINT, qualified(schema, fk.target), fk.name):
+            validated = await connection.fetchval(ddl.CONSTRAINT_VALIDATED, qualified(schema, fk.target), fk.name)
+            if validated:
+                advance(1)
                 continue  # added by the run this one resumes
-            try:
-                await connection.execute(ddl.add_foreign_key(schema, fk))
-            except asyncpg.ForeignKeyViolationError:
-                orphans = await connection.fetchval(ddl.count_orphans(schema, fk))
-                child.warnings.append(
-                    f"foreign key {fk.name} not added: {orphans} row(s) reference missing {fk.ref_table} rows "
-                    "(SQLite did not enforce it)")
-            except asyncpg.PostgresError as exc:
-                child.warnings.append(f"foreign key {fk.name} not added: {describe_pg_error(exc)}")
+            if validated is None:
+                try:
+                    await connection.execute(ddl.add_foreign_key(schema, fk, not_valid=True))
+                except asyncpg.PostgresError as exc:
+                    child.warnings.append(f"foreign key {fk.name} not added: {describe_pg_error(exc)}")
+                    advance(1)
+                    continue
+            to_validate.setdefault(fk.table, []).append(fk)
+
+    refused: list[tuple[ForeignKeyPlan, asyncpg.PostgresError]] = []
+
+    async def validate(keys: list[ForeignKeyPlan]) -> None:
+        async with run.pool.acquire() as connection:
+            for fk in keys:
+                try:
+                    await connection.execute(ddl.validate_constraint(schema, fk.target, fk.name))
+                except asyncpg.PostgresError as exc:
+                    refused.append((fk, exc))
+                advance(1)
+
+    async with task_group() as group:
+        for keys in to_validate.values():
+            group.start_soon(validate, keys)
+    if refused:
+        async with run.pool.acquire() as connection:
+            for fk, error in refused:
+                await _refuse_foreign_key(run, connection, fk, error)
+
+
+async def _refuse_foreign_key(run: Run, connection: asyncpg.Connection, fk: ForeignKeyPlan,
+                              error: asyncpg.PostgresError) -> None:
+    """A foreign key PostgreSQL would not validate: dropped, and why said as the table's warning."""
+    schema, child = run.plan.schema, run.stats.tables[fk.table]
+    if isinstance(error, asyncpg.ForeignKeyViolationError):
+        orphans = await connection.fetchval(ddl.count_orphans(schema, fk))
+        why = f"{orphans} row(s) reference missing {fk.ref_table} rows (SQLite did not enforce it)"
+    else:
+        why = describe_pg_error(error)
+    try:
+        await connection.execute(ddl.drop_constraint(schema, fk.target, fk.name))
+    except asyncpg.PostgresError as drop_error:
+        why += f"; it is left NOT VALID, as dropping it failed: {describe_pg_error(drop_error)}"
+    child.warnings.append(f"foreign key {fk.name} not added: {why}")
 
 
 async def _create_views(run: Run) -> None:

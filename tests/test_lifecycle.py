@@ -1,5 +1,6 @@
 """A table's life in the cases no other test reaches: WITHOUT ROWID tables over many pages,
-resuming a table left `loaded`, a foreign key to a table that already exists, the source
+resuming a table left `loaded`, foreign keys validated at once or left unvalidated by an
+interrupted run, a foreign key to a table that already exists, the source
 changing under worker processes, non-default --jobs/--queue-depth, and proof that worker
 processes did the loading."""
 
@@ -59,6 +60,53 @@ def test_resume_finishes_the_keys_of_a_table_left_loaded(tmp_path: Path, target:
     assert "Track: already loaded by the interrupted run" in notes
     assert target.fetchval("SELECT status FROM copier.tables WHERE target_schema = $1 AND source_table = 'Track'",
                            target.schema) == "done"
+
+
+def _foreign_keys(target: Target) -> dict[str, bool]:
+    """Each foreign key of the schema, and whether PostgreSQL has validated it."""
+    return {r[0]: r[1] for r in target.fetch("SELECT conname, convalidated FROM pg_constraint WHERE contype = 'f' "
+                                             "AND connamespace = $1::regnamespace", target.schema)}
+
+
+def test_foreign_keys_of_several_tables_validated_at_once_orphans_refused(tmp_path: Path, target: Target) -> None:
+    """Keys are added NOT VALID, then validated a table at a time in parallel: the refused
+    ones (orphans in two tables, and one of a table's two keys) are dropped and named, the
+    others end validated, and no key is left unvalidated."""
+    source = sqlite_db(tmp_path / "fk.db", "CREATE TABLE p (id INTEGER PRIMARY KEY)",
+                       "CREATE TABLE q (id INTEGER PRIMARY KEY)",
+                       "CREATE TABLE a (id INTEGER PRIMARY KEY, p_id INTEGER REFERENCES p(id), "
+                       "q_id INTEGER REFERENCES q(id))",
+                       "CREATE TABLE b (id INTEGER PRIMARY KEY, p_id INTEGER REFERENCES p(id))",
+                       "CREATE TABLE c (id INTEGER PRIMARY KEY, a_id INTEGER REFERENCES a(id))",
+                       rows={"p": [(1,), (2,)], "q": [(1,)], "a": [(1, 1, 1), (2, 2, 7)], "b": [(1, 1), (2, 9), (3, 8)],
+                             "c": [(1, 1), (2, 2)]})
+    report = tmp_path / "r.json"
+    result = migrate(target, source, "--report", report)
+    assert result.exit_code == 1, result.output
+    assert _foreign_keys(target) == {"a_p_id_fkey": True, "c_a_id_fkey": True}
+    warnings = {t["table"]: t["warnings"] for t in json.loads(report.read_text())["tables"]}
+    assert warnings["a"] == ["foreign key a_q_id_fkey not added: 1 row(s) reference missing q rows "
+                             "(SQLite did not enforce it)"]
+    assert warnings["b"] == ["foreign key b_p_id_fkey not added: 2 row(s) reference missing p rows "
+                             "(SQLite did not enforce it)"]
+    assert warnings["c"] == [] and warnings["p"] == []
+    # Nothing is written to a table whose key was refused: a NOT VALID key would refuse it.
+    target.execute(f'INSERT INTO "{target.schema}".b VALUES (4, 42)')
+
+
+def test_resume_validates_a_foreign_key_an_interrupted_run_left_not_valid(tmp_path: Path, target: Target) -> None:
+    source = sqlite_db(tmp_path / "fk.db", "CREATE TABLE p (id INTEGER PRIMARY KEY)",
+                       "CREATE TABLE c (id INTEGER PRIMARY KEY, p_id INTEGER REFERENCES p(id))",
+                       rows={"p": [(1,)], "c": [(1, 1)]})
+    assert migrate(target, source).exit_code == 0
+    # As if the run stopped between adding the key (NOT VALID) and validating it.
+    target.execute(f'ALTER TABLE "{target.schema}".c DROP CONSTRAINT c_p_id_fkey')
+    target.execute(f'ALTER TABLE "{target.schema}".c ADD CONSTRAINT c_p_id_fkey FOREIGN KEY (p_id) '
+                   f'REFERENCES "{target.schema}".p (id) NOT VALID')
+    assert _foreign_keys(target) == {"c_p_id_fkey": False}
+    result = migrate(target, source, "--resume")
+    assert result.exit_code == 0, result.output
+    assert _foreign_keys(target) == {"c_p_id_fkey": True}
 
 
 def test_a_foreign_key_to_a_table_that_already_exists(tmp_path: Path, target: Target) -> None:
