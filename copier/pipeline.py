@@ -3,6 +3,7 @@ order, add foreign keys, verify. Stops cleanly on SIGINT/SIGTERM, and resumes.""
 
 from __future__ import annotations
 
+import importlib
 import math
 import signal
 import sys
@@ -25,12 +26,12 @@ from .catalog import Catalog
 from .errors import ExitCode, SourceError, TargetError, VerifyError
 from .faults import describe_pg_error
 from .ident import qualified, quote_ident
-from .load import task_group
+from .load import COLUMNAR_MIN_ROWS, task_group
 from .planning import ExistingTable, ForeignKeyPlan, MigrationPlan, TablePlan, build_plan
 from .progress import Progress, TableBar, make_progress
 from .rejects import RejectLog
 from .resume import Need, TableState, interrupted, resume_needs
-from .settings import IfExists, Settings
+from .settings import IfExists, Lane, Settings
 from .stats import RunStats, TableStats, TableStatus
 from .tableload import (
     GROUP_MAX_TABLES,
@@ -154,6 +155,10 @@ async def _catalog_checked(path: Path, settings: Settings) -> Catalog:
             catalog.append(await read_source(path, settings.busy_timeout))
         except Exception as exc:
             errors["read"] = exc
+            return
+        if settings.lane is not Lane.EXACT and any(t.row_count >= COLUMNAR_MIN_ROWS for t in catalog[0].tables):
+            # The columnar lane will run: its imports (pyarrow, 90 ms) while the check ends.
+            await anyio.to_thread.run_sync(importlib.import_module, f"{__package__}.columnar")
 
     async def check() -> None:
         try:
