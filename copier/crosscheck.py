@@ -143,18 +143,23 @@ def census_sql(table: str, columns: Sequence[str], sample: int = 256) -> str:
     return f"SELECT {select} FROM {quote_sqlite(table)} LIMIT {int(sample)}"
 
 
+def rowid_column(columns: Sequence[str], usual: Sequence[str], alias: str | None) -> int | None:
+    """Which column is the rowid itself: the INTEGER PRIMARY KEY (`alias`), an integer,
+    never NULL. read_sql reads it once, as the rowid."""
+    return next((i for i, (c, u) in enumerate(zip(columns, usual)) if c == alias and u == "integer"), None)
+
+
 def read_sql(table: str, columns: Sequence[str], usual: Sequence[str], kinds: Sequence[Kind],
              nullable: Sequence[bool], rowid: str, first: int, last: int, alias: str | None = None) -> str:
     """SQL: the rowid; each column's value in its usual class (else NULL); then whether each
     column that may hold NULL does not, as bits (presence_sql), so that a value left out can
     be told from a NULL. The first row is a witness of the column types for the Arrow reader
     (see arrowlane.guarded_sql)."""
-    # The INTEGER PRIMARY KEY (`alias`) is the rowid: an integer, never NULL, read as is.
-    values = [quote_sqlite(c) if c == alias and u == "integer" else _read_expression(c, u, k)
-              for c, u, k in zip(columns, usual, kinds)]
+    key = rowid_column(columns, usual, alias)
+    values = [_read_expression(c, u, k) for i, (c, u, k) in enumerate(zip(columns, usual, kinds)) if i != key]
     presence = presence_sql([c for c, n in zip(columns, nullable) if n])
     witness = ", ".join(f"{v} AS c{i}" for i, v in enumerate(
-        ["NULL", *(WITNESS[u] for u in usual), *("0" for _ in presence)]))
+        ["NULL", *(WITNESS[u] for i, u in enumerate(usual) if i != key), *("0" for _ in presence)]))
     return (f"SELECT {witness} UNION ALL SELECT {', '.join([rowid, *values, *presence])} FROM {quote_sqlite(table)} "
             f"WHERE {rowid} BETWEEN {int(first)} AND {int(last)}")
 
@@ -166,19 +171,21 @@ class FormedBatch:
 
 
 def batch_text_forms(batch: pa.RecordBatch, usual: Sequence[str], binary: Sequence[bool],
-                     nullable: Sequence[bool]) -> FormedBatch:
-    """The text forms of a batch of read_sql (witness dropped). A row with a value left out
-    (another storage class), with text holding NUL, or a batch whose text is not UTF-8,
-    is left to text_form (odd rows)."""
+                     nullable: Sequence[bool], key_column: int | None = None) -> FormedBatch:
+    """The text forms of a batch of read_sql (witness dropped; `key_column` as rowid_column
+    says). A row with a value left out (another storage class), with text holding NUL, or
+    a batch whose text is not UTF-8, is left to text_form (odd rows)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     keys = batch.column(0)
-    presence = iter(present(batch.columns[1 + len(usual):], sum(nullable)))
+    read = iter(batch.columns[1:])
+    arrays = [keys if i == key_column else next(read) for i in range(len(usual))]
+    presence = iter(present(list(read), sum(nullable)))
     odd = None
     values: list[pa.Array] = []
     for i, storage in enumerate(usual):
-        array = batch.column(1 + i)
+        array = arrays[i]
         left_out = pc.is_null(array)
         if nullable[i]:
             left_out = pc.and_(left_out, next(presence))

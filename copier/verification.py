@@ -510,6 +510,7 @@ async def _ship_columnar(path: Path, connection: asyncpg.Connection, table: Tabl
     not_null = {c.name for c in table.source.columns if c.not_null} | {table.source.rowid_alias}
     nullable = [c not in not_null for c in columns]
     values = [f"n{i}" if u in crosscheck.TYPED else f"v{i}" for i, u in enumerate(usual)]
+    key_column = crosscheck.rowid_column(columns, usual, table.source.rowid_alias)
     skipped = pa.array([k for k in rejected if isinstance(k, int)], pa.int64())
     send, receive = anyio.create_memory_object_stream[tuple[tuple[bytes, ...], list[int]]](1)
 
@@ -532,7 +533,7 @@ async def _ship_columnar(path: Path, connection: asyncpg.Connection, table: Tabl
                 return None
             if len(skipped):
                 batch = batch.filter(pc.invert(pc.is_in(batch.column(0), value_set=skipped)))
-            formed = crosscheck.batch_text_forms(batch, usual, binary, nullable)
+            formed = crosscheck.batch_text_forms(batch, usual, binary, nullable, key_column)
             rows = len(formed.values[0]) if formed.values else 0
             parts = copy_parts(pa.RecordBatch.from_arrays(formed.values, names=values)) if rows else ()
             return parts, formed.odd_keys
