@@ -3,7 +3,6 @@ order, add foreign keys, verify. Stops cleanly on SIGINT/SIGTERM, and resumes.""
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import math
 import signal
@@ -12,7 +11,7 @@ import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -160,7 +159,7 @@ async def _catalog_checked(path: Path, settings: Settings) -> Catalog:
         if settings.lane is not Lane.EXACT and any(t.row_count >= COLUMNAR_MIN_ROWS for t in catalog[0].tables):
             # The columnar lane will run: its imports (pyarrow, 90 ms) while the check ends. A
             # failure here is the lane's to report, where it would have imported them anyway.
-            with contextlib.suppress(Exception):
+            with suppress(Exception):
                 await anyio.to_thread.run_sync(importlib.import_module, f"{__package__}.columnar")
 
     async def check() -> None:
