@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .casting import Kind
-from .crosscheck import WITNESS, holds_nul, presence_sql, present
+from .crosscheck import WITNESS, holds_nul, ranged_sql, read_columns
 from .ident import quote_sqlite
 from .planning import ColumnPlan, TablePlan
 
@@ -79,8 +79,6 @@ class Route:
         """SQL: the value where its storage class is the one this column is read as, else NULL.
         (The Arrow reader needs one storage class per column; finer checks run on the batch.)"""
         c, kind = self.sql, self.kind
-        if self.is_rowid:
-            return c
         if kind is Kind.NUMERIC:  # integers a double holds exactly, read as one
             return (f"CASE typeof({c}) WHEN 'real' THEN {c} WHEN 'integer' THEN CASE WHEN {c} "
                     f"BETWEEN {-_EXACT_IN_DOUBLE} AND {_EXACT_IN_DOUBLE} THEN CAST({c} AS REAL) END END")
@@ -216,21 +214,11 @@ def routes_for(plan: TablePlan, columns: Sequence[ColumnPlan], forms: dict[str, 
 
 
 def guarded_sql(plan: TablePlan, routes: Sequence[Route], rowid: str, first: int, last: int) -> str:
-    """SQL reading a rowid range for the lane: the rowid; each column's value where its
-    storage class is the expected one, else NULL (but the INTEGER PRIMARY KEY, which is the
-    rowid); then whether each column that may hold NULL does not, as bits
-    (crosscheck.presence_sql), so that a NULL read can be told from a value left out.
-
-    The Arrow reader takes each column's type from its first batch (and fails when a later
-    batch differs), so the first row is a witness: a NULL rowid and a value of the right
-    storage class in every column. drop_witness removes it."""
-    values = [r.read() for r in routes if not r.is_rowid]
-    presence = presence_sql([r.column.source for r in routes if r.nullable])
-    # Named, so that the batch's column names are distinct.
-    witness = ", ".join(f"{value} AS c{i}" for i, value in enumerate(
-        ["NULL", *(r.witness() for r in routes if not r.is_rowid), *("0" for _ in presence)]))
-    return (f"SELECT {witness} UNION ALL SELECT {', '.join([rowid, *values, *presence])} "
-            f"FROM {quote_sqlite(plan.source.name)} WHERE {rowid} BETWEEN {int(first)} AND {int(last)}")
+    """crosscheck.ranged_sql reading a rowid range for the lane: each column's value where
+    its storage class is the expected one, else NULL."""
+    return ranged_sql(plan.source.name, rowid, first, last,
+                      [None if r.is_rowid else (r.read(), r.witness()) for r in routes],
+                      [r.column.source for r in routes if r.nullable])
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,7 +230,7 @@ class Split:
 
 
 def drop_witness(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """The first batch starts with the witness row of guarded_sql: checked and dropped."""
+    """The first batch starts with the witness row of crosscheck.ranged_sql: checked and dropped."""
     if batch.num_rows == 0 or batch.column(0)[0].is_valid:
         raise AssertionError("the columnar reader lost the witness row of its query")
     return batch.slice(1)
@@ -259,16 +247,11 @@ def split_batch(batch: pa.RecordBatch, routes: Sequence[Route], source_tz: str) 
     whose normalisation fails (an invalid calendar date, invalid UTF-8, a wall time in a
     daylight-saving gap) goes wholly to the exact lane, which finds the bad values."""
     keys = batch.column(0)
-    read = iter(batch.columns[1:])
-    values = [keys if r.is_rowid else next(read) for r in routes]
-    presence = iter(present(list(read), sum(r.nullable for r in routes)))
+    read = read_columns(batch, [r.is_rowid for r in routes], [r.nullable for r in routes])
     exact = None
     arrays = []
     try:
-        for route, array in zip(routes, values):
-            left_out = pc.is_null(array)
-            if route.nullable:
-                left_out = pc.and_(left_out, next(presence))
+        for route, (array, left_out) in zip(routes, read):
             converted, unusual = _normalise(route, array, source_tz)
             if unusual is not None:
                 left_out = pc.or_(left_out, pc.fill_null(unusual, False))  # NULL values are never unusual

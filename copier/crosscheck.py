@@ -151,17 +151,47 @@ def rowid_column(columns: Sequence[str], usual: Sequence[str], alias: str | None
 
 def read_sql(table: str, columns: Sequence[str], usual: Sequence[str], kinds: Sequence[Kind],
              nullable: Sequence[bool], rowid: str, first: int, last: int, alias: str | None = None) -> str:
-    """SQL: the rowid; each column's value in its usual class (else NULL); then whether each
-    column that may hold NULL does not, as bits (presence_sql), so that a value left out can
-    be told from a NULL. The first row is a witness of the column types for the Arrow reader
-    (see arrowlane.guarded_sql)."""
+    """ranged_sql reading each column in its usual class (else NULL)."""
     key = rowid_column(columns, usual, alias)
-    values = [_read_expression(c, u, k) for i, (c, u, k) in enumerate(zip(columns, usual, kinds)) if i != key]
-    presence = presence_sql([c for c, n in zip(columns, nullable) if n])
-    witness = ", ".join(f"{v} AS c{i}" for i, v in enumerate(
-        ["NULL", *(WITNESS[u] for i, u in enumerate(usual) if i != key), *("0" for _ in presence)]))
-    return (f"SELECT {witness} UNION ALL SELECT {', '.join([rowid, *values, *presence])} FROM {quote_sqlite(table)} "
+    reads = [None if i == key else (_read_expression(c, u, k), WITNESS[u])
+             for i, (c, u, k) in enumerate(zip(columns, usual, kinds))]
+    return ranged_sql(table, rowid, first, last, reads, [c for c, n in zip(columns, nullable) if n])
+
+
+def ranged_sql(table: str, rowid: str, first: int, last: int, reads: Sequence[tuple[str, str] | None],
+               nullable: Sequence[str]) -> str:
+    """SQL reading a rowid range for the Arrow reader: the rowid; each column's read
+    expression (`reads`: SQL and a witness value; None for the column that is the rowid
+    itself, not read again); then whether each `nullable` column's value is not NULL, as
+    bits (presence_sql), so that a value left out can be told from a NULL.
+
+    The reader takes each column's type from its first batch (and fails when a later batch
+    differs), so the first row is a witness: a NULL rowid and a value of the right storage
+    class in every column. The reader drops it (arrowlane.drop_witness); read_columns
+    takes the batch apart."""
+    expressions = [read for read in reads if read is not None]
+    presence = presence_sql(nullable)
+    # Named, so that the batch's column names are distinct.
+    witness = ", ".join(f"{value} AS c{i}" for i, value in enumerate(
+        ["NULL", *(w for _sql, w in expressions), *("0" for _ in presence)]))
+    selected = ", ".join([rowid, *(sql for sql, _w in expressions), *presence])
+    return (f"SELECT {witness} UNION ALL SELECT {selected} FROM {quote_sqlite(table)} "
             f"WHERE {rowid} BETWEEN {int(first)} AND {int(last)}")
+
+
+def read_columns(batch: pa.RecordBatch, rowid: Sequence[bool],
+                 nullable: Sequence[bool]) -> list[tuple[pa.Array, pa.Array]]:
+    """Per column of a batch of ranged_sql (witness dropped): its values (the rowid's, for
+    the column that is the rowid), and which of them were left out (read as NULL, though the
+    value is not NULL)."""
+    import pyarrow.compute as pc
+
+    keys = batch.column(0)
+    read = iter(batch.columns[1:])
+    arrays = [keys if is_rowid else next(read) for is_rowid in rowid]
+    presence = iter(present(list(read), sum(nullable)))
+    return [(array, pc.and_(pc.is_null(array), next(presence)) if can_be_null else pc.is_null(array))
+            for array, can_be_null in zip(arrays, nullable)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,16 +209,10 @@ def batch_text_forms(batch: pa.RecordBatch, usual: Sequence[str], binary: Sequen
     import pyarrow.compute as pc
 
     keys = batch.column(0)
-    read = iter(batch.columns[1:])
-    arrays = [keys if i == key_column else next(read) for i in range(len(usual))]
-    presence = iter(present(list(read), sum(nullable)))
+    read = read_columns(batch, [i == key_column for i in range(len(usual))], nullable)
     odd = None
     values: list[pa.Array] = []
-    for i, storage in enumerate(usual):
-        array = arrays[i]
-        left_out = pc.is_null(array)
-        if nullable[i]:
-            left_out = pc.and_(left_out, next(presence))
+    for storage, (array, left_out) in zip(usual, read):
         if storage == "text":
             try:
                 array.validate(full=True)

@@ -515,27 +515,10 @@ async def _add_each_foreign_key(run: Run, advance: Callable[[int], None]) -> Non
     to_validate: dict[str, list[ForeignKeyPlan]] = {}
     async with run.pool.acquire() as connection:
         for fk in run.plan.foreign_keys:
-            child = run.stats.tables.get(fk.table)
-            parent = run.stats.tables.get(fk.ref_table)
-            if child is None or child.status is not TableStatus.DONE:
+            if await _in_place_not_valid(run, connection, fk):
+                to_validate.setdefault(fk.table, []).append(fk)
+            else:
                 advance(1)
-                continue
-            if parent is not None and parent.status is not TableStatus.DONE:
-                child.warnings.append(f"foreign key {fk.name} not added: {fk.ref_table} was not loaded")
-                advance(1)
-                continue
-            validated = await connection.fetchval(ddl.CONSTRAINT_VALIDATED, qualified(schema, fk.target), fk.name)
-            if validated:
-                advance(1)
-                continue  # added by the run this one resumes
-            if validated is None:
-                try:
-                    await connection.execute(ddl.add_foreign_key(schema, fk, not_valid=True))
-                except asyncpg.PostgresError as exc:
-                    child.warnings.append(f"foreign key {fk.name} not added: {describe_pg_error(exc)}")
-                    advance(1)
-                    continue
-            to_validate.setdefault(fk.table, []).append(fk)
 
     refused: list[tuple[ForeignKeyPlan, asyncpg.PostgresError]] = []
 
@@ -555,6 +538,30 @@ async def _add_each_foreign_key(run: Run, advance: Callable[[int], None]) -> Non
         async with run.pool.acquire() as connection:
             for fk, error in refused:
                 await _refuse_foreign_key(run, connection, fk, error)
+
+
+async def _in_place_not_valid(run: Run, connection: asyncpg.Connection, fk: ForeignKeyPlan) -> bool:
+    """Whether the foreign key now stands NOT VALID, to be validated: added here, or left so
+    by an interrupted run. False where there is nothing to validate: its table was not
+    loaded, the table it references was not (a warning), the run this one resumes
+    validated it, or PostgreSQL refused it (a warning)."""
+    schema = run.plan.schema
+    child = run.stats.tables.get(fk.table)
+    parent = run.stats.tables.get(fk.ref_table)
+    if child is None or child.status is not TableStatus.DONE:
+        return False
+    if parent is not None and parent.status is not TableStatus.DONE:
+        child.warnings.append(f"foreign key {fk.name} not added: {fk.ref_table} was not loaded")
+        return False
+    validated = await connection.fetchval(ddl.CONSTRAINT_VALIDATED, qualified(schema, fk.target), fk.name)
+    if validated is not None:
+        return not validated
+    try:
+        await connection.execute(ddl.add_foreign_key(schema, fk, not_valid=True))
+    except asyncpg.PostgresError as exc:
+        child.warnings.append(f"foreign key {fk.name} not added: {describe_pg_error(exc)}")
+        return False
+    return True
 
 
 async def _refuse_foreign_key(run: Run, connection: asyncpg.Connection, fk: ForeignKeyPlan,
