@@ -466,8 +466,9 @@ def bench(
     = 1_000_000,
     shape: Annotated[list[str] | None, typer.Option(
         "--shape", help="Data shape: finance (accounts, transactions, splits), wide (60 columns), text, many "
-                        "(ROWS/20 tables of 20 rows). "
-                        "Repeatable. Default: finance.", show_default=False)] = None,
+                        "(ROWS/20 tables of 20 rows), or an app shape (one big table and its parent, as the tool "
+                        "stores it): sqlalchemy, django, numeric, json, without-rowid, epoch-ms (Prisma), "
+                        "mixed-dates, plain-finance. Repeatable. Default: finance.", show_default=False)] = None,
     runs: Annotated[int, typer.Option(help="Runs per method; the table shows medians.", min=1)] = 3,
     methods: Annotated[str, typer.Option(
         help="Comma-separated: ceiling, copier (--no-verify), copier-verified (the default run: load, then "

@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sqlite3
 from pathlib import Path
 
 import pytest
 
 from copier.bench import copier_command, parse_sweep, pgloader_url
+from copier.bench.apps import APP_SHAPES, UNCONVERTIBLE
 from copier.bench.chart import line_chart
-from copier.bench.data import WIDE_COLUMNS, generate
+from copier.bench.data import WIDE_COLUMNS, generate, spoiled_copy
 from copier.errors import UsageError
 
-from .helpers import invoke
+from .helpers import invoke, migrate
 from .pg import Target, with_database
 
 
@@ -120,3 +122,147 @@ def test_bench_measures_the_default_run_with_verification(tmp_path: Path, target
     # The command it measured verifies (exit 4 on a difference would make the run not ok).
     assert "--verify" in copier_command(Path("x.db"), "postgresql://", {}, verify=True)
     assert "--no-verify" in copier_command(Path("x.db"), "postgresql://", {})
+
+
+# --- the app shapes ---------------------------------------------------------------------------
+
+APP_ROWS = 1_500  # above the 1,000 rows under which copier takes the exact lane anyway
+
+
+def _declared(path: Path, table: str) -> dict[str, str]:
+    with sqlite3.connect(path) as connection:
+        return {r[1]: r[2] for r in connection.execute(f"SELECT * FROM pragma_table_info('{table}')")}
+
+
+def _storage(path: Path, table: str, column: str) -> dict[str, int]:
+    """How many values of a column SQLite stores as each storage class."""
+    with sqlite3.connect(path) as connection:
+        return dict(connection.execute(f'SELECT typeof("{column}"), count(*) FROM "{table}" GROUP BY 1'))
+
+
+def _dump(path: Path) -> str:
+    with sqlite3.connect(path) as connection:
+        tables = [r[0] for r in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY 1")]
+        return "\n".join(repr(r) for t in tables for r in connection.execute(f'SELECT * FROM "{t}" ORDER BY 1, 2'))
+
+
+@pytest.mark.parametrize("shape", sorted(APP_SHAPES))
+def test_app_shape_is_deterministic_one_big_table_and_its_parent(shape: str, tmp_path: Path) -> None:
+    first = generate(tmp_path / "a.db", 300, (shape,))
+    assert _dump(first) == _dump(generate(tmp_path / "b.db", 300, (shape,)))
+    assert _dump(first) != _dump(generate(tmp_path / "c.db", 300, (shape,), seed=7))
+    big = APP_SHAPES[shape].bad_rows.table.strip('"')
+    with sqlite3.connect(first) as connection:
+        tables = {r[0]: connection.execute(f'SELECT count(*) FROM "{r[0]}"').fetchone()[0]
+                  for r in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                                  "AND name NOT LIKE 'sqlite_%'")}
+        references = connection.execute(f"SELECT DISTINCT \"table\" FROM pragma_foreign_key_list('{big}')").fetchall()
+        assert connection.execute("PRAGMA foreign_key_check").fetchall() == []  # every reference resolves
+    assert tables.pop(big) == 300
+    assert list(tables.values()) == [1_000] and references == [(next(iter(tables)),)]
+
+
+def test_app_shapes_store_what_the_tools_store(tmp_path: Path) -> None:
+    """The declared types and storage classes the tools' documentation gives (benchmarks/README.md)."""
+    path = generate(tmp_path / "apps.db", 400, tuple(APP_SHAPES))
+    with sqlite3.connect(path) as connection:
+        def all_match(sql: str, pattern: str) -> bool:
+            return all(re.fullmatch(pattern, str(v)) for (v,) in connection.execute(sql))
+
+        # SQLAlchemy: NUMERIC(12, 2) bound as a float, DATETIME text with six fraction digits, uuid text.
+        assert _declared(path, "orders") == {"id": "INTEGER", "public_id": "VARCHAR(36)", "customer_id": "INTEGER",
+                                             "total": "NUMERIC(12, 2)", "status": "VARCHAR(20)",
+                                             "created_at": "DATETIME", "paid": "BOOLEAN", "note": "VARCHAR(200)"}
+        assert all_match("SELECT created_at FROM orders", r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}")
+        assert all_match("SELECT public_id FROM orders",
+                         r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+        # Django: decimal (no precision) from str(Decimal), uuid hex char(32), JSON text with its CHECK.
+        # (pragma_table_info spells the types it knows, integer and text, in capitals)
+        django = {k: v.lower() for k, v in _declared(path, "shop_order").items()}
+        assert django == {"id": "integer", "uuid": "char(32)", "total": "decimal", "created": "datetime",
+                          "paid": "bool", "metadata": "text", "customer_id": "bigint"}
+        ddl = connection.execute("SELECT sql FROM sqlite_master WHERE name = 'shop_order'").fetchone()[0]
+        assert 'CHECK ((JSON_VALID("metadata") OR "metadata" IS NULL))' in ddl
+        assert all_match("SELECT uuid FROM shop_order", r"[0-9a-f]{12}4[0-9a-f]{19}")
+        assert all_match("SELECT json_valid(metadata) FROM shop_order", "1")
+        # bare NUMERIC: integers and reals both, about half each in `value`.
+        value = _storage(path, "readings", "value")
+        assert set(value) == {"integer", "real"} and 150 <= value["integer"] <= 250
+        # JSON declared, every document valid and distinct.
+        assert _declared(path, "events")["payload"] == "JSON"
+        assert connection.execute("SELECT count(DISTINCT payload), min(json_valid(payload)) FROM events").fetchone() \
+            == (400, 1)
+        # WITHOUT ROWID, keyed by two TEXT columns.
+        sql = connection.execute("SELECT sql FROM sqlite_master WHERE name = 'order_lines'").fetchone()[0]
+        assert sql.rstrip().endswith("WITHOUT ROWID") and "PRIMARY KEY (order_code, line)" in sql
+        assert [r[1] for r in connection.execute("SELECT * FROM pragma_table_info('order_lines') WHERE pk > 0 "
+                                                 "ORDER BY pk")] == ["order_code", "line"]
+        # Prisma: DATETIME columns holding integer epoch milliseconds, TEXT ids.
+        assert _storage(path, "Post", "createdAt") == {"integer": 400}
+        assert connection.execute('SELECT min("createdAt") > 1.5e12, max("updatedAt") < 1.7e12 FROM "Post"'
+                                  ).fetchone() == (1, 1)
+        assert all_match('SELECT id FROM "User"', r"c[0-9a-z]{24}")
+        # Four date forms, evenly interleaved.
+        forms = [r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ",
+                 r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}\+00:00", r"\d{4}-\d\d-\d\d"]
+        for form, pattern in enumerate(forms):
+            assert all_match(f"SELECT at FROM logins WHERE id % 4 = {form}", pattern)
+        # The hand-written finance file: bare NUMERIC amount, naive DATETIME text, BOOLEAN, BLOB.
+        assert _declared(path, "payments") == {"id": "INTEGER", "wallet_id": "INTEGER", "amount": "NUMERIC",
+                                               "memo": "TEXT", "booked_at": "DATETIME", "settled": "BOOLEAN",
+                                               "receipt": "BLOB"}
+        assert set(_storage(path, "payments", "receipt")) == {"blob", "null"}
+
+
+@pytest.mark.parametrize("shape", sorted(APP_SHAPES))
+def test_app_shape_migrates_and_verifies(shape: str, tmp_path: Path, target: Target) -> None:
+    source = generate(tmp_path / f"{shape}.db", APP_ROWS, (shape,))
+    report = tmp_path / "report.json"
+    result = migrate(target, source, "--verify", "--report", report)
+    assert result.exit_code == 0, result.output
+    document = json.loads(report.read_text())
+    assert document["verified"] is True
+    with sqlite3.connect(source) as connection:
+        counts = {r[0]: connection.execute(f'SELECT count(*) FROM "{r[0]}"').fetchone()[0]
+                  for r in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                                  "AND name NOT LIKE 'sqlite_%'")}
+    assert {t["table"]: t["rows_written"] for t in document["tables"]} == counts
+    assert {t["table"]: target.count(t["target"]) for t in document["tables"]} == counts
+
+
+def test_prisma_milliseconds_and_mixed_date_forms_arrive_as_postgresql_reads_them(tmp_path: Path,
+                                                                                  target: Target) -> None:
+    """The instants in the target equal PostgreSQL's own reading of the source values:
+    to_timestamp(ms / 1000) for Prisma's integers, a timestamptz cast (UTC) of each date form."""
+    source = generate(tmp_path / "dates.db", APP_ROWS, ("epoch-ms", "mixed-dates"))
+    assert migrate(target, source, "--no-verify").exit_code == 0
+    with sqlite3.connect(source) as connection:
+        prisma = connection.execute('SELECT id, "createdAt" FROM "Post"').fetchall()
+        mixed = connection.execute("SELECT id, at FROM logins").fetchall()
+    wrong = target.fetchval(
+        'SELECT count(*) FROM unnest($1::text[], $2::bigint[]) AS s(id, ms) JOIN "Post" p USING (id) '
+        'WHERE p."createdAt" IS DISTINCT FROM to_timestamp(s.ms / 1000.0)',
+        [r[0] for r in prisma], [r[1] for r in prisma])
+    assert wrong == 0
+    wrong = target.fetchval(
+        "SELECT count(*) FROM unnest($1::bigint[], $2::text[]) AS s(id, at) JOIN logins l USING (id) "
+        "WHERE l.at IS DISTINCT FROM (s.at::timestamp AT TIME ZONE 'UTC')",
+        [r[0] for r in mixed], [r[1] for r in mixed])
+    assert wrong == 0 and target.count("logins") == APP_ROWS
+
+
+def test_bad_rows_copy_spoils_half_by_foreign_key_half_by_value(tmp_path: Path) -> None:
+    clean = generate(tmp_path / "clean.db", 2_000, ("sqlalchemy", "without-rowid"))
+    before = _dump(clean)
+    bad = spoiled_copy(clean, tmp_path / "bad.db", ("sqlalchemy", "without-rowid"), 40)
+    assert _dump(clean) == before  # the clean file is left as it was
+    with sqlite3.connect(bad) as connection:
+        refused = connection.execute("PRAGMA foreign_key_check").fetchall()
+        assert sorted({r[0] for r in refused}) == ["order_lines", "orders"] and len(refused) == 40
+        assert connection.execute("SELECT count(*) FROM orders WHERE created_at = ?", (UNCONVERTIBLE,)
+                                  ).fetchone() == (20,)
+        assert connection.execute("SELECT count(*) FROM order_lines WHERE added_at = ?", (UNCONVERTIBLE,)
+                                  ).fetchone() == (20,)
+        assert connection.execute("SELECT count(*) FROM orders").fetchone() == (2_000,)
+    with pytest.raises(ValueError, match="wide has none"):
+        spoiled_copy(clean, tmp_path / "w.db", ("wide",), 10)

@@ -2,8 +2,9 @@
 
 Shapes: `finance` (accounts, transactions, splits referencing both), `wide` (60
 columns of mixed types), `text` (a text-heavy documents table) and `many` (small tables
-of 20 rows: `rows` / 20 of them, where per-table costs dominate). The same seed and sizes
-always give the same rows.
+of 20 rows: `rows` / 20 of them, where per-table costs dominate), and the app shapes of
+apps.py (files as SQLAlchemy, Django, Prisma and hand-written schemas store them). The same
+seed and sizes always give the same rows.
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ import sqlite3
 import string
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
-SHAPES = ("finance", "wide", "text", "many")
+from .apps import APP_SHAPES, BadRows, spoil
+
+SHAPES = ("finance", "wide", "text", "many", *APP_SHAPES)
 SMALL_TABLE_ROWS = 20
 ACCOUNTS = 10_000
 _CATEGORIES = ["groceries", "rent", "salary", "transport", "utilities", "dining", "travel", "health",
@@ -135,6 +139,7 @@ def generate(path: Path, rows: int, shapes: tuple[str, ...] = ("finance",), seed
     connection = sqlite3.connect(path)
     connection.execute("PRAGMA journal_mode = OFF")
     connection.execute("PRAGMA synchronous = OFF")
+    connection.execute("PRAGMA cache_size = -262144")  # 256 MB: random-key indexes (uuids) stay in memory
     if "finance" in shapes:
         connection.executescript(FINANCE_SCHEMA)
         connection.executemany("INSERT INTO accounts VALUES (?, ?, ?, ?, ?)", _accounts(rng))
@@ -154,6 +159,30 @@ def generate(path: Path, rows: int, shapes: tuple[str, ...] = ("finance",), seed
                                "amount NUMERIC(10,2), at DATETIME, flag BOOLEAN)")
             connection.executemany(f"INSERT INTO t{number:05d} (name, amount, at, flag) VALUES (?, ?, ?, ?)",
                                    _small_rows(rng))
+    for name, shape in APP_SHAPES.items():
+        if name in shapes:
+            shape.write(connection, rng, rows)
     connection.commit()
     connection.close()
+    return path
+
+
+# The finance shape's big table, for --bad-rows (the app shapes declare their own).
+FINANCE_BAD_ROWS = BadRows("transactions", "id", "account_id", "-id", "posted_at")
+
+
+def spoiled_copy(clean: Path, path: Path, shapes: tuple[str, ...], bad_rows: int) -> Path:
+    """A copy of `clean` with `bad_rows` rows of each shape's big table made bad (half refused by
+    their foreign key, half unconvertible; apps.spoil), for `copier bench --bad-rows`."""
+    places = {"finance": FINANCE_BAD_ROWS, **{n: s.bad_rows for n, s in APP_SHAPES.items()}}
+    without = [s for s in shapes if s not in places]
+    if without:
+        raise ValueError(f"--bad-rows needs a shape with a foreign key; {', '.join(without)} has none")
+    path.unlink(missing_ok=True)
+    with closing(sqlite3.connect(f"file:{clean}?mode=ro", uri=True)) as source, \
+            closing(sqlite3.connect(path)) as copy:
+        source.backup(copy)
+        for shape in shapes:
+            spoil(copy, places[shape], bad_rows)
+        copy.commit()
     return path
