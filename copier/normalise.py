@@ -48,6 +48,8 @@ _DATE_TEXT = re.compile(r"\d{4}-\d\d-\d\d", re.ASCII)
 _DATE_WITH_OFFSET = re.compile(r"\d{4}-\d\d-\d\d[+-]\d\d(:?\d\d)?", re.ASCII)
 _DATE_WITH_OFFSET_LENGTHS = frozenset({13, 15, 16})  # YYYY-MM-DD+HH, +HHMM, +HH:MM
 _TIME_TEXT = re.compile(r"\d\d:\d\d(?::\d\d(?:\.\d+)?)?", re.ASCII)
+# A fraction of a second finer than PostgreSQL's microseconds (fromisoformat would cut it).
+_LONG_FRACTION = re.compile(r"(?<=\d\d:\d\d:\d\d)\.(\d{7,})", re.ASCII)
 _TRUE = frozenset({"1", "t", "true", "y", "yes", "on"})
 _FALSE = frozenset({"0", "f", "false", "n", "no", "off"})
 _INT_RANGES = {Kind.INT2: 2**15, Kind.INT4: 2**31, Kind.INT8: 2**63}
@@ -271,6 +273,18 @@ def _enum(value: Value, target: TargetType) -> str:
 # --- dates and times --------------------------------------------------------------------
 
 
+def _in_microseconds(text: str) -> tuple[str, timedelta]:
+    """A time text whose fraction has more than 6 digits, as PostgreSQL reads it: rounded
+    to microseconds, as rint(fraction * 1e6) on the double the fraction parses to
+    (ParseFractionalSecond in its datetime.c). The text without that fraction, and the
+    rounded fraction to add (a whole second when it rounds up to 1)."""
+    long = _LONG_FRACTION.search(text)
+    if long is None:
+        return text, timedelta(0)
+    micros = round(float("0." + long[1]) * 1_000_000)  # round(): half to even, as rint
+    return text[:long.start()] + text[long.end():], timedelta(microseconds=micros)
+
+
 def timestamp_utc(value: Value, source_zone: ZoneInfo | timezone) -> datetime:
     """An aware UTC datetime from any of SQLite's three date forms.
 
@@ -288,9 +302,10 @@ def timestamp_utc(value: Value, source_zone: ZoneInfo | timezone) -> datetime:
             # fromisoformat drops the offset of a date without a time ('2021-01-01+05:00');
             # PostgreSQL reads it as that midnight.
             text = f"{text[:10]}T00:00{text[10:]}"
+        text, fraction = _in_microseconds(text)
         try:
-            parsed = datetime.fromisoformat(text)
-        except ValueError:
+            parsed = datetime.fromisoformat(text) + fraction
+        except (ValueError, OverflowError):
             raise _reject(value, "a timestamp", "not an ISO 8601 date") from None
         if parsed.tzinfo is None:
             parsed = wall_time(parsed, source_zone)
@@ -349,10 +364,14 @@ def _date(value: Value, source_zone: ZoneInfo | timezone) -> date:
 
 def _time(value: Value) -> time:
     if isinstance(value, str) and _TIME_TEXT.fullmatch(value.strip()):
+        text, fraction = _in_microseconds(value.strip())
         try:
-            return time.fromisoformat(value.strip())
+            moment = datetime.combine(date.min, time.fromisoformat(text)) + fraction
         except ValueError as exc:
             raise _reject(value, "a time", str(exc)) from None
+        if moment.date() != date.min:
+            raise _reject(value, "a time", "it rounds to 24:00:00")
+        return moment.time()
     raise _reject(value, "a time", "not HH:MM[:SS[.fff]]")
 
 
@@ -585,6 +604,8 @@ def _bulk_timestamp(column: Column, types: set[type], source_zone: ZoneInfo | ti
 def _parse_timestamps(values: list[Value], source_zone: ZoneInfo | timezone, aware: bool) -> list[Value]:
     if any(len(v) in _DATE_WITH_OFFSET_LENGTHS for v in values):  # type: ignore[arg-type]
         raise ValueError("maybe a date with an offset, which fromisoformat misreads: one by one")
+    if _LONG_FRACTION.search("\n".join(values)):  # type: ignore[arg-type]
+        raise ValueError("a fraction finer than microseconds, which fromisoformat cuts: one by one")
     parsed = list(map(datetime.fromisoformat, values))  # type: ignore[arg-type]
     zones = set(map(_TZINFO, parsed))
     if zones == {None}:

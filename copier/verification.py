@@ -49,6 +49,10 @@ _TOGETHER_MAX_PARAMETERS = 30_000  # of PostgreSQL's 65,535 per statement; a tab
 # the streaming way, through a temporary table.
 _TOGETHER_MAX_BYTES = 16 * 2**20
 _SOURCE_COPY = "copier_verify_source"
+# Columns compared in one pass. The temporary table holds up to 3 per column (PostgreSQL
+# allows 1,600 a table) and a small table's query unnests 2 arrays per column (at most
+# 1,664 result columns): a wider table is compared in groups of columns (_column_groups).
+_GROUP_COLUMNS = 400
 # Every type sqlite3 returns: a converter that leaves values as SQLite stored them.
 _RAW_TYPES: frozenset[type] = frozenset({int, float, str, bytes, type(None)})
 
@@ -147,15 +151,18 @@ async def check_tables(path: Path, settings: Settings, schema: str, tables: Memo
     checks: dict[str, TableCheck] = {}
 
     def small(table: TablePlan) -> bool:
-        return not preexisting.get(table.name, 0) and table.source.row_count < _INLINE_MAX_ROWS
+        return (not preexisting.get(table.name, 0) and table.source.row_count < _INLINE_MAX_ROWS
+                and len(table.columns) <= _GROUP_COLUMNS)
 
     async def checker(waiting: MemoryObjectReceiveStream[TablePlan]) -> None:
         async with waiting, target.connected(settings.dsn) as connection:
             await connection.execute(crosscheck.set_time_zone(settings.source_tz, local=False))
 
             async def alone(table: TablePlan) -> None:
-                checks[table.name] = await _check_table(path, connection, schema, table, settings,
-                                                        rejected.of(table.name), preexisting.get(table.name, 0))
+                group_checks = [await _check_table(path, connection, schema, group, settings,
+                                                   rejected.of(table.name), preexisting.get(table.name, 0))
+                                for group in _column_groups(table)]
+                checks[table.name] = _merged(group_checks)
                 advance(1)
 
             async for table in waiting:
@@ -216,6 +223,30 @@ async def _check_table(
     except asyncpg.DataError as exc:
         return replace(base, content_equal=False, problem=_unreadable(exc))
     return _compared(base, differing, keys)
+
+
+def _column_groups(table: TablePlan) -> list[TablePlan]:
+    """The table as one, or (wider than _GROUP_COLUMNS) as groups of its columns, each with
+    the primary key's columns, so that a differing row is still named by its key. For a
+    table with a primary key, every group equal means the rows are equal; for one without,
+    each group's rows are compared as a multiset on their own."""
+    if len(table.columns) <= _GROUP_COLUMNS:
+        return [table]
+    keys = [c for c in table.columns if c.source in table.source.primary_key]
+    others = [c for c in table.columns if c.source not in table.source.primary_key]
+    width = _GROUP_COLUMNS - len(keys)
+    return [replace(table, columns=(*keys, *others[start:start + width])) for start in range(0, len(others), width)]
+
+
+def _merged(checks: Sequence[TableCheck]) -> TableCheck:
+    """One table's check from the checks of its column groups."""
+    first = checks[0]
+    if len(checks) == 1 or first.content_equal is None:
+        return first
+    keys = sorted({key for check in checks for key in check.differing_keys}, key=_natural)[:SHOWN_KEYS]
+    problems = [check.problem for check in checks if check.problem]
+    return replace(first, content_equal=all(check.content_equal for check in checks),
+                   differing_keys=tuple(keys), problem=problems[0] if problems else None)
 
 
 def _unreadable(exc: asyncpg.DataError) -> str:
