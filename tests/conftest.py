@@ -32,7 +32,7 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def _corpus_untouched() -> Iterator[None]:
-    """The shared corpus is never modified by a test run (tests migrate copies anyway)."""
+    """The corpus is never modified by a test run (tests migrate copies anyway)."""
     import hashlib
 
     from .helpers import CORPUS
@@ -40,6 +40,7 @@ def _corpus_untouched() -> Iterator[None]:
     def hashes() -> dict[str, str]:
         return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(CORPUS.rglob("*")) if p.is_file()}
 
-    before = hashes() if CORPUS.is_dir() else {}
+    before = hashes()
+    assert before, f"the corpus is missing from {CORPUS}"
     yield
-    assert (hashes() if CORPUS.is_dir() else {}) == before, "a test run modified the shared corpus"
+    assert hashes() == before, "a test run modified the corpus"

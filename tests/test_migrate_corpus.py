@@ -64,9 +64,8 @@ CORPUS_FILES = {
 
 
 def test_the_corpus_list_names_every_corpus_file() -> None:
-    if CORPUS.is_dir():
-        found = {str(p.relative_to(CORPUS)) for p in CORPUS.rglob("*") if p.is_file() and p.suffix != ".md"}
-        assert found == set(CORPUS_FILES)
+    databases = {p for p in CORPUS.rglob("*") if p.is_file() and p.suffix != ".md" and p.parent.name != "licences"}
+    assert {str(p.relative_to(CORPUS)) for p in databases} == set(CORPUS_FILES)
 
 
 def expected_rows(path: Path, target: Target) -> dict[str, tuple[Counter[tuple[object, ...]], int]]:
