@@ -111,14 +111,16 @@ def _fail(exc: CopierError, debug: bool, dsn: str | None) -> None:
     raise typer.Exit(int(exc.exit_code))
 
 
-def _say_target(flag: str | None, schema: str | None, quiet: bool = False, origin: str | None = None) -> None:
-    """The first line of a command that touches PostgreSQL: where, and where that came from."""
+def _say_target(flag: str | None, schema: str | None, quiet: bool = False, origin: str | None = None,
+                err: bool = False) -> None:
+    """The first line of a command that touches PostgreSQL: where, and where that came from
+    (on stderr when stdout carries JSON)."""
     if quiet:
         return
     url, found_in = dsn_source(flag)
     origin = origin or found_in
     where = describe(url, os.environ)
-    typer.echo(f"target: {where}" + (f", schema {schema}" if schema else "") + f" (from {origin})")
+    typer.echo(f"target: {where}" + (f", schema {schema}" if schema else "") + f" (from {origin})", err=err)
 
 
 def _one_source(argument: Path | None, flag: Path | None) -> Path:
@@ -212,7 +214,11 @@ def migrate(
     busy_timeout: Annotated[float, typer.Option(
         help="Seconds to wait for another process's lock on the source.", min=0)] = _DEFAULTS.busy_timeout,
     report: Annotated[Path | None, typer.Option(
-        help="Also write the summary, flags and totals as JSON here.", show_default=False)] = None,
+        help="Also write the summary, flags and totals as JSON here (- for stdout, as --json).",
+        show_default=False)] = None,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the report (summary, flags, totals) as JSON on stdout, and everything else on "
+                       "stderr, for scripts.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars and no summary.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks (passwords still redacted).")] = False,
 ) -> None:
@@ -222,6 +228,9 @@ def migrate(
     from .stats import render_summary
     from .worker import tune_gc
 
+    # Stdout carries the JSON report alone (--json, --report -): every line for a person goes to stderr.
+    reports = list(dict.fromkeys(r for r in (report, Path("-") if as_json else None) if r is not None))
+    to_stdout = any(str(r) == "-" for r in reports)
     resolved: str | None = None
     try:
         source = _one_source(source, sqlite)
@@ -232,7 +241,8 @@ def migrate(
 
             dsn = start()
         resolved = resolve_dsn(dsn)
-        _say_target(dsn, schema, quiet, "the embedded PostgreSQL; copier embedded psql" if embedded else None)
+        _say_target(dsn, schema, quiet, "the embedded PostgreSQL; copier embedded psql" if embedded else None,
+                    err=to_stdout)
         settings = _settings(
             resolved, schema=schema, state_schema=state_schema, identifiers=identifiers,
             views=views is ViewsMode.CREATE,
@@ -250,11 +260,11 @@ def migrate(
         tune_gc()  # the command's own process; a library caller keeps its GC settings
         stats = anyio.run(run_migrate, source, settings)
     except CopierError as exc:
-        _early_report(report, source, resolved, exc.exit_code, str(exc))
+        _early_report(reports, source, resolved, exc.exit_code, str(exc))
         _fail(exc, debug, resolved)
         return
     except Exception as exc:  # a bug: still one line, traceback only with --debug
-        _early_report(report, source, resolved, ExitCode.FAILED, f"internal error: {type(exc).__name__}: {exc}")
+        _early_report(reports, source, resolved, ExitCode.FAILED, f"internal error: {type(exc).__name__}: {exc}")
         _internal(exc, debug, resolved)
         return
     # Failures reach stderr even with --quiet: a script must be able to tell what went wrong.
@@ -271,13 +281,13 @@ def migrate(
         typer.echo(f"copier: interrupted by {stats.interrupted}: tables in flight were rolled back; "
                    "rerun with --resume to finish", err=True)
     if not quiet:
-        typer.echo(render_summary(stats))
+        typer.echo(render_summary(stats), err=to_stdout)
         rejected = sum(t.rejected for t in stats.tables.values())
         if rejected:
-            typer.echo(f"\n{rejected:,} rejected row(s) written to {stats.reject_file}")
+            typer.echo(f"\n{rejected:,} rejected row(s) written to {stats.reject_file}", err=to_stdout)
     code = exit_code(stats)
-    if report is not None:
-        _write_report(report, {
+    for path in reports:
+        _write_report(path, {
             "copier_version": __version__, "exit_code": int(code), "source": str(source),
             "target": redact(resolved), "flags": settings.public(),
             "tables": [t.as_dict() for t in stats.tables.values()], "totals": stats.totals(),
@@ -295,9 +305,9 @@ def _write_report(report: Path, document: dict[str, object]) -> None:
         report.write_text(text, encoding="utf-8")
 
 
-def _early_report(report: Path | None, source: Path | None, dsn: str | None, code: int, error: str) -> None:
+def _early_report(reports: list[Path], source: Path | None, dsn: str | None, code: int, error: str) -> None:
     """A run that stops before any table loads still leaves its report: what stopped it."""
-    if report is not None:
+    for report in reports:
         _write_report(report, {"copier_version": __version__, "exit_code": int(code),
                                "source": str(source) if source else None,
                                "target": redact(dsn) if dsn else None,

@@ -119,3 +119,23 @@ def test_not_on_a_terminal_progress_comes_as_lines(tmp_path: Path, target: Targe
     started = lines.index("copier: verify: starting 11 steps")
     assert started > max(i for i, line in enumerate(lines) if " rows in " in line)
     assert any(line.startswith("copier: verify: 11 of 11 steps in ") for line in lines[started:])
+
+
+def test_migrate_json_puts_the_report_alone_on_stdout(tmp_path: Path, target: Target) -> None:
+    """`copier migrate … --json | jq` and `--report - | jq` work: the target line, the
+    summary and the rejected-rows line a person reads go to stderr."""
+    import subprocess
+    import sys
+
+    source = sqlite_db(tmp_path / "j.db", "CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER)",
+                       rows={"t": [(1, 1), (2, "not a number")]})
+    for flag in (["--json"], ["--report", "-"]):
+        schema = f"{target.schema}_{flag[-1].strip('-') or 'dash'}"
+        done = subprocess.run([sys.executable, "-m", "copier", "migrate", str(source), "--dsn", target.dsn,
+                               "--schema", schema, *flag], capture_output=True, text=True, timeout=120,
+                              cwd=tmp_path)
+        assert done.returncode == 3, done.stderr  # a row rejected
+        report = json.loads(done.stdout)
+        assert report["exit_code"] == 3 and report["tables"][0]["rows_written"] == 1
+        assert done.stderr.startswith("target: ")
+        assert "TOTAL" in done.stderr and "1 rejected row(s) written to " in done.stderr
