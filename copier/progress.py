@@ -1,10 +1,13 @@
-"""Progress display. The only module that imports tqdm; NullProgress when quiet or not a TTY."""
+"""Progress display. The only module that imports tqdm: bars on a terminal; off one (CI,
+nohup, a pipe, a terminal of width 0) the same tqdm bars printed as throttled lines; NullProgress
+when quiet."""
 
 from __future__ import annotations
 
+import io
+import os
 import sys
-import time
-from typing import Protocol
+from typing import Protocol, TextIO
 
 from tqdm import tqdm
 
@@ -47,41 +50,6 @@ class NullProgress:
         pass
 
 
-class _LineBar:
-    def __init__(self, name: str, total: int, unit: str = "rows", verb: str = "loading") -> None:
-        self._name, self._total, self._done, self._started = name, total, 0, time.monotonic()
-        self._unit = unit
-        _line(f"copier: {name}: {verb} {total:,} {unit}")
-
-    def advance(self, rows: int) -> None:
-        self._done += rows
-
-    def close(self) -> None:
-        _line(f"copier: {self._name}: {self._done:,} of {self._total:,} {self._unit} in "
-              f"{time.monotonic() - self._started:.1f} s")
-
-
-def _line(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
-class LineProgress:
-    """Where stderr is not a terminal (CI, nohup, a pipe): a line per table and per phase,
-    so a long run shows it is moving without bars."""
-
-    def table(self, name: str, total: int) -> TableBar:
-        return _LineBar(name, total)
-
-    def phase(self, name: str, total: int) -> TableBar:
-        return _LineBar(name, total, "steps", "starting")
-
-    def note(self, line: str) -> None:
-        _line(line)
-
-    def close(self) -> None:
-        pass
-
-
 class _TqdmBar:
     def __init__(self, bar: tqdm, overall: tqdm, slots: list[bool], slot: int) -> None:
         self._bar, self._overall, self._slots, self._slot = bar, overall, slots, slot
@@ -106,38 +74,81 @@ class _PhaseBar:
         self._bar.close()
 
 
-class TqdmProgress:
-    """An overall bar (rows of all tables) above one bar per running table."""
+# Off a terminal, a table's or phase's line at most this often (and always when it starts
+# and ends): a line every few seconds shows a long run is moving without flooding a log.
+LOG_INTERVAL_SECONDS = 5.0
+# What a log line says: rows (or steps) done of the total, the rate and the time left.
+_LOG_FORMAT = "copier: {desc}: {n_fmt} of {total_fmt}{unit} ({percentage:.0f} %) in {elapsed}, {rate_fmt}, ETA {remaining}"
 
-    def __init__(self, total_rows: int) -> None:
-        self._overall = tqdm(total=total_rows, desc="all tables", unit=" rows", unit_scale=True,
-                             position=0, file=sys.stderr, dynamic_ncols=True)
+
+class _Lines(io.TextIOBase):
+    """tqdm redraws a bar in place (a carriage return, then the bar); in a log, each redraw
+    becomes a line of its own."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        for part in text.replace("\n", "\r").split("\r"):
+            if part.strip():
+                self._stream.write(part.rstrip() + "\n")
+        self._stream.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+
+class TqdmProgress:
+    """An overall bar (rows of all tables) above one bar per running table, and one per phase.
+
+    With log=True (stderr is not a terminal, or a terminal of width 0) the same bars are
+    printed as lines: when each starts and ends, and every LOG_INTERVAL_SECONDS in between."""
+
+    def __init__(self, total_rows: int, *, log: bool = False) -> None:
+        self._log = log
+        self._out: TextIO = _Lines(sys.stderr) if log else sys.stderr
+        self._overall = self._bar(total_rows, "all tables", " rows", position=0, leave=not log)
         self._slots: list[bool] = []
+
+    def _bar(self, total: int, desc: str, unit: str, position: int, leave: bool) -> tqdm:
+        if self._log:  # no cursor movement, no bar: a line per update, each with the ETA
+            return tqdm(total=total, desc=desc, unit=unit, file=self._out, position=0, leave=True,
+                        mininterval=LOG_INTERVAL_SECONDS, miniters=1, bar_format=_LOG_FORMAT)
+        return tqdm(total=total, desc=desc[:30], unit=unit, unit_scale=unit == " rows", position=position,
+                    leave=leave, file=self._out, dynamic_ncols=True)
 
     def table(self, name: str, total: int) -> TableBar:
         slot = next((i for i, used in enumerate(self._slots) if not used), len(self._slots))
         if slot == len(self._slots):
             self._slots.append(True)
         self._slots[slot] = True
-        bar = tqdm(total=total, desc=name[:30], unit=" rows", unit_scale=True, position=slot + 1,
-                   leave=False, file=sys.stderr, dynamic_ncols=True)
-        return _TqdmBar(bar, self._overall, self._slots, slot)
+        return _TqdmBar(self._bar(total, name, " rows", slot + 1, False), self._overall, self._slots, slot)
 
     def phase(self, name: str, total: int) -> TableBar:
-        bar = tqdm(total=total, desc=name[:30], unit=" steps", position=len(self._slots) + 1, leave=False,
-                   file=sys.stderr, dynamic_ncols=True)
-        return _PhaseBar(bar)
+        return _PhaseBar(self._bar(total, name, " steps", len(self._slots) + 1, False))
 
     def note(self, line: str) -> None:
-        tqdm.write(line, file=sys.stderr)
+        if self._log:
+            self._out.write(line + "\n")
+        else:
+            tqdm.write(line, file=sys.stderr)
 
     def close(self) -> None:
         self._overall.close()
 
 
+def _terminal_width() -> int:
+    """Columns of the terminal stderr is, or 0 when it is none (or one of width 0, as under `script`)."""
+    if not sys.stderr.isatty():
+        return 0
+    try:
+        return os.get_terminal_size(sys.stderr.fileno()).columns
+    except (OSError, ValueError):
+        return 0
+
+
 def make_progress(total_rows: int, *, quiet: bool) -> Progress:
     if quiet:
         return NullProgress(quiet)
-    if not sys.stderr.isatty():
-        return LineProgress()
-    return TqdmProgress(total_rows)
+    return TqdmProgress(total_rows, log=_terminal_width() == 0)

@@ -4,7 +4,10 @@ stdout, and when a run fails early), and -q that hides the summary but never a p
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+
+import pytest
 
 from copier import __version__
 
@@ -100,6 +103,10 @@ def test_lower_identifiers_make_the_apps_unquoted_sql_work(tmp_path: Path, targe
     assert invoke("verify", source, "--dsn", target.dsn, "--schema", target.schema).exit_code == 0
 
 
+def _progress_lines(text: str) -> list[str]:
+    return [line.strip() for line in text.replace("\r", "\n").splitlines() if line.startswith("copier: ")]
+
+
 def test_not_on_a_terminal_progress_comes_as_lines(tmp_path: Path, target: Target) -> None:
     import subprocess
     import sys
@@ -108,17 +115,57 @@ def test_not_on_a_terminal_progress_comes_as_lines(tmp_path: Path, target: Targe
     done = subprocess.run([sys.executable, "-m", "copier", "migrate", str(source), "--dsn", target.dsn,
                            "--schema", target.schema], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    lines = done.stderr.splitlines()
-    assert "copier: Artist: loading 275 rows" in lines
-    assert any(line.startswith("copier: Artist: 275 of 275 rows in ") for line in lines)
-    assert "copier: Track keys: starting 4 steps" in lines  # primary key and 3 indexes
-    assert "copier: foreign keys: starting 11 steps" in lines
-    assert any(line.startswith("copier: foreign keys: 11 of 11 steps in ") for line in lines)
+    lines = _progress_lines(done.stderr)
+    assert "copier: Artist: 0 of 275 rows (0 %) in 00:00, ? rows/s, ETA ?" in lines
+    assert any(re.fullmatch(r"copier: Artist: 275 of 275 rows \(100 %\) in 00:0\d, [\d.]+ rows/s, ETA 00:00", line)
+               for line in lines)
+    assert any(line.startswith("copier: all tables: 15607 of 15607 rows (100 %)") for line in lines)
+    assert "copier: Track keys: 0 of 4 steps (0 %) in 00:00, ? steps/s, ETA ?" in lines  # primary key, 3 indexes
+    assert any(line.startswith("copier: foreign keys: 11 of 11 steps (100 %)") for line in lines)
     # Verify runs while the foreign keys are added: its lines come after the load's, in any
     # order with those of the foreign keys.
-    started = lines.index("copier: verify: starting 11 steps")
-    assert started > max(i for i, line in enumerate(lines) if " rows in " in line)
-    assert any(line.startswith("copier: verify: 11 of 11 steps in ") for line in lines[started:])
+    started = lines.index("copier: verify: 0 of 11 steps (0 %) in 00:00, ? steps/s, ETA ?")
+    assert started > max(i for i, line in enumerate(lines) if "rows (100 %)" in line and "all tables" not in line)
+    assert any(line.startswith("copier: verify: 11 of 11 steps (100 %)") for line in lines[started:])
+
+
+def test_a_terminal_of_width_zero_gets_the_progress_lines(tmp_path: Path, target: Target) -> None:
+    """`script` runs the command on a terminal of 0 columns (it has none to copy the size
+    from): the bars cannot be drawn there, so the lines come instead."""
+    import shlex
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("script") is None:
+        pytest.skip("needs script(1) (util-linux)")
+    source = corpus_file("chinook/Chinook_Sqlite.sqlite", tmp_path)
+    command = shlex.join([sys.executable, "-m", "copier", "migrate", str(source), "--dsn", target.dsn,
+                          "--schema", target.schema, "-t", "Track"])
+    done = subprocess.run(["script", "-q", "-e", "-c", f"stty cols 0; {command}", "/dev/null"],
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = _progress_lines(done.stdout)
+    assert "copier: Track: 0 of 3503 rows (0 %) in 00:00, ? rows/s, ETA ?" in lines
+    assert any(line.startswith("copier: Track: 3503 of 3503 rows (100 %)") for line in lines)
+
+
+def test_progress_lines_are_throttled(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Off a terminal, a line when a bar starts and ends, and in between at most one per
+    interval: every update with no interval, none with a long one."""
+    from copier import progress
+
+    # With no interval, the last update's line and the closing line both say 300.
+    for interval, expected in ((0.0, ["0", "100", "200", "300", "300"]), (3600.0, ["0", "300"])):
+        monkeypatch.setattr(progress, "LOG_INTERVAL_SECONDS", interval)
+        lines_out = progress.TqdmProgress(300, log=True)
+        bar = lines_out.table("t", 300)
+        for _ in range(3):
+            bar.advance(100)
+        bar.close()
+        lines_out.close()
+        lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("copier: t: ")]
+        assert [line.split()[2] for line in lines] == expected
 
 
 def test_migrate_json_puts_the_report_alone_on_stdout(tmp_path: Path, target: Target) -> None:
