@@ -78,7 +78,8 @@ class _PhaseBar:
 # and ends): a line every few seconds shows a long run is moving without flooding a log.
 LOG_INTERVAL_SECONDS = 5.0
 # What a log line says: rows (or steps) done of the total, the rate and the time left.
-_LOG_FORMAT = "copier: {desc}: {n_fmt} of {total_fmt}{unit} ({percentage:.0f} %) in {elapsed}, {rate_fmt}, ETA {remaining}"
+_LOG_FORMAT = ("copier: {desc}: {n_fmt} of {total_fmt}{unit} ({percentage:.0f} %) in {elapsed}, {rate_fmt}, "
+               "ETA {remaining}")
 
 
 class _Lines(io.TextIOBase):
