@@ -108,7 +108,7 @@ class TqdmProgress:
 
     def __init__(self, total_rows: int, *, log: bool = False) -> None:
         self._log = log
-        self._out: TextIO = _Lines(sys.stderr) if log else sys.stderr
+        self._out: io.TextIOBase | TextIO = _Lines(sys.stderr) if log else sys.stderr
         self._overall = self._bar(total_rows, "all tables", " rows", position=0, leave=not log)
         self._slots: list[bool] = []
 
