@@ -211,6 +211,9 @@ def migrate(
                            "migrate from the copy (the app may keep writing).")] = False,
     skip_integrity_check: Annotated[bool, typer.Option(
         "--skip-integrity-check", help="Do not run PRAGMA quick_check on the source first.")] = False,
+    allow_empty: Annotated[bool, typer.Option(
+        "--allow-empty", help="A source without tables (or an empty, 0-byte file) migrates to nothing and exits 0, "
+                              "instead of failing (a mistyped path opens as an empty database).")] = False,
     busy_timeout: Annotated[float, typer.Option(
         help="Seconds to wait for another process's lock on the source.", min=0)] = _DEFAULTS.busy_timeout,
     report: Annotated[Path | None, typer.Option(
@@ -252,7 +255,7 @@ def migrate(
             batch_size=batch_size, lane=lane, readers=readers, queue_depth=queue_depth, jobs=jobs, source_tz=source_tz,
             **({"workers": workers} if workers else {}),
             strip_nul=strip_nul, verify=verify, report=report, quiet=quiet, resume=resume, force=force,
-            retries=retries, snapshot=snapshot, integrity_check=not skip_integrity_check,
+            retries=retries, snapshot=snapshot, integrity_check=not skip_integrity_check, allow_empty=allow_empty,
             busy_timeout=busy_timeout)
         from .normalise import zone
 

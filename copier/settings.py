@@ -72,6 +72,7 @@ class Settings:
     force: bool = False
     snapshot: bool = False
     integrity_check: bool = True
+    allow_empty: bool = False  # a source without tables is an error unless the caller expects it
     busy_timeout: float = BUSY_TIMEOUT
     report: Path | None = None
     quiet: bool = False

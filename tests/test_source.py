@@ -161,16 +161,28 @@ def test_locked_beyond_busy_timeout(tmp_path: Path, target: Target) -> None:
     assert "locked by another process (waited 0.3 s)" in result.stderr
 
 
-def test_empty_database_migrates_to_nothing_and_says_so(tmp_path: Path, target: Target) -> None:
+def test_an_empty_source_fails_unless_allowed(tmp_path: Path, target: Target) -> None:
+    """A mistyped path opens as an empty database: nothing moved must not read as success."""
+    import subprocess
+    import sys
+
     zero_bytes = tmp_path / "zero.db"
     zero_bytes.touch()  # SQLite reads a 0-byte file as an empty database
     no_tables = tmp_path / "empty.db"
     with sqlite3.connect(no_tables) as connection:
         connection.execute("PRAGMA user_version = 3")
-    for source in (zero_bytes, no_tables):
-        result = invoke("migrate", source, "--dsn", target.dsn, "--schema", target.schema)
-        assert result.exit_code == 0, result.output
-        assert f"{source} has no tables to migrate" in result.stdout
+    for source, why in ((zero_bytes, " (an empty, 0-byte file)"), (no_tables, "")):
+        command = [sys.executable, "-m", "copier", "migrate", str(source), "--dsn", target.dsn,
+                   "--schema", target.schema]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        assert done.returncode == 2
+        assert done.stderr.splitlines()[-1] == (f"copier: error: {source} has no tables to migrate{why} "
+                                                "(hint: check the path; --allow-empty if an empty source is expected)")
+        allowed = subprocess.run([*command, "--allow-empty"], capture_output=True, text=True, timeout=120,
+                                 cwd=tmp_path)
+        assert allowed.returncode == 0, allowed.stderr
+        assert f"{source} has no tables to migrate" in allowed.stdout
+    assert not target.fetchval("SELECT count(*) FROM pg_namespace WHERE nspname = $1", target.schema)
 
 
 def test_password_never_appears_even_with_debug(tmp_path: Path, target: Target) -> None:
