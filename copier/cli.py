@@ -15,7 +15,7 @@ import anyio
 import typer
 
 from . import __version__
-from .dsn import describe
+from .dsn import describe, with_endpoint
 from .errors import CopierError, ExitCode, UsageError
 from .planning import MigrationPlan, TablePlan
 from .settings import (
@@ -24,11 +24,11 @@ from .settings import (
     Lane,
     OnError,
     Settings,
+    dsn_given,
     dsn_source,
     parse_casts,
     redact,
     redact_text,
-    resolve_dsn,
 )
 
 # Every flag's default is the Settings field's: stated once, there.
@@ -62,6 +62,18 @@ Dsn = Annotated[str | None, typer.Option(
                   "[env var: COPIER_DSN, DATABASE_URL, SQLALCHEMY_DATABASE_URI; PGHOST, PGPORT, PGUSER, "
                   "PGDATABASE, PGSERVICE]",
     show_default=False)]
+# psql's own connection flags, on top of the DSN (as psql lets them override a connection string's).
+Host = Annotated[str | None, typer.Option(
+    "--host", "-h", help="Server host or socket directory, as psql's -h (default: the DSN's, $PGHOST, the local "
+                         "socket).", show_default=False)]
+Port = Annotated[int | None, typer.Option(
+    "--port", "-p", help="Server port, as psql's -p (default: the DSN's, $PGPORT, 5432).", min=1, max=65535,
+    show_default=False)]
+Username = Annotated[str | None, typer.Option(
+    "--username", "-U", help="User name, as psql's -U (default: the DSN's, $PGUSER, $USER).", show_default=False)]
+Dbname = Annotated[str | None, typer.Option(
+    "--dbname", "-d", help="Database name, or a whole connection string, as psql's -d (default: the DSN's, "
+                           "$PGDATABASE, the user name).", show_default=False)]
 Schema = Annotated[str, typer.Option(help="Target schema (created if missing).")]
 Tables = Annotated[list[str] | None, typer.Option(
     "--tables", "-t", help="Only tables matching this glob; repeat for more.", show_default=False)]
@@ -111,16 +123,29 @@ def _fail(exc: CopierError, debug: bool, dsn: str | None) -> None:
     raise typer.Exit(int(exc.exit_code))
 
 
-def _say_target(flag: str | None, schema: str | None, quiet: bool = False, origin: str | None = None,
-                err: bool = False) -> None:
+def _connection(dsn: str | None, host: str | None, port: int | None, username: str | None,
+                dbname: str | None) -> tuple[str, str]:
+    """The target's URL and where it came from: --dsn, a variable or libpq's defaults, with
+    psql's -h/-p/-U/-d on top. A -d holding a connection string stands for --dsn, as in psql."""
+    origin = "--dsn"
+    if dbname is not None and ("=" in dbname or "://" in dbname):
+        if dsn:
+            raise UsageError("-d holds a connection string, and --dsn another", hint="give one")
+        dsn, dbname, origin = dbname, None, "-d"
+    url, found_in = dsn_source(dsn)
+    flags = [flag for flag, value in (("-h", host), ("-p", port), ("-U", username), ("-d", dbname)) if value]
+    if flags:
+        url = with_endpoint(url, host=host, port=port, user=username, dbname=dbname)
+        found_in = " ".join(flags) if found_in == "libpq's defaults" else f"{found_in} with {' '.join(flags)}"
+    return url, found_in.replace("--dsn", origin)
+
+
+def _say_target(url: str, origin: str, schema: str | None, quiet: bool = False, err: bool = False) -> None:
     """The first line of a command that touches PostgreSQL: where, and where that came from
-    (on stderr when stdout carries JSON)."""
-    if quiet:
-        return
-    url, found_in = dsn_source(flag)
-    origin = origin or found_in
-    where = describe(url, os.environ)
-    typer.echo(f"target: {where}" + (f", schema {schema}" if schema else "") + f" (from {origin})", err=err)
+    (on stderr when stdout carries JSON). Never the password."""
+    if not quiet:
+        where = describe(url, os.environ)
+        typer.echo(f"target: {where}" + (f", schema {schema}" if schema else "") + f" (from {origin})", err=err)
 
 
 def _one_source(argument: Path | None, flag: Path | None) -> Path:
@@ -150,6 +175,10 @@ def migrate(
     source: Source = None,
     sqlite: Sqlite = None,
     dsn: Dsn = None,
+    host: Host = None,
+    port: Port = None,
+    username: Username = None,
+    dbname: Dbname = None,
     schema: Schema = _DEFAULTS.schema,
     identifiers: Idents = _DEFAULTS.identifiers,
     views: Views = ViewsMode.CREATE,
@@ -238,14 +267,14 @@ def migrate(
     try:
         source = _one_source(source, sqlite)
         if embedded:
-            if dsn:
-                raise UsageError("--embedded and --dsn both name a target", hint="give one")
+            if dsn or host or port or username or dbname:
+                raise UsageError("--embedded and --dsn (or -h/-p/-U/-d) both name a target", hint="give one")
             from .embedded import start
 
             dsn = start()
-        resolved = resolve_dsn(dsn)
-        _say_target(dsn, schema, quiet, "the embedded PostgreSQL; copier embedded psql" if embedded else None,
-                    err=to_stdout)
+        resolved, origin = _connection(dsn, host, port, username, dbname)
+        _say_target(resolved, "the embedded PostgreSQL; copier embedded psql" if embedded else origin, schema,
+                    quiet, err=to_stdout)
         settings = _settings(
             resolved, schema=schema, state_schema=state_schema, identifiers=identifiers,
             views=views is ViewsMode.CREATE,
@@ -322,6 +351,10 @@ def plan(
     source: Source = None,
     sqlite: Sqlite = None,
     dsn: Dsn = None,
+    host: Host = None,
+    port: Port = None,
+    username: Username = None,
+    dbname: Dbname = None,
     schema: Schema = _DEFAULTS.schema,
     identifiers: Idents = _DEFAULTS.identifiers,
     views: Views = ViewsMode.CREATE,
@@ -345,11 +378,8 @@ def plan(
     resolved: str | None = None
     try:
         source = _one_source(source, sqlite)
-        try:
-            resolved = resolve_dsn(dsn)
-        except CopierError:
-            if dsn:
-                raise
+        if dsn_given(dsn) or host or port or username or dbname:  # else planned offline, every table created
+            resolved = _connection(dsn, host, port, username, dbname)[0]
         settings = _settings(resolved or "postgresql://", schema=schema, identifiers=identifiers,
                              views=views is ViewsMode.CREATE,
                              tables=tuple(tables or ()), exclude=tuple(exclude or ()), casts=parse_casts(cast or []),
@@ -430,6 +460,10 @@ def verify(
     source: Source = None,
     sqlite: Sqlite = None,
     dsn: Dsn = None,
+    host: Host = None,
+    port: Port = None,
+    username: Username = None,
+    dbname: Dbname = None,
     schema: Schema = _DEFAULTS.schema,
     tables: Tables = None,
     exclude: Exclude = None,
@@ -448,8 +482,8 @@ def verify(
     resolved: str | None = None
     try:
         source = _one_source(source, sqlite)
-        resolved = resolve_dsn(dsn)
-        _say_target(dsn, schema, quiet=as_json)
+        resolved, origin = _connection(dsn, host, port, username, dbname)
+        _say_target(resolved, origin, schema, quiet=as_json)
         settings = _settings(resolved, schema=schema, tables=tuple(tables or ()), exclude=tuple(exclude or ()),
                              casts=parse_casts(cast or []), source_tz=source_tz, strip_nul=strip_nul,
                              reject_file=reject_file)
@@ -523,12 +557,9 @@ def bench(
             elif values:
                 sweeps[name] = values
         plan = BenchPlan(rows, tuple(shape or ["finance"]), runs, chosen, base, sweeps, out, data_dir or out / "data")
-        try:
-            server = resolve_dsn(dsn)
-            report = run_bench(plan, server, typer.echo)
-        except CopierError as exc:
-            if dsn or "no PostgreSQL to write to" not in str(exc):
-                raise
+        if dsn_given(dsn):
+            report = run_bench(plan, dsn_source(dsn)[0], typer.echo)
+        else:
             typer.echo("no --dsn: starting a throwaway PostgreSQL...", err=True)
             with throwaway_server() as server:
                 report = run_bench(plan, server, typer.echo)
@@ -546,6 +577,10 @@ def bench(
 @app.command()
 def status(
     dsn: Dsn = None,
+    host: Host = None,
+    port: Port = None,
+    username: Username = None,
+    dbname: Dbname = None,
     schema: Annotated[str | None, typer.Option(help="Only this target schema.", show_default=False)] = None,
     state_schema: StateSchema = _DEFAULTS.state_schema,
     as_json: AsJson = False,
@@ -553,8 +588,8 @@ def status(
     """Show the progress recorded in the target by migrate (for --resume)."""
     resolved: str | None = None
     try:
-        resolved = resolve_dsn(dsn)
-        _say_target(dsn, schema, quiet=as_json)
+        resolved, origin = _connection(dsn, host, port, username, dbname)
+        _say_target(resolved, origin, schema, quiet=as_json)
         from .pipeline import status as read_status
 
         rows = anyio.run(read_status, resolved, schema, state_schema)
@@ -587,14 +622,18 @@ def _n(value: int | None) -> str:
 @app.command()
 def clean(
     dsn: Dsn = None,
+    host: Host = None,
+    port: Port = None,
+    username: Username = None,
+    dbname: Dbname = None,
     schema: Schema = _DEFAULTS.schema,
     state_schema: StateSchema = _DEFAULTS.state_schema,
 ) -> None:
     """Remove what copier left in the target for itself (staging tables, progress records); never your tables."""
     resolved: str | None = None
     try:
-        resolved = resolve_dsn(dsn)
-        _say_target(dsn, schema)
+        resolved, origin = _connection(dsn, host, port, username, dbname)
+        _say_target(resolved, origin, schema)
         from .pipeline import clean as run_clean
 
         removed = anyio.run(run_clean, resolved, schema, state_schema)

@@ -63,7 +63,11 @@ def _conninfo_url(text: str) -> str:
             value = re.sub(r"\\(.)", r"\1", value[1:-1])
         pairs.append((key, value))
         position = match.end()
-    values = dict(pairs)
+    return _compose(dict(pairs))
+
+
+def _compose(values: dict[str, str]) -> str:
+    """A postgresql:// URL from libpq keywords (user, password, host, port, dbname, the rest)."""
     netloc = ""
     if "user" in values:
         netloc = quote(values.pop("user"), safe="")
@@ -72,13 +76,40 @@ def _conninfo_url(text: str) -> str:
         netloc += "@"
     host = values.pop("host", "")
     if host and not host.startswith("/") and "," not in host:
-        netloc += host + (f":{values.pop('port')}" if "port" in values else "")
+        netloc += (f"[{host}]" if ":" in host else host) + (f":{values.pop('port')}" if "port" in values else "")
     elif host:
         values["host"] = host  # a socket directory or several hosts: as a parameter
     path = "/" + quote(values.pop("dbname"), safe="") if "dbname" in values else ""
     query = urlencode(_checked(list(values.items())), safe="/,:")
     # Written out, not urlunsplit: with no host it would drop the // (postgresql:/db).
     return f"postgresql://{netloc}{path}" + (f"?{query}" if query else "")
+
+
+def with_endpoint(url: str, *, host: str | None = None, port: int | None = None, user: str | None = None,
+                  dbname: str | None = None) -> str:
+    """The URL with psql's -h, -p, -U and -d in place of its own host, port, user and
+    database, as psql lets its flags override a connection string's."""
+    parts = urlsplit(url)
+    values: dict[str, str] = {}
+    if parts.username:
+        values["user"] = unquote(parts.username)
+    if parts.password is not None:
+        values["password"] = unquote(parts.password)
+    hosts = parts.netloc.rpartition("@")[2]
+    if "," in hosts:
+        values["host"] = unquote(hosts)
+    elif parts.hostname:
+        values["host"] = parts.hostname
+        if parts.port:
+            values["port"] = str(parts.port)
+    if parts.path.lstrip("/"):
+        values["dbname"] = unquote(parts.path.lstrip("/"))
+    values.update(parse_qsl(parts.query, keep_blank_values=True))
+    if "database" in values:
+        values["dbname"] = values.pop("database")
+    flags = {"host": host, "port": None if port is None else str(port), "user": user, "dbname": dbname}
+    values.update({key: value for key, value in flags.items() if value is not None})
+    return _compose(values)
 
 
 def _checked(params: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -126,8 +157,12 @@ def endpoint(url: str, environ: Mapping[str, str]) -> tuple[str, str, str, str, 
     """(user, host, port, database, service) of a connection made from `url`."""
     parts = urlsplit(url)
     query = dict(parse_qsl(parts.query))
-    user = unquote(parts.username or "") or query.get("user") or environ.get("PGUSER") or environ.get("USER", "")
-    host = parts.hostname or query.get("host") or environ.get("PGHOST") or "localhost"
+    user = (unquote(parts.username or "") or query.get("user") or environ.get("PGUSER") or environ.get("LOGNAME")
+            or environ.get("USER", ""))
+    # No host: the local socket first, as psql (whose prompt says [local] for it) and asyncpg do.
+    host = parts.hostname or query.get("host") or environ.get("PGHOST") or "[local]"
+    if host.startswith("/"):
+        host = f"[local:{host}]"
     port = parts.port or query.get("port") or environ.get("PGPORT") or "5432"
     database = (unquote(parts.path.lstrip("/")) or query.get("dbname") or query.get("database")
                 or environ.get("PGDATABASE") or user)

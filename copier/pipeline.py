@@ -214,8 +214,8 @@ async def _migrate(path: Path, readable: Path, settings: Settings, stats: RunSta
     if not catalog.tables:
         # A mistyped path makes SQLite read a fresh empty file: moving nothing must not look like success.
         if not settings.allow_empty:
-            raise SourceError(f"{path} has no tables to migrate" + (" (an empty, 0-byte file)" if
-                                                                   path.stat().st_size == 0 else ""),
+            empty = (await anyio.Path(path).stat()).st_size == 0
+            raise SourceError(f"{path} has no tables to migrate" + (" (an empty, 0-byte file)" if empty else ""),
                               hint="check the path; --allow-empty if an empty source is expected")
         stats.notes.append(f"{path} has no tables to migrate")
         stats.finished = time.monotonic()

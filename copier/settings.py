@@ -103,8 +103,14 @@ PG_VARIABLES = ("PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGSERVICE", "PGHOST
 
 def resolve_dsn(flag: str | None) -> str:
     """--dsn, else $COPIER_DSN, else $DATABASE_URL, else $SQLALCHEMY_DATABASE_URI, else the
-    PG* variables (as psql reads them): as one URL asyncpg understands."""
+    PG* variables and libpq's defaults (as psql reads them): as one URL asyncpg understands."""
     return dsn_source(flag)[0]
+
+
+def dsn_given(flag: str | None) -> bool:
+    """Whether a target was named at all (--dsn, a DSN variable, a PG* variable), rather
+    than left to libpq's defaults."""
+    return bool(flag) or any(os.environ.get(v) for v in (*DSN_VARIABLES, *PG_VARIABLES))
 
 
 def dsn_source(flag: str | None) -> tuple[str, str]:
@@ -121,8 +127,8 @@ def dsn_source(flag: str | None) -> tuple[str, str]:
         service = os.environ.get("PGSERVICE")
         return (f"postgresql://?{urlencode({'service': service})}" if service else "postgresql://",
                 " ".join(f"${v}" for v in present))
-    raise UsageError("no PostgreSQL to write to",
-                     hint="pass --dsn postgresql://user@host/db, or set COPIER_DSN, DATABASE_URL or the PG* variables")
+    # As psql with nothing set: the local socket (then localhost), user $USER, database of the same name.
+    return "postgresql://", "libpq's defaults"
 
 
 def normalise_dsn(text: str) -> str:

@@ -9,6 +9,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
+from urllib.parse import parse_qsl, urlsplit
 
 import asyncpg
 
@@ -55,6 +56,12 @@ def _where(dsn: str) -> str:
     return f"{host}:{port}"
 
 
+def _ssl_required(dsn: str) -> bool:
+    """Whether the connection insists on SSL (sslmode require or stricter; $PGSSLMODE as libpq reads it)."""
+    mode = dict(parse_qsl(urlsplit(dsn).query)).get("sslmode") or os.environ.get("PGSSLMODE", "")
+    return mode in ("require", "verify-ca", "verify-full")
+
+
 def translate_connect_error(exc: BaseException, dsn: str) -> CopierError:
     """One clear line for the failures a user will hit when connecting."""
     where = _where(dsn)
@@ -68,6 +75,12 @@ def translate_connect_error(exc: BaseException, dsn: str) -> CopierError:
                            hint="create it first (createdb NAME) or fix the database name in the DSN")
     if isinstance(exc, asyncpg.InsufficientPrivilegeError):
         return TargetError(f"PostgreSQL at {where}: permission denied: {redact_text(str(exc), dsn)}")
+    if type(exc) is ConnectionError and _ssl_required(dsn):
+        # asyncpg's bare ConnectionError when the server answers an SSL request with "no"
+        # (its refused or reset connections are subclasses): the server is up, SSL is off.
+        return TargetError(f"PostgreSQL at {where} does not accept SSL connections, and the DSN requires SSL",
+                           hint="turn ssl on in the server's postgresql.conf, or use sslmode=prefer "
+                                "(SSL when offered) or sslmode=disable in the DSN")
     if isinstance(exc, (OSError, socket.gaierror, asyncio.TimeoutError, TimeoutError)):
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
         return TargetError(f"cannot reach PostgreSQL at {where}: {redact_text(reason, dsn)}",

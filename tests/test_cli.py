@@ -47,13 +47,6 @@ def test_database_missing(tmp_path: Path, target: Target) -> None:
     assert "createdb" in result.stderr
 
 
-def test_no_dsn_anywhere(tmp_path: Path) -> None:
-    db = sqlite_db(tmp_path / "a.db", "CREATE TABLE t (x)")
-    result = invoke("migrate", db)
-    assert result.exit_code == 2
-    assert "no PostgreSQL to write to" in result.stderr
-
-
 def test_dsn_from_environment_in_sqlalchemy_form(tmp_path: Path, target: Target, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     db = sqlite_db(tmp_path / "a.db", "CREATE TABLE t (x INTEGER)", rows={"t": [(1,), (2,)]})
     monkeypatch.setenv("DATABASE_URL", target.dsn.replace("postgresql://", "postgresql+psycopg://"))

@@ -4,6 +4,9 @@ no DSN, passwords redacted by structure, and the target named before anything is
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
@@ -35,7 +38,8 @@ def test_a_libpq_key_value_string_with_libpq_only_keys(tmp_path: Path, target: T
     result = invoke("migrate", one_table(tmp_path), "--dsn", conninfo, "--schema", target.schema)
     assert result.exit_code == 0, result.output
     assert target.count("t") == 2
-    assert result.stdout.splitlines()[0] == (f"target: {p['user']}@{p['host']}:{p['port']}/{p['dbname']}, "
+    host = f"[local:{p['host']}]" if p["host"].startswith("/") else p["host"]  # as psql's prompt shows a socket
+    assert result.stdout.splitlines()[0] == (f"target: {p['user']}@{host}:{p['port']}/{p['dbname']}, "
                                              f"schema {target.schema} (from --dsn)")
 
 
@@ -101,3 +105,54 @@ def test_a_service_from_a_service_file(tmp_path: Path, target: Target, monkeypat
     assert result.exit_code == 0, result.output
     assert target.count("t") == 2
     assert "(service shop)" in result.stdout.splitlines()[0]
+
+
+def _run(*args: object, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "copier", *map(str, args)], capture_output=True, text=True,
+                          timeout=120, env=env)
+
+
+def test_psqls_own_flags(tmp_path: Path, target: Target) -> None:
+    """-h -p -U -d as psql takes them: the target line says where, and that the flags chose it."""
+    p = parts_of(target.dsn)
+    done = _run("migrate", one_table(tmp_path), "-h", p["host"], "-p", p["port"], "-U", p["user"], "-d", p["dbname"],
+                "--schema", target.schema)
+    assert done.returncode == 0, done.stderr
+    assert target.count("t") == 2
+    host = f"[local:{p['host']}]" if p["host"].startswith("/") else p["host"]
+    assert done.stdout.splitlines()[0] == (f"target: {p['user']}@{host}:{p['port']}/{p['dbname']}, "
+                                           f"schema {target.schema} (from -h -p -U -d)")
+    # A flag overrides its part of a DSN, as psql's do: here the database of a DSN naming another.
+    other = urlsplit(target.dsn)._replace(path="/no_such_database_here").geturl()
+    done = _run("status", "--dsn", other, "-d", p["dbname"], "--schema", target.schema)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0].endswith(f"/{p['dbname']}, schema {target.schema} (from --dsn with -d)")
+
+
+def test_with_nothing_set_libpqs_defaults_as_psql(tmp_path: Path, target: Target) -> None:
+    """No DSN, no PG* variable: the local socket, the login's user name and the database of
+    that name, as psql connects; here a login called postgres on the local server."""
+    sockets = [Path(d) / ".s.PGSQL.5432" for d in ("/run/postgresql", "/var/run/postgresql", "/tmp")]
+    if not any(s.exists() for s in sockets):
+        pytest.skip("no PostgreSQL listening on the default local socket")
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("PG") and k not in ("COPIER_DSN", "DATABASE_URL", "SQLALCHEMY_DATABASE_URI")}
+    env |= {"USER": "postgres", "LOGNAME": "postgres"}
+    done = _run("status", "--schema", target.schema, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        f"target: postgres@[local]:5432/postgres, schema {target.schema} (from libpq's defaults)",
+        f"no migration recorded for schema '{target.schema}'"]
+
+
+def test_an_ssl_refusal_gets_its_own_hint(tmp_path: Path, target: Target) -> None:
+    if target.fetchval("SHOW ssl") != "off" or parts_of(target.dsn)["host"].startswith("/"):
+        pytest.skip("the test server accepts SSL, or is reached by a socket (no SSL there)")
+    separator = "&" if "?" in target.dsn else "?"
+    done = _run("status", "--dsn", f"{target.dsn}{separator}sslmode=require")
+    assert done.returncode == 2
+    where = "{host}:{port}".format(**parts_of(target.dsn))
+    assert done.stderr.splitlines()[-1] == (
+        f"copier: error: PostgreSQL at {where} does not accept SSL connections, and the DSN requires SSL (hint: "
+        "turn ssl on in the server's postgresql.conf, or use sslmode=prefer (SSL when offered) or "
+        "sslmode=disable in the DSN)")

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from copier.errors import UsageError
-from copier.settings import Settings, normalise_dsn, parse_casts, redact, redact_text, resolve_dsn
+from copier.settings import Settings, dsn_source, normalise_dsn, parse_casts, redact, redact_text, resolve_dsn
 
 
 @pytest.mark.parametrize(("given", "expected"), [
@@ -41,9 +41,11 @@ def test_dsn_comes_from_flag_then_environment(monkeypatch: pytest.MonkeyPatch) -
     assert resolve_dsn("postgresql+psycopg://flag/db") == "postgresql://flag/db"
 
 
-def test_missing_dsn_says_how_to_give_one() -> None:
-    with pytest.raises(UsageError, match="no PostgreSQL to write to"):
-        resolve_dsn(None)
+def test_no_dsn_is_libpqs_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    for variable in ("COPIER_DSN", "DATABASE_URL", "SQLALCHEMY_DATABASE_URI", "PGHOST", "PGPORT", "PGUSER",
+                     "PGDATABASE", "PGSERVICE", "PGHOSTADDR"):
+        monkeypatch.delenv(variable, raising=False)
+    assert dsn_source(None) == ("postgresql://", "libpq's defaults")
 
 
 def test_settings_are_range_checked() -> None:
