@@ -161,8 +161,6 @@ def endpoint(url: str, environ: Mapping[str, str]) -> tuple[str, str, str, str, 
             or environ.get("USER", ""))
     # No host: the local socket first, as psql (whose prompt says [local] for it) and asyncpg do.
     host = parts.hostname or query.get("host") or environ.get("PGHOST") or "[local]"
-    if host.startswith("/"):
-        host = f"[local:{host}]"
     port = parts.port or query.get("port") or environ.get("PGPORT") or "5432"
     database = (unquote(parts.path.lstrip("/")) or query.get("dbname") or query.get("database")
                 or environ.get("PGDATABASE") or user)

@@ -38,8 +38,7 @@ def test_a_libpq_key_value_string_with_libpq_only_keys(tmp_path: Path, target: T
     result = invoke("migrate", one_table(tmp_path), "--dsn", conninfo, "--schema", target.schema)
     assert result.exit_code == 0, result.output
     assert target.count("t") == 2
-    host = f"[local:{p['host']}]" if p["host"].startswith("/") else p["host"]  # as psql's prompt shows a socket
-    assert result.stdout.splitlines()[0] == (f"target: {p['user']}@{host}:{p['port']}/{p['dbname']}, "
+    assert result.stdout.splitlines()[0] == (f"target: {p['user']}@{p['host']}:{p['port']}/{p['dbname']}, "
                                              f"schema {target.schema} (from --dsn)")
 
 
@@ -119,8 +118,7 @@ def test_psqls_own_flags(tmp_path: Path, target: Target) -> None:
                 "--schema", target.schema)
     assert done.returncode == 0, done.stderr
     assert target.count("t") == 2
-    host = f"[local:{p['host']}]" if p["host"].startswith("/") else p["host"]
-    assert done.stdout.splitlines()[0] == (f"target: {p['user']}@{host}:{p['port']}/{p['dbname']}, "
+    assert done.stdout.splitlines()[0] == (f"target: {p['user']}@{p['host']}:{p['port']}/{p['dbname']}, "
                                            f"schema {target.schema} (from -h -p -U -d)")
     # A flag overrides its part of a DSN, as psql's do: here the database of a DSN naming another.
     other = urlsplit(target.dsn)._replace(path="/no_such_database_here").geturl()
