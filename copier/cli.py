@@ -98,8 +98,8 @@ class ViewsMode(StrEnum):
 
 
 Views = Annotated[ViewsMode, typer.Option(
-    "--views", help="create: each SQLite view whose SQL PostgreSQL accepts as it is, after the tables (the others "
-                    "are listed with PostgreSQL's reason); skip: none.")]
+    "--views", help="create: each SQLite view, its SQL translated to PostgreSQL's, after the tables (those that "
+                    "cannot be translated or that PostgreSQL refuses are listed with the reason); skip: none.")]
 StateSchema = Annotated[str, typer.Option(
     "--state-schema", help="Schema where copier records its progress (for --resume, status, clean), for a login "
                            "that cannot create one named copier.")]
@@ -446,7 +446,7 @@ def render_plan(the_plan: MigrationPlan, lane: Lane = Lane.AUTO) -> str:
         lines += [f"  {fk.name}: {fk.target}({', '.join(fk.columns)}) -> {fk.ref_target}({', '.join(fk.ref_columns)})"
                   for fk in the_plan.foreign_keys]
     if the_plan.views:
-        lines += ["", "Views, created after the tables if PostgreSQL accepts their SQL as it is:"]
+        lines += ["", "Views, translated to PostgreSQL's SQL, created after the tables if PostgreSQL accepts it:"]
         lines += [f"  {v.name} -> {the_plan.schema}.{v.target}" for v in the_plan.views]
     if the_plan.skipped:
         lines += ["", "Skipped:"] + [f"  {name}: {why}" for name, why in the_plan.skipped]

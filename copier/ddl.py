@@ -83,8 +83,8 @@ def plan_sql(plan: MigrationPlan) -> str:
 
 
 def create_view(schema: str, view: ViewPlan) -> str:
-    """SQLite's query as it is; run with the search path on the target schema, so that its
-    unqualified names find the migrated tables."""
+    """The view's query, translated to PostgreSQL's dialect; run with the search path on the
+    target schema, so that its unqualified names find the migrated tables."""
     columns = f" ({', '.join(quote_ident(c) for c in view.columns)})" if view.columns else ""
     return f"CREATE OR REPLACE VIEW {qualified(schema, view.target)}{columns} AS {view.select}"
 
