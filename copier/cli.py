@@ -519,9 +519,15 @@ def bench(
     runs: Annotated[int, typer.Option(help="Runs per method; the table shows medians.", min=1)] = 3,
     methods: Annotated[str, typer.Option(
         help="Comma-separated: ceiling, copier (--no-verify), copier-verified (the default run: load, then "
-             "verify), duckdb, duckdb+keys (DuckDB's load, then the keys, indexes and foreign keys copier "
+             "verify), copier-existing (--if-exists append into the schema `copier plan --sql` made), "
+             "copier-truncate (--if-exists truncate into that schema, loaded), copier-append-rerun (--if-exists "
+             "append into a loaded target), copier-bad-rows (copier-existing on a copy with --bad-rows bad rows), "
+             "duckdb, duckdb+keys (DuckDB's load, then the keys, indexes and foreign keys copier "
              "builds), pgloader (the DuckDB and pgloader methods when installed).")]
     = "ceiling,copier,copier-verified,duckdb,duckdb+keys,pgloader",
+    bad_rows: Annotated[int | None, typer.Option(
+        "--bad-rows", help="For copier-bad-rows: rows of each big table made bad, half refused by their foreign "
+                           "key, half unconvertible. Default: 2 % of --rows.", min=2, show_default=False)] = None,
     batch_size: Annotated[str | None, typer.Option(
         "--batch-size", help="copier's --batch-size; several comma-separated values sweep it.",
         show_default=False)] = None,
@@ -556,7 +562,8 @@ def bench(
                 base[name] = values[0]
             elif values:
                 sweeps[name] = values
-        plan = BenchPlan(rows, tuple(shape or ["finance"]), runs, chosen, base, sweeps, out, data_dir or out / "data")
+        plan = BenchPlan(rows, tuple(shape or ["finance"]), runs, chosen, base, sweeps, out, data_dir or out / "data",
+                         bad_rows)
         if dsn_given(dsn):
             report = run_bench(plan, dsn_source(dsn)[0], typer.echo)
         else:

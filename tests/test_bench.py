@@ -7,11 +7,12 @@ import hashlib
 import json
 import re
 import sqlite3
+import sys
 from pathlib import Path
 
 import pytest
 
-from copier.bench import copier_command, parse_sweep, pgloader_url
+from copier.bench import copier_command, parse_sweep, pgloader_url, run_measured
 from copier.bench.apps import APP_SHAPES, UNCONVERTIBLE
 from copier.bench.chart import line_chart
 from copier.bench.data import WIDE_COLUMNS, generate, spoiled_copy
@@ -266,3 +267,34 @@ def test_bad_rows_copy_spoils_half_by_foreign_key_half_by_value(tmp_path: Path) 
         assert connection.execute("SELECT count(*) FROM orders").fetchone() == (2_000,)
     with pytest.raises(ValueError, match="wide has none"):
         spoiled_copy(clean, tmp_path / "w.db", ("wide",), 10)
+
+
+def test_bench_methods_into_existing_schemas_reruns_and_bad_rows(tmp_path: Path, target: Target) -> None:
+    server = with_database(target.dsn, "postgres")
+    out = tmp_path / "out"
+    methods = "copier,copier-existing,copier-truncate,copier-append-rerun,copier-bad-rows"
+    result = invoke("bench", "--dsn", server, "--shape", "plain-finance", "--rows", "1500", "--runs", "1",
+                    "--methods", methods, "--bad-rows", "40", "--out", out, "--data-dir", tmp_path / "data")
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "bench.json").read_text())
+    by = {r["label"]: r for r in report["results"]}
+    assert list(by) == methods.split(",") and all(r["ok"] for r in by.values()), by
+    assert report["data"]["bad_rows"] == 40 and report["data"]["rows_total"] == 2_500  # 1,500 payments, 1,000 wallets
+    for label in ("copier", "copier-existing", "copier-truncate"):
+        assert by[label]["rows_loaded"] == [2_500] and by[label]["rows_written"] == [2_500], label
+    # The rerun found every row already there: nothing written, nothing doubled.
+    assert by["copier-append-rerun"]["rows_loaded"] == [2_500] and by["copier-append-rerun"]["rows_written"] == [0]
+    # 40 payments spoiled (a leaf table): 20 refused by the foreign key, 20 unconvertible.
+    assert by["copier-bad-rows"]["rows_loaded"] == [2_460] and by["copier-bad-rows"]["rows_rejected"] == [40]
+    assert by["copier"]["rows_columnar"][0] is not None and by["copier"]["rows_columnar_percent"] is not None
+    assert "rows columnar %" in result.stdout and "x duckdb+keys" in result.stdout
+
+
+def test_peak_rss_sums_the_process_tree(tmp_path: Path) -> None:
+    """A parent holding 60 MB while its child holds 100 MB peaks at their sum, not at either."""
+    child = "import time; held = b'x' * (100 * 2**20); time.sleep(1.5)"
+    parent = ("import subprocess, sys; held = b'x' * (60 * 2**20); "
+              f"subprocess.run([sys.executable, '-c', {child!r}], timeout=60, check=True)")
+    wall, peak, code = run_measured([sys.executable, "-c", parent], tmp_path / "log")
+    assert code == 0
+    assert 160 <= peak < 400, peak

@@ -29,9 +29,14 @@ from .. import ddl
 from ..errors import UsageError
 from ..settings import Settings
 from .chart import line_chart
-from .data import generate
+from .data import generate, spoiled_copy
 
-METHODS = ("ceiling", "copier", "copier-verified", "duckdb", "duckdb+keys", "pgloader")
+METHODS = ("ceiling", "copier", "copier-verified", "copier-existing", "copier-truncate", "copier-append-rerun",
+           "copier-bad-rows", "duckdb", "duckdb+keys", "pgloader")
+# Methods that load into a target prepared before the clock starts (issues 21 and 24): what
+# each prepares, untimed, is in _prepare; what is timed, in _command.
+INTO_PLANNED_SCHEMA = ("copier-existing", "copier-truncate", "copier-bad-rows")
+INTO_LOADED_TARGET = ("copier-truncate", "copier-append-rerun")
 SWEEPABLE = ("batch_size", "readers", "jobs", "workers")
 
 
@@ -42,6 +47,17 @@ class Measurement:
     rows: int
     ok: bool
     error: str | None = None
+    # From copier's --report (None for the other tools): rows it wrote, of those the columnar
+    # lane's, and rows it refused (to the reject file).
+    rows_written: int | None = None
+    rows_columnar: int | None = None
+    rows_rejected: int | None = None
+
+    @property
+    def columnar_percent(self) -> float | None:
+        if self.rows_columnar is None or not self.rows_written:
+            return None
+        return 100 * self.rows_columnar / self.rows_written
 
 
 @dataclass
@@ -61,7 +77,13 @@ class Result:
 
     @property
     def peak_rss_mb(self) -> float:
+        """The highest of the runs: memory is a bound, not an average."""
         return max(r.peak_rss_mb for r in self.runs)
+
+    @property
+    def columnar_percent(self) -> float | None:
+        shares = [p for p in (r.columnar_percent for r in self.runs) if p is not None]
+        return statistics.median(shares) if shares else None
 
 
 def parse_sweep(text: str | None, name: str) -> list[int]:
@@ -183,10 +205,65 @@ def fresh_database(server: str) -> Iterator[str]:
 # --- the methods ---------------------------------------------------------------------------
 
 
-def copier_command(source: Path, dsn: str, params: dict[str, int], *, verify: bool = False) -> list[str]:
+def copier_command(source: Path, dsn: str, params: dict[str, int], *, verify: bool = False,
+                   if_exists: str | None = None, files: Path | None = None) -> list[str]:
+    """`copier migrate` as measured; `files`: the stem of its --report and --reject-file (kept
+    out of the data directory, where the reject file would otherwise go, beside the source)."""
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in sorted(params.items())]
+    if if_exists:
+        flags += ["--if-exists", if_exists]
+    if files is not None:
+        flags += ["--report", f"{files}.report.json", "--reject-file", f"{files}.rejects.jsonl"]
     return [sys.executable, "-m", "copier", "migrate", str(source), "--dsn", dsn, "--quiet",
             "--verify" if verify else "--no-verify", *flags]
+
+
+@dataclass(frozen=True)
+class ReportCounts:
+    """What one copier run's --report says it did, summed over its tables."""
+
+    written: int
+    rejected: int
+    columnar: int
+
+
+def report_counts(path: Path) -> ReportCounts | None:
+    """None when the run wrote no report (another tool, or copier stopped before writing it)."""
+    try:
+        tables = json.loads(path.read_text())["tables"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+    def total(key: str) -> int:
+        return sum(int(t.get(key) or 0) for t in tables)
+
+    return ReportCounts(total("rows_written"), total("rows_rejected"), total("rows_columnar"))
+
+
+def planned_schema_sql(source: Path) -> str:
+    """The DDL `copier plan --sql` prints for the source: the schema an ORM's migrations would
+    have made (tables, primary keys, indexes, foreign keys), for the methods that load into one."""
+    completed = subprocess.run([sys.executable, "-m", "copier", "plan", str(source), "--sql"],
+                               capture_output=True, text=True)
+    if completed.returncode != 0:
+        raise UsageError(f"copier plan --sql failed on {source}: {completed.stderr.strip()[-300:]}")
+    return completed.stdout
+
+
+def _prepare(method: str, source: Path, dsn: str, params: dict[str, int], schema_sql: str | None,
+             stem: Path) -> str | None:
+    """The untimed part of a method (issues 21 and 24), in its fresh database: the schema made by
+    `copier plan --sql`, and for a rerun the first full load. Returns an error, or None."""
+    if method in INTO_PLANNED_SCHEMA:
+        assert schema_sql is not None
+        anyio.run(execute, dsn, schema_sql)
+    if method in INTO_LOADED_TARGET:
+        first = copier_command(source, dsn, params, files=stem.with_name(stem.name + "-first"),
+                               if_exists="append" if method in INTO_PLANNED_SCHEMA else None)
+        completed = subprocess.run(first, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if completed.returncode not in (0, 3):
+            return f"the first load (untimed) exited {completed.returncode}: {completed.stderr.strip()[-300:]}"
+    return None
 
 
 def pgloader_command(source: Path, dsn: str, workdir: Path) -> list[str] | None:
@@ -264,6 +341,11 @@ class BenchPlan:
     sweeps: dict[str, list[int]]
     out: Path
     data_dir: Path
+    bad_rows: int | None = None  # copier-bad-rows' spoiled rows per big table; default 2 % of rows
+
+    @property
+    def spoiled_rows(self) -> int:
+        return self.bad_rows if self.bad_rows is not None else max(2, self.rows // 50)
 
 
 def run_bench(plan: BenchPlan, server: str, echo: object = print) -> dict[str, object]:
@@ -274,9 +356,15 @@ def run_bench(plan: BenchPlan, server: str, echo: object = print) -> dict[str, o
     if not source.exists():
         say(f"generating {source} ({plan.rows:,} rows)...")
         generate(source, plan.rows, plan.shapes)
-    expected_rows = source_rows(source)
+    spoiled = None
+    if "copier-bad-rows" in plan.methods:
+        spoiled = source.with_name(f"{source.stem}-bad{plan.spoiled_rows}.db")
+        if not spoiled.exists():
+            say(f"spoiling {plan.spoiled_rows:,} rows of each big table into {spoiled}...")
+            spoiled_copy(source, spoiled, plan.shapes, plan.spoiled_rows)
     workdir = Path(tempfile.mkdtemp(prefix="copier-bench-"))
     results: list[Result] = []
+    schema_sql: dict[Path, str] = {}
     try:
         candidates: list[tuple[str, str, dict[str, int]]] = []
         for method in plan.methods:
@@ -295,19 +383,31 @@ def run_bench(plan: BenchPlan, server: str, echo: object = print) -> dict[str, o
         keys = anyio.run(_prepare_keys, source, workdir) if "duckdb+keys" in plan.methods else None
         for method, label, params in candidates:
             result = Result(method, label, params)
+            data = spoiled if method == "copier-bad-rows" and spoiled else source
+            source_total = source_rows(data)
+            if method in INTO_PLANNED_SCHEMA and data not in schema_sql:
+                schema_sql[data] = planned_schema_sql(data)
             for run in range(plan.runs):
                 with fresh_database(server) as dsn:
-                    command = _command(method, source, dsn, params, manifest, workdir, keys)
+                    stem = workdir / f"{label.replace(' ', '_')}-{run}"
+                    command = _command(method, data, dsn, params, manifest, workdir, keys, stem)
                     if command is None:
                         break
-                    log = workdir / f"{label.replace(' ', '_')}-{run}.log"
-                    wall, rss, code = run_measured(command, log)
+                    problem = _prepare(method, data, dsn, params, schema_sql.get(data), stem)
+                    log = stem.with_suffix(".log")
+                    wall, rss, code = (0.0, 0.0, -1) if problem else run_measured(command, log)
                     rows = anyio.run(_count_rows, dsn)
-                    ok = code in (0, 3) and rows == expected_rows
-                    error = None if ok else f"exit {code}, {rows:,} rows: " + log.read_text(errors="replace")[-300:]
-                    result.runs.append(Measurement(wall, rss, rows, ok, error))
-                    say(f"  {label:<28} run {run + 1}: {wall:7.2f} s  {rss:7.1f} MB  {rows:,} rows"
-                        + ("" if ok else f"  FAILED (exit {code})"))
+                    counts = report_counts(Path(f"{stem}.report.json"))
+                    ok = problem is None and code in (0, 3) and _complete(method, rows, source_total, counts)
+                    error = problem or (None if ok else f"exit {code}, {rows:,} rows: "
+                                        + log.read_text(errors="replace")[-300:])
+                    result.runs.append(Measurement(wall, rss, rows, ok, error) if counts is None else
+                                       Measurement(wall, rss, rows, ok, error, counts.written, counts.columnar,
+                                                   counts.rejected))
+                    lanes = "" if counts is None or not counts.written else \
+                        f"  {100 * counts.columnar / counts.written:.0f} % columnar"
+                    say(f"  {label:<28} run {run + 1}: {wall:7.2f} s  {rss:7.1f} MB  {rows:,} rows{lanes}"
+                        + ("" if ok else f"  FAILED ({error.splitlines()[0] if error else code})"))
             if result.runs:
                 results.append(result)
     finally:
@@ -327,17 +427,30 @@ def run_bench(plan: BenchPlan, server: str, echo: object = print) -> dict[str, o
     return report
 
 
+def _complete(method: str, rows: int, source_total: int, counts: ReportCounts | None) -> bool:
+    """Whether the target holds what the method should have left there: every source row once;
+    for copier-bad-rows, every row that is not refused, with the refused ones in the reject
+    file (loaded + rejected = the source, and at least one row refused)."""
+    if method == "copier-bad-rows":
+        return counts is not None and counts.rejected > 0 and rows + counts.rejected == source_total
+    return rows == source_total
+
+
 def report_rows_per_second(result: Result, report: dict[str, object]) -> float:
     total = int(report["data"]["rows_total"])  # type: ignore[index]
     return total / result.wall
 
 
 def _command(method: str, source: Path, dsn: str, params: dict[str, int], manifest: Path | None,
-             workdir: Path, keys: Path | None = None) -> list[str] | None:
+             workdir: Path, keys: Path | None = None, files: Path | None = None) -> list[str] | None:
     if method == "copier":
-        return copier_command(source, dsn, params)
+        return copier_command(source, dsn, params, files=files)
     if method == "copier-verified":  # the default run: the load, then verify
-        return copier_command(source, dsn, params, verify=True)
+        return copier_command(source, dsn, params, verify=True, files=files)
+    if method in ("copier-existing", "copier-append-rerun", "copier-bad-rows"):  # into what _prepare made
+        return copier_command(source, dsn, params, if_exists="append", files=files)
+    if method == "copier-truncate":
+        return copier_command(source, dsn, params, if_exists="truncate", files=files)
     if method == "ceiling":
         assert manifest is not None
         return [sys.executable, "-m", "copier.bench.methods", "ceiling", dsn, str(manifest)]
@@ -371,18 +484,29 @@ def _report(plan: BenchPlan, source: Path, results: list[Result], server: str) -
     rows_total = source_rows(source)
     size_mb = source.stat().st_size / 2**20
     by_label = {r.label: r for r in results}
-    ceiling = by_label.get("ceiling")
-    duck = by_label.get("duckdb")
+
+    def ratio(result: Result, baseline: str) -> float | None:
+        """Median wall time over the baseline's median, both measured in this run."""
+        reference = by_label.get(baseline)
+        return round(result.wall / reference.wall, 2) if reference and reference.ok and result.ok else None
+
     rows = []
     for result in results:
+        columnar = result.columnar_percent
         rows.append({
             "method": result.method, "label": result.label, "params": result.params, "ok": result.ok,
             "wall_seconds_median": round(result.wall, 3), "wall_seconds": [round(r.wall, 3) for r in result.runs],
-            "rows_per_second": round(rows_total / result.wall), "mb_per_second": round(size_mb / result.wall, 1),
+            "rows_per_second": round(rows_total / result.wall) if result.wall else 0,
+            "mb_per_second": round(size_mb / result.wall, 1) if result.wall else 0.0,
             "peak_rss_mb": round(result.peak_rss_mb, 1),
             "rows_loaded": [r.rows for r in result.runs],
-            "ratio_to_ceiling": round(result.wall / ceiling.wall, 2) if ceiling and ceiling.ok else None,
-            "ratio_to_duckdb": round(result.wall / duck.wall, 2) if duck and duck.ok else None,
+            "rows_written": [r.rows_written for r in result.runs],
+            "rows_columnar": [r.rows_columnar for r in result.runs],
+            "rows_rejected": [r.rows_rejected for r in result.runs],
+            "rows_columnar_percent": None if columnar is None else round(columnar, 1),
+            "ratio_to_ceiling": ratio(result, "ceiling"),
+            "ratio_to_duckdb": ratio(result, "duckdb"),
+            "ratio_to_duckdb_keys": ratio(result, "duckdb+keys"),
             "errors": [r.error for r in result.runs if r.error],
         })
     version = anyio.run(_server_version, server)
@@ -390,7 +514,8 @@ def _report(plan: BenchPlan, source: Path, results: list[Result], server: str) -
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "postgresql": version,
                     "platform": platform.platform()},
         "data": {"shapes": list(plan.shapes), "rows": plan.rows, "rows_total": rows_total,
-                 "file_mb": round(size_mb, 1), "tables": tables},
+                 "file_mb": round(size_mb, 1), "tables": tables,
+                 "bad_rows": plan.spoiled_rows if "copier-bad-rows" in plan.methods else None},
         "runs": plan.runs, "base_flags": plan.base, "results": rows,
     }
 
@@ -404,14 +529,18 @@ async def _server_version(dsn: str) -> str:
 
 
 def render_table(report: dict[str, object]) -> str:
-    header = ("method", "wall s", "rows/s", "MB/s", "peak RSS MB", "x ceiling", "x duckdb", "ok")
+    header = ("method", "wall s", "rows/s", "peak RSS MB", "rows columnar %", "x ceiling", "x duckdb",
+              "x duckdb+keys", "ok")
     lines = [header]
+
+    def number(value: float | None, digits: int) -> str:
+        return "-" if value is None else f"{value:.{digits}f}"
+
     for r in report["results"]:  # type: ignore[attr-defined]
         lines.append((r["label"], f"{r['wall_seconds_median']:.2f}", f"{r['rows_per_second']:,}",
-                      f"{r['mb_per_second']:.1f}", f"{r['peak_rss_mb']:.0f}",
-                      "-" if r["ratio_to_ceiling"] is None else f"{r['ratio_to_ceiling']:.2f}",
-                      "-" if r["ratio_to_duckdb"] is None else f"{r['ratio_to_duckdb']:.2f}",
-                      "yes" if r["ok"] else "NO"))
+                      f"{r['peak_rss_mb']:.0f}", number(r.get("rows_columnar_percent"), 0),
+                      number(r["ratio_to_ceiling"], 2), number(r["ratio_to_duckdb"], 2),
+                      number(r.get("ratio_to_duckdb_keys"), 2), "yes" if r["ok"] else "NO"))
     widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
     out = ["  ".join([row[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(row[1:], widths[1:]))]) for row in lines]
     out.insert(1, "  ".join("-" * w for w in widths))
