@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Reproduce the numbers in README.md and benchmarks/README.md (about 40 minutes on 2 cores).
+# Reproduce the numbers in README.md and benchmarks/README.md (about 40 minutes on 2 cores
+# before the app shapes; they add about an hour, the bad-rows run more until issue 24 lands).
 # Needs: pip install -e ".[bench]"; apt-get install pgloader (optional); a PostgreSQL in
 # $COPIER_DSN or passed as --dsn (without one, copier bench starts a throwaway server).
 set -euo pipefail
@@ -21,6 +22,21 @@ copier bench --shape wide --shape text --rows 200000 --runs 1 --methods copier,c
 # 10M: linear time and flat memory.
 copier bench --rows 10000000 --runs 1 --methods copier,copier-verified,duckdb+keys --out "$out/10m-columnar" \
   --data-dir "$out/data" "$@"
+# App shapes (issues 19 and 20): one big table of 500,000 rows and its parent, as SQLAlchemy,
+# Django, Prisma and hand-written schemas store them; the plain finance file at 1M rows.
+for shape in sqlalchemy django numeric json without-rowid epoch-ms mixed-dates; do
+  copier bench --shape "$shape" --rows 500000 --runs 5 --methods copier,copier-verified,duckdb+keys,pgloader \
+    --out "$out/shape-$shape" --data-dir "$out/data" "$@"
+done
+copier bench --shape plain-finance --rows 1000000 --runs 5 --methods copier,copier-verified,duckdb+keys,pgloader \
+  --out "$out/shape-plain-finance" --data-dir "$out/data" "$@"
+# Loading into a schema an ORM made (issue 21): copier plan --sql applied first, untimed.
+copier bench --rows 1000000 --runs 5 --methods copier,copier-existing,copier-truncate \
+  --out "$out/1m-existing" --data-dir "$out/data" "$@"
+# Bad rows and reruns (issue 24): 20,000 bad rows among 1M, an append rerun of a loaded
+# target. Before issue 24 these took ~6 and ~19 minutes a run: hence --runs 1 there.
+copier bench --rows 1000000 --runs "${BAD_ROWS_RUNS:-1}" --methods copier,copier-existing,copier-bad-rows,copier-append-rerun \
+  --bad-rows 20000 --out "$out/1m-bad-rows" --data-dir "$out/data" "$@"
 # Earlier code's sections of benchmarks/README.md (kept for the record: results/1m,
 # 1m-verify, 1m-workers, 10m) came from:
 #   copier bench --rows 1000000 --runs 5 --batch-size 2000,5000,10000,50000 --out "$out/1m"

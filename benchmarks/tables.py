@@ -32,5 +32,45 @@ def main() -> None:
               f"{r['peak_rss_mb']:.0f} | {r['ratio_to_ceiling']:.2f} |")
 
 
+SHAPES = ("sqlalchemy", "django", "numeric", "json", "without-rowid", "epoch-ms", "mixed-dates", "plain-finance")
+
+
+def _cell(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def app_shapes() -> None:
+    """Issues 19 and 20: per shape, rows columnar, the ratios to duckdb+keys, verify's share, tree RSS."""
+    print("\n| shape | rows columnar % | --no-verify / duckdb+keys | default / duckdb+keys | verify adds "
+          "| pgloader / copier | tree RSS MB |\n|---|---:|---:|---:|---:|---:|---:|")
+    for shape in SHAPES:
+        if not (RESULTS / f"shape-{shape}" / "bench.json").exists():
+            continue
+        by = {r["label"]: r for r in load(f"shape-{shape}")["results"]}
+        fast, verified, pgloader = by.get("copier"), by.get("copier-verified"), by.get("pgloader")
+        if fast is None or verified is None:
+            continue
+        share = verified["wall_seconds_median"] / fast["wall_seconds_median"] - 1
+        versus = pgloader["wall_seconds_median"] / fast["wall_seconds_median"] if pgloader and pgloader["ok"] else None
+        print(f"| {shape} | {_cell(fast['rows_columnar_percent'], 0)} | {_cell(fast['ratio_to_duckdb_keys'])} | "
+              f"{_cell(verified['ratio_to_duckdb_keys'])} | {share:+.0%} | {_cell(versus)} | "
+              f"{max(fast['peak_rss_mb'], verified['peak_rss_mb']):.0f} |")
+
+
+def loads_and_reruns() -> None:
+    """Issues 21 and 24: each method's median against a fresh copier load in the same run."""
+    for name in ("1m-existing", "1m-bad-rows"):
+        if not (RESULTS / name / "bench.json").exists():
+            continue
+        by = {r["label"]: r for r in load(name)["results"]}
+        fresh = by["copier"]["wall_seconds_median"]
+        print(f"\n{name}:\n\n| method | wall s | × copier (fresh) | peak RSS MB | ok |\n|---|---:|---:|---:|---|")
+        for label, r in by.items():
+            print(f"| {label} | {r['wall_seconds_median']:.2f} | {r['wall_seconds_median'] / fresh:.2f} | "
+                  f"{r['peak_rss_mb']:.0f} | {'yes' if r['ok'] else 'NO'} |")
+
+
 if __name__ == "__main__":
     main()
+    app_shapes()
+    loads_and_reruns()

@@ -7,7 +7,11 @@ import hashlib
 import json
 import re
 import sqlite3
+import subprocess
 import sys
+import uuid
+from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -298,3 +302,132 @@ def test_peak_rss_sums_the_process_tree(tmp_path: Path) -> None:
     wall, peak, code = run_measured([sys.executable, "-c", parent], tmp_path / "log")
     assert code == 0
     assert 160 <= peak < 400, peak
+
+
+def _statements(path: Path, *tables: str) -> set[str]:
+    """The CREATE statements SQLite keeps for these tables (and their indexes), spacing folded."""
+    with sqlite3.connect(path) as connection:
+        marks = ", ".join("?" * len(tables))
+        return {re.sub(r"\s+", " ", sql).strip() for (sql,) in connection.execute(
+            f"SELECT sql FROM sqlite_master WHERE tbl_name IN ({marks}) AND sql IS NOT NULL", tables)}
+
+
+def test_sqlalchemy_and_json_shapes_are_what_sqlalchemy_writes(tmp_path: Path) -> None:
+    """SQLAlchemy itself as the oracle: its DDL for the equivalent models, and the forms it stores."""
+    import sqlalchemy as sa
+    from sqlalchemy.dialects import sqlite
+    from sqlalchemy.schema import CreateIndex, CreateTable
+
+    metadata = sa.MetaData()
+    customers = sa.Table("customers", metadata, sa.Column("id", sa.Integer, primary_key=True),
+                         sa.Column("email", sa.String(120), nullable=False, unique=True),
+                         sa.Column("created_at", sa.DateTime, nullable=False))
+    orders = sa.Table("orders", metadata, sa.Column("id", sa.Integer, primary_key=True),
+                      sa.Column("public_id", sa.String(36), nullable=False, unique=True),
+                      sa.Column("customer_id", sa.Integer, sa.ForeignKey("customers.id"), nullable=False, index=True),
+                      sa.Column("total", sa.Numeric(12, 2), nullable=False),
+                      sa.Column("status", sa.String(20), nullable=False),
+                      sa.Column("created_at", sa.DateTime, nullable=False),
+                      sa.Column("paid", sa.Boolean, nullable=False), sa.Column("note", sa.String(200)))
+    sources = sa.Table("sources", metadata, sa.Column("id", sa.Integer, primary_key=True),
+                       sa.Column("name", sa.String(50), nullable=False))
+    events = sa.Table("events", metadata, sa.Column("id", sa.Integer, primary_key=True),
+                      sa.Column("source_id", sa.Integer, sa.ForeignKey("sources.id"), nullable=False),
+                      sa.Column("kind", sa.String(30), nullable=False), sa.Column("payload", sa.JSON, nullable=False),
+                      sa.Column("created_at", sa.DateTime, nullable=False))
+    dialect = sqlite.dialect()
+    statements: list[CreateTable | CreateIndex] = []
+    for table in (customers, orders, sources, events):
+        statements += [CreateTable(table), *(CreateIndex(index) for index in table.indexes)]
+    expected = {re.sub(r"\s+", " ", str(statement.compile(dialect=dialect))).strip() for statement in statements}
+    generated = generate(tmp_path / "g.db", 300, ("sqlalchemy", "json"))
+    assert _statements(generated, "customers", "orders", "sources", "events") == expected
+
+    # What SQLAlchemy stores: write through it, then read SQLite's raw values.
+    written = tmp_path / "sqlalchemy.db"
+    engine = sa.create_engine(f"sqlite:///{written}")
+    metadata.create_all(engine)
+    with engine.begin() as session:
+        session.execute(customers.insert(), [{"id": 1, "email": "a@b", "created_at": datetime(2024, 1, 2, 3, 4, 5)}])
+        session.execute(orders.insert(), [
+            {"id": n, "public_id": str(uuid.uuid4()), "customer_id": 1, "total": Decimal(total), "status": "new",
+             "created_at": datetime(2024, 1, 2, 3, 4, 5, n), "paid": n % 2 == 0}
+            for n, total in ((1, "12.50"), (2, "12.00"))])
+        session.execute(sources.insert(), [{"id": 1, "name": "s"}])
+        session.execute(events.insert(), [{"id": 1, "source_id": 1, "kind": "k", "payload": {"a": [1, None], "é": 1},
+                                              "created_at": datetime(2024, 1, 2)}])
+    engine.dispose()
+
+    def forms(path: Path) -> tuple[set[str], set[str]]:
+        with sqlite3.connect(path) as connection:
+            return ({r[0] for r in connection.execute("SELECT DISTINCT typeof(total) FROM orders")},
+                    {re.sub(r"\d", "9", r[0]) for r in connection.execute("SELECT created_at FROM orders")})
+
+    stored, ours = forms(written), forms(generated)
+    assert stored[0] == ours[0] == {"real", "integer"}
+    assert stored[1] == ours[1] == {"9999-99-99 99:99:99.999999"}
+    with sqlite3.connect(written) as raw:  # json.dumps' defaults: ", " and ": ", non-ASCII escaped
+        assert raw.execute("SELECT payload FROM events").fetchone() == ('{"a": [1, null], "\\u00e9": 1}',)
+    with sqlite3.connect(generated) as raw:
+        assert raw.execute("SELECT count(*) FROM events WHERE payload LIKE '{\"seq\": %, \"user\": {\"id\": %'"
+                           ).fetchone() == (300,)
+
+
+DJANGO_MODELS = '''
+import json, sys, uuid
+from datetime import datetime, timezone
+from decimal import Decimal
+import django
+from django.conf import settings
+settings.configure(DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": sys.argv[1]}},
+                   INSTALLED_APPS=[], USE_TZ=True, DEFAULT_AUTO_FIELD="django.db.models.BigAutoField")
+django.setup()
+from django.db import connection, models
+
+class Customer(models.Model):
+    name = models.CharField(max_length=100)
+    email = models.EmailField(unique=True)
+    joined = models.DateTimeField()
+    class Meta:
+        app_label = "shop"
+
+class Order(models.Model):
+    uuid = models.UUIDField(unique=True)
+    total = models.DecimalField(max_digits=12, decimal_places=2)
+    created = models.DateTimeField()
+    paid = models.BooleanField()
+    metadata = models.JSONField()
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE)
+    class Meta:
+        app_label = "shop"
+
+with connection.schema_editor() as editor:
+    editor.create_model(Customer)
+    editor.create_model(Order)
+customer = Customer.objects.create(name="n", email="e@x", joined=datetime(2024, 1, 2, tzinfo=timezone.utc))
+for micro, total in ((0, "12.00"), (123, "12.50")):
+    Order.objects.create(uuid=uuid.uuid4(), total=Decimal(total), paid=True, metadata={"a": [1, None]},
+                         created=datetime(2024, 1, 2, 3, 4, 5, micro, tzinfo=timezone.utc), customer=customer)
+'''
+
+
+def test_django_shape_is_what_django_writes(tmp_path: Path) -> None:
+    """Django 5 itself as the oracle (in a process of its own: settings are global): its schema
+    editor's DDL for the equivalent models and the forms it stores."""
+    written = tmp_path / "django.db"
+    completed = subprocess.run([sys.executable, "-c", DJANGO_MODELS, str(written)], capture_output=True, text=True,
+                               timeout=120)
+    assert completed.returncode == 0, completed.stderr
+    generated = generate(tmp_path / "g.db", 300, ("django",))
+    assert _statements(generated, "shop_customer", "shop_order") == _statements(written, "shop_customer", "shop_order")
+
+    def forms(path: Path) -> tuple[set[str], set[str], set[int]]:
+        with sqlite3.connect(path) as connection:
+            return ({r[0] for r in connection.execute("SELECT DISTINCT typeof(total) FROM shop_order")},
+                    {re.sub(r"\d", "9", r[0]) for r in connection.execute("SELECT created FROM shop_order")},
+                    {len(r[0]) for r in connection.execute("SELECT uuid FROM shop_order")})
+
+    stored, ours = forms(written), forms(generated)
+    assert stored[0] == ours[0] == {"real", "integer"}
+    assert stored[1] == {"9999-99-99 99:99:99", "9999-99-99 99:99:99.999999"} and stored[1] >= ours[1]
+    assert stored[2] == ours[2] == {32}

@@ -146,7 +146,7 @@ CREATE TABLE "shop_order" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "uui
  "total" decimal NOT NULL, "created" datetime NOT NULL, "paid" bool NOT NULL,
  "metadata" text NOT NULL CHECK ((JSON_VALID("metadata") OR "metadata" IS NULL)),
  "customer_id" bigint NOT NULL REFERENCES "shop_customer" ("id") DEFERRABLE INITIALLY DEFERRED);
-CREATE INDEX "shop_order_customer_id_4a6e0a8b" ON "shop_order" ("customer_id");
+CREATE INDEX "shop_order_customer_id_f638df20" ON "shop_order" ("customer_id");
 """
 
 
