@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from copier.bench import copier_command, parse_sweep, pgloader_url, run_measured
+from copier.bench import ReportCounts, copier_command, parse_sweep, pgloader_url, report_counts, run_measured
 from copier.bench.apps import APP_SHAPES, UNCONVERTIBLE
 from copier.bench.chart import line_chart
 from copier.bench.data import WIDE_COLUMNS, generate, spoiled_copy
@@ -431,3 +431,14 @@ def test_django_shape_is_what_django_writes(tmp_path: Path) -> None:
     assert stored[0] == ours[0] == {"real", "integer"}
     assert stored[1] == {"9999-99-99 99:99:99", "9999-99-99 99:99:99.999999"} and stored[1] >= ours[1]
     assert stored[2] == ours[2] == {32}
+
+
+def test_report_counts_sum_the_tables_and_say_when_lanes_are_not_counted(tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    report.write_text(json.dumps({"tables": [
+        {"rows_written": 10, "rows_rejected": 1, "rows_columnar": 8}, {"rows_written": 5, "rows_rejected": 0,
+                                                                     "rows_columnar": 0}]}))
+    assert report_counts(report) == ReportCounts(written=15, rejected=1, columnar=8)
+    report.write_text(json.dumps({"tables": [{"rows_written": 10, "rows_rejected": 0}]}))
+    assert report_counts(report) == ReportCounts(written=10, rejected=0, columnar=None)
+    assert report_counts(tmp_path / "none.json") is None

@@ -220,11 +220,12 @@ def copier_command(source: Path, dsn: str, params: dict[str, int], *, verify: bo
 
 @dataclass(frozen=True)
 class ReportCounts:
-    """What one copier run's --report says it did, summed over its tables."""
+    """What one copier run's --report says it did, summed over its tables; `columnar` is None
+    when the report does not count the columnar lane's rows."""
 
     written: int
     rejected: int
-    columnar: int
+    columnar: int | None
 
 
 def report_counts(path: Path) -> ReportCounts | None:
@@ -237,7 +238,8 @@ def report_counts(path: Path) -> ReportCounts | None:
     def total(key: str) -> int:
         return sum(int(t.get(key) or 0) for t in tables)
 
-    return ReportCounts(total("rows_written"), total("rows_rejected"), total("rows_columnar"))
+    counted = any("rows_columnar" in t for t in tables)
+    return ReportCounts(total("rows_written"), total("rows_rejected"), total("rows_columnar") if counted else None)
 
 
 def planned_schema_sql(source: Path) -> str:
@@ -404,7 +406,7 @@ def run_bench(plan: BenchPlan, server: str, echo: object = print) -> dict[str, o
                     result.runs.append(Measurement(wall, rss, rows, ok, error) if counts is None else
                                        Measurement(wall, rss, rows, ok, error, counts.written, counts.columnar,
                                                    counts.rejected))
-                    lanes = "" if counts is None or not counts.written else \
+                    lanes = "" if counts is None or counts.columnar is None or not counts.written else \
                         f"  {100 * counts.columnar / counts.written:.0f} % columnar"
                     say(f"  {label:<28} run {run + 1}: {wall:7.2f} s  {rss:7.1f} MB  {rows:,} rows{lanes}"
                         + ("" if ok else f"  FAILED ({error.splitlines()[0] if error else code})"))

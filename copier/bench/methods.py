@@ -56,8 +56,11 @@ def duckdb_copy(sqlite_path: str, dsn: str) -> None:
 
     connection.execute(f"ATTACH {literal(sqlite_path)} AS lite (TYPE sqlite, READ_ONLY)")
     connection.execute(f"ATTACH {literal(dsn)} AS pg (TYPE postgres)")
+    # SQLite's own tables (sqlite_sequence, which AUTOINCREMENT makes, sqlite_stat1) are not
+    # data: copier leaves them out too.
     tables = [r[0] for r in connection.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE database_name = 'lite'").fetchall()]
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = 'lite' "
+        "AND NOT starts_with(table_name, 'sqlite_')").fetchall()]
     for table in tables:
         quoted = '"' + table.replace('"', '""') + '"'
         connection.execute(f"CREATE TABLE pg.public.{quoted} AS SELECT * FROM lite.{quoted}")
