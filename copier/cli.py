@@ -420,6 +420,18 @@ def _lane_of(table: TablePlan, lane: Lane) -> str:
     return "columnar" if reason is None else f"exact ({reason})"
 
 
+def _set_aside_lines(the_plan: MigrationPlan, table: TablePlan) -> list[str]:
+    """An existing table's indexes and constraints: dropped for the load and made again, or kept, and why."""
+    for decision in the_plan.set_aside:
+        if decision.table == table.target:
+            if decision.kept_because:
+                return [f"  indexes and constraints kept during the load: {decision.kept_because}"]
+            return ["  dropped for the load and made again after it, same names:"] + [
+                f"    {d.kind} {d.name}" + (f" on {d.schema}.{d.table}" if d.table != table.target else "")
+                for d in decision.definitions]
+    return []
+
+
 def render_plan(the_plan: MigrationPlan, lane: Lane = Lane.AUTO) -> str:
     lines = [f"Target schema: {the_plan.schema}", ""]
     for number, wave in enumerate(the_plan.waves, 1):
@@ -441,6 +453,7 @@ def render_plan(the_plan: MigrationPlan, lane: Lane = Lane.AUTO) -> str:
         for index in table.indexes:
             lines.append(f"  {'unique ' if index.unique else ''}index {index.name} ({', '.join(index.columns)})")
         lines.append(f"  lane: {_lane_of(table, lane)}")
+        lines += _set_aside_lines(the_plan, table)
     if the_plan.foreign_keys:
         lines += ["", "Foreign keys, added after all tables:"]
         lines += [f"  {fk.name}: {fk.target}({', '.join(fk.columns)}) -> {fk.ref_target}({', '.join(fk.ref_columns)})"
@@ -600,6 +613,9 @@ def status(
         from .pipeline import status as read_status
 
         rows = anyio.run(read_status, resolved, schema, state_schema)
+        from .existing import pending_labels
+
+        set_aside = [] if as_json else anyio.run(pending_labels, resolved, schema, state_schema)
     except CopierError as exc:
         _fail(exc, False, resolved)
         return
@@ -620,6 +636,9 @@ def status(
     widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
     for line in lines:
         typer.echo("  ".join(c.ljust(w) for c, w in zip(line, widths)) + "  " + line[-1])
+    if set_aside:
+        typer.echo("set aside by a run and not made again yet (migrate --resume or copier clean makes them again):")
+        typer.echo("\n".join(f"  {label}" for label in set_aside))
 
 
 def _n(value: int | None) -> str:

@@ -24,6 +24,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from . import ddl, source, state, target
 from .catalog import Catalog
 from .errors import ExitCode, SourceError, TargetError, VerifyError
+from .existing import decisions, restore_pending, set_aside
 from .faults import describe_pg_error
 from .ident import qualified, quote_ident
 from .load import COLUMNAR_MIN_ROWS, task_group
@@ -64,8 +65,9 @@ async def make_plan(path: Path, settings: Settings, connection: asyncpg.Connecti
     catalog = await read_source(path, settings.busy_timeout)
     if connection is None:
         return plan_for(catalog, settings, {})
-    existing = await target.existing_tables(connection, settings.schema)
-    return plan_for(catalog, settings, existing, await target.taken_names(connection, settings.schema))
+    tables = await target.existing_tables(connection, settings.schema)
+    the_plan = plan_for(catalog, settings, tables, await target.taken_names(connection, settings.schema))
+    return replace(the_plan, set_aside=tuple(await decisions(connection, the_plan, settings)))
 
 
 async def plan(path: Path, settings: Settings, *, against_target: bool = True) -> MigrationPlan:
@@ -120,6 +122,14 @@ async def clean(dsn: str, schema: str, state_schema: str = state.STATE_SCHEMA) -
     killed, and its progress records for `schema` (the `copier` schema once empty). The
     migrated tables are the user's and stay. Returns what was removed."""
     removed = []
+    pool = await target.create_pool(dsn, 4)
+    try:  # the user's indexes and constraints an interrupted run set aside, made again first
+        failures = await restore_pending(pool, schema, state_schema)
+    finally:
+        await pool.close()
+    if failures:
+        raise TargetError(f"{failures[0]}" + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""),
+                          hint="fix what stops it, then run copier clean again: nothing was removed")
     async with target.connected(dsn) as connection:
         for name in sorted(await _staging_tables(connection, schema)):
             await connection.execute(f"DROP TABLE {qualified(schema, name)}")
@@ -290,6 +300,8 @@ async def _prepare_target(
         await _drop_staging(connection, plan)
         kept = await _prepare_existing(connection, plan, settings, resumed, earlier)
         record_state = await _record_plan(connection, plan, settings, resumed, fingerprint, original, stats)
+        if record_state:  # only where the definitions can be recorded first
+            plan = replace(plan, set_aside=tuple(await set_aside(connection, plan, settings, kept, resumed, stats)))
     for table in plan.tables:
         stats.tables[table.name] = TableStats(table.name, table.target, expected=table.source.row_count,
                                               preexisting=kept.get(table.target, 0))
@@ -414,6 +426,8 @@ async def _load(readable: Path, settings: Settings, plan: MigrationPlan, stats: 
                 load_ended.set()
                 started = time.monotonic()
                 await _add_foreign_keys(run)
+                if record_state:
+                    await _restore_set_aside(run)
                 stats.phases["foreign keys"] = time.monotonic() - started
                 if plan.views:
                     await _create_views(run)
@@ -583,6 +597,16 @@ async def _refuse_foreign_key(run: Run, connection: asyncpg.Connection, fk: Fore
     except asyncpg.PostgresError as drop_error:
         why += f"; it is left NOT VALID, as dropping it failed: {describe_pg_error(drop_error)}"
     child.warnings.append(f"foreign key {fk.name} not added: {why}")
+
+
+async def _restore_set_aside(run: Run) -> None:
+    """The user's foreign keys set aside for the load, and whatever else of theirs a failed
+    table (or an earlier run) left set aside, made again; each one refused is a warning of
+    its table, naming it with the SQL that failed, and stays recorded for --resume."""
+    by_target = {t.target: run.stats.tables[t.name] for t in run.plan.tables}
+    for failed in await restore_pending(run.pool, run.plan.schema, run.settings.state_schema):
+        table = by_target.get(failed.definition.table) if failed.definition.schema == run.plan.schema else None
+        (table.warnings if table is not None else run.stats.warnings).append(str(failed))
 
 
 async def _create_views(run: Run) -> None:

@@ -18,6 +18,7 @@ from .catalog import Catalog, Column, Table
 from .errors import PlanError, ValueRejected
 from .ident import MAX_IDENTIFIER_BYTES, quote_literal
 from .normalise import Options, converter_for
+from .rebuild import SetAside
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +117,8 @@ class MigrationPlan:
     skipped: tuple[tuple[str, str], ...]  # (name, why)
     notes: tuple[str, ...]
     views: tuple[ViewPlan, ...] = ()  # created after the tables, each only if PostgreSQL accepts its SQL
+    # Existing tables: the indexes and constraints dropped for the load and made again (rebuild.py).
+    set_aside: tuple[SetAside, ...] = ()
 
     @property
     def waves(self) -> tuple[tuple[str, ...], ...]:
@@ -131,6 +134,7 @@ class MigrationPlan:
 
 def plan_document(plan: MigrationPlan) -> dict[str, object]:
     """The plan as JSON-ready data (`copier plan --json`)."""
+    set_aside = {s.table: s for s in plan.set_aside}
     return {
         "schema": plan.schema,
         "waves": [list(wave) for wave in plan.waves],
@@ -142,12 +146,19 @@ def plan_document(plan: MigrationPlan) -> dict[str, object]:
                         for c in t.columns],
             "primary_key": {"name": t.primary_key_name, "columns": list(t.primary_key)} if t.primary_key else None,
             "indexes": [{"name": i.name, "columns": list(i.columns), "unique": i.unique} for i in t.indexes],
+            **({"set_aside": _set_aside_document(set_aside[t.target])} if t.target in set_aside else {}),
         } for t in plan.tables],
         "foreign_keys": [{"name": f.name, "table": f.target, "columns": list(f.columns), "references": f.ref_target,
                           "ref_columns": list(f.ref_columns)} for f in plan.foreign_keys],
         "skipped": [{"name": name, "why": why} for name, why in plan.skipped],
         "notes": list(plan.notes),
     }
+
+
+def _set_aside_document(decision: SetAside) -> dict[str, object]:
+    return {"kept_because": decision.kept_because,
+            "dropped_and_recreated": [{"kind": d.kind.value, "name": d.name, "table": f"{d.schema}.{d.table}",
+                                       "sql": d.create_sql()} for d in decision.definitions]}
 
 
 def select_tables(names: Iterable[str], include: Sequence[str], exclude: Sequence[str]) -> list[str]:

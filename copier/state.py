@@ -93,7 +93,11 @@ async def forget(connection: asyncpg.Connection, schema: str, state_schema: str 
         return 0
     table = qualified(state_schema, "tables")
     removed = int((await connection.execute(f"DELETE FROM {table} WHERE target_schema = $1", schema)).split()[-1])
-    if not await connection.fetchval(f"SELECT EXISTS (SELECT 1 FROM {table})"):
+    # Not while it records a user's index or constraint set aside and not made again (existing.py).
+    set_aside = qualified(state_schema, "definitions")
+    holds_set_aside = await connection.fetchval("SELECT to_regclass($1) IS NOT NULL", set_aside) and \
+        await connection.fetchval(f"SELECT EXISTS (SELECT 1 FROM {set_aside})")
+    if not holds_set_aside and not await connection.fetchval(f"SELECT EXISTS (SELECT 1 FROM {table})"):
         await connection.execute(f"DROP SCHEMA {quote_ident(state_schema)} CASCADE")
     return removed
 

@@ -17,7 +17,7 @@ import anyio.to_process
 import asyncpg
 from anyio.streams.memory import MemoryObjectSendStream
 
-from . import ddl, state
+from . import ddl, existing, state
 from .errors import CopierError, SourceChanged
 from .faults import describe_pg_error, is_transient, root_cause
 from .ident import MAX_IDENTIFIER_BYTES, qualified, quote_literal
@@ -319,6 +319,12 @@ async def _attempt(run: Run, table: TablePlan) -> Loaded:
                     await connection.execute(ddl.create_table(run.plan.schema, table))
                 if run.settings.if_exists is IfExists.UPSERT and not table.create:
                     counts = await _upsert(run, table, connection, ranges, rejects, bar.advance)
+                elif run.record_state and not table.create:  # its indexes may be set aside: made again here
+                    async def load() -> LoadCounts:
+                        rejects.records.clear()  # a load undone is loaded again, rejects and all
+                        return await load_rows(_spec(run, table, ranges), connection, rejects, bar.advance)
+                    counts = await existing.load_then_restore(connection, run.plan.schema, table.target,
+                                                              run.settings.state_schema, load, run.progress.note)
                 else:
                     counts = await load_rows(_spec(run, table, ranges), connection, rejects, bar.advance)
                 _check_unchanged(run, table, version)

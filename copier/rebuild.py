@@ -1,0 +1,122 @@
+"""Loading into tables that already exist (an ORM-made schema) as fast as into new ones:
+their indexes and constraints are set aside (recorded, dropped), the rows loaded, and the
+same definitions created again, with the same names (pg_restore's order: data first).
+
+Pure: which definitions a table has and what stands in the way come from the catalog
+(existing.py reads them); here is what is decided from them, and the SQL text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from .ident import qualified, quote_ident
+
+
+class DefinitionKind(StrEnum):
+    PRIMARY_KEY = "primary key"
+    UNIQUE = "unique constraint"
+    CHECK = "check constraint"
+    INDEX = "index"
+    FOREIGN_KEY = "foreign key"
+
+
+# Recreated in this order: keys and indexes of a table with its rows (a check scans them
+# once more), foreign keys after every table, as copier adds its own.
+RESTORE_ORDER = (DefinitionKind.PRIMARY_KEY, DefinitionKind.UNIQUE, DefinitionKind.INDEX, DefinitionKind.CHECK,
+                 DefinitionKind.FOREIGN_KEY)
+
+
+@dataclass(frozen=True, slots=True)
+class Definition:
+    """One index or constraint as PostgreSQL prints it (pg_get_indexdef for an index, the
+    statement itself; pg_get_constraintdef for a constraint), names schema-qualified."""
+
+    schema: str
+    table: str  # the table it is on (a foreign key: the referencing one)
+    name: str
+    kind: DefinitionKind
+    body: str
+    valid: bool = True  # a constraint the user left NOT VALID stays so (its body says it)
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} {self.name} on {self.schema}.{self.table}"
+
+    def create_sql(self, *, not_valid: bool = False) -> str:
+        """The statement that makes it again; `not_valid`: a valid foreign key added without
+        checking the rows (validate_sql checks them)."""
+        if self.kind is DefinitionKind.INDEX:
+            return self.body
+        later = " NOT VALID" if not_valid and self.valid and self.kind is DefinitionKind.FOREIGN_KEY else ""
+        return f"ALTER TABLE {qualified(self.schema, self.table)} ADD CONSTRAINT {quote_ident(self.name)} {self.body}" \
+               + later
+
+    def validate_sql(self) -> str:
+        return f"ALTER TABLE {qualified(self.schema, self.table)} VALIDATE CONSTRAINT {quote_ident(self.name)}"
+
+    def drop_sql(self) -> str:
+        if self.kind is DefinitionKind.INDEX:
+            return f"DROP INDEX {qualified(self.schema, self.name)}"
+        return f"ALTER TABLE {qualified(self.schema, self.table)} DROP CONSTRAINT {quote_ident(self.name)}"
+
+
+def drop_order(definitions: tuple[Definition, ...] | list[Definition]) -> list[Definition]:
+    """Foreign keys first (they stand on the other table's unique index), indexes last."""
+    return sorted(definitions, key=lambda d: -RESTORE_ORDER.index(d.kind))
+
+
+def restore_order(definitions: tuple[Definition, ...] | list[Definition]) -> list[Definition]:
+    return sorted(definitions, key=lambda d: RESTORE_ORDER.index(d.kind))
+
+
+@dataclass(frozen=True, slots=True)
+class TableFacts:
+    """What the catalog says about one existing table the plan loads into."""
+
+    table: str
+    definitions: tuple[Definition, ...]  # its own, its foreign keys, and those referencing it
+    blockers: tuple[str, ...]  # why its definitions cannot be dropped and made again exactly
+    rows: int  # rows it holds now
+
+
+@dataclass(frozen=True, slots=True)
+class SetAside:
+    """The path of one existing table: its definitions set aside during the load, or kept
+    (`kept_because` says why)."""
+
+    table: str
+    definitions: tuple[Definition, ...] = ()
+    kept_because: str | None = None
+
+
+# With --if-exists append, a table holding at most this fraction of the rows the load
+# adds is still set aside: making its indexes again over old and new rows costs less than
+# updating them row by row (a sorted build against a B-tree descent per row).
+FEW_ROWS_FRACTION = 0.25
+
+
+def decide(facts: TableFacts, *, if_exists: str, load_rows: int) -> SetAside:
+    """Whether the table's definitions are set aside during the load, from the catalog's
+    facts, --if-exists and the rows the source has for it."""
+    if facts.blockers:
+        return SetAside(facts.table, kept_because="; ".join(facts.blockers))
+    if not facts.definitions:
+        return SetAside(facts.table, kept_because="it has no index or constraint")
+    if if_exists == "upsert":
+        return SetAside(facts.table, kept_because="--if-exists upsert finds rows through its primary key")
+    rows = 0 if if_exists == "truncate" else facts.rows
+    if rows > load_rows * FEW_ROWS_FRACTION:
+        return SetAside(facts.table, kept_because=f"it holds {rows:,} rows, many against the {load_rows:,} "
+                                                   "to load: its indexes are updated as rows arrive")
+    return SetAside(facts.table, tuple(restore_order(facts.definitions)))
+
+
+def dropped(decisions: tuple[SetAside, ...] | list[SetAside]) -> list[Definition]:
+    """Every definition the decisions set aside, once (a foreign key between two set-aside
+    tables belongs to both), in the order they are dropped."""
+    seen: dict[tuple[str, str, str, DefinitionKind], Definition] = {}
+    for decision in decisions:
+        for definition in decision.definitions:
+            seen.setdefault((definition.schema, definition.table, definition.name, definition.kind), definition)
+    return drop_order(list(seen.values()))
