@@ -109,6 +109,10 @@ def test_rows_that_break_a_unique_index_are_rejected_as_without_set_aside(tmp_pa
     assert target.count("users") == 300
 
 
+VALIDATED = ("SELECT convalidated FROM pg_constraint "
+             "WHERE conrelid = 'posts'::regclass AND conname = 'posts_user_id_fkey'")
+
+
 def test_a_foreign_key_the_rows_break_is_named_with_its_sql_and_stays_pending(tmp_path: Path, target: Target) -> None:
     app_schema(target)
     posts = [*POSTS, (1001, 999, "orphan")]  # user 999 does not exist
@@ -120,7 +124,7 @@ def test_a_foreign_key_the_rows_break_is_named_with_its_sql_and_stays_pending(tm
     assert (f'the SQL that failed: ALTER TABLE "{target.schema}"."posts" VALIDATE CONSTRAINT "posts_user_id_fkey"'
             in result.stderr)
     # It stands NOT VALID (new rows are checked), and status lists it as set aside.
-    assert target.fetchval("SELECT convalidated FROM pg_constraint WHERE conrelid = 'posts'::regclass AND conname = 'posts_user_id_fkey'") is False
+    assert target.fetchval(VALIDATED) is False
     status = invoke("status", "--dsn", target.dsn, "--schema", target.schema)
     assert f"  {fk} (last attempt: " in status.stdout
     # clean will not forget it while it cannot be made again, and removes nothing.
@@ -130,7 +134,7 @@ def test_a_foreign_key_the_rows_break_is_named_with_its_sql_and_stays_pending(tm
     # Once the row is fixed, clean makes it whole.
     target.execute("DELETE FROM posts WHERE id = 1001")
     assert invoke("clean", "--dsn", target.dsn, "--schema", target.schema).exit_code == 0
-    assert target.fetchval("SELECT convalidated FROM pg_constraint WHERE conrelid = 'posts'::regclass AND conname = 'posts_user_id_fkey'") is True
+    assert target.fetchval(VALIDATED) is True
 
 
 @pytest.mark.parametrize("corpus", ["chinook/Chinook_Sqlite.sqlite", "northwind/Northwind_small.sqlite"])
