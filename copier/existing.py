@@ -115,6 +115,7 @@ _WRITERS = """
 SELECT DISTINCT n.nspname, t.relname, l.pid FROM pg_locks l
 JOIN pg_class t ON t.oid = l.relation JOIN pg_namespace n ON n.oid = t.relnamespace
 WHERE l.pid <> pg_backend_pid() AND l.granted AND l.locktype = 'relation'
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
   AND l.mode NOT IN ('AccessShareLock', 'RowShareLock')
   AND (n.nspname, t.relname) IN (SELECT * FROM unnest($1::text[], $2::text[]))
 """

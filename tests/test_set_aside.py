@@ -4,11 +4,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from .helpers import corpus_file, invoke, migrate, read_jsonl, sqlite_db
@@ -96,6 +98,25 @@ def test_plan_shows_what_is_dropped_and_made_again_per_table(tmp_path: Path, tar
     assert {"kind": "index", "name": "users_name_lower", "table": f"{target.schema}.users",
             "sql": f"CREATE INDEX users_name_lower ON {target.schema}.users USING btree (lower(name)) "
                    "WHERE (name IS NOT NULL)"} in by_table["users"]["dropped_and_recreated"]
+
+
+def test_a_table_another_session_writes_to_keeps_its_indexes(tmp_path: Path, target: Target) -> None:
+    app_schema(target)
+
+    async def plan_while_written() -> tuple[str, int]:
+        writer = await asyncpg.connect(target.dsn)
+        try:
+            await writer.execute(f'BEGIN; INSERT INTO "{target.schema}".audit (user_id) VALUES (NULL)')
+            result = await asyncio.to_thread(invoke, "plan", app_source(tmp_path), "--dsn", target.dsn,
+                                             "--schema", target.schema)
+            return result.stdout, writer.get_server_pid()
+        finally:
+            await writer.close()
+
+    output, pid = asyncio.run(plan_while_written())
+    # audit is not loaded, but users' foreign key from it would be dropped: users keeps its path.
+    assert (f"  indexes and constraints kept during the load: another session (pid {pid}) is writing to "
+            f"{target.schema}.audit, tied to it by a foreign key") in output.split("users -> ")[1]
 
 
 def test_rows_that_break_a_unique_index_are_rejected_as_without_set_aside(tmp_path: Path, target: Target) -> None:

@@ -1,0 +1,118 @@
+"""A run killed (SIGKILL of its process group) after the user's indexes and constraints
+were set aside, during the load, or while they are made again: `migrate --resume` ends
+with the schema as it was and every row loaded. Each phase is reached on an event seen
+in the server (the state table, pg_stat_activity), with a deadline; never a sleep."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from .helpers import invoke, migrate, sqlite_db
+from .pg import Target
+from .test_set_aside import app_schema, schema_dump
+
+USERS = 100_000
+
+RECORDED = "definitions recorded"  # see _holds
+# One of copier's sessions on this database runs (or waits to run) a statement like $1.
+COPIER_RUNS = ("SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database() "
+               "AND application_name = 'copier' AND state = 'active' AND query LIKE $1)")
+COPIER_WAITS = COPIER_RUNS.replace("state = 'active'", "state = 'active' AND wait_event_type = 'Lock'")
+COPIER_GONE = ("SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database() "
+               "AND application_name = 'copier')")
+
+
+@pytest.fixture(scope="module")
+def big_app(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return sqlite_db(tmp_path_factory.mktemp("kill") / "app.db",
+                     "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT, age INTEGER, name TEXT)",
+                     "CREATE TABLE posts (id INTEGER PRIMARY KEY, user_id INTEGER REFERENCES users(id), title TEXT)",
+                     rows={"users": [(i, f"u{i}@x.io", i % 90, f"Name {i}") for i in range(1, USERS + 1)],
+                           "posts": [(i, 1 + i % USERS, f"title {i}") for i in range(1, USERS + 1)]})
+
+
+async def _until(connection: asyncpg.Connection, process: subprocess.Popen[bytes], what: str, sql: str,
+                 *args: object) -> None:
+    deadline = time.monotonic() + 120
+    while not await _holds(connection, sql, *args):
+        assert process.poll() is None, f"the run ended before {what}"
+        assert time.monotonic() < deadline, f"never saw {what}"
+
+
+def _kill_at(target: Target, source: Path, workdir: Path, phase: str) -> None:
+    """Start a migration in its own process group and SIGKILL the group in `phase`."""
+    command = [sys.executable, "-m", "copier", "migrate", str(source), "--dsn", target.dsn, "--schema",
+               target.schema, "--quiet"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=workdir,
+                               start_new_session=True)
+    try:
+        asyncio.run(_watch_and_kill(target, process, phase))
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+
+
+async def _watch_and_kill(target: Target, process: subprocess.Popen[bytes], phase: str) -> None:
+    watcher = await asyncpg.connect(target.dsn)
+    holder = await asyncpg.connect(target.dsn)
+    try:
+        await _until(watcher, process, "the definitions recorded", RECORDED)
+        if phase == "load":
+            await _until(watcher, process, "a COPY", COPIER_RUNS, "COPY %")
+        elif phase == "keys":
+            # Rows may arrive (ROW EXCLUSIVE does not stop a COPY), but the table's primary
+            # key, made again in its load transaction, waits for this lock.
+            await holder.execute(f'BEGIN; LOCK TABLE "{target.schema}".users IN ROW EXCLUSIVE MODE')
+            await _until(watcher, process, "the primary key made again", COPIER_WAITS, "%ADD CONSTRAINT%users_pkey%")
+        elif phase == "foreign keys":
+            # audit is not loaded: only the foreign key made again on it waits for this lock.
+            await holder.execute(f'BEGIN; LOCK TABLE "{target.schema}".audit IN ROW EXCLUSIVE MODE')
+            await _until(watcher, process, "a foreign key made again", COPIER_WAITS, "%audit%ADD CONSTRAINT%")
+        os.killpg(process.pid, signal.SIGKILL)
+        assert process.wait(timeout=30) == -signal.SIGKILL
+        await holder.close()  # lets a waiting backend on, to find its client gone
+        await _gone(watcher)
+    finally:
+        if not holder.is_closed():
+            await holder.close()
+        await watcher.close()
+
+
+async def _holds(connection: asyncpg.Connection, sql: str, *args: object) -> bool:
+    if sql == RECORDED:  # the table is made by the run: its rows are looked for once it is there
+        return bool(await connection.fetchval("SELECT to_regclass('copier.definitions') IS NOT NULL")
+                    and await connection.fetchval("SELECT EXISTS (SELECT 1 FROM copier.definitions)"))
+    return bool(await connection.fetchval(sql, *args))
+
+
+async def _gone(watcher: asyncpg.Connection) -> None:
+    """The killed run's backends end once they see their client gone (a rolled-back transaction)."""
+    deadline = time.monotonic() + 60
+    while not await watcher.fetchval(COPIER_GONE):
+        assert time.monotonic() < deadline, "the killed run's sessions never ended"
+
+
+@pytest.mark.parametrize("phase", ["dropped", "load", "keys", "foreign keys"])
+def test_a_run_killed_in_any_phase_is_finished_by_resume(phase: str, big_app: Path, tmp_path: Path,
+                                                         target: Target) -> None:
+    app_schema(target)
+    before = schema_dump(target)
+    _kill_at(target, big_app, tmp_path, phase)
+    if phase != "dropped":  # the schema is not whole while the run is away, and status says what is missing
+        status = invoke("status", "--dsn", target.dsn, "--schema", target.schema)
+        assert f"foreign key audit_user_id_fkey on {target.schema}.audit" in status.stdout
+    resumed = migrate(target, big_app, "--resume")
+    assert resumed.exit_code == 0, resumed.output  # every table verified equal to the source
+    assert schema_dump(target) == before
+    assert target.fetchval("SELECT count(*) FROM copier.definitions") == 0
+    assert target.count("users") == USERS and target.count("posts") == USERS
