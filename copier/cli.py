@@ -9,10 +9,11 @@ from collections.abc import Callable
 from enum import StrEnum
 from functools import partial
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import anyio
 import typer
+import typer.core
 
 from . import __version__
 from .dsn import describe, with_endpoint
@@ -76,12 +77,12 @@ Dbname = Annotated[str | None, typer.Option(
                            "$PGDATABASE, the user name).", show_default=False)]
 Schema = Annotated[str, typer.Option(help="Target schema (created if missing).")]
 Tables = Annotated[list[str] | None, typer.Option(
-    "--tables", "-t", help="Only tables matching this glob; repeat for more.", show_default=False)]
+    "--tables", "-t", help="Only tables matching this glob; repeat for more.", metavar="GLOB", show_default=False)]
 Exclude = Annotated[list[str] | None, typer.Option(
-    "--exclude", "-T", help="Skip tables matching this glob; repeat for more.", show_default=False)]
+    "--exclude", "-T", help="Skip tables matching this glob; repeat for more.", metavar="GLOB", show_default=False)]
 Casts = Annotated[list[str] | None, typer.Option(
     "--cast", help="Override the type mapping: TABLE.COLUMN=TYPE or DECLARED=TYPE, e.g. "
-                   "--cast 'intege=text'. Repeatable.", show_default=False)]
+                   "--cast 'intege=text'. Repeatable.", metavar="KEY=TYPE", show_default=False)]
 LaneOption = Annotated[Lane, typer.Option(
     "--lane", help="auto: Arrow batches (C reader, Rust encoder) for every row whose values the columnar lane "
                    "converts exactly as the per-value converters do, those converters for the rest and for "
@@ -104,6 +105,34 @@ StateSchema = Annotated[str, typer.Option(
     "--state-schema", help="Schema where copier records its progress (for --resume, status, clean), for a login "
                            "that cannot create one named copier.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of text (for scripts).")]
+
+
+# `--help` in panels, by what a flag is about; a flag not listed here stays under "Options".
+_PANELS = {
+    "Source": ("sqlite", "source_tz", "strip_nul", "snapshot", "skip_integrity_check", "busy_timeout",
+               "allow_empty"),
+    "Target": ("dsn", "host", "port", "username", "dbname", "embedded", "schema", "state_schema", "identifiers",
+               "views", "if_exists", "truncate_cascade"),
+    "Tables": ("tables", "exclude", "cast"),
+    "Speed": ("lane", "batch_size", "readers", "workers", "queue_depth", "jobs"),
+    "Safety": ("on_error", "max_rejects", "reject_file", "verify", "resume", "force", "retries"),
+    "Output": ("report", "as_json", "quiet", "debug", "help"),
+}
+_PANEL_OF = {name: panel for panel, names in _PANELS.items() for name in names}
+
+
+class _Command(typer.core.TyperCommand):
+    """A command whose --help groups its flags in panels (_PANELS) and shows no type
+    placeholder for a flag that takes no value (typer would show <bool>)."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params: list[Any] = super().get_params(ctx)
+        for param in params:
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""
+            if getattr(param, "rich_help_panel", None) is None and param.name in _PANEL_OF:
+                param.rich_help_panel = _PANEL_OF[param.name]
+        return params
 
 
 def _settings(dsn: str, **values: object) -> Settings:
@@ -170,7 +199,7 @@ def _internal(exc: Exception, debug: bool, dsn: str | None) -> None:
     raise typer.Exit(int(ExitCode.FAILED))
 
 
-@app.command()
+@app.command(cls=_Command)
 def migrate(
     source: Source = None,
     sqlite: Sqlite = None,
@@ -185,7 +214,7 @@ def migrate(
     state_schema: StateSchema = _DEFAULTS.state_schema,
     embedded: Annotated[bool, typer.Option(
         "--embedded", help="Migrate into a local PostgreSQL copier starts (no server needed; kept between runs; "
-                           "see copier embedded). Needs pip install 'sqlite2pg-copier[embedded]'.")] = False,
+                           "see copier embedded). Needs pip install 'sqlite2pg-copier\\[embedded]'.")] = False,
     tables: Tables = None,
     exclude: Exclude = None,
     if_exists: Annotated[IfExists, typer.Option(
@@ -346,7 +375,7 @@ def _early_report(reports: list[Path], source: Path | None, dsn: str | None, cod
                                "error": redact_text(error, dsn) if dsn else error})
 
 
-@app.command()
+@app.command(cls=_Command)
 def plan(
     source: Source = None,
     sqlite: Sqlite = None,
@@ -468,7 +497,7 @@ def render_plan(the_plan: MigrationPlan, lane: Lane = Lane.AUTO) -> str:
     return "\n".join(lines)
 
 
-@app.command()
+@app.command(cls=_Command)
 def verify(
     source: Source = None,
     sqlite: Sqlite = None,
@@ -519,7 +548,7 @@ def verify(
     raise typer.Exit(int(ExitCode.VERIFY if bad else ExitCode.OK))
 
 
-@app.command()
+@app.command(cls=_Command)
 def bench(
     dsn: Dsn = None,
     rows: Annotated[int, typer.Option(help="Rows in the generated transactions (and wide/text) tables.", min=1)]
@@ -528,7 +557,8 @@ def bench(
         "--shape", help="Data shape: finance (accounts, transactions, splits), wide (60 columns), text, many "
                         "(ROWS/20 tables of 20 rows), or an app shape (one big table and its parent, as the tool "
                         "stores it): sqlalchemy, django, numeric, json, without-rowid, epoch-ms (Prisma), "
-                        "mixed-dates, plain-finance. Repeatable. Default: finance.", show_default=False)] = None,
+                        "mixed-dates, plain-finance. Repeatable. Default: finance.", metavar="SHAPE",
+        show_default=False)] = None,
     runs: Annotated[int, typer.Option(help="Runs per method; the table shows medians.", min=1)] = 3,
     methods: Annotated[str, typer.Option(
         help="Comma-separated: ceiling, copier (--no-verify), copier-verified (the default run: load, then "
@@ -594,7 +624,7 @@ def bench(
     typer.echo(f"\nwritten: {out / 'bench.json'}" + "".join(f", {out / f'sweep-{n}.svg'}" for n in sweeps))
 
 
-@app.command()
+@app.command(cls=_Command)
 def status(
     dsn: Dsn = None,
     host: Host = None,
@@ -645,7 +675,7 @@ def _n(value: int | None) -> str:
     return "" if value is None else f"{value:,}"
 
 
-@app.command()
+@app.command(cls=_Command)
 def clean(
     dsn: Dsn = None,
     host: Host = None,
@@ -672,7 +702,7 @@ def clean(
     typer.echo("\n".join(f"removed {what}" for what in removed) if removed else "nothing to remove")
 
 
-@app.command()
+@app.command(cls=_Command)
 def version() -> None:
     """Print copier's version."""
     typer.echo(__version__)

@@ -188,7 +188,10 @@ def build_plan(
     options = options or Options()
     selected = select_tables((t.name for t in catalog.tables), include, exclude)
     if include and not selected:
-        raise PlanError(f"no table matches --tables {' '.join(include)}")
+        names = sorted(t.name for t in catalog.tables)
+        more = f" and {len(names) - 20} more" if len(names) > 20 else ""
+        raise PlanError(f"no table matches --tables {' '.join(include)}",
+                        hint=f"the source's tables: {', '.join(names[:20])}{more}" if names else "the source has none")
     problems: list[str] = []
     notes: list[str] = []
     skipped = [(s.name, f"{s.kind}: {s.reason}") for s in catalog.skipped]

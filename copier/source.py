@@ -143,7 +143,8 @@ def source_error(path: Path, exc: sqlite3.Error, busy_timeout: float = BUSY_TIME
     code = getattr(exc, "sqlite_errorcode", None)
     if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
         return SourceError(f"{path}: locked by another process (waited {busy_timeout:g} s)",
-                           hint="let the writer finish, raise --busy-timeout, or copy the file first")
+                           hint="let the writer finish, raise --busy-timeout, or migrate from a consistent copy "
+                                "with --snapshot (the app may keep writing)")
     if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
         return SourceError(f"{path}: corrupt or not an SQLite database: {exc}")
     return SourceError(f"{path}: cannot read as SQLite: {exc}")

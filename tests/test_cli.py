@@ -213,3 +213,27 @@ def test_an_unexpected_error_is_one_line_in_every_command(command: str, function
     result = invoke(command, *args, "--dsn", target.dsn)
     assert result.exit_code == 1
     assert result.stderr == "copier: internal error: RuntimeError: a bug (rerun with --debug for details)\n"
+
+
+def test_migrate_help_is_grouped_in_panels_without_type_placeholders() -> None:
+    import os
+
+    done = subprocess.run([sys.executable, "-m", "copier", "migrate", "--help"], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "COLUMNS": "100"})
+    assert done.returncode == 0
+    titles = [line.split("─")[1].strip() for line in done.stdout.splitlines() if line.startswith("╭─ ")]
+    assert titles == ["Arguments", "Source", "Target", "Tables", "Safety", "Speed", "Output"]
+    assert "<bool>" not in done.stdout and "list[" not in done.stdout
+    assert any(line.split()[1:4] == ["--tables", "-t", "GLOB"] for line in done.stdout.splitlines())
+    assert len(done.stdout.splitlines()) < 200  # 250 lines before the panels, at 80 columns
+
+
+def test_tables_matching_nothing_lists_the_tables_there_are(tmp_path: Path, target: Target) -> None:
+    source = corpus_file("chinook/Chinook_Sqlite.sqlite", tmp_path)
+    done = subprocess.run([sys.executable, "-m", "copier", "migrate", str(source), "--dsn", target.dsn,
+                           "--schema", target.schema, "--tables", "track*"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[-1] == (
+        "copier: error: no table matches --tables track* (hint: the source's tables: Album, Artist, Customer, "
+        "Employee, Genre, Invoice, InvoiceLine, MediaType, Playlist, PlaylistTrack, Track)")

@@ -159,6 +159,7 @@ def test_locked_beyond_busy_timeout(tmp_path: Path, target: Target) -> None:
     assert result.exit_code == 2
     assert result.stderr.startswith(f"copier: error: {source}: ")
     assert "locked by another process (waited 0.3 s)" in result.stderr
+    assert "--snapshot" in result.stderr
 
 
 def test_an_empty_source_fails_unless_allowed(tmp_path: Path, target: Target) -> None:
