@@ -287,13 +287,13 @@ async def _make_again(connection: asyncpg.Connection, definition: Definition, st
 
 async def load_then_restore(connection: asyncpg.Connection, schema: str, table: str, state_schema: str,
                             load: Callable[[], Awaitable[_T]], note: Callable[[str], None]) -> _T:
-    """In the table's load transaction: load, then make its own indexes and constraints
-    again, so they commit with the rows. If the rows break one (duplicate keys, a failed
-    check, an indexed expression failing on a value), the load is undone and done again
+    """In the table's load transaction: load, then make its indexes and constraints again,
+    its foreign keys too (the tables they reference loaded before it), so they commit with
+    the rows. If the rows break one (duplicate keys, a failed check, a row whose parent is
+    missing, an indexed expression failing on a value), the load is undone and done again
     with them in place, where the rows that break them are rejected one by one, as for any
     table copier does not set aside."""
-    own = restore_order([d for d, _error in await pending(connection, schema, state_schema, table)
-                         if d.kind is not DefinitionKind.FOREIGN_KEY])
+    own = restore_order([d for d, _error in await pending(connection, schema, state_schema, table)])
     if not own:
         return await load()
     try:

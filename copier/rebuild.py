@@ -21,8 +21,9 @@ class DefinitionKind(StrEnum):
     FOREIGN_KEY = "foreign key"
 
 
-# Recreated in this order: keys and indexes of a table with its rows (a check scans them
-# once more), foreign keys after every table, as copier adds its own.
+# Recreated in this order, in the table's load transaction: keys and indexes (a check scans
+# the rows once more), then its foreign keys; those of a table the run does not load, once
+# every table is loaded.
 RESTORE_ORDER = (DefinitionKind.PRIMARY_KEY, DefinitionKind.UNIQUE, DefinitionKind.INDEX, DefinitionKind.CHECK,
                  DefinitionKind.FOREIGN_KEY)
 
@@ -52,6 +53,11 @@ class Definition:
         return f"ALTER TABLE {qualified(self.schema, self.table)} ADD CONSTRAINT {quote_ident(self.name)} {self.body}" \
                + later
 
+    @property
+    def references(self) -> str:
+        """A foreign key's referenced table and columns, as its body names them ('' for others)."""
+        return self.body.partition(" REFERENCES ")[2] if self.kind is DefinitionKind.FOREIGN_KEY else ""
+
     def validate_sql(self) -> str:
         return f"ALTER TABLE {qualified(self.schema, self.table)} VALIDATE CONSTRAINT {quote_ident(self.name)}"
 
@@ -67,7 +73,10 @@ def drop_order(definitions: tuple[Definition, ...] | list[Definition]) -> list[D
 
 
 def restore_order(definitions: tuple[Definition, ...] | list[Definition]) -> list[Definition]:
-    return sorted(definitions, key=lambda d: RESTORE_ORDER.index(d.kind))
+    """Keys first, foreign keys last, in the order of the tables they reference: two tables
+    adding theirs at once lock the referenced tables in one order, so neither waits for the
+    other."""
+    return sorted(definitions, key=lambda d: (RESTORE_ORDER.index(d.kind), d.references))
 
 
 @dataclass(frozen=True, slots=True)

@@ -130,32 +130,38 @@ def test_rows_that_break_a_unique_index_are_rejected_as_without_set_aside(tmp_pa
     assert target.count("users") == 300
 
 
-VALIDATED = ("SELECT convalidated FROM pg_constraint "
-             "WHERE conrelid = 'posts'::regclass AND conname = 'posts_user_id_fkey'")
-
-
-def test_a_foreign_key_the_rows_break_is_named_with_its_sql_and_stays_pending(tmp_path: Path, target: Target) -> None:
+def test_rows_whose_parent_is_missing_are_rejected_as_without_set_aside(tmp_path: Path, target: Target) -> None:
     app_schema(target)
+    # Checked row by row (a deferred key is checked at commit, and fails the table, either way).
+    target.execute("ALTER TABLE posts ALTER CONSTRAINT posts_user_id_fkey NOT DEFERRABLE")
+    before = schema_dump(target)
     posts = [*POSTS, (1001, 999, "orphan")]  # user 999 does not exist
     result = migrate(target, app_source(tmp_path, posts=posts))
+    assert result.exit_code == 3, result.output
+    rejects = read_jsonl(tmp_path / "app.rejects.jsonl")
+    assert [(r["table"], r["key"]) for r in rejects] == [("posts", 1001)]
+    assert 'violates foreign key constraint "posts_user_id_fkey"' in rejects[0]["reason"]
+    assert schema_dump(target) == before
+    assert target.count("posts") == 1000
+
+
+def test_a_definition_that_cannot_be_made_again_is_named_with_its_sql(tmp_path: Path, target: Target) -> None:
+    app_schema(target)
+    # An index whose expression raises an error (not a bad row's) on one value.
+    target.execute("CREATE FUNCTION boom(text) RETURNS text IMMUTABLE LANGUAGE plpgsql AS $$ BEGIN "
+                   "IF $1 = 'Name 5' THEN RAISE EXCEPTION 'no Name 5 here' USING ERRCODE = 'P0001'; END IF; "
+                   "RETURN $1; END $$")
+    target.execute("CREATE INDEX users_boom ON users (boom(name))")
+    before = schema_dump(target)
+    result = migrate(target, app_source(tmp_path))
     assert result.exit_code == 1, result.output
-    fk = f"foreign key posts_user_id_fkey on {target.schema}.posts"
-    assert (f"{fk} not made again: insert or update on table \"posts\" violates foreign key constraint "
-            f"\"posts_user_id_fkey\"") in result.stderr
-    assert (f'the SQL that failed: ALTER TABLE "{target.schema}"."posts" VALIDATE CONSTRAINT "posts_user_id_fkey"'
-            in result.stderr)
-    # It stands NOT VALID (new rows are checked), and status lists it as set aside.
-    assert target.fetchval(VALIDATED) is False
-    status = invoke("status", "--dsn", target.dsn, "--schema", target.schema)
-    assert f"  {fk} (last attempt: " in status.stdout
-    # clean will not forget it while it cannot be made again, and removes nothing.
-    cleaned = invoke("clean", "--dsn", target.dsn, "--schema", target.schema)
-    assert cleaned.exit_code != 0 and fk in cleaned.stderr
-    assert target.fetchval("SELECT count(*) FROM copier.definitions") == 1
-    # Once the row is fixed, clean makes it whole.
-    target.execute("DELETE FROM posts WHERE id = 1001")
-    assert invoke("clean", "--dsn", target.dsn, "--schema", target.schema).exit_code == 0
-    assert target.fetchval(VALIDATED) is True
+    assert (f"index users_boom on {target.schema}.users not made again: no Name 5 here; the SQL that failed: "
+            f"CREATE INDEX users_boom ON {target.schema}.users USING btree ({target.schema}.boom(name))") \
+        in result.stderr
+    # The table failed (rolled back); its definitions were made again on it, empty, at the end.
+    assert target.count("users") == 0
+    assert schema_dump(target) == before
+    assert target.fetchval("SELECT count(*) FROM copier.definitions") == 0
 
 
 @pytest.mark.parametrize("corpus", ["chinook/Chinook_Sqlite.sqlite", "northwind/Northwind_small.sqlite"])
