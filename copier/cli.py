@@ -587,7 +587,7 @@ def bench(
 
     Without --dsn (and no $COPIER_DSN/$DATABASE_URL), a throwaway PostgreSQL is started.
     """
-    from .bench import METHODS, BenchPlan, parse_sweep, render_table, run_bench
+    from .bench import METHODS, BenchPlan, parse_sweep, render_table, run_bench, stopped_by_sigterm
     from .bench.data import SHAPES
     from .bench.throwaway import throwaway_server
 
@@ -607,12 +607,13 @@ def bench(
                 sweeps[name] = values
         plan = BenchPlan(rows, tuple(shape or ["finance"]), runs, chosen, base, sweeps, out, data_dir or out / "data",
                          bad_rows)
-        if dsn_given(dsn):
-            report = run_bench(plan, dsn_source(dsn)[0], typer.echo)
-        else:
-            typer.echo("no --dsn: starting a throwaway PostgreSQL...", err=True)
-            with throwaway_server() as server:
-                report = run_bench(plan, server, typer.echo)
+        with stopped_by_sigterm():
+            if dsn_given(dsn):
+                report = run_bench(plan, dsn_source(dsn)[0], typer.echo)
+            else:
+                typer.echo("no --dsn: starting a throwaway PostgreSQL...", err=True)
+                with throwaway_server() as server:
+                    report = run_bench(plan, server, typer.echo)
     except CopierError as exc:
         _fail(exc, False, dsn)
         return

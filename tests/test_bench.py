@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 import uuid
 from datetime import datetime
 from decimal import Decimal
@@ -442,3 +445,22 @@ def test_report_counts_sum_the_tables_and_say_when_lanes_are_not_counted(tmp_pat
     report.write_text(json.dumps({"tables": [{"rows_written": 10, "rows_rejected": 0}]}))
     assert report_counts(report) == ReportCounts(written=10, rejected=0, columnar=None)
     assert report_counts(tmp_path / "none.json") is None
+
+
+def test_a_bench_stopped_by_sigterm_kills_the_process_it_measures(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    measured = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(120)"
+    bench = ("import sys\nfrom pathlib import Path\nfrom copier.bench import run_measured, stopped_by_sigterm\n"
+             "with stopped_by_sigterm():\n"
+             f"    run_measured([sys.executable, '-c', {measured!r}], Path({str(tmp_path / 'log')!r}))")
+    process = subprocess.Popen([sys.executable, "-c", bench], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not (pid_file.exists() and pid_file.read_text()):
+        assert time.monotonic() < deadline and process.poll() is None, "the measured process never started"
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode != 0 and b"KeyboardInterrupt" in stderr
+    with pytest.raises(ProcessLookupError):  # killed and reaped, not left sleeping
+        os.kill(child, 0)

@@ -8,6 +8,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import sqlite3
 import statistics
 import subprocess
@@ -132,7 +133,8 @@ def run_measured(command: Sequence[str], log: Path) -> tuple[float, float, int]:
     shared with this process between fork and exec."""
     with log.open("wb") as output:
         started = time.perf_counter()
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+        # A process group of its own, so that a bench stopped midway kills the whole tree it measures.
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
         peak = 0
         done = threading.Event()
 
@@ -144,12 +146,36 @@ def run_measured(command: Sequence[str], log: Path) -> tuple[float, float, int]:
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        _pid, status = os.waitpid(process.pid, 0)
-        wall = time.perf_counter() - started
-        done.set()
-        sampler.join()
+        try:
+            _pid, status = os.waitpid(process.pid, 0)
+        except BaseException:  # Ctrl-C, or SIGTERM through stopped_by_sigterm
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            raise
+        finally:
+            wall = time.perf_counter() - started
+            done.set()
+            sampler.join()
         process.returncode = os.waitstatus_to_exitcode(status)
     return wall, peak / 2**20, process.returncode
+
+
+@contextmanager
+def stopped_by_sigterm() -> Iterator[None]:
+    """SIGTERM (a `timeout`, a CI runner) stops the bench as Ctrl-C does, as KeyboardInterrupt:
+    the measured process tree is killed and the bench's databases are dropped, not left behind."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread takes signals
+        yield
+        return
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 # --- the server and its databases ------------------------------------------------------------
