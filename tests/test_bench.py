@@ -19,7 +19,15 @@ from pathlib import Path
 
 import pytest
 
-from copier.bench import ReportCounts, copier_command, parse_sweep, pgloader_url, report_counts, run_measured
+from copier.bench import (
+    Measurement,
+    ReportCounts,
+    copier_command,
+    parse_sweep,
+    pgloader_url,
+    report_counts,
+    run_measured,
+)
 from copier.bench.apps import APP_SHAPES, UNCONVERTIBLE
 from copier.bench.chart import line_chart
 from copier.bench.data import WIDE_COLUMNS, generate, spoiled_copy
@@ -445,6 +453,13 @@ def test_report_counts_sum_the_tables_and_say_when_lanes_are_not_counted(tmp_pat
     report.write_text(json.dumps({"tables": [{"rows_written": 10, "rows_rejected": 0}]}))
     assert report_counts(report) == ReportCounts(written=10, rejected=0, columnar=None)
     assert report_counts(tmp_path / "none.json") is None
+    # A report that counts both lanes: the share is of the rows written by lane.
+    report.write_text(json.dumps({"tables": [{"rows_written": 10, "rows_rejected": 0, "rows_columnar": 3,
+                                              "rows_exact": 1}]}))
+    counts = report_counts(report)
+    assert counts == ReportCounts(written=10, rejected=0, columnar=3, exact=1)
+    assert Measurement(1.0, 1.0, 10, True, None, 10, 3, 0, 1).columnar_percent == 75.0
+    assert Measurement(1.0, 1.0, 10, True, None, 10, 3, 0).columnar_percent == 30.0
 
 
 def test_a_bench_stopped_by_sigterm_kills_the_process_it_measures(tmp_path: Path) -> None:

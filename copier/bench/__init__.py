@@ -53,12 +53,16 @@ class Measurement:
     rows_written: int | None = None
     rows_columnar: int | None = None
     rows_rejected: int | None = None
+    rows_exact: int | None = None  # when the report counts the exact lane's rows too
 
     @property
     def columnar_percent(self) -> float | None:
-        if self.rows_columnar is None or not self.rows_written:
+        """Of the rows this run wrote by lane (both lanes' counts when the report has them,
+        else all rows written), the columnar lane's share."""
+        if self.rows_columnar is None:
             return None
-        return 100 * self.rows_columnar / self.rows_written
+        by_lane = self.rows_written if self.rows_exact is None else self.rows_columnar + self.rows_exact
+        return 100 * self.rows_columnar / by_lane if by_lane else None
 
 
 @dataclass
@@ -246,12 +250,13 @@ def copier_command(source: Path, dsn: str, params: dict[str, int], *, verify: bo
 
 @dataclass(frozen=True)
 class ReportCounts:
-    """What one copier run's --report says it did, summed over its tables; `columnar` is None
-    when the report does not count the columnar lane's rows."""
+    """What one copier run's --report says it did, summed over its tables; `columnar` and
+    `exact` are None when the report does not count that lane's rows."""
 
     written: int
     rejected: int
     columnar: int | None
+    exact: int | None = None
 
 
 def report_counts(path: Path) -> ReportCounts | None:
@@ -264,8 +269,10 @@ def report_counts(path: Path) -> ReportCounts | None:
     def total(key: str) -> int:
         return sum(int(t.get(key) or 0) for t in tables)
 
-    counted = any("rows_columnar" in t for t in tables)
-    return ReportCounts(total("rows_written"), total("rows_rejected"), total("rows_columnar") if counted else None)
+    def counted(key: str) -> int | None:
+        return total(key) if any(key in t for t in tables) else None
+
+    return ReportCounts(total("rows_written"), total("rows_rejected"), counted("rows_columnar"), counted("rows_exact"))
 
 
 def planned_schema_sql(source: Path) -> str:
@@ -431,9 +438,9 @@ def run_bench(plan: BenchPlan, server: str, echo: object = print) -> dict[str, o
                                         + log.read_text(errors="replace")[-300:])
                     result.runs.append(Measurement(wall, rss, rows, ok, error) if counts is None else
                                        Measurement(wall, rss, rows, ok, error, counts.written, counts.columnar,
-                                                   counts.rejected))
-                    lanes = "" if counts is None or counts.columnar is None or not counts.written else \
-                        f"  {100 * counts.columnar / counts.written:.0f} % columnar"
+                                                   counts.rejected, counts.exact))
+                    share = result.runs[-1].columnar_percent
+                    lanes = "" if share is None else f"  {share:.0f} % columnar"
                     say(f"  {label:<28} run {run + 1}: {wall:7.2f} s  {rss:7.1f} MB  {rows:,} rows{lanes}"
                         + ("" if ok else f"  FAILED ({error.splitlines()[0] if error else code})"))
             if result.runs:
