@@ -767,4 +767,7 @@ def main() -> None:
     # copier retries the table itself and says so in one line (see tableload).
     logging.getLogger("asyncpg").addHandler(logging.NullHandler())
     logging.getLogger("asyncpg").propagate = False
+    from .faults import route_asyncio_logs
+
+    route_asyncio_logs()
     app()

@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from . import arrowlane, source
 from .errors import CopierError
+from .faults import ended_if_lost
 from .load import LoadCounts, LoadSpec, task_group
 from .normalise import ConvertedPage, Converter, convert_page, converter_for
 from .planning import ColumnPlan, TablePlan
@@ -296,8 +297,9 @@ async def _load_range(spec: LoadSpec, key_range: KeyRange, connection: asyncpg.C
     try:
         async with task_group() as group, receive:
             group.start_soon(produce)
-            await connection.copy_to_table(spec.table.target, source=stream(), columns=columns,
-                                           schema_name=spec.schema, format="binary")
+            async with ended_if_lost(connection):
+                await connection.copy_to_table(spec.table.target, source=stream(), columns=columns,
+                                               schema_name=spec.schema, format="binary")
         for start in range(0, len(exact_keys), EXACT_PAGE_ROWS):
             page = await exact.read(exact_keys[start:start + EXACT_PAGE_ROWS])
             counts.rounded += page.rounded

@@ -83,6 +83,11 @@ class LoadError(CopierError):
     """A table failed while loading; it was rolled back."""
 
 
+class StepFailed(CopierError):
+    """The server, the network or the machine failed under a step before any table loaded
+    (a restart, a full disk, a timeout): nothing to summarise yet."""
+
+
 class VerifyError(CopierError):
     """Source and target disagree after the load."""
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import importlib
 import math
+import os
+import shutil
 import signal
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import replace
 from pathlib import Path
@@ -23,13 +25,22 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 
 from . import ddl, source, state, target
 from .catalog import Catalog
-from .errors import ExitCode, SourceError, TargetError, VerifyError
+from .errors import CopierError, ExitCode, SourceError, StepFailed, TargetError, VerifyError
 from .existing import decisions, restore_pending, set_aside
-from .faults import describe_pg_error
+from .faults import (
+    describe_failure,
+    describe_pg_error,
+    hint_for,
+    is_environmental,
+    is_transient,
+    retrying,
+    root_cause,
+    sqlstate_of,
+)
 from .ident import qualified, quote_ident
 from .load import COLUMNAR_MIN_ROWS, task_group
 from .planning import ExistingTable, ForeignKeyPlan, MigrationPlan, TablePlan, build_plan
-from .progress import Progress, TableBar, make_progress
+from .progress import NullProgress, Progress, TableBar, make_progress
 from .rejects import RejectLog
 from .resume import Need, TableState, interrupted, resume_needs
 from .settings import IfExists, Lane, Settings
@@ -119,9 +130,10 @@ async def status(dsn: str, schema: str | None = None, state_schema: str = state.
 
 async def clean(dsn: str, schema: str, state_schema: str = state.STATE_SCHEMA) -> list[str]:
     """Remove what copier left in the target for itself: staging tables of a run that was
-    killed, and its progress records for `schema` (the `copier` schema once empty). The
+    killed (and its --snapshot copy in the temp dir), and its progress records for `schema`
+    (the `copier` schema once empty). The
     migrated tables are the user's and stay. Returns what was removed."""
-    removed = []
+    removed = [f"snapshot directory {path} of a run that was killed" for path in remove_stale_snapshots()]
     pool = await target.create_pool(dsn, 4)
     try:  # the user's indexes and constraints an interrupted run set aside, made again first
         failures = await restore_pending(pool, schema, state_schema)
@@ -187,6 +199,32 @@ async def _catalog_checked(path: Path, settings: Settings) -> Catalog:
     return catalog[0]
 
 
+# A --snapshot run's copy of the source lives in <temp dir>/copier-snapshot-<pid>-<random>.
+SNAPSHOT_PREFIX = "copier-snapshot-"
+
+
+def remove_stale_snapshots() -> list[Path]:
+    """Snapshot directories left by runs that were killed (their process is gone): removed
+    by the next --snapshot run and by `copier clean`. Returns what was removed."""
+    removed = []
+    for directory in Path(tempfile.gettempdir()).glob(f"{SNAPSHOT_PREFIX}*"):
+        pid = directory.name[len(SNAPSHOT_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(directory, ignore_errors=True)
+            removed.append(directory)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's
+    return True
+
+
 @asynccontextmanager
 async def _readable_source(path: Path, settings: Settings, stats: RunStats) -> AsyncIterator[Path]:
     """The file to read: checked, and with --snapshot a consistent copy made first."""
@@ -196,7 +234,8 @@ async def _readable_source(path: Path, settings: Settings, stats: RunStats) -> A
         return
     if settings.integrity_check:
         await _check_integrity(path, settings)
-    with tempfile.TemporaryDirectory(prefix="copier-snapshot-") as directory:
+    remove_stale_snapshots()
+    with tempfile.TemporaryDirectory(prefix=f"{SNAPSHOT_PREFIX}{os.getpid()}-") as directory:
         copy = Path(directory) / path.name
         started = time.monotonic()
         await anyio.to_thread.run_sync(source.snapshot, path, copy, settings.busy_timeout)
@@ -230,7 +269,23 @@ async def _migrate(path: Path, readable: Path, settings: Settings, stats: RunSta
         stats.notes.append(f"{path} has no tables to migrate")
         stats.finished = time.monotonic()
         return stats
-    plan, resumed, record_state, settings = await _prepare_target(readable, path, catalog, settings, stats)
+    def failed(attempt: int, exc: BaseException) -> None:
+        NullProgress(settings.quiet).note(f"copier: preparing the target: attempt {attempt + 1} of "
+                                          f"{settings.retries + 1} failed ({describe_failure(exc, settings.dsn)}); "
+                                          "retrying")
+
+    try:
+        # Each of its steps may be done again: a server restarting under it is waited for. Not
+        # a server that cannot be reached at all (a CopierError from connecting): said at once.
+        plan, resumed, record_state, settings = await retrying(
+            lambda: _prepare_target(readable, path, catalog, settings, stats), settings.retries, failed,
+            transient=lambda exc: not isinstance(exc, CopierError) and is_transient(exc))
+    except Exception as exc:
+        if isinstance(exc, CopierError) or not is_environmental(exc):
+            raise
+        raise StepFailed(f"preparing the target: {describe_failure(exc, settings.dsn)}",
+                         hint=None if hint_for(root_cause(exc)) else "rerun once the server is back",
+                         sqlstate=sqlstate_of(root_cause(exc)) or None) from exc
     factory = progress_factory or (lambda total, quiet: make_progress(total, quiet=quiet))
     progress = factory(sum(t.source.row_count for t in plan.tables), settings.quiet)
 
@@ -252,10 +307,39 @@ async def _migrate(path: Path, readable: Path, settings: Settings, stats: RunSta
             bar = progress.phase("verify", sum(t.status is TableStatus.DONE for t in stats.tables.values()))
             bar.advance(checked)
 
+        # A fault of the server while verifying (a restart): every table received so far is
+        # checked again over new connections (which were done is not known), then the rest.
+        received: list[TablePlan] = []
+        counted = 0  # tables the bar shows: a table checked again is not counted twice
+
+        def advance_once(tables: int) -> None:
+            nonlocal counted
+            counted += tables
+            if counted > checked:
+                advance(counted - checked)
+
+        async def attempt() -> None:
+            nonlocal counted
+            counted = 0
+            send, receive = anyio.create_memory_object_stream[TablePlan](math.inf)
+
+            async def forward() -> None:
+                with send:
+                    for table in received:
+                        send.send_nowait(table)
+                    async for table in loaded:
+                        received.append(table)
+                        send.send_nowait(table)
+
+            async with task_group() as group, receive:
+                group.start_soon(forward)
+                await verify_run(readable, settings, plan.schema, stats, reject_path(settings, path), receive,
+                                 advance_once)
+
         try:
-            async with task_group() as group:
+            async with task_group() as group, loaded:
                 group.start_soon(show_bar)  # ends once the load has: verify_run cannot end before it
-                await verify_run(readable, settings, plan.schema, stats, reject_path(settings, path), loaded, advance)
+                await _step(progress, stats, settings, "verify", attempt)
         finally:
             if bar is not None:
                 bar.close()
@@ -413,7 +497,7 @@ async def _load(readable: Path, settings: Settings, plan: MigrationPlan, stats: 
     run = Run(readable, settings, plan, pool, stats, rejects, progress, watch, record_state,
               resumed, loaded=loaded if verify is not None else None)
     try:
-        async with anyio.create_task_group() as group:
+        async with task_group() as group:
             if threading.current_thread() is threading.main_thread():
                 group.start_soon(_stop_on_signal, run, group.cancel_scope)
             async with task_group() as work:
@@ -425,12 +509,8 @@ async def _load(readable: Path, settings: Settings, plan: MigrationPlan, stats: 
                 stats.phases["load"] = time.monotonic() - started
                 load_ended.set()
                 started = time.monotonic()
-                await _add_foreign_keys(run)
-                if record_state:
-                    await _restore_set_aside(run)
+                await _complete(run)
                 stats.phases["foreign keys"] = time.monotonic() - started
-                if plan.views:
-                    await _create_views(run)
             if verify is not None:
                 # What verify added after the load: tables were verified during it.
                 stats.phases["verify"] = time.monotonic() - started
@@ -443,9 +523,78 @@ async def _load(readable: Path, settings: Settings, plan: MigrationPlan, stats: 
         with anyio.CancelScope(shield=True):
             if stats.interrupted:
                 pool.terminate()
+                if record_state:
+                    await _record_interrupted(settings, plan.schema, stats)
             else:
                 await pool.close()
         stats.finished = time.monotonic()
+
+
+# Seconds an interrupted run gives itself to record which tables it rolled back.
+_RECORD_INTERRUPTED_SECONDS = 3.0
+
+
+async def _record_interrupted(settings: Settings, schema: str, stats: RunStats) -> None:
+    """The tables rolled back by a signal, recorded as such (copier status), over a new
+    connection once the pool's are gone (their transactions held the records' rows). If
+    the server does not answer in time, the records stay as they were: --resume loads a
+    table that is not done again either way."""
+    rolled_back = [(name, TableStatus.INTERRUPTED, None, None) for name, t in stats.tables.items()
+                   if t.status is TableStatus.INTERRUPTED]
+    if not rolled_back:
+        return
+    with anyio.move_on_after(_RECORD_INTERRUPTED_SECONDS), suppress(Exception):
+        async with target.connected(settings.dsn) as connection:
+            await state.set_statuses(connection, schema, rolled_back, state_schema=settings.state_schema)
+
+
+async def _step(progress: Progress, stats: RunStats, settings: Settings, step: str,
+                work: Callable[[], Awaitable[None]], pool: asyncpg.Pool | None = None) -> bool:
+    """One step of the run after the load (foreign keys, views, verify, the progress
+    record), each made so that doing it again is safe: it asks the catalog what is done.
+    A transient fault of the server (a restart, a lost connection) is retried; any other
+    fault of the server or the machine ends the run with its summary, naming the step
+    (stats.stopped). A bug is raised. Returns whether the step completed."""
+    def failed(attempt: int, exc: BaseException) -> None:
+        progress.note(f"copier: {step}: attempt {attempt + 1} of {settings.retries + 1} failed "
+                      f"({describe_failure(exc, settings.dsn)}); retrying")
+
+    try:
+        await retrying(work, settings.retries, failed, pool)
+    except Exception as exc:
+        if not is_environmental(exc):
+            raise
+        stats.stopped = stats.stopped or f"{step}: {describe_failure(exc, settings.dsn)}"
+        return False
+    return True
+
+
+async def _complete(run: Run) -> None:
+    """After the load (pgloader's complete-pgsql-database): foreign keys, views, then each
+    complete table recorded done. A step that fails leaves the tables it concerns short of
+    done, in memory and in the state table: --resume finishes them."""
+    def step(name: str, work: Callable[[], Awaitable[None]]) -> Awaitable[bool]:
+        return _step(run.progress, run.stats, run.settings, name, work, run.pool)
+
+    if not await step("foreign keys", lambda: _add_foreign_keys(run)):
+        for fk in run.plan.foreign_keys:
+            child = run.stats.tables.get(fk.table)
+            if child is not None and child.status is TableStatus.DONE:
+                child.status = TableStatus.KEYED
+        return
+    if run.record_state and not await step("restoring what was set aside", lambda: _restore_set_aside(run)):
+        return
+    if run.plan.views and not await step("views", lambda: _create_views(run)):
+        return
+    if run.record_state:
+        done = [(name, TableStatus.DONE, None, None) for name, t in run.stats.tables.items()
+                if t.status is TableStatus.DONE]
+        await step("recording progress", lambda: _record(run, done))
+
+
+async def _record(run: Run, statuses: Sequence[tuple[str, TableStatus, int | None, int | None]]) -> None:
+    async with run.pool.acquire() as connection:
+        await state.set_statuses(connection, run.plan.schema, statuses, state_schema=run.settings.state_schema)
 
 
 async def _stop_on_signal(run: Run, scope: anyio.CancelScope) -> None:
@@ -466,7 +615,7 @@ async def _load_tables(run: Run) -> None:
             raise AssertionError(f"plan bug: {table.name} waits for a table of its own or a later wave")
     limiter = anyio.CapacityLimiter(run.settings.jobs)
     run.done = {t.name: anyio.Event() for t in run.plan.tables}
-    async with anyio.create_task_group() as group:
+    async with task_group() as group:
         for unit in _units(run):
             group.start_soon(_load_when_ready, run, unit, limiter)
 
@@ -494,7 +643,7 @@ async def _load_when_ready(run: Run, unit: list[TablePlan], limiter: anyio.Capac
             stats = run.stats.tables[table.name]
             for parent in table.depends_on:
                 await run.done[parent].wait()
-                if run.stats.tables[parent].status is not TableStatus.DONE:
+                if run.stats.tables[parent].status not in (TableStatus.LOADED, TableStatus.DONE):
                     stats.status = TableStatus.SKIPPED
                     stats.error = f"not loaded: table {parent} it references failed"
                     run.done[table.name].set()
@@ -509,16 +658,25 @@ async def _load_when_ready(run: Run, unit: list[TablePlan], limiter: anyio.Capac
     finally:
         for table in unit:
             run.done[table.name].set()
-            if run.loaded is not None and run.stats.tables[table.name].status is TableStatus.DONE:
-                run.loaded.send_nowait(table)  # to verify
+            stats = run.stats.tables[table.name]
+            if run.loaded is not None and stats.status is TableStatus.DONE:
+                # To verify, against the source as the attempt that loaded it read it (a
+                # retry after the file was written to read more rows than the plan saw).
+                run.loaded.send_nowait(replace(table, source=replace(table.source, row_count=stats.read)))
 
 
 async def _add_foreign_keys(run: Run) -> None:
     if not run.plan.foreign_keys:
         return
     bar = run.progress.phase("foreign keys", len(run.plan.foreign_keys))
+    # The warnings of an attempt that fails go with it: the retry finds them again.
+    kept = {name: len(t.warnings) for name, t in run.stats.tables.items()}
     try:
         await _add_each_foreign_key(run, bar.advance)
+    except BaseException:
+        for name, table in run.stats.tables.items():
+            del table.warnings[kept[name]:]
+        raise
     finally:
         bar.close()
 
@@ -547,6 +705,8 @@ async def _add_each_foreign_key(run: Run, advance: Callable[[int], None]) -> Non
                 try:
                     await connection.execute(ddl.validate_constraint(schema, fk.target, fk.name))
                 except asyncpg.PostgresError as exc:
+                    if is_environmental(exc):
+                        raise  # not refused: the step is retried, or ends the run
                     refused.append((fk, exc))
                 advance(1)
 
@@ -570,7 +730,8 @@ async def _in_place_not_valid(run: Run, connection: asyncpg.Connection, fk: Fore
     if child is None or child.status is not TableStatus.DONE:
         return False
     if parent is not None and parent.status is not TableStatus.DONE:
-        child.warnings.append(f"foreign key {fk.name} not added: {fk.ref_table} was not loaded")
+        child.warnings.append(f"foreign key {fk.name} not added: {fk.ref_table} was not " +
+                              ("completed" if parent.status is TableStatus.LOADED else "loaded"))
         return False
     validated = await connection.fetchval(ddl.CONSTRAINT_VALIDATED, qualified(schema, fk.target), fk.name)
     if validated is not None:
@@ -578,6 +739,8 @@ async def _in_place_not_valid(run: Run, connection: asyncpg.Connection, fk: Fore
     try:
         await connection.execute(ddl.add_foreign_key(schema, fk, not_valid=True))
     except asyncpg.PostgresError as exc:
+        if is_environmental(exc):
+            raise
         child.warnings.append(f"foreign key {fk.name} not added: {describe_pg_error(exc)}")
         return False
     return True
@@ -595,6 +758,8 @@ async def _refuse_foreign_key(run: Run, connection: asyncpg.Connection, fk: Fore
     try:
         await connection.execute(ddl.drop_constraint(schema, fk.target, fk.name))
     except asyncpg.PostgresError as drop_error:
+        if is_environmental(drop_error):
+            raise
         why += f"; it is left NOT VALID, as dropping it failed: {describe_pg_error(drop_error)}"
     child.warnings.append(f"foreign key {fk.name} not added: {why}")
 
@@ -612,6 +777,7 @@ async def _restore_set_aside(run: Run) -> None:
 async def _create_views(run: Run) -> None:
     """Each view whose SQL PostgreSQL accepts as it is; the others are listed with
     PostgreSQL's reason. Views over views: passes until one creates nothing new."""
+    notes: list[str] = []  # into the run's once every view is done: a retry creates them all again
     waiting = list(run.plan.views)
     reasons: dict[str, str] = {}
     async with run.pool.acquire() as connection:
@@ -623,13 +789,16 @@ async def _create_views(run: Run) -> None:
                         await connection.execute(f"SET LOCAL search_path TO {quote_ident(run.plan.schema)}")
                         await connection.execute(ddl.create_view(run.plan.schema, view))
                     created.append(view)
-                    run.stats.notes.append(f"view {view.name} created as {run.plan.schema}.{view.target}")
+                    notes.append(f"view {view.name} created as {run.plan.schema}.{view.target}")
                 except asyncpg.PostgresError as exc:
+                    if is_environmental(exc):
+                        raise
                     reasons[view.name] = describe_pg_error(exc)
             if not created:
                 break
             waiting = [v for v in waiting if v not in created]
-    run.stats.notes += [f"view {v.name} not created: PostgreSQL refused its SQL: {reasons[v.name]}" for v in waiting]
+    notes += [f"view {v.name} not created: PostgreSQL refused its SQL: {reasons[v.name]}" for v in waiting]
+    run.stats.notes += notes
 
 
 def exit_code(stats: RunStats) -> int:
@@ -637,7 +806,7 @@ def exit_code(stats: RunStats) -> int:
         return ExitCode.INTERRUPTED
     if stats.verified is False:
         return ExitCode.VERIFY
-    if stats.warnings or any(t.status in (TableStatus.FAILED, TableStatus.SKIPPED) or t.warnings
+    if stats.warnings or stats.stopped or any(t.status is not TableStatus.DONE or t.warnings
                              for t in stats.tables.values()):
         return ExitCode.FAILED
     if any(t.rejected for t in stats.tables.values()):

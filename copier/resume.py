@@ -58,7 +58,9 @@ def resume_needs(tables: Iterable[str], earlier: Mapping[str, TableState], *, re
 def need_of(recorded: TableState | None) -> Need:
     """What a table needs, from what an earlier run recorded of it (None: nothing)."""
     status = recorded.status if recorded is not None else None
-    return Need.SKIP if status is TableStatus.DONE else Need.FINISH_KEYS if status is TableStatus.LOADED else Need.FRESH
+    if status is TableStatus.DONE:
+        return Need.SKIP
+    return Need.FINISH_KEYS if status in (TableStatus.LOADED, TableStatus.KEYED) else Need.FRESH
 
 
 def interrupted(earlier: Mapping[str, TableState]) -> bool:

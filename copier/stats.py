@@ -14,8 +14,10 @@ class TableStatus(StrEnum):
     PLANNED = "planned"
     LOADING = "loading"
     LOADED = "loaded"  # data committed; keys, indexes and sequences still to add
+    KEYED = "keyed"  # and its keys, indexes and sequences added; foreign keys still to add
     DONE = "done"
     FAILED = "failed"  # rolled back
+    INTERRUPTED = "interrupted"  # rolled back by SIGINT/SIGTERM
     SKIPPED = "skipped"  # a table it depends on failed, or the run was interrupted first
 
 
@@ -32,6 +34,7 @@ class TableStats:
     columnar: int = 0  # of the rows written, those the columnar lane wrote (the rest: the exact lane)
     retries: int = 0  # attempts that failed for a transient reason and were made again
     chunks: int = 0  # rowid chunks loaded by worker processes (0: loaded in this process)
+    resumed: bool = False  # its rows were loaded by the run --resume continues, not by this one
     status: TableStatus = TableStatus.PLANNED
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
@@ -60,7 +63,8 @@ class TableStats:
             "retries": self.retries,
             "worker_chunks": self.chunks,
             "seconds": round(self.seconds, 3),
-            "rows_per_second": round(self.rows_per_second, 1),
+            "rows_per_second": None if self.resumed else round(self.rows_per_second, 1),
+            "resumed": self.resumed,
             "error": self.error, "warnings": list(self.warnings),
         }
 
@@ -74,6 +78,7 @@ class RunStats:
     finished: float | None = None
     verified: bool | None = None
     interrupted: str | None = None  # the signal that stopped the run
+    stopped: str | None = None  # the step a fault of the server or machine ended the run at, and why
     # seconds per phase: load, foreign keys, verify
     phases: dict[str, float] = field(default_factory=dict)
     reject_file: str | None = None  # where this run's rejected rows went
@@ -107,7 +112,7 @@ def render_summary(stats: RunStats) -> str:
     lines = [header]
     for t in stats.tables.values():
         lines.append((t.name, f"{t.read:,}", f"{t.written:,}", f"{t.rejected:,}", str(t.errors),
-                      f"{t.seconds:.3f}", f"{t.rows_per_second:,.0f}", t.status.value))
+                      f"{t.seconds:.3f}", "-" if t.resumed else f"{t.rows_per_second:,.0f}", t.status.value))
     total = stats.totals()
     lines.append(("TOTAL", f"{total['rows_read']:,}", f"{total['rows_written']:,}",
                   f"{total['rows_rejected']:,}", str(total["errors"]), f"{stats.seconds:.3f}",
@@ -123,6 +128,8 @@ def render_summary(stats: RunStats) -> str:
     problems = [f"{t.name}: {t.error}" for t in stats.tables.values() if t.error]
     problems += [f"{t.name}: {w}" for t in stats.tables.values() for w in t.warnings]
     problems += stats.warnings
+    if stats.stopped:
+        problems.append(f"stopped at {stats.stopped}; rerun with --resume to finish")
     out += _verification_lines(stats)
     retried = [t for t in stats.tables.values() if t.retries]
     if retried:

@@ -6,7 +6,6 @@ do all of that together, in groups (load_group)."""
 from __future__ import annotations
 
 import hashlib
-import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -18,8 +17,8 @@ import asyncpg
 from anyio.streams.memory import MemoryObjectSendStream
 
 from . import ddl, existing, state
-from .errors import CopierError, SourceChanged
-from .faults import describe_pg_error, is_transient, root_cause
+from .errors import SourceChanged
+from .faults import describe_failure, describe_pg_error, is_environmental, retrying
 from .ident import MAX_IDENTIFIER_BYTES, qualified, quote_literal
 from .load import LoadCounts, LoadSpec, columnar_takes, load_rows, task_group
 from .planning import MigrationPlan, TablePlan
@@ -27,7 +26,7 @@ from .progress import Progress
 from .reader import KeyRange, table_ranges
 from .rejects import RejectList, RejectLog
 from .resume import Need, TableState, need_of
-from .settings import IfExists, Settings, redact_text
+from .settings import IfExists, Settings
 from .source import ChangeWatch
 from .stats import RunStats, TableStats, TableStatus
 from .worker import load_chunk, load_chunk_here
@@ -81,7 +80,9 @@ class Loaded:
 
 
 async def load_table(run: Run, table: TablePlan, stats: TableStats) -> None:
-    """Load, retrying transient failures; then complete. Failures end up in `stats`.
+    """Load, retrying transient failures; then complete. Failures end up in `stats`: a
+    table ends DONE (rows, keys, indexes and sequences in place), LOADED (its rows are
+    committed, what completes it is not: --resume adds it) or FAILED (rolled back).
 
     The one writer of a table's stats: loads return their counts, and they land here."""
     stats.status, stats.started = TableStatus.LOADING, time.monotonic()
@@ -91,35 +92,56 @@ async def load_table(run: Run, table: TablePlan, stats: TableStats) -> None:
         if earlier is not None and need is not Need.FRESH:  # committed by the earlier run: its counts
             stats.read = table.source.row_count
             stats.written, stats.rejected = earlier.rows_written or 0, earlier.rows_rejected or 0
+            stats.resumed = True
         else:
-            for attempt in range(run.settings.retries + 1):
-                try:
-                    loaded = await _attempt(run, table)
-                    break
-                except Exception as exc:
-                    if attempt < run.settings.retries and is_transient(exc):
-                        stats.retries += 1
-                        run.progress.note(f"copier: {table.name}: attempt {attempt + 1} of "
-                                          f"{run.settings.retries + 1} failed ({_message(run, exc)}); "
-                                          "retrying from a clean start")
-                        await anyio.sleep(_backoff(attempt))
-                        continue
-                    _fail(stats, _message(run, exc))
-                    await _record(run, table, TableStatus.FAILED, error=stats.error)
-                    return
+            try:
+                loaded = await retrying(lambda: _attempt(run, table), run.settings.retries,
+                                        lambda attempt, exc: _retried(run, table.name, stats, attempt, exc), run.pool)
+            except Exception as exc:
+                _fail(stats, describe_failure(exc, run.settings.dsn))
+                await _record_quietly(run, table, stats, TableStatus.FAILED, error=stats.error)
+                return
             _committed(run, stats, loaded)
-        stats.status = TableStatus.DONE
         # Tables that reference this one may start now: they need its rows, not its
         # indexes (foreign keys are added once every table is complete).
+        stats.status = TableStatus.LOADED
         if table.name in run.done:
             run.done[table.name].set()
-        if need is not Need.SKIP:
-            async with run.pool.acquire() as connection:
-                # A table this attempt created has no key or sequence yet: no need to ask.
-                await complete_table(run, table, stats, connection, created=table.create and need is Need.FRESH)
-            await _record(run, table, TableStatus.DONE, written=stats.written, rejected=stats.rejected)
+        # Never trusting a recorded status alone: even a table the earlier run recorded
+        # done gets whatever the catalog says is missing (each step checks first).
+        # This attempt created it: no key or sequence yet, no need to ask (a retry asks: the
+        # failed attempt may have added some).
+        created = table.create and need is Need.FRESH
+
+        def retried(attempt: int, exc: BaseException) -> None:
+            nonlocal created
+            created = False
+            _retried(run, f"{table.name} keys", stats, attempt, exc)
+
+        try:
+            await retrying(lambda: _complete(run, table, stats, created=created), run.settings.retries, retried,
+                           run.pool)
+        except Exception as exc:
+            if not is_environmental(exc):
+                raise
+            stats.error = (f"its rows are loaded, but its keys, indexes or sequences are not complete: "
+                           f"{describe_failure(exc, run.settings.dsn)}")
+            return
+        stats.status = TableStatus.DONE
+        await _record_quietly(run, table, stats, TableStatus.KEYED, written=stats.written, rejected=stats.rejected)
     finally:
         stats.finished = time.monotonic()
+
+
+def _retried(run: Run, step: str, stats: TableStats, attempt: int, exc: BaseException) -> None:
+    stats.retries += 1
+    run.progress.note(f"copier: {step}: attempt {attempt + 1} of {run.settings.retries + 1} failed "
+                      f"({describe_failure(exc, run.settings.dsn)}); retrying from a clean start")
+
+
+async def _complete(run: Run, table: TablePlan, stats: TableStats, *, created: bool) -> None:
+    async with run.pool.acquire() as connection:
+        await complete_table(run, table, stats, connection, created=created)
 
 
 def _committed(run: Run, stats: TableStats, loaded: Loaded) -> None:
@@ -162,8 +184,8 @@ async def load_group(run: Run, tables: Sequence[TablePlan]) -> None:
     try:
         loaded, warnings = await _group_attempt(run, tables)
     except Exception as exc:
-        run.progress.note(f"copier: {len(tables)} small tables loaded together failed ({_message(run, exc)}); "
-                          "loading each on its own")
+        run.progress.note(f"copier: {len(tables)} small tables loaded together failed "
+                          f"({describe_failure(exc, run.settings.dsn)}); loading each on its own")
         for table, stats in zip(tables, every):
             await load_table(run, table, stats)
         return
@@ -202,7 +224,7 @@ async def _group_attempt(run: Run, tables: Sequence[TablePlan]) -> tuple[list[Lo
             await connection.execute(";\n".join(sequences))
         if run.record_state:
             await state.set_statuses(connection, schema, [
-                (t.name, TableStatus.DONE, loaded.counts.written, loaded.counts.rejected)
+                (t.name, TableStatus.KEYED, loaded.counts.written, loaded.counts.rejected)
                 for t, loaded in zip(tables, results)], state_schema=run.settings.state_schema)
     return results, warnings
 
@@ -227,8 +249,10 @@ async def _add_keys_together(run: Run, tables: Sequence[TablePlan],
 
 async def _execute_each(connection: asyncpg.Connection, statements: Sequence[tuple[str, str]], *,
                         savepoints: bool = False, advance: Callable[[int], None] = lambda _n: None) -> list[str]:
-    """Run each (what, SQL) statement; the ones PostgreSQL refuses come back as warnings.
-    With `savepoints` (inside a transaction), a refused one undoes only itself."""
+    """Run each (what, SQL) statement; the ones PostgreSQL refuses (for the data's sake:
+    duplicate keys SQLite let in) come back as warnings. A fault of the server (disk full,
+    a lost connection, a lock or statement timeout) is raised: the step is not done, and
+    --resume does it. With `savepoints` (inside a transaction), a refused one undoes only itself."""
     warnings = []
     for what, sql in statements:
         try:
@@ -238,6 +262,8 @@ async def _execute_each(connection: asyncpg.Connection, statements: Sequence[tup
             else:
                 await connection.execute(sql)
         except asyncpg.PostgresError as exc:
+            if is_environmental(exc):
+                raise
             warnings.append(f"{what} not added: {describe_pg_error(exc)}")
         advance(1)
     return warnings
@@ -247,29 +273,30 @@ def mark_interrupted(stats: RunStats) -> None:
     """After SIGINT/SIGTERM: tables in flight rolled back, tables not started skipped."""
     for table in stats.tables.values():
         if table.status is TableStatus.LOADING:
-            table.status, table.error = TableStatus.FAILED, "interrupted (rolled back)"
+            table.status, table.error = TableStatus.INTERRUPTED, "interrupted (rolled back)"
         elif table.status is TableStatus.PLANNED:
             table.status, table.error = TableStatus.SKIPPED, "not started (interrupted)"
-
-
-def _backoff(attempt: int) -> float:
-    return min(8.0, 0.5 * 2.0**attempt) * (0.75 + random.random() / 2)
-
-
-def _message(run: Run, exc: BaseException) -> str:
-    if isinstance(exc, CopierError):
-        return str(exc)
-    exc = root_cause(exc)
-    if isinstance(exc, (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)):
-        return redact_text(describe_pg_error(exc), run.settings.dsn)
-    # A bug must not take the other tables down with it.
-    return redact_text(f"internal error: {type(exc).__name__}: {exc}", run.settings.dsn)
 
 
 def _fail(stats: TableStats, message: str) -> None:
     stats.status = TableStatus.FAILED
     stats.error = f"{message} (table rolled back)"
     stats.written = stats.rejected = 0  # its rejects never reach the reject file either
+
+
+async def _record_quietly(run: Run, table: TablePlan, stats: TableStats, status: TableStatus, *,
+                         written: int | None = None, rejected: int | None = None, error: str | None = None) -> None:
+    """Progress recorded outside a table's transaction: retried if the connection was lost;
+    if it still cannot be written, a warning (--resume checks the catalog, not the record
+    alone, so an old record costs only time)."""
+    try:
+        await retrying(lambda: _record(run, table, status, written=written, rejected=rejected, error=error),
+                       run.settings.retries, lambda _attempt, _exc: None, run.pool)
+    except Exception as exc:
+        if not is_environmental(exc):
+            raise
+        stats.warnings.append(f"its progress ({status.value}) was not recorded: "
+                              f"{describe_failure(exc, run.settings.dsn)}")
 
 
 async def _record(run: Run, table: TablePlan, status: TableStatus, *, connection: asyncpg.Connection | None = None,
@@ -414,17 +441,19 @@ def _key_statements(run: Run, table: TablePlan, *, primary_key: bool) -> list[tu
 async def complete_table(run: Run, table: TablePlan, stats: TableStats, connection: asyncpg.Connection, *,
                          created: bool = False) -> None:
     """Primary key, indexes and sequences, once the data is committed; each only if missing,
-    so a resumed run can finish what an interrupted one started. A failure here leaves
-    the data in place and is reported as a warning."""
+    so a resumed run can finish what an interrupted one started. One PostgreSQL refuses
+    leaves the data in place and is reported as a warning; a fault of the server is raised
+    (the data stays, and --resume adds what is missing)."""
     schema = run.plan.schema
     name = qualified(schema, table.target)
     has_key = not created and table.create and bool(table.primary_key) and await connection.fetchval(
         ddl.HAS_PRIMARY_KEY, name)
     statements = _key_statements(run, table, primary_key=created or not has_key)
+    warnings = []  # into the stats only once every step has run: a retried attempt finds them again
     if statements:
         bar = run.progress.phase(f"{table.name} keys", len(statements))
         try:
-            stats.warnings += await _execute_each(connection, statements, advance=bar.advance)
+            warnings += await _execute_each(connection, statements, advance=bar.advance)
         finally:
             bar.close()
     owned = ([(c.target, qualified(schema, c.sequence)) for c in table.columns if c.identity and c.sequence]
@@ -433,7 +462,10 @@ async def complete_table(run: Run, table: TablePlan, stats: TableStats, connecti
         try:
             await connection.execute(ddl.set_sequence(schema, table.target, column), sequence, table.sequence_floor)
         except asyncpg.PostgresError as exc:
-            stats.warnings.append(f"sequence {sequence} not set: {describe_pg_error(exc)}")
+            if is_environmental(exc):
+                raise
+            warnings.append(f"sequence {sequence} not set: {describe_pg_error(exc)}")
+    stats.warnings += warnings
 
 
 __all__ = ["Run", "complete_table", "groupable", "load_group", "load_table", "mark_interrupted", "staging_name"]

@@ -16,6 +16,7 @@ import asyncpg
 from .casting import Kind, TargetType, parse_pg_type
 from .dsn import connect_timeout, endpoint
 from .errors import CopierError, PlanError, TargetError
+from .faults import is_transient, sqlstate_of
 from .ident import qualified, quote_ident
 from .planning import ExistingColumn, ExistingTable, MigrationPlan
 from .settings import redact_text
@@ -63,7 +64,15 @@ def _ssl_required(dsn: str) -> bool:
 
 
 def translate_connect_error(exc: BaseException, dsn: str) -> CopierError:
-    """One clear line for the failures a user will hit when connecting."""
+    """One clear line for the failures a user will hit when connecting; a server that
+    restarts ("the database system is starting up") stays transient, for the retries."""
+    error = _connect_error(exc, dsn)
+    error.sqlstate = error.sqlstate or sqlstate_of(exc) or None
+    error.transient = is_transient(exc)
+    return error
+
+
+def _connect_error(exc: BaseException, dsn: str) -> CopierError:
     where = _where(dsn)
     if isinstance(exc, asyncpg.InvalidPasswordError):
         return TargetError(f"PostgreSQL at {where}: password authentication failed",

@@ -24,6 +24,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from . import crosscheck, ddl, source, target
 from .casting import Kind
+from .faults import ended_if_lost
 from .ident import qualified, quote_sqlite
 from .load import task_group
 from .normalise import ConvertedPage, Converter
@@ -482,8 +483,9 @@ async def _ship_source(path: Path, connection: asyncpg.Connection, table: TableP
         for key_range in await table_ranges(path, table.source, 1, batch_size):
             group.start_soon(read_range, path, table, key_range, _raw(table), batch_size, send.clone())
         send.close()
-        await connection.copy_records_to_table(_SOURCE_COPY, records=records(),
-                                               columns=crosscheck.source_columns(len(table.columns)))
+        async with ended_if_lost(connection):
+            await connection.copy_records_to_table(_SOURCE_COPY, records=records(),
+                                                   columns=crosscheck.source_columns(len(table.columns)))
 
 
 async def _survey(path: Path, table: TablePlan, busy_timeout: float,
@@ -584,7 +586,9 @@ async def _ship_columnar(path: Path, connection: asyncpg.Connection, table: Tabl
             send.close()
             async for parts, odd_keys in receive:
                 if parts:
-                    await connection.copy_to_table(_SOURCE_COPY, source=chunks(parts), columns=values, format="binary")
+                    async with ended_if_lost(connection):
+                        await connection.copy_to_table(_SOURCE_COPY, source=chunks(parts), columns=values,
+                                                       format="binary")
                 if odd_keys:
                     await _ship_odd_rows(path, connection, table, odd_keys, busy_timeout)
     except ColumnarDeclined:
@@ -601,8 +605,9 @@ async def _ship_odd_rows(path: Path, connection: asyncpg.Connection, table: Tabl
     binary = [c.type.kind is Kind.BYTEA for c in table.columns]
     forms = [crosscheck.text_forms(column, binary=b) for column, b in zip(list(zip(*rows))[1:], binary)]
     records = list(zip(*itertools.chain.from_iterable(forms)))
-    await connection.copy_records_to_table(_SOURCE_COPY, records=records,
-                                           columns=crosscheck.source_columns(len(table.columns)))
+    async with ended_if_lost(connection):
+        await connection.copy_records_to_table(_SOURCE_COPY, records=records,
+                                               columns=crosscheck.source_columns(len(table.columns)))
 
 
 async def verify_run(path: Path, settings: Settings, schema: str, stats: RunStats, reject_file: Path,

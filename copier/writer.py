@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from .errors import LoadError
-from .faults import describe_pg_error, is_row_error
+from .faults import describe_pg_error, ended_if_lost, is_row_error
 from .normalise import ConvertedPage, Rejection, Value
 from .planning import TablePlan
 from .rejects import RejectSink
@@ -52,8 +52,9 @@ class TableWriter:
                 for record in page.records:
                     yield record
 
-        await self.connection.copy_records_to_table(
-            self.plan.target, records=records(), columns=self._columns, schema_name=self.schema)
+        async with ended_if_lost(self.connection):
+            await self.connection.copy_records_to_table(
+                self.plan.target, records=records(), columns=self._columns, schema_name=self.schema)
         for rejection in self._pending:
             self._reject(rejection.key, self.plan.columns[rejection.column].target, rejection.value,
                          rejection.reason)
@@ -136,8 +137,9 @@ class TableWriter:
         return None
 
     async def _write(self, records: Sequence[tuple[Value, ...]]) -> None:
-        await self.connection.copy_records_to_table(
-            self.plan.target, records=records, columns=self._columns, schema_name=self.schema)
+        async with ended_if_lost(self.connection):
+            await self.connection.copy_records_to_table(
+                self.plan.target, records=records, columns=self._columns, schema_name=self.schema)
 
     def _reject(self, key: object, column: str | None, value: Value, reason: str) -> None:
         where = f"table {self.plan.name}: row {key!r}" + (f": column {column}" if column else "")

