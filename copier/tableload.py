@@ -94,9 +94,16 @@ async def load_table(run: Run, table: TablePlan, stats: TableStats) -> None:
             stats.written, stats.rejected = earlier.rows_written or 0, earlier.rows_rejected or 0
             stats.resumed = True
         else:
+            again = False
+
+            def failed(attempt: int, exc: BaseException) -> None:
+                nonlocal again
+                again = True
+                _retried(run, table.name, stats, attempt, exc)
+
             try:
-                loaded = await retrying(lambda: _attempt(run, table), run.settings.retries,
-                                        lambda attempt, exc: _retried(run, table.name, stats, attempt, exc), run.pool)
+                loaded = await retrying(lambda: _attempt(run, table, again=again), run.settings.retries, failed,
+                                        run.pool)
             except Exception as exc:
                 _fail(stats, describe_failure(exc, run.settings.dsn))
                 await _record_quietly(run, table, stats, TableStatus.FAILED, error=stats.error)
@@ -325,9 +332,10 @@ def _in_parallel(run: Run, table: TablePlan) -> bool:
             and table.source.row_count >= PARALLEL_MIN_ROWS)
 
 
-async def _attempt(run: Run, table: TablePlan) -> Loaded:
+async def _attempt(run: Run, table: TablePlan, *, again: bool = False) -> Loaded:
     """One try at the table's rows, all or nothing. Its rejects reach the reject file only
-    once the rows are committed, so a retried table does not list them twice."""
+    once the rows are committed, so a retried table does not list them twice. `again`: a
+    retry, after an attempt whose outcome the lost connection may have hidden."""
     rejects = RejectList()
     bar = run.progress.table(table.name, table.source.row_count)
     version = run.watch.version() if run.watch else None
@@ -335,7 +343,7 @@ async def _attempt(run: Run, table: TablePlan) -> Loaded:
         async with run.pool.acquire() as connection:
             if _in_parallel(run, table):
                 await _record(run, table, TableStatus.LOADING, connection=connection)
-                counts, chunks = await _load_parallel(run, table, connection, rejects, bar.advance, version)
+                counts, chunks = await _load_parallel(run, table, connection, rejects, bar.advance, version, again)
                 return Loaded(counts, chunks, rejects)
             ranges = await table_ranges(run.path, table.source, run.settings.readers, run.settings.batch_size)
             async with connection.transaction():
@@ -343,6 +351,10 @@ async def _attempt(run: Run, table: TablePlan) -> Loaded:
                 # the table's state as it was, which --resume reads as "load it".
                 await _record(run, table, TableStatus.LOADING, connection=connection)
                 if table.create:
+                    if again:
+                        # The attempt before may have committed after all: its COMMIT's answer is
+                        # what the lost connection took. This run created the table: start clean.
+                        await connection.execute(f"DROP TABLE IF EXISTS {qualified(run.plan.schema, table.target)}")
                     await connection.execute(ddl.create_table(run.plan.schema, table))
                 if run.settings.if_exists is IfExists.UPSERT and not table.create:
                     counts = await _upsert(run, table, connection, ranges, rejects, bar.advance)
@@ -384,13 +396,15 @@ def _check_unchanged(run: Run, table: TablePlan, version: int | None) -> None:
 
 async def _load_parallel(
     run: Run, table: TablePlan, connection: asyncpg.Connection, rejects: RejectList,
-    advance: Callable[[int], None], version: int | None,
+    advance: Callable[[int], None], version: int | None, again: bool = False,
 ) -> tuple[LoadCounts, int]:
     """Worker processes load rowid chunks into a staging table, renamed into place at the
     end. Returns the counts of all chunks, and how many chunks there were."""
     schema = run.plan.schema
     staging = replace(table, target=staging_name(table.target))
     await connection.execute(f"DROP TABLE IF EXISTS {qualified(schema, staging.target)}")
+    if again:  # the attempt before may have renamed its own into place (see _attempt); its sequence too
+        await connection.execute(f"DROP TABLE IF EXISTS {qualified(schema, table.target)}")
     await connection.execute(ddl.create_table(schema, staging))
     try:
         chunks = -(-table.source.row_count // max(run.settings.batch_size, PARALLEL_CHUNK_ROWS))
