@@ -280,7 +280,7 @@ def test_bad_rows_copy_spoils_half_by_foreign_key_half_by_value(tmp_path: Path) 
         assert connection.execute("SELECT count(*) FROM order_lines WHERE added_at = ?", (UNCONVERTIBLE,)
                                   ).fetchone() == (20,)
         assert connection.execute("SELECT count(*) FROM orders").fetchone() == (2_000,)
-    with pytest.raises(ValueError, match="wide has none"):
+    with pytest.raises(UsageError, match="wide has none"):
         spoiled_copy(clean, tmp_path / "w.db", ("wide",), 10)
 
 

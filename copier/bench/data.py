@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
+from ..errors import UsageError
 from .apps import APP_SHAPES, BadRows, spoil
 
 SHAPES = ("finance", "wide", "text", "many", *APP_SHAPES)
@@ -177,7 +178,8 @@ def spoiled_copy(clean: Path, path: Path, shapes: tuple[str, ...], bad_rows: int
     places = {"finance": FINANCE_BAD_ROWS, **{n: s.bad_rows for n, s in APP_SHAPES.items()}}
     without = [s for s in shapes if s not in places]
     if without:
-        raise ValueError(f"--bad-rows needs a shape with a foreign key; {', '.join(without)} has none")
+        raise UsageError(f"copier-bad-rows needs shapes with a foreign key to refuse rows; "
+                         f"{', '.join(without)} has none", hint="use finance or an app shape")
     path.unlink(missing_ok=True)
     with closing(sqlite3.connect(f"file:{clean}?mode=ro", uri=True)) as source, \
             closing(sqlite3.connect(path)) as copy:
