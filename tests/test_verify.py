@@ -157,9 +157,16 @@ def _wrong(convert_for: Callable[..., Converter], kind: Kind, mistake: Mistake) 
      lambda v, right: Decimal(repr(v)).quantize(Decimal("0.01"), ROUND_HALF_EVEN)),
     ("BOOLEAN", [1, 0], Kind.BOOL, lambda v, right: not right(v)),
 ])
+@pytest.mark.parametrize("inline", [True, False], ids=["small-tables-together", "alone"])
 def test_verify_sees_a_wrong_converter(declared: str, values: list[object], kind: Kind,
-                                       mistake: Mistake, tmp_path: Path, target: Target,
+                                       mistake: Mistake, inline: bool, tmp_path: Path, target: Target,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small tables are compared together in one query, others alone: either way a
+    converter made wrong is seen."""
+    from copier import verification
+
+    if not inline:
+        monkeypatch.setattr(verification, "_INLINE_MAX_ROWS", 0)
     db = sqlite_db(tmp_path / "w.db", f"CREATE TABLE w (id INTEGER PRIMARY KEY, v {declared})",
                    rows={"w": list(enumerate(values, 1))})
     # Every converter of the run is wrong: the load's, and any other that asks for one.
@@ -186,8 +193,14 @@ ArrowMistake = Callable[[pa.Array], pa.Array]
     ("TEXT", ["ann", "bob"], Kind.TEXT, pc.utf8_upper),
     ("INTEGER", [5, 6], Kind.INT8, lambda a: pc.add(a, 1)),
 ])
+@pytest.mark.parametrize("inline", [True, False], ids=["small-tables-together", "alone"])
 def test_verify_sees_a_wrong_columnar_lane(declared: str, values: list[object], kind: Kind, mistake: ArrowMistake,
-                                          tmp_path: Path, target: Target, monkeypatch: pytest.MonkeyPatch) -> None:
+                                          inline: bool, tmp_path: Path, target: Target,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from copier import verification
+
+    if not inline:
+        monkeypatch.setattr(verification, "_INLINE_MAX_ROWS", 0)
     db = sqlite_db(tmp_path / "w.db", f"CREATE TABLE w (id INTEGER PRIMARY KEY, v {declared})",
                    rows={"w": list(enumerate(values, 1))})
     right = arrowlane._normalise
@@ -353,3 +366,51 @@ def test_fractions_finer_than_microseconds_are_rounded_as_postgresql_does(tmp_pa
           ("2021-01-01 12:00:00.000000", "2021-01-01 12:00:00", "12:00:00")]
     checked = verify(target, db, "--cast", "t.naive=timestamp without time zone")
     assert checked.exit_code == 0, checked.output
+
+
+@pytest.mark.parametrize("digest_from", [20_000, 10], ids=["rows", "digest-first"])
+def test_verify_names_every_kind_of_difference(digest_from: int, tmp_path: Path, target: Target,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A table checked alone (its rows compared in PostgreSQL, or its digests first from
+    `digest_from` rows): a value changed in any column (each kind), a row missing, a row
+    added, a row duplicated, each is seen and named by its key."""
+    from copier import verification
+
+    monkeypatch.setattr(verification, "_DIGEST_MIN_ROWS", digest_from)
+    rows = [(i, i * 7, i / 8, i * 1.25, f"name {i}\n\"quoted\", {i}", bytes([i % 256, 0]), i % 2,
+             f"2021-03-{1 + i % 28:02d}", f"2021-03-04 10:{i % 60:02d}:00", 1_600_000_000 + i,
+             f"2021-03-04T10:00:{i % 60:02d}.5", f"a0eebc99-9c0b-4ef8-bb6d-{i:012d}", f'{{"n": {i}}}', 2.5 * i)
+            for i in range(1, 1501)]
+    db = sqlite_db(tmp_path / "kinds.db", "CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER, f REAL, "
+                   "amount NUMERIC(12,2), label TEXT, raw BLOB, flag BOOLEAN, day DATE, at DATETIME, "
+                   "unix DATETIME, naive TIMESTAMP, u UUID, doc JSON, plain NUMERIC)", rows={"t": rows})
+    casts = ("--cast", "t.naive=timestamp without time zone")
+    assert migrate(target, db, *casts).exit_code == 0
+    ok = verify(target, db, *casts)
+    assert ok.exit_code == 0, ok.output
+    assert "t: source 1,500 rows, target 1,500, rejected 0, content equal: ok" in ok.stdout
+    changes = [("n", "n + 1"), ("f", "f * 2"), ("amount", "amount + 0.01"), ("label", "label || ' '"),
+               ("raw", "raw || '\\x00'::bytea"), ("flag", "NOT flag"), ("day", "day + 1"),
+               ("at", "at + interval '1 microsecond'"), ("unix", "unix - interval '1 second'"),
+               ("naive", "naive + interval '1 hour'"), ("u", "'a0eebc99-9c0b-4ef8-bb6d-999999999999'"),
+               ("doc", "'{\"n\": -1}'"), ("plain", "plain + 0.001")]
+    for n, (column, changed) in enumerate(changes, 2):
+        key = 100 * n + 7
+        target.execute(f"UPDATE t SET {column} = {changed} WHERE id = {key}")
+        result = verify(target, db, *casts)
+        assert f"CONTENT DIFFERS at key(s) {key}: MISMATCH" in result.stdout, (column, result.output)
+        assert migrate(target, db, *casts, "--if-exists", "truncate").exit_code == 0
+    target.execute("DELETE FROM t WHERE id = 42")
+    target.execute("INSERT INTO t (id, n) VALUES (5000, 1)")
+    both = verify(target, db, *casts)
+    assert "t: source 1,500 rows, target 1,500, rejected 0, CONTENT DIFFERS at key(s) 42, 5000: MISMATCH" \
+        in both.stdout, both.output
+    assert migrate(target, db, *casts, "--if-exists", "truncate").exit_code == 0
+    constraint = target.fetchval("SELECT conname FROM pg_constraint WHERE contype = 'p' AND "
+                                 "conrelid = (SELECT oid FROM pg_class WHERE relname = 't' AND "
+                                 "relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1))", target.schema)
+    target.execute(f'ALTER TABLE t DROP CONSTRAINT "{constraint}"')
+    target.execute("INSERT INTO t SELECT * FROM t WHERE id = 777")
+    duplicated = verify(target, db, *casts)
+    assert "t: source 1,500 rows, target 1,501, rejected 0, CONTENT DIFFERS at key(s) 777: MISMATCH" \
+        in duplicated.stdout, duplicated.output
