@@ -141,7 +141,8 @@ async def clean(dsn: str, schema: str, state_schema: str = state.STATE_SCHEMA) -
         await pool.close()
     if failures:
         raise TargetError(f"{failures[0]}" + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""),
-                          hint="fix what stops it, then run copier clean again: nothing was removed")
+                          hint="fix what stops it and run copier clean again (the others were made again; "
+                               "no staging table or progress record was removed)")
     async with target.connected(dsn) as connection:
         for name in sorted(await _staging_tables(connection, schema)):
             await connection.execute(f"DROP TABLE {qualified(schema, name)}")

@@ -116,3 +116,25 @@ def test_a_run_killed_in_any_phase_is_finished_by_resume(phase: str, big_app: Pa
     assert schema_dump(target) == before
     assert target.fetchval("SELECT count(*) FROM copier.definitions") == 0
     assert target.count("users") == USERS and target.count("posts") == USERS
+
+
+def test_clean_after_a_killed_run_makes_the_definitions_again_or_removes_nothing(
+        big_app: Path, tmp_path: Path, target: Target) -> None:
+    app_schema(target)
+    before = schema_dump(target)
+    _kill_at(target, big_app, tmp_path, "load")
+    recorded = target.fetchval("SELECT count(*) FROM copier.definitions")
+    # While audit's foreign key is set aside, a row breaking it arrives.
+    target.execute("INSERT INTO audit (user_id) VALUES (424242)")
+    refused = invoke("clean", "--dsn", target.dsn, "--schema", target.schema)
+    assert refused.exit_code != 0
+    assert f"foreign key audit_user_id_fkey on {target.schema}.audit not made again" in refused.stderr
+    assert "no staging table or progress record was removed" in refused.stderr
+    # The others were made again, each on its own: only the refused one is still recorded.
+    assert recorded > 1 and target.fetchval("SELECT count(*) FROM copier.definitions") == 1
+    assert target.fetchval("SELECT count(*) FROM copier.tables") == 2  # the progress records stay too
+    target.execute("DELETE FROM audit")
+    cleaned = invoke("clean", "--dsn", target.dsn, "--schema", target.schema)
+    assert cleaned.exit_code == 0, cleaned.output
+    assert schema_dump(target) == before
+    assert not target.fetchval("SELECT to_regclass('copier.definitions') IS NOT NULL")  # the copier schema is gone
