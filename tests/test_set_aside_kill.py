@@ -18,7 +18,7 @@ import pytest
 
 from .helpers import invoke, migrate, sqlite_db
 from .pg import Target
-from .test_set_aside import app_schema, schema_dump
+from .test_set_aside import app_schema, recorded, schema_dump
 
 USERS = 100_000
 
@@ -66,7 +66,7 @@ async def _watch_and_kill(target: Target, process: subprocess.Popen[bytes], phas
     watcher = await asyncpg.connect(target.dsn)
     holder = await asyncpg.connect(target.dsn)
     try:
-        await _until(watcher, process, "the definitions recorded", RECORDED)
+        await _until(watcher, process, "the definitions recorded", RECORDED, target.schema)
         if phase == "load":
             await _until(watcher, process, "a COPY", COPIER_RUNS, "COPY %")
         elif phase == "keys":
@@ -91,7 +91,8 @@ async def _watch_and_kill(target: Target, process: subprocess.Popen[bytes], phas
 async def _holds(connection: asyncpg.Connection, sql: str, *args: object) -> bool:
     if sql == RECORDED:  # the table is made by the run: its rows are looked for once it is there
         return bool(await connection.fetchval("SELECT to_regclass('copier.definitions') IS NOT NULL")
-                    and await connection.fetchval("SELECT EXISTS (SELECT 1 FROM copier.definitions)"))
+                    and await connection.fetchval("SELECT EXISTS (SELECT 1 FROM copier.definitions "
+                                                  "WHERE target_schema = $1)", *args))
     return bool(await connection.fetchval(sql, *args))
 
 
@@ -114,7 +115,7 @@ def test_a_run_killed_in_any_phase_is_finished_by_resume(phase: str, big_app: Pa
     resumed = migrate(target, big_app, "--resume")
     assert resumed.exit_code == 0, resumed.output  # every table verified equal to the source
     assert schema_dump(target) == before
-    assert target.fetchval("SELECT count(*) FROM copier.definitions") == 0
+    assert recorded(target, "definitions") == 0
     assert target.count("users") == USERS and target.count("posts") == USERS
 
 
@@ -123,7 +124,7 @@ def test_clean_after_a_killed_run_makes_the_definitions_again_or_removes_nothing
     app_schema(target)
     before = schema_dump(target)
     _kill_at(target, big_app, tmp_path, "load")
-    recorded = target.fetchval("SELECT count(*) FROM copier.definitions")
+    set_aside = recorded(target, "definitions")
     # While audit's foreign key is set aside, a row breaking it arrives.
     target.execute("INSERT INTO audit (user_id) VALUES (424242)")
     refused = invoke("clean", "--dsn", target.dsn, "--schema", target.schema)
@@ -131,10 +132,10 @@ def test_clean_after_a_killed_run_makes_the_definitions_again_or_removes_nothing
     assert f"foreign key audit_user_id_fkey on {target.schema}.audit not made again" in refused.stderr
     assert "no staging table or progress record was removed" in refused.stderr
     # The others were made again, each on its own: only the refused one is still recorded.
-    assert recorded > 1 and target.fetchval("SELECT count(*) FROM copier.definitions") == 1
-    assert target.fetchval("SELECT count(*) FROM copier.tables") == 2  # the progress records stay too
+    assert set_aside > 1 and recorded(target, "definitions") == 1
+    assert recorded(target, "tables") == 2  # the progress records stay too
     target.execute("DELETE FROM audit")
     cleaned = invoke("clean", "--dsn", target.dsn, "--schema", target.schema)
     assert cleaned.exit_code == 0, cleaned.output
     assert schema_dump(target) == before
-    assert not target.fetchval("SELECT to_regclass('copier.definitions') IS NOT NULL")  # the copier schema is gone
+    assert recorded(target, "definitions") == 0 and recorded(target, "tables") == 0
