@@ -507,6 +507,7 @@ def verify(
     username: Username = None,
     dbname: Dbname = None,
     schema: Schema = _DEFAULTS.schema,
+    identifiers: Idents = _DEFAULTS.identifiers,
     tables: Tables = None,
     exclude: Exclude = None,
     reject_file: Annotated[Path | None, typer.Option(
@@ -526,9 +527,9 @@ def verify(
         source = _one_source(source, sqlite)
         resolved, origin = _connection(dsn, host, port, username, dbname)
         _say_target(resolved, origin, schema, quiet=as_json)
-        settings = _settings(resolved, schema=schema, tables=tuple(tables or ()), exclude=tuple(exclude or ()),
-                             casts=parse_casts(cast or []), source_tz=source_tz, strip_nul=strip_nul,
-                             reject_file=reject_file)
+        settings = _settings(resolved, schema=schema, identifiers=identifiers, tables=tuple(tables or ()),
+                             exclude=tuple(exclude or ()), casts=parse_casts(cast or []), source_tz=source_tz,
+                             strip_nul=strip_nul, reject_file=reject_file)
         checks = anyio.run(run_verify, source, settings)
     except CopierError as exc:
         _fail(exc, debug, resolved)

@@ -16,7 +16,7 @@ from fnmatch import fnmatchcase
 from .casting import Kind, TargetType, map_declared_type, parse_pg_type
 from .catalog import Catalog, Column, Table
 from .errors import PlanError, ValueRejected
-from .ident import MAX_IDENTIFIER_BYTES, quote_literal
+from .ident import MAX_IDENTIFIER_BYTES, needs_quotes, quote_ident, quote_literal
 from .normalise import Options, converter_for
 from .rebuild import SetAside
 
@@ -210,14 +210,21 @@ def build_plan(
     fold = IDENTIFIER_STYLES[identifiers]
     _check_folding(tables, fold, "tables")
     matches = {name: _match_existing(name, existing) or _match_existing(fold(name), existing) for name in tables}
+    # Two long names whose first 63 bytes agree: the existing table of that truncation is the
+    # first one's (sorted, as names are given below); the other was created with a suffix.
+    truncations: set[str] = set()
+    for name in sorted(tables):
+        match = matches[name]
+        if match is not None and _too_long(fold(name)) and match.name == _truncated(fold(name)):
+            matches[name] = None if match.name in truncations else match
+            truncations.add(match.name)
     used_names: set[str] = set(reserved) | {m.name for m in matches.values() if m is not None}
     table_targets = {}
     for name in sorted(tables):
         match = matches[name]
         table_targets[name] = match.name if match is not None else _unique_name(fold(name), used_names)
         if match is None and table_targets[name] != fold(name):
-            notes.append(f"{name}: created as {table_targets[name]} "
-                         f"({'longer than 63 bytes' if _too_long(fold(name)) else 'name already taken'})")
+            notes.append(f"{name}: created as {table_targets[name]} ({_why_renamed(fold(name), table_targets[name])})")
     plans = []
     for name in sorted(tables, key=lambda n: (waves[n], n)):
         table = tables[name]
@@ -227,7 +234,7 @@ def build_plan(
                 plans.append(_plan_new(table, table_targets[name], waves[name], load_after[name], casts, options,
                                        used_names, notes, fold))
             else:
-                plans.append(_plan_existing(table, match, waves[name], load_after[name], casts))
+                plans.append(_plan_existing(table, match, waves[name], load_after[name], casts, fold))
         except PlanError as exc:
             problems.append(exc.message)
         notes += [f"{name}: {note}" for note in table.notes]
@@ -259,7 +266,21 @@ def build_plan(
                 skipped.append((view.name, f"view: its SQL cannot be translated to PostgreSQL's: {exc}"))
                 continue
             view_plans.append(ViewPlan(view.name, target, select, tuple(map(fold, view.columns))))
+    notes += _quoting_note(plans, view_plans)
     return MigrationPlan(schema, tuple(plans), tuple(foreign_keys), tuple(skipped), tuple(notes), tuple(view_plans))
+
+
+def _quoting_note(plans: Sequence[TablePlan], views: Sequence[ViewPlan]) -> list[str]:
+    """A note when names copier creates must be double-quoted in the app's SQL, pointing to
+    --identifiers lower when capitals are why (pgloader, sling and dlt lower them)."""
+    created = [t.target for t in plans if t.create] + [c.target for t in plans if t.create for c in t.columns]
+    quoted = sorted({n for n in [*created, *(v.target for v in views)] if needs_quotes(n)})
+    if not quoted:
+        return []
+    shown = ", ".join(quote_ident(n) for n in quoted[:5]) + (f" and {len(quoted) - 5} more" if len(quoted) > 5 else "")
+    lower = ("; --identifiers lower creates them in lower case, which unquoted SQL reaches"
+             if any(n != n.lower() for n in quoted) else "")
+    return [f"{len(quoted)} created name(s) must be double-quoted in SQL: {shown}{lower}"]
 
 
 def _created_names(plans: Sequence[TablePlan], catalog: Catalog, fold: Callable[[str], str]) -> dict[str, str]:
@@ -311,8 +332,10 @@ def _match_existing(name: str, existing: Mapping[str, ExistingTable]) -> Existin
     table whose name differs only in case (ORMs lower-case)."""
     if name in existing:
         return existing[name]
-    if _too_long(name) and _shortened(name) in existing:
-        return existing[_shortened(name)]
+    if _too_long(name):  # its own collision-proof name first: the plain truncation may be another's
+        for candidate in (_shortened(name), _truncated(name)):
+            if candidate in existing:
+                return existing[candidate]
     folded = [t for n, t in existing.items() if n.casefold() == name.casefold()]
     return folded[0] if len(folded) == 1 else None
 
@@ -388,7 +411,8 @@ def _plan_new(
     for column in table.columns:
         column_target = _unique_name(fold(column.name), column_names)
         if column_target != fold(column.name):
-            notes.append(f"{table.name}.{column.name}: created as column {column_target} (longer than 63 bytes)")
+            notes.append(f"{table.name}.{column.name}: created as column {column_target} "
+                         f"({_why_renamed(fold(column.name), column_target)})")
         target, why = _cast_for(table, column, casts)
         if why:
             notes.append(f"{table.name}.{column.name}: {why}")
@@ -434,12 +458,15 @@ def _plan_existing(
     wave: int,
     dependencies: tuple[str, ...],
     casts: Mapping[str, str],
+    fold: Callable[[str], str] = str,
 ) -> TablePlan:
     by_name = {c.name: c for c in target.columns}
     columns = []
     matched: set[str] = set()
     for column in table.columns:
-        found = by_name.get(column.name)
+        # Its own name, else the name --identifiers gives it (as copier created it), else ignoring case.
+        found = by_name.get(column.name) or next(
+            (by_name[n] for n in (_truncated(fold(column.name)), _shortened(fold(column.name))) if n in by_name), None)
         if found is None:
             folded = [c for c in target.columns if c.name.casefold() == column.name.casefold()]
             found = folded[0] if len(folded) == 1 else None
@@ -523,10 +550,26 @@ def _too_long(name: str) -> bool:
     return len(name.encode("utf-8")) > MAX_IDENTIFIER_BYTES
 
 
+def _truncated(name: str) -> str:
+    """PostgreSQL's own truncation of a long identifier: its first 63 bytes, cut at a
+    character boundary, as the server cuts the names in every query (so SQL that spells
+    the whole long name still finds the table)."""
+    return name.encode("utf-8")[:MAX_IDENTIFIER_BYTES].decode("utf-8", "ignore")
+
+
+def _why_renamed(wanted: str, given: str) -> str:
+    if given == _truncated(wanted):
+        return "longer than 63 bytes: cut as PostgreSQL cuts it, so SQL spelling the whole name finds it"
+    if _too_long(wanted):
+        return "longer than 63 bytes, and its first 63 bytes name another: a suffix tells them apart"
+    return "name already taken"
+
+
 def _shortened(base: str) -> str:
-    """`base` cut to fit PostgreSQL's 63 bytes, with a digest of the whole name so that two
-    long names sharing their first 54 bytes stay apart. Deterministic: a later run (verify,
-    --resume) finds the same table under the same name."""
+    """`base` cut to fit PostgreSQL's 63 bytes, with a digest of the whole name, for a long
+    name whose truncation another name already has: two long names sharing their first 54
+    bytes stay apart. Deterministic: a later run (verify, --resume) finds the same table
+    under the same name."""
     digest = hashlib.sha1(base.encode("utf-8")).hexdigest()[:8]
     head = base.encode("utf-8")[: MAX_IDENTIFIER_BYTES - 9].decode("utf-8", "ignore")
     return f"{head}_{digest}"
@@ -534,9 +577,10 @@ def _shortened(base: str) -> str:
 
 def _unique_name(base: str, used: set[str]) -> str:
     """A table/column/constraint/index/sequence name within PostgreSQL's 63 bytes that is
-    not in `used` (then added to it)."""
-    name = base
-    if _too_long(name) or name in used:
+    not in `used` (then added to it): PostgreSQL's own truncation, a digest suffix only
+    when that is taken."""
+    name = _truncated(base)
+    if name in used:
         name = _shortened(base)
         head, counter = name, 1
         while name in used:

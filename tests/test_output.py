@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -187,3 +188,48 @@ def test_migrate_json_puts_the_report_alone_on_stdout(tmp_path: Path, target: Ta
         assert report["exit_code"] == 3 and report["tables"][0]["rows_written"] == 1
         assert done.stderr.startswith("target: ")
         assert "TOTAL" in done.stderr and "1 rejected row(s) written to " in done.stderr
+
+
+def _cli(*args: object) -> Any:
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "copier", *map(str, args)], capture_output=True, text=True,
+                          timeout=180)
+
+
+def test_names_that_need_quotes_are_noted_and_verify_takes_identifiers(tmp_path: Path, target: Target) -> None:
+    source = corpus_file("chinook/Chinook_Sqlite.sqlite", tmp_path)
+    planned = _cli("plan", source)
+    assert planned.returncode == 0
+    assert ('  50 created name(s) must be double-quoted in SQL: "Address", "Album", "AlbumId", "Artist", "ArtistId" '
+            "and 45 more; --identifiers lower creates them in lower case, which unquoted SQL reaches"
+            ) in planned.stdout.splitlines()
+    assert "double-quoted" not in _cli("plan", source, "--identifiers", "lower").stdout
+    migrated = _cli("migrate", source, "--dsn", target.dsn, "--schema", target.schema, "--identifiers", "snake")
+    assert migrated.returncode == 0, migrated.stderr
+    assert target.count("invoice_line") == 2240
+    snake = _cli("verify", source, "--dsn", target.dsn, "--schema", target.schema, "--identifiers", "snake")
+    assert snake.returncode == 0, snake.stdout + snake.stderr
+    assert "11 of 11 tables verified" in snake.stdout
+    # Without the flag verify looks for "InvoiceLine", which is not there.
+    assert _cli("verify", source, "--dsn", target.dsn, "--schema", target.schema).returncode != 0
+
+
+def test_a_long_name_is_cut_as_postgresql_cuts_it(tmp_path: Path, target: Target) -> None:
+    """A name over 63 bytes: PostgreSQL's own truncation, so SQL spelling the whole name finds
+    the table; a second name with the same first 63 bytes gets a suffix, and a note says so."""
+    long_a, long_b = "orders_" + "x" * 60 + "_archive", "orders_" + "x" * 60 + "_current"
+    source = sqlite_db(tmp_path / "long.db", f"CREATE TABLE {long_a} (id INTEGER PRIMARY KEY)",
+                       f"CREATE TABLE {long_b} (id INTEGER PRIMARY KEY)", rows={long_a: [(1,)], long_b: [(1,), (2,)]})
+    done = _cli("migrate", source, "--dsn", target.dsn, "--schema", target.schema, "--json")
+    assert done.returncode == 0, done.stderr
+    notes = json.loads(done.stdout)["notes"]
+    truncated = long_a[:63]
+    assert (f"{long_a}: created as {truncated} (longer than 63 bytes: cut as PostgreSQL cuts it, so SQL spelling "
+            "the whole name finds it)") in notes
+    assert any(n.startswith(f"{long_b}: created as {long_b[:54]}_") and n.endswith(
+        "(longer than 63 bytes, and its first 63 bytes name another: a suffix tells them apart)") for n in notes)
+    # The app's SQL, spelling the whole long name: PostgreSQL truncates it and finds the table.
+    assert target.fetchval(f'SELECT count(*) FROM "{target.schema}".{long_a}') == 1
+    assert _cli("verify", source, "--dsn", target.dsn, "--schema", target.schema).returncode == 0
