@@ -22,25 +22,22 @@ from enum import StrEnum
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from . import rules
 from .casting import Kind
 from .crosscheck import WITNESS, holds_nul, ranged_sql, read_columns
 from .ident import quote_sqlite
 from .planning import ColumnPlan, TablePlan
 
-# The largest integer a double holds exactly: integers up to it go through a REAL.
-_EXACT_IN_DOUBLE = 2**53
-_INT_BOUNDS = {Kind.INT2: 2**15, Kind.INT4: 2**31, Kind.INT8: 2**63}
 _INT_TYPES = {Kind.INT2: pa.int16(), Kind.INT4: pa.int32(), Kind.INT8: pa.int64()}
-# Unix seconds that the exact lane reads as seconds (years 1..9999); others are ms or rejected.
-_MIN_SECONDS, _MAX_SECONDS = -62135596800, 253402300799
 # numeric(p, s) with p up to 38 fits Arrow's decimal128; _numeric's arithmetic needs 10^s
 # exact in a double and below 2^52 (past 15 places, hardly any double would pass it).
 _MAX_DECIMAL_PRECISION = 38
 _MAX_DECIMAL_SCALE = 15
 
-_FIRST_YEAR = pa.scalar(-62135596800_000000, pa.timestamp("us", "UTC"))  # 0001-01-01
+_FIRST_YEAR = pa.scalar(rules.MIN_SECONDS * 1_000_000, pa.timestamp("us", "UTC"))  # 0001-01-01
 _ARROW_ZONES_END = pa.scalar(2114380800_000000, pa.timestamp("us"))  # 2037-01-01
-_LAST_INSTANT = pa.scalar(253402300799_999999, pa.timestamp("us", "UTC"))  # 9999-12-31 23:59:59.999999
+# 9999-12-31 23:59:59.999999
+_LAST_INSTANT = pa.scalar(rules.MAX_SECONDS * 1_000_000 + 999_999, pa.timestamp("us", "UTC"))
 
 
 class Form(StrEnum):
@@ -81,7 +78,7 @@ class Route:
         c, kind = self.sql, self.kind
         if kind is Kind.NUMERIC:  # integers a double holds exactly, read as one
             return (f"CASE typeof({c}) WHEN 'real' THEN {c} WHEN 'integer' THEN CASE WHEN {c} "
-                    f"BETWEEN {-_EXACT_IN_DOUBLE} AND {_EXACT_IN_DOUBLE} THEN CAST({c} AS REAL) END END")
+                    f"BETWEEN {-rules.EXACT_IN_DOUBLE} AND {rules.EXACT_IN_DOUBLE} THEN CAST({c} AS REAL) END END")
         return f"CASE typeof({c}) WHEN '{self.storage_class}' THEN {c} END"
 
     @property
@@ -93,7 +90,7 @@ class Route:
     @property
     def storage_class(self) -> str:
         kind = self.kind
-        if kind in _INT_BOUNDS or kind is Kind.BOOL or self.form is Form.EPOCH:
+        if kind in rules.INT_BOUNDS or kind is Kind.BOOL or self.form is Form.EPOCH:
             return "integer"
         if kind in (Kind.FLOAT8, Kind.NUMERIC):
             return "real"
@@ -126,8 +123,7 @@ def takes(column: ColumnPlan) -> bool:
     if target.kind is Kind.NUMERIC:  # without a scale PostgreSQL keeps each value's own
         return (target.precision is not None and target.precision <= _MAX_DECIMAL_PRECISION
                 and 0 <= (target.scale or 0) <= _MAX_DECIMAL_SCALE)
-    return target.kind in (*_INT_BOUNDS, Kind.FLOAT8, Kind.TEXT, Kind.BYTEA, Kind.BOOL, Kind.DATE,
-                           Kind.TIMESTAMP, Kind.TIMESTAMPTZ)
+    return rules.RULES[target.kind].columnar
 
 
 def exact_only_reason(plan: TablePlan) -> str | None:
@@ -266,17 +262,10 @@ def split_batch(batch: pa.RecordBatch, routes: Sequence[Route], source_tz: str) 
     return Split(columnar.filter(pc.invert(exact)), keys.filter(exact).to_pylist())
 
 
-_INT_LIMITS = {Kind.INT2: (-2**15, 2**15 - 1), Kind.INT4: (-2**31, 2**31 - 1)}
+_INT_LIMITS = {kind: (-bound, bound - 1) for kind, bound in rules.INT_BOUNDS.items() if kind is not Kind.INT8}
 # Forms as regular expressions (RE2, run on the batch): what the exact lane reads the same way.
-_FORM_PATTERNS = {
-    # Year 0 is the exact lane's to reject; hours 24 and leap seconds too.
-    Form.DATE: r"^(000[1-9]|00[1-9]\d|0[1-9]\d\d|[1-9]\d{3})-\d\d-\d\d$",
-    # A date alone is that day's midnight, for Python as for Arrow.
-    Form.NAIVE: r"^(000[1-9]|00[1-9]\d|0[1-9]\d\d|[1-9]\d{3})-\d\d-\d\d([ T]([01]\d|2[0-3]):[0-5]\d:[0-5]\d"
-                r"(\.\d{1,6})?)?$",
-    Form.AWARE: r"^(000[1-9]|00[1-9]\d|0[1-9]\d\d|[1-9]\d{3})-\d\d-\d\d[ T]([01]\d|2[0-3]):[0-5]\d:[0-5]\d"
-                r"(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$",
-}
+# A date alone is that day's midnight, for Python as for Arrow.
+_FORM_PATTERNS = {Form.DATE: rules.DATE_PATTERN, Form.NAIVE: rules.NAIVE_PATTERN, Form.AWARE: rules.AWARE_PATTERN}
 
 
 def _normalise(route: Route, array: pa.Array, source_tz: str) -> tuple[pa.Array, pa.Array | None]:
@@ -304,7 +293,7 @@ def _normalise(route: Route, array: pa.Array, source_tz: str) -> tuple[pa.Array,
     if kind is Kind.NUMERIC:
         return _numeric(route, array)
     if route.form is Form.EPOCH:
-        outside = pc.or_kleene(pc.less(array, _MIN_SECONDS), pc.greater(array, _MAX_SECONDS))
+        outside = pc.or_kleene(pc.less(array, rules.MIN_SECONDS), pc.greater(array, rules.MAX_SECONDS))
         seconds = pc.if_else(outside, pa.scalar(None, pa.int64()), array)
         return _timestamp(route, pc.multiply(seconds, 1_000_000).cast(pa.timestamp("us", "UTC")), outside)
     assert route.form is not None

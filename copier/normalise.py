@@ -21,6 +21,7 @@ from itertools import repeat
 from operator import attrgetter, methodcaller
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from . import rules
 from .casting import Kind, TargetType
 from .errors import UsageError, ValueRejected
 
@@ -31,28 +32,12 @@ Bulk = Callable[[Column, set[type]], Sequence[Value] | None]
 
 UTC = UTC
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_UNIX_EPOCH_JULIAN_DAY = 2440587.5
-# Julian days of 0001-01-01 and 9999-12-31: a REAL in this range is read as a Julian
-# day (SQLite's own REAL date form); any other number is Unix time.
-JULIAN_DAY_RANGE = (1721425.5, 5373484.5)
-# Unix seconds that Python's datetime can represent (years 1..9999). An integer out of
-# that range is read as milliseconds, if that fits (every ms value after 1978-01-11).
-_MIN_SECONDS = -62135596800
-_MAX_SECONDS = 253402300799
-
-_INTEGER_TEXT = re.compile(r"\s*[+-]?\d+\s*", re.ASCII)
-_DECIMAL_TEXT = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*", re.ASCII)
-_SPECIAL_FLOATS = {"nan": math.nan, "infinity": math.inf, "+infinity": math.inf,
-                   "-infinity": -math.inf, "inf": math.inf, "+inf": math.inf, "-inf": -math.inf}
-_DATE_TEXT = re.compile(r"\d{4}-\d\d-\d\d", re.ASCII)
-_DATE_WITH_OFFSET = re.compile(r"\d{4}-\d\d-\d\d[+-]\d\d(:?\d\d)?", re.ASCII)
-_DATE_WITH_OFFSET_LENGTHS = frozenset({13, 15, 16})  # YYYY-MM-DD+HH, +HHMM, +HH:MM
-_TIME_TEXT = re.compile(r"\d\d:\d\d(?::\d\d(?:\.\d+)?)?", re.ASCII)
+_INTEGER_TEXT, _DECIMAL_TEXT = rules.INTEGER_TEXT, rules.DECIMAL_TEXT
+_SPECIAL_FLOATS = rules.SPECIAL_FLOATS
+_DATE_TEXT, _DATE_WITH_OFFSET, _TIME_TEXT = rules.DATE_TEXT, rules.DATE_WITH_OFFSET, rules.TIME_TEXT
 # A fraction of a second finer than PostgreSQL's microseconds (fromisoformat would cut it).
 _LONG_FRACTION = re.compile(r"(?<=\d\d:\d\d:\d\d)\.(\d{7,})", re.ASCII)
-_TRUE = frozenset({"1", "t", "true", "y", "yes", "on"})
-_FALSE = frozenset({"0", "f", "false", "n", "no", "off"})
-_INT_RANGES = {Kind.INT2: 2**15, Kind.INT4: 2**31, Kind.INT8: 2**63}
+_INT_RANGES = rules.INT_BOUNDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,9 +218,9 @@ def _boolean(value: Value) -> bool:
         return bool(value)
     if isinstance(value, str):
         word = value.strip().lower()
-        if word in _TRUE:
+        if word in rules.TRUE_WORDS:
             return True
-        if word in _FALSE:
+        if word in rules.FALSE_WORDS:
             return False
     raise _reject(value, "a boolean", "only 0/1, t/f, true/false, y/n, yes/no, on/off are")
 
@@ -292,7 +277,7 @@ def timestamp_utc(value: Value, source_zone: ZoneInfo | timezone) -> datetime:
     functions write: space or T, optional seconds and fraction, Z or +-HH:MM, also
     compact forms like 20210304); naive text is wall time in `source_zone`, read as PostgreSQL
     reads it (see wall_time). Integer: Unix seconds, or milliseconds when too large for seconds. Real:
-    a Julian day when within JULIAN_DAY_RANGE, else Unix seconds.
+    a Julian day when within rules.JULIAN_DAY_RANGE, else Unix seconds.
     """
     if isinstance(value, str):
         text = value.strip()
@@ -337,15 +322,14 @@ def _from_number(value: int | float) -> datetime:
     if isinstance(value, float):
         if not math.isfinite(value):
             raise OverflowError
-        if JULIAN_DAY_RANGE[0] <= value <= JULIAN_DAY_RANGE[1]:
+        if rules.is_julian_day(value):
             # Julian days carry about millisecond precision; SQLite rounds to ms too.
-            millis = round((value - _UNIX_EPOCH_JULIAN_DAY) * 86_400_000)
+            millis = round((value - rules.UNIX_EPOCH_JULIAN_DAY) * rules.MILLIS_PER_DAY)
             return _EPOCH + timedelta(milliseconds=millis)
-    if _MIN_SECONDS <= value <= _MAX_SECONDS:
-        return _EPOCH + timedelta(seconds=value)
-    if _MIN_SECONDS * 1000 <= value <= _MAX_SECONDS * 1000:
-        return _EPOCH + timedelta(milliseconds=value)
-    raise OverflowError
+    unit = rules.unix_unit(value)
+    if unit is None:
+        raise OverflowError
+    return _EPOCH + (timedelta(seconds=value) if unit == 1 else timedelta(milliseconds=value))
 
 
 def _date(value: Value, source_zone: ZoneInfo | timezone) -> date:
@@ -602,7 +586,7 @@ def _bulk_timestamp(column: Column, types: set[type], source_zone: ZoneInfo | ti
 
 
 def _parse_timestamps(values: list[Value], source_zone: ZoneInfo | timezone, aware: bool) -> list[Value]:
-    if any(len(v) in _DATE_WITH_OFFSET_LENGTHS for v in values):  # type: ignore[arg-type]
+    if any(len(v) in rules.DATE_WITH_OFFSET_LENGTHS for v in values):  # type: ignore[arg-type]
         raise ValueError("maybe a date with an offset, which fromisoformat misreads: one by one")
     if _LONG_FRACTION.search("\n".join(values)):  # type: ignore[arg-type]
         raise ValueError("a fraction finer than microseconds, which fromisoformat cuts: one by one")
@@ -621,7 +605,7 @@ def _parse_timestamps(values: list[Value], source_zone: ZoneInfo | timezone, awa
 
 
 def _epoch_seconds(values: list[Value], aware: bool) -> list[Value]:
-    if min(values) < _MIN_SECONDS or max(values) > _MAX_SECONDS:  # type: ignore[type-var, operator]
+    if min(values) < rules.MIN_SECONDS or max(values) > rules.MAX_SECONDS:  # type: ignore[type-var, operator]
         raise ValueError("outside Unix seconds")
     moments: list[Value] = list(map(datetime.fromtimestamp, values, repeat(UTC)))  # type: ignore[arg-type]
     return moments if aware else list(map(methodcaller("replace", tzinfo=None), moments))
