@@ -7,7 +7,8 @@ the exact lane: its converters, rejects and bisection.
 Reading, normalising and encoding run in a thread (the C and Rust code release the GIL),
 so the next batch is prepared while PostgreSQL ingests the last one; one COPY streams a
 whole rowid range, and its flagged rows follow. Memory holds a batch or two and the
-flagged rowids, at most EXACT_KEYS_LIMIT of them, whatever the table."""
+flagged rowids, at most EXACT_KEYS_LIMIT of them (then the COPY ends, the flagged rows are
+written, and a new COPY goes on with the range), whatever the table."""
 
 from __future__ import annotations
 
@@ -36,7 +37,8 @@ from .writer import TableWriter
 
 # Flagged rows are read again by rowid this many at a time, once the range's COPY is done.
 EXACT_PAGE_ROWS = 5_000
-# Flagged rowids held while a range's COPY streams; past this, the exact lane takes the range.
+# Flagged rowids held while a range's COPY streams; once this many wait, the COPY ends there,
+# they go through the exact lane, and a new COPY takes the rest of the range.
 EXACT_KEYS_LIMIT = 100_000
 
 
@@ -48,12 +50,16 @@ class ColumnarDeclined(CopierError):
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """One batch ready to send: its columnar rows as binary COPY bytes (the encoder may hold
-    them back for a later batch), and the rowids of the rows that need the exact lane."""
+    """One batch ready to send: its columnar rows as binary COPY bytes, in parts (a COPY's
+    header before its first batch, its trailer after its last; the encoder may hold rows
+    back for a later part), and the rowids of the rows that need the exact lane. `ends`:
+    the COPY ends with this part, at the end of the range or when enough flagged rows wait."""
 
-    data: bytes
+    data: tuple[bytes, ...]
     rows: int
     exact_keys: list[int]
+    ends: bool = False
+    last: bool = False  # the range's last part
 
 
 class _Reader:
@@ -211,7 +217,9 @@ class BatchSource:
             forms = self._forms(spec, rowid, columns, key_range)
             self.routes = arrowlane.routes_for(spec.table, columns, forms)
             self.schema = arrowlane.batch_schema(self.routes)
-            self.encoder = pgpq.ArrowToPostgresBinaryEncoder(self.schema)
+            self.encoder: pgpq.ArrowToPostgresBinaryEncoder | None = None
+            self.waiting = 0  # flagged rows since the current COPY began
+            self.done = False
             self.query.start(arrowlane.guarded_sql(spec.table, self.routes, rowid, key_range.first, key_range.last),
                              self.query.batch_rows(spec.table.source.name, [c.source for c in columns], rowid,
                                                    key_range))
@@ -229,23 +237,31 @@ class BatchSource:
                 for i, c in enumerate(dated)}
 
     def next(self) -> Prepared | None:
-        """The next batch, or None at the end of the range."""
+        """The next batch, or None after the range's last."""
+        if self.done:
+            return None
+        parts: list[bytes] = []
+        if self.encoder is None:
+            self.encoder = pgpq.ArrowToPostgresBinaryEncoder(self.schema)
+            parts.append(bytes(self.encoder.write_header()))
         batch = self.query.next()
         if batch is None:
-            return None
+            self.done = True
+            parts.append(bytes(self.encoder.finish()))
+            return Prepared(tuple(parts), 0, [], ends=True, last=True)
         try:
             split = arrowlane.split_batch(batch, self.routes, self.source_tz)
         except Exception as exc:  # a bug of the lane: the exact lane loads the range instead
             raise ColumnarDeclined(f"{type(exc).__name__}: {exc}") from None
-        if split.columnar is None or split.columnar.num_rows == 0:
-            return Prepared(b"", 0, split.exact_keys)
-        return Prepared(self.encoder.write_batch(split.columnar), split.columnar.num_rows, split.exact_keys)
-
-    def header(self) -> bytes:
-        return bytes(self.encoder.write_header())
-
-    def finish(self) -> bytes:
-        return bytes(self.encoder.finish())
+        rows = 0 if split.columnar is None else split.columnar.num_rows
+        if split.columnar is not None and rows:
+            parts.append(bytes(self.encoder.write_batch(split.columnar)))
+        self.waiting += len(split.exact_keys)
+        ends = self.waiting >= EXACT_KEYS_LIMIT
+        if ends:
+            parts.append(bytes(self.encoder.finish()))
+            self.encoder, self.waiting = None, 0
+        return Prepared(tuple(parts), rows, split.exact_keys, ends=ends)
 
     def close(self) -> None:
         self.query.close()
@@ -266,14 +282,15 @@ async def load_columnar(spec: LoadSpec, connection: asyncpg.Connection, rejects:
 
 async def _load_range(spec: LoadSpec, key_range: KeyRange, connection: asyncpg.Connection, writer: TableWriter,
                       converters: list[Converter], counts: LoadCounts, advance: Callable[[int], None]) -> None:
-    """One COPY streams the range's columnar rows while the next batches are prepared; the
-    flagged rows follow through the exact lane. Their rowids wait meanwhile: past
-    EXACT_KEYS_LIMIT of them, the exact lane takes the whole range instead."""
+    """A COPY streams the range's columnar rows while the next batches are prepared; the
+    flagged rows follow through the exact lane. Their rowids wait meanwhile: once
+    EXACT_KEYS_LIMIT of them do, that COPY ends, they are written, and a new COPY goes on."""
     batches = await anyio.to_thread.run_sync(BatchSource, spec, key_range)
     columns = [c.target for c in spec.table.columns]
     exact = ExactRows(spec.path, spec.table, converters, spec.busy_timeout)
     send, receive = anyio.create_memory_object_stream[Prepared](1)
     exact_keys: list[int] = []
+    finished = False
 
     async def produce() -> None:
         async with send:
@@ -281,29 +298,33 @@ async def _load_range(spec: LoadSpec, key_range: KeyRange, connection: asyncpg.C
                 await send.send(prepared)
 
     async def stream() -> AsyncIterator[bytes]:
-        yield batches.header()
+        nonlocal finished
         async for prepared in receive:
             exact_keys.extend(prepared.exact_keys)
-            if len(exact_keys) > EXACT_KEYS_LIMIT:
-                raise ColumnarDeclined(f"more than {EXACT_KEYS_LIMIT:,} rows need the exact lane")
             counts.written += prepared.rows
             counts.columnar += prepared.rows
             counts.read += prepared.rows + len(prepared.exact_keys)
             advance(prepared.rows + len(prepared.exact_keys))
-            if prepared.data:
-                yield prepared.data
-        yield await anyio.to_thread.run_sync(batches.finish)
+            for part in prepared.data:
+                if part:
+                    yield part
+            if prepared.ends:
+                finished = prepared.last
+                return
+        finished = True  # the batches stopped short: the producer's error ends the load
 
     try:
         async with task_group() as group, receive:
             group.start_soon(produce)
-            async with ended_if_lost(connection):
-                await connection.copy_to_table(spec.table.target, source=stream(), columns=columns,
-                                               schema_name=spec.schema, format="binary")
-        for start in range(0, len(exact_keys), EXACT_PAGE_ROWS):
-            page = await exact.read(exact_keys[start:start + EXACT_PAGE_ROWS])
-            counts.rounded += page.rounded
-            counts.written += await writer.write(page)
+            while not finished:
+                async with ended_if_lost(connection):
+                    await connection.copy_to_table(spec.table.target, source=stream(), columns=columns,
+                                                   schema_name=spec.schema, format="binary")
+                for start in range(0, len(exact_keys), EXACT_PAGE_ROWS):
+                    page = await exact.read(exact_keys[start:start + EXACT_PAGE_ROWS])
+                    counts.rounded += page.rounded
+                    counts.written += await writer.write(page)
+                exact_keys.clear()
     finally:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(batches.close)
