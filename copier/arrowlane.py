@@ -3,21 +3,19 @@ reads them as Arrow batches, and the normalisation of those batches into the Arr
 whose PostgreSQL binary COPY encoding is the column's.
 
 The contract: a row this lane writes is, value for value, what the exact lane
-(normalise.py) writes. The lane only takes values whose storage class and form it can
-convert identically; any other value flags its row, and the row goes through the exact
-lane (its converters, rejects and bisection) instead. A column whose target this lane
-cannot produce identically at all (numeric without a scale, which keeps each value's own
-scale; real; json; uuid; time; enums) sends the whole table through the exact lane.
+(normalise.py) writes, both reading the rule book (rules.py). The lane only takes values
+whose storage class and form it can convert identically; any other value flags its row,
+and the row goes through the exact lane (its converters, rejects and bisection) instead.
+A column is read once per storage class its Kind takes in bulk (a DATETIME column as text,
+integers and reals), so every form is converted in bulk, not only the most common one.
 tests/test_lanes.py proves the equality on generated values of every storage class.
 """
 
 from __future__ import annotations
 
-import re
-from collections import Counter
-from collections.abc import Iterable, Sequence
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -27,6 +25,7 @@ from .casting import Kind
 from .crosscheck import WITNESS, holds_nul, ranged_sql, read_columns
 from .ident import quote_sqlite
 from .planning import ColumnPlan, TablePlan
+from .rules import Storage
 
 _INT_TYPES = {Kind.INT2: pa.int16(), Kind.INT4: pa.int32(), Kind.INT8: pa.int64()}
 # numeric(p, s) with p up to 38 fits Arrow's decimal128; _numeric's arithmetic needs 10^s
@@ -40,27 +39,11 @@ _ARROW_ZONES_END = pa.scalar(2114380800_000000, pa.timestamp("us"))  # 2037-01-0
 _LAST_INSTANT = pa.scalar(rules.MAX_SECONDS * 1_000_000 + 999_999, pa.timestamp("us", "UTC"))
 
 
-class Form(StrEnum):
-    """How a date or timestamp column's values are written; the lane takes one form per
-    column (the dominant one) and flags the others."""
-
-    NAIVE = "naive text"  # 2021-03-04[ 05:06:07[.ffffff]], space or T
-    AWARE = "text with offset"  # 2021-03-04 05:06:07Z or +HH:MM
-    EPOCH = "Unix seconds"  # an integer
-    DATE = "date text"  # 2021-03-04
-
-
-_NAIVE_TEXT = re.compile(r"\d{4}-\d\d-\d\d([ T]\d\d:\d\d:\d\d(\.\d{1,6})?)?", re.ASCII)
-_AWARE_TEXT = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(Z|[+-]\d\d:\d\d)", re.ASCII)
-_DATE_TEXT = re.compile(r"\d{4}-\d\d-\d\d", re.ASCII)
-
-
 @dataclass(frozen=True, slots=True)
 class Route:
-    """One column through the columnar lane: what it accepts, and as what Arrow type."""
+    """One column through the columnar lane: what it reads, and as what Arrow type it leaves."""
 
     column: ColumnPlan
-    form: Form | None = None  # for dates and timestamps
     nullable: bool = True  # False where SQLite itself keeps the column free of NULLs
     rowid: bool = False  # the INTEGER PRIMARY KEY: always an integer, never NULL
 
@@ -72,58 +55,74 @@ class Route:
     def sql(self) -> str:
         return quote_sqlite(self.column.source)
 
-    def read(self) -> str:
-        """SQL: the value where its storage class is the one this column is read as, else NULL.
-        (The Arrow reader needs one storage class per column; finer checks run on the batch.)"""
-        c, kind = self.sql, self.kind
-        if kind is Kind.NUMERIC:  # integers a double holds exactly, read as one
+    @property
+    def reads(self) -> tuple[Storage, ...]:
+        """The storage classes the column is read in, one SQL column each (the Arrow reader
+        needs one storage class per column); the first is its own, the others follow the
+        table's columns (see guarded_sql). A value of any other class flags its row."""
+        kind = self.kind
+        if kind in rules.INT_BOUNDS or kind is Kind.BOOL:
+            return (Storage.INTEGER,)
+        if kind in (Kind.FLOAT8, Kind.FLOAT4) or (kind is Kind.NUMERIC and in_decimal128(self.column)):
+            return (Storage.REAL,)
+        if kind is Kind.NUMERIC:  # an integer keeps its scale 0, a real has at least one place
+            return (Storage.REAL, Storage.INTEGER)
+        if kind is Kind.BYTEA:
+            return (Storage.BLOB,)
+        if kind in (Kind.DATE, Kind.TIMESTAMP, Kind.TIMESTAMPTZ):
+            return (Storage.TEXT, Storage.INTEGER, Storage.REAL)
+        if kind is Kind.UUID:
+            return (Storage.TEXT, Storage.BLOB)
+        return (Storage.TEXT,)
+
+    def read(self, storage: Storage) -> str:
+        """SQL: the value where its storage class is `storage`, else NULL."""
+        c = self.sql
+        if storage is Storage.REAL and self.kind is Kind.NUMERIC and in_decimal128(self.column):
+            # integers a double holds exactly, read as one
             return (f"CASE typeof({c}) WHEN 'real' THEN {c} WHEN 'integer' THEN CASE WHEN {c} "
                     f"BETWEEN {-rules.EXACT_IN_DOUBLE} AND {rules.EXACT_IN_DOUBLE} THEN CAST({c} AS REAL) END END")
-        return f"CASE typeof({c}) WHEN '{self.storage_class}' THEN {c} END"
+        return f"CASE typeof({c}) WHEN '{storage}' THEN {c} END"
 
     @property
     def is_rowid(self) -> bool:
         """The INTEGER PRIMARY KEY read as an integer: guarded_sql's key column itself, not
         read a second time (4 % of the read of a table of nine columns)."""
-        return self.rowid and self.storage_class == "integer"
-
-    @property
-    def storage_class(self) -> str:
-        kind = self.kind
-        if kind in rules.INT_BOUNDS or kind is Kind.BOOL or self.form is Form.EPOCH:
-            return "integer"
-        if kind in (Kind.FLOAT8, Kind.NUMERIC):
-            return "real"
-        if kind is Kind.BYTEA:
-            return "blob"
-        return "text"
-
-    def witness(self) -> str:
-        """SQL: a value of the storage class this column is read as (see guarded_sql)."""
-        return WITNESS[self.storage_class]
+        return self.rowid and self.reads == (Storage.INTEGER,)
 
     @property
     def arrow_type(self) -> pa.DataType:
-        """The Arrow type pgpq encodes as the column's PostgreSQL binary format."""
+        """The Arrow type pgpq encodes as the column's PostgreSQL binary format (for jsonb,
+        with the encoder columnar.encoder_for declares)."""
         kind = self.kind
         if kind in _INT_TYPES:
             return _INT_TYPES[kind]
-        simple = {Kind.FLOAT8: pa.float64(), Kind.TEXT: pa.string(), Kind.BYTEA: pa.binary(), Kind.BOOL: pa.bool_(),
-                  Kind.DATE: pa.date32(), Kind.TIMESTAMP: pa.timestamp("us"),
-                  Kind.TIMESTAMPTZ: pa.timestamp("us", "UTC")}
-        if kind in simple:
-            return simple[kind]
-        assert kind is Kind.NUMERIC and self.column.type.precision is not None
-        return pa.decimal128(self.column.type.precision, self.column.type.scale or 0)
+        if kind is Kind.NUMERIC:
+            target = self.column.type
+            if in_decimal128(self.column):
+                assert target.precision is not None
+                return pa.decimal128(target.precision, target.scale or 0)
+            return pa.binary()  # PostgreSQL's own numeric wire bytes (numeric_wire)
+        return _ARROW_TYPES[kind]
+
+
+_ARROW_TYPES = {Kind.FLOAT8: pa.float64(), Kind.FLOAT4: pa.float32(), Kind.TEXT: pa.string(), Kind.BYTEA: pa.binary(),
+                Kind.BOOL: pa.bool_(), Kind.DATE: pa.date32(), Kind.TIMESTAMP: pa.timestamp("us"),
+                Kind.TIMESTAMPTZ: pa.timestamp("us", "UTC"), Kind.TIME: pa.time64("us"), Kind.JSON: pa.string(),
+                Kind.JSONB: pa.string(), Kind.ENUM: pa.string(), Kind.UUID: pa.binary(16)}
+
+
+def in_decimal128(column: ColumnPlan) -> bool:
+    """numeric(p, s) that Arrow's decimal128 holds and _numeric's arithmetic takes; other
+    numerics travel as PostgreSQL's numeric wire bytes."""
+    target = column.type
+    return (target.precision is not None and target.precision <= _MAX_DECIMAL_PRECISION
+            and 0 <= (target.scale or 0) <= _MAX_DECIMAL_SCALE)
 
 
 def takes(column: ColumnPlan) -> bool:
     """Whether the columnar lane can produce this column's values as the exact lane does."""
-    target = column.type
-    if target.kind is Kind.NUMERIC:  # without a scale PostgreSQL keeps each value's own
-        return (target.precision is not None and target.precision <= _MAX_DECIMAL_PRECISION
-                and 0 <= (target.scale or 0) <= _MAX_DECIMAL_SCALE)
-    return rules.RULES[target.kind].columnar
+    return rules.RULES[column.type.kind].columnar and (column.type.scale or 0) >= 0
 
 
 def exact_only_reason(plan: TablePlan) -> str | None:
@@ -132,11 +131,7 @@ def exact_only_reason(plan: TablePlan) -> str | None:
         return "WITHOUT ROWID"
     for column in plan.columns:
         if not takes(column):
-            kind = column.type.kind
-            why = ("keeps each value's own scale" if kind is Kind.NUMERIC and column.type.precision is None
-                   else "a scale the columnar lane does not produce" if kind is Kind.NUMERIC
-                   else "a type the columnar lane does not produce")
-            return f"{column.target} {column.type.sql}: {why}"
+            return f"{column.target} {column.type.sql}: a type the columnar lane does not produce"
     return None if plan.columns else "no columns"
 
 
@@ -145,11 +140,6 @@ def lane_columns(plan: TablePlan) -> tuple[ColumnPlan, ...] | None:
     if plan.source.without_rowid or not plan.columns or not all(takes(c) for c in plan.columns):
         return None
     return plan.columns
-
-
-def dated(column: ColumnPlan) -> bool:
-    """Whether the column's form must be chosen from its values (dates and timestamps)."""
-    return column.type.kind in (Kind.DATE, Kind.TIMESTAMP, Kind.TIMESTAMPTZ)
 
 
 # Batches are cut at about this many bytes, and at most MAX_BATCH_ROWS rows: a range holds
@@ -174,46 +164,20 @@ def batch_rows(widest: int | None) -> int:
     return MAX_BATCH_ROWS if not widest else max(1, min(MAX_BATCH_ROWS, BATCH_BYTES // widest))
 
 
-def census_sql(plan: TablePlan, rowid: str, columns: Sequence[ColumnPlan], first: int, last: int,
-               sample: int = 256) -> str:
-    """SQL: a sample at the start of a rowid range of the dated columns: per column its
-    storage class, and its text as bytes (the Arrow reader would turn numbers into text when
-    a column mixes them, and text that is not UTF-8 cannot become a Python str)."""
-    select = ", ".join(f"typeof({quote_sqlite(c.source)}), CASE typeof({quote_sqlite(c.source)}) WHEN 'text' "
-                       f"THEN CAST({quote_sqlite(c.source)} AS BLOB) END" for c in columns)
-    return (f"SELECT {select} FROM {quote_sqlite(plan.source.name)} "
-            f"WHERE {rowid} BETWEEN {int(first)} AND {int(last)} LIMIT {int(sample)}")
-
-
-def dominant_form(column: ColumnPlan, sample: Iterable[tuple[str, bytes | None]]) -> Form:
-    """The form most of a date or timestamp column's sampled values (storage class, text)
-    are written in."""
-    if column.type.kind is Kind.DATE:
-        return Form.DATE
-    forms: Counter[Form] = Counter()
-    for storage_class, raw in sample:
-        text = raw.decode("utf-8", "replace") if raw is not None else None
-        if storage_class == "integer":
-            forms[Form.EPOCH] += 1
-        elif text is not None and _AWARE_TEXT.fullmatch(text):
-            forms[Form.AWARE] += 1
-        elif text is not None and _NAIVE_TEXT.fullmatch(text):
-            forms[Form.NAIVE] += 1
-    return forms.most_common(1)[0][0] if forms else Form.NAIVE
-
-
-def routes_for(plan: TablePlan, columns: Sequence[ColumnPlan], forms: dict[str, Form]) -> tuple[Route, ...]:
+def routes_for(plan: TablePlan, columns: Sequence[ColumnPlan]) -> tuple[Route, ...]:
     not_null = {c.name for c in plan.source.columns if c.not_null}
     alias = plan.source.rowid_alias
-    return tuple(Route(c, forms.get(c.source), c.source not in not_null and c.source != alias, c.source == alias)
-                 for c in columns)
+    return tuple(Route(c, c.source not in not_null and c.source != alias, c.source == alias) for c in columns)
 
 
 def guarded_sql(plan: TablePlan, routes: Sequence[Route], rowid: str, first: int, last: int) -> str:
     """crosscheck.ranged_sql reading a rowid range for the lane: each column's value where
-    its storage class is the expected one, else NULL."""
-    return ranged_sql(plan.source.name, rowid, first, last,
-                      [None if r.is_rowid else (r.read(), r.witness()) for r in routes],
+    its storage class is its first read's, else NULL; then the columns' further reads."""
+    reads: list[tuple[str, str] | None] = [None if r.is_rowid else (r.read(r.reads[0]), WITNESS[r.reads[0]])
+                                           for r in routes]
+    further: list[tuple[str, str] | None] = [(r.read(storage), WITNESS[storage]) for r in routes
+                                             for storage in r.reads[1:]]
+    return ranged_sql(plan.source.name, rowid, first, last, reads + further,
                       [r.column.source for r in routes if r.nullable])
 
 
@@ -243,12 +207,18 @@ def split_batch(batch: pa.RecordBatch, routes: Sequence[Route], source_tz: str) 
     whose normalisation fails (an invalid calendar date, invalid UTF-8, a wall time in a
     daylight-saving gap) goes wholly to the exact lane, which finds the bad values."""
     keys = batch.column(0)
-    read = read_columns(batch, [r.is_rowid for r in routes], [r.nullable for r in routes])
+    further = sum(len(r.reads) - 1 for r in routes)
+    read = read_columns(batch, [r.is_rowid for r in routes] + [False] * further,
+                        [r.nullable for r in routes] + [False] * further)
+    others = iter(array for array, _left_out in read[len(routes):])
     exact = None
     arrays = []
     try:
         for route, (array, left_out) in zip(routes, read):
-            converted, unusual = _normalise(route, array, source_tz)
+            more = [next(others) for _ in route.reads[1:]]
+            for other in more:  # left out: in none of the column's reads
+                left_out = pc.and_(left_out, pc.is_null(other))
+            converted, unusual = _normalise(route, array, source_tz, *more)
             if unusual is not None:
                 left_out = pc.or_(left_out, pc.fill_null(unusual, False))  # NULL values are never unusual
             exact = left_out if exact is None else pc.or_kleene(exact, left_out)
@@ -263,13 +233,11 @@ def split_batch(batch: pa.RecordBatch, routes: Sequence[Route], source_tz: str) 
 
 
 _INT_LIMITS = {kind: (-bound, bound - 1) for kind, bound in rules.INT_BOUNDS.items() if kind is not Kind.INT8}
-# Forms as regular expressions (RE2, run on the batch): what the exact lane reads the same way.
-# A date alone is that day's midnight, for Python as for Arrow.
-_FORM_PATTERNS = {Form.DATE: rules.DATE_PATTERN, Form.NAIVE: rules.NAIVE_PATTERN, Form.AWARE: rules.AWARE_PATTERN}
 
 
-def _normalise(route: Route, array: pa.Array, source_tz: str) -> tuple[pa.Array, pa.Array | None]:
-    """The column in its target's Arrow type, and which of its values need the exact lane."""
+def _normalise(route: Route, array: pa.Array, source_tz: str, *others: pa.Array) -> tuple[pa.Array, pa.Array | None]:
+    """The column in its target's Arrow type, and which of its values need the exact lane.
+    `array` holds the values of the column's first read, `others` those of its further reads."""
     kind = route.kind
     if kind is Kind.INT8:
         return array, None
@@ -279,42 +247,263 @@ def _normalise(route: Route, array: pa.Array, source_tz: str) -> tuple[pa.Array,
         return pc.if_else(outside, pa.scalar(None, array.type), array).cast(_INT_TYPES[kind]), outside
     if kind in (Kind.FLOAT8, Kind.BYTEA):
         return array, None
+    if kind is Kind.FLOAT4:  # as a C cast rounds it; past float4's range the exact lane refuses it
+        narrow = array.cast(pa.float32(), safe=False)
+        outside = pc.and_(pc.is_inf(narrow), pc.invert(pc.is_inf(array)))
+        return pc.if_else(outside, pa.scalar(None, pa.float32()), narrow), outside
     if kind is Kind.BOOL:
         return pc.not_equal(array, 0), pc.and_(pc.not_equal(array, 0), pc.not_equal(array, 1))
-    if kind is Kind.TEXT:
-        array.validate(full=True)  # raises on invalid UTF-8, which the exact lane rejects
-        # NUL: rejected, or stripped (--strip-nul). One scan of the batch's bytes first: NUL is rare.
-        flagged = pc.match_substring(array, "\x00") if holds_nul(array) else None
-        limit = route.column.type.max_length
-        if limit is not None:
-            longer = pc.greater(pc.utf8_length(array), limit)
-            flagged = longer if flagged is None else pc.or_kleene(flagged, longer)
+    if kind in (Kind.TEXT, Kind.JSON, Kind.JSONB, Kind.ENUM):
+        array, flagged = _text(route, array)
+        if kind is Kind.ENUM:
+            flagged = _or(flagged, pc.invert(pc.is_in(array, pa.array(route.column.type.labels, pa.string()))))
+        elif kind is not Kind.TEXT:
+            flagged = _or(flagged, _not_json(array))
         return array, flagged
     if kind is Kind.NUMERIC:
-        return _numeric(route, array)
-    if route.form is Form.EPOCH:
-        outside = pc.or_kleene(pc.less(array, rules.MIN_SECONDS), pc.greater(array, rules.MAX_SECONDS))
-        seconds = pc.if_else(outside, pa.scalar(None, pa.int64()), array)
-        return _timestamp(route, pc.multiply(seconds, 1_000_000).cast(pa.timestamp("us", "UTC")), outside)
-    assert route.form is not None
-    fits = pc.match_substring_regex(array, _FORM_PATTERNS[route.form])
-    taken = pc.if_else(fits, array, pa.scalar(None, pa.string()))
-    if kind is Kind.DATE:
-        return taken.cast(pa.date32()), pc.invert(fits)
-    if route.form is Form.AWARE:
-        moments = taken.cast(pa.timestamp("us", "UTC"))
-    elif source_tz == "UTC":
-        moments = taken.cast(pa.timestamp("us")).cast(pa.timestamp("us", "UTC"))
+        if in_decimal128(route.column):
+            return _numeric(route, array)
+        return numeric_wire(route, array, *others)
+    if kind is Kind.UUID:
+        return _uuid(array, *others)
+    if kind is Kind.TIME:
+        return _time(array)
+    return _dated(route, array, others[0], others[1], source_tz)
+
+
+def _or(first: pa.Array | None, second: pa.Array) -> pa.Array:
+    return second if first is None else pc.or_kleene(first, second)
+
+
+def _text(route: Route, array: pa.Array) -> tuple[pa.Array, pa.Array | None]:
+    array.validate(full=True)  # raises on invalid UTF-8, which the exact lane rejects
+    # NUL: rejected, or stripped (--strip-nul). One scan of the batch's bytes first: NUL is rare.
+    flagged = pc.match_substring(array, "\x00") if holds_nul(array) else None
+    limit = route.column.type.max_length
+    if limit is not None:
+        flagged = _or(flagged, pc.greater(pc.utf8_length(array), limit))
+    return array, flagged
+
+
+_JSON = json.JSONDecoder(parse_constant=lambda name: _refuse(name))
+
+
+def _refuse(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _not_json(array: pa.Array) -> pa.Array:
+    """Which texts are not JSON as the exact lane reads it (json.loads, NaN and Infinity
+    refused). No Arrow kernel parses JSON: the one per-value step of the lane, in C."""
+    values = array.to_pylist()
+    try:
+        for value in values:
+            if value is not None:
+                _JSON.decode(value)
+    except (ValueError, RecursionError):
+        return pa.array([value is not None and not _is_json(value) for value in values], pa.bool_())
+    return pa.nulls(len(values), pa.bool_())
+
+
+def _is_json(text: str) -> bool:
+    try:
+        _JSON.decode(text)
+    except (ValueError, RecursionError):
+        return False
+    return True
+
+
+_UUID_TEXT = r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
+
+
+def _uuid(text: pa.Array, blobs: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """16 bytes from a blob of 16, or from a UUID's hex text (hyphens as Python's uuid takes
+    them); the hex of a whole batch is decoded at once."""
+    fits = pc.fill_null(pc.match_substring_regex(text, _UUID_TEXT), False)
+    hexes = pc.if_else(fits, pc.replace_substring(text, "-", ""), "0" * 32)
+    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(hexes)], pa.int32()), hexes), "")
+    raw = pa.py_buffer(bytes.fromhex(joined[0].as_py()))
+    decoded = pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), len(hexes), [None, raw])
+    sixteen = pc.fill_null(pc.equal(pc.binary_length(blobs), 16), False)
+    from_blobs = pc.if_else(sixteen, blobs, pa.scalar(None, pa.binary())).cast(pa.binary(16))
+    converted = pc.if_else(fits, decoded, from_blobs)
+    odd = pc.or_(pc.and_(text.is_valid(), pc.invert(fits)), pc.and_(blobs.is_valid(), pc.invert(sixteen)))
+    return converted, odd
+
+
+_TIME_PATTERN = r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?$"
+
+
+def _time(text: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """HH:MM[:SS[.ffffff]] as a time of day, read as the wall time of a day by Arrow's parser."""
+    fits = pc.match_substring_regex(text, _TIME_PATTERN)
+    taken = pc.if_else(fits, text, pa.scalar(None, pa.string()))
+    moments = pc.binary_join_element_wise(pa.scalar("1970-01-01 "), taken, "").cast(pa.timestamp("us"))
+    return moments.cast(pa.time64("us")), pc.invert(fits)
+
+
+_MICROS_PER_DAY = rules.MILLIS_PER_DAY * 1000
+
+
+def _dated(route: Route, text: pa.Array, integers: pa.Array, reals: pa.Array,
+           source_tz: str) -> tuple[pa.Array, pa.Array]:
+    """A date or timestamp from each of SQLite's forms (rules.RULES): ISO text, Unix time,
+    Julian day; each form of a batch converted in bulk."""
+    numbers, odd = _unix_micros(integers, reals)
+    if route.kind is Kind.DATE:
+        fits = pc.match_substring_regex(text, rules.DATE_PATTERN)
+        from_text = pc.if_else(fits, text, pa.scalar(None, pa.string())).cast(pa.date32())
+        days = pc.divide(numbers, _MICROS_PER_DAY)
+        midnight = pc.equal(pc.multiply(days, _MICROS_PER_DAY), numbers)  # only a midnight is a date
+        from_numbers = pc.if_else(midnight, days, pa.scalar(None, pa.int64())).cast(pa.int32()).view(pa.date32())
+        return (pc.coalesce(from_text, from_numbers),
+                pc.or_kleene(pc.or_kleene(pc.invert(fits), odd), pc.invert(midnight)))
+    naive_fits = pc.match_substring_regex(text, rules.NAIVE_PATTERN)
+    naive = pc.if_else(naive_fits, text, pa.scalar(None, pa.string())).cast(pa.timestamp("us"))
+    flagged = pc.or_kleene(odd, pc.invert(naive_fits))
+    if source_tz == "UTC":
+        moments = naive.cast(pa.timestamp("us", "UTC"))
     else:
         # As PostgreSQL (and the exact lane) read a wall time that happens twice: the later
         # one. A time in a spring-forward gap raises: the exact lane takes the batch.
-        naive = taken.cast(pa.timestamp("us"))
         moments = pc.assume_timezone(naive, source_tz, ambiguous="latest",
                                      nonexistent="raise").cast(pa.timestamp("us", "UTC"))
         # Arrow knows a zone's transitions up to 2037 only; Python, like PostgreSQL, goes on
         # with the zone's rule after that. Such wall times are the exact lane's.
-        return _timestamp(route, moments, pc.or_kleene(pc.invert(fits), pc.greater_equal(naive, _ARROW_ZONES_END)))
-    return _timestamp(route, moments, pc.invert(fits))
+        flagged = pc.or_kleene(flagged, pc.greater_equal(naive, _ARROW_ZONES_END))
+    unread = pc.and_(text.is_valid(), pc.invert(pc.fill_null(naive_fits, False)))
+    if pc.any(unread).as_py():  # text with an offset: rarer, its pattern run only when needed
+        aware_fits = pc.match_substring_regex(text, rules.AWARE_PATTERN)
+        aware = pc.if_else(aware_fits, text, pa.scalar(None, pa.string())).cast(pa.timestamp("us", "UTC"))
+        moments = pc.coalesce(moments, aware)
+        flagged = pc.and_kleene(flagged, pc.invert(pc.fill_null(aware_fits, False)))
+    moments = pc.coalesce(moments, numbers.cast(pa.timestamp("us", "UTC")))
+    return _timestamp(route, moments, flagged)
+
+
+def _unix_micros(integers: pa.Array, reals: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Microseconds since 1970 (UTC) of the numbers in a date column, as the exact lane reads
+    them (rules.unix_unit, rules.is_julian_day; Python's timedelta rounds a float's
+    microseconds half to even), and which numbers it does not read (NULL: no number)."""
+    seconds = pc.and_(pc.greater_equal(integers, rules.MIN_SECONDS), pc.less_equal(integers, rules.MAX_SECONDS))
+    millis = pc.and_(pc.greater_equal(integers, rules.MIN_MILLIS), pc.less_equal(integers, rules.MAX_MILLIS))
+    from_integers = pc.if_else(seconds, pc.multiply(integers, 1_000_000),
+                               pc.if_else(millis, pc.multiply(integers, 1000), pa.scalar(None, pa.int64())))
+    odd = pc.invert(pc.or_(seconds, millis))
+    if reals.null_count == len(reals):
+        return from_integers, odd
+    first_day, last_day = rules.JULIAN_DAY_RANGE
+    julian = pc.and_(pc.greater_equal(reals, first_day), pc.less_equal(reals, last_day))
+    days = pc.if_else(julian, reals, pa.scalar(None, pa.float64()))
+    from_days = pc.multiply(pc.round(pc.multiply(pc.subtract(days, rules.UNIX_EPOCH_JULIAN_DAY), rules.MILLIS_PER_DAY),
+                                     0, round_mode="half_to_even").cast(pa.int64()), 1000)
+    other = pc.invert(julian)
+    real_seconds = pc.and_(other, pc.and_(pc.greater_equal(reals, rules.MIN_SECONDS),
+                                          pc.less_equal(reals, rules.MAX_SECONDS)))
+    real_millis = pc.and_(other, pc.and_(pc.greater_equal(reals, rules.MIN_MILLIS),
+                                         pc.less_equal(reals, rules.MAX_MILLIS)))
+    from_seconds = _float_micros(pc.if_else(real_seconds, reals, pa.scalar(None, pa.float64())), 1_000_000)
+    from_millis = _float_micros(pc.if_else(pc.and_(real_millis, pc.invert(real_seconds)), reals,
+                                           pa.scalar(None, pa.float64())), 1000)
+    from_reals = pc.coalesce(from_days, from_seconds, from_millis)
+    odd_reals = pc.invert(pc.or_(julian, pc.or_(real_seconds, real_millis)))
+    return pc.coalesce(from_integers, from_reals), pc.or_kleene(odd, odd_reals)
+
+
+def _float_micros(values: pa.Array, per_unit: int) -> pa.Array:
+    """timedelta(seconds=x) (per_unit 10^6) or timedelta(milliseconds=x) (10^3), in
+    microseconds: the whole units exactly, the fraction's microseconds rounded half to even."""
+    whole = pc.trunc(values)
+    fraction = pc.round(pc.multiply(pc.subtract(values, whole), per_unit), 0, round_mode="half_to_even")
+    return pc.add(pc.multiply(whole.cast(pa.int64()), per_unit), fraction.cast(pa.int64()))
+
+
+_NUMERIC_SEARCH_PLACES = 15  # 10^s exact in a double, and k·10^-s the shortest text (see _numeric)
+_NEGATIVE = 0x4000
+
+
+def numeric_wire(route: Route, reals: pa.Array, integers: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """PostgreSQL's numeric binary form of each value, as the exact lane writes it:
+    Decimal(repr(x)). An integer is itself at scale 0. A real x is k·10^-s for the fewest
+    places s with round(x·10^s) = k, k / 10^s = x and |k| < 2^52 (the shortest text of x,
+    see _numeric), at scale max(s, 1) (repr writes 12.0). Into numeric(p, s) at scale s,
+    where no rounding is needed and the value fits; other values need the exact lane.
+
+    The wire form: ndigits, weight, sign, dscale (int16 each, big-endian), then ndigits
+    base-10000 digits, most significant first; PostgreSQL strips leading and trailing zero
+    digits itself, so every value is written as 8 digits, 24 bytes."""
+    target = route.column.type
+    found = pc.is_null(reals)
+    k = pa.nulls(len(reals), pa.float64())
+    places = pa.nulls(len(reals), pa.int64())
+    for s in range(_NUMERIC_SEARCH_PLACES + 1):
+        unit = float(10 ** s)
+        scaled = pc.round(pc.multiply(reals, unit), 0, round_mode="half_to_even")
+        fits = pc.and_(pc.equal(pc.divide(scaled, unit), reals), pc.less(pc.abs(scaled), float(2 ** 52)))
+        new = pc.and_(pc.fill_null(fits, False), pc.invert(found))
+        k = pc.if_else(new, scaled, k)
+        places = pc.if_else(new, s, places)
+        found = pc.or_(found, new)
+        if pc.all(found).as_py():
+            break
+    lowest = pc.equal(integers, -2**63)  # no magnitude in int64: the exact lane's
+    integers = pc.if_else(lowest, pa.scalar(None, pa.int64()), integers)
+    unscaled = pc.coalesce(k.cast(pa.int64()), integers)
+    places = pc.coalesce(places, pc.if_else(integers.is_valid(), 0, pa.scalar(None, pa.int64())))
+    if target.precision is None:
+        dscale = pc.if_else(reals.is_valid(), pc.max_element_wise(places, 1), 0)
+        odd = pa.nulls(len(reals), pa.bool_())
+    else:
+        scale = target.scale or 0
+        dscale = pc.if_else(places.is_valid(), scale, pa.scalar(None, pa.int64()))
+        whole_digits = target.precision - scale
+        limit = float(10 ** whole_digits) if whole_digits <= 308 else float("inf")
+        too_big = pc.greater_equal(pc.abs(reals), limit)
+        if whole_digits <= 18:  # past 18 digits, every int64 fits
+            too_big = pc.or_kleene(too_big, pc.greater_equal(pc.abs(integers), 10 ** whole_digits))
+        odd = pc.or_kleene(too_big, pc.greater(places, scale))
+        unscaled = pc.if_else(pc.fill_null(odd, False), pa.scalar(None, pa.int64()), unscaled)
+    odd = pc.or_kleene(odd, pc.and_(reals.is_valid(), pc.invert(found)))
+    odd = pc.or_kleene(odd, lowest)
+    return _numeric_bytes(unscaled, places, dscale), odd
+
+
+def _numeric_bytes(unscaled: pa.Array, places: pa.Array, dscale: pa.Array) -> pa.Array:
+    """The wire form of unscaled·10^-places at dscale (NULL where unscaled is NULL)."""
+    aligned = pc.multiply(pc.divide(pc.add(places, 3), 4), 4)  # places rounded up to whole digits
+    magnitude = pc.multiply(pc.abs(unscaled), pc.power(10, pc.subtract(aligned, places)))
+    groups = []  # least significant first
+    for _ in range(5):  # |magnitude| < 2^63 < 10000^5
+        rest = pc.divide(magnitude, 10_000)
+        groups.append(pc.subtract(magnitude, pc.multiply(rest, 10_000)))
+        magnitude = rest
+    weight = pc.subtract(7, pc.divide(aligned, 4))
+    sign = pc.if_else(pc.less(unscaled, 0), _NEGATIVE, 0)
+    words = [_word(pa.scalar(8, pa.int64()), weight, sign, dscale),
+             _word(pa.scalar(0, pa.int64()), pa.scalar(0, pa.int64()), pa.scalar(0, pa.int64()), groups[4]),
+             _word(groups[3], groups[2], groups[1], groups[0])]
+    parts = [pa.FixedSizeBinaryArray.from_buffers(pa.binary(8), len(w), [None, w.buffers()[1]]).cast(pa.binary())
+             for w in words]
+    joined = pc.binary_join_element_wise(*parts, b"")
+    return pc.if_else(unscaled.is_valid(), joined, pa.scalar(None, pa.binary()))
+
+
+def _word(*fields: pa.Array | pa.Scalar) -> pa.Array:
+    """Four int16 fields (0..65535) as big-endian bytes, in a little-endian uint64's memory."""
+    word: pa.Array | None = None
+    for index, field in enumerate(fields):
+        value = pc.cast(pc.fill_null(field, 0), pa.uint64())
+        swapped = pc.bit_wise_or(pc.shift_left(pc.bit_wise_and(value, _U(0xFF)), _U(8)), pc.shift_right(value, _U(8)))
+        shifted = pc.shift_left(swapped, _U(16 * index))
+        word = shifted if word is None else pc.bit_wise_or(word, shifted)
+    assert word is not None
+    if isinstance(word, pa.Scalar):
+        raise AssertionError("a word needs at least one array field")
+    return word
+
+
+def _U(value: int) -> pa.Scalar:
+    return pa.scalar(value, pa.uint64())
 
 
 def _numeric(route: Route, array: pa.Array) -> tuple[pa.Array, pa.Array]:
@@ -347,6 +536,6 @@ def _timestamp(route: Route, moments: pa.Array, flagged: pa.Array) -> tuple[pa.A
     return moments, flagged
 
 
-__all__ = ["BATCH_BYTES", "MAX_BATCH_ROWS", "Form", "Route", "Split", "batch_rows", "batch_schema", "census_sql",
-           "dated", "dominant_form", "drop_witness", "exact_only_reason", "guarded_sql", "lane_columns", "routes_for",
+__all__ = ["BATCH_BYTES", "MAX_BATCH_ROWS", "Route", "Split", "batch_rows", "batch_schema", "drop_witness",
+           "exact_only_reason", "guarded_sql", "in_decimal128", "lane_columns", "numeric_wire", "routes_for",
            "row_size_sql", "split_batch", "takes"]

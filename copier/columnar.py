@@ -26,11 +26,12 @@ import pgpq
 import pyarrow as pa
 
 from . import arrowlane, source
+from .casting import Kind
 from .errors import CopierError
 from .faults import ended_if_lost
 from .load import LoadCounts, LoadSpec, task_group
 from .normalise import ConvertedPage, Converter, convert_page, converter_for
-from .planning import ColumnPlan, TablePlan
+from .planning import TablePlan
 from .reader import KeyRange
 from .rejects import RejectSink
 from .writer import TableWriter
@@ -204,6 +205,18 @@ def copy_parts(batch: pa.RecordBatch) -> tuple[bytes, ...]:
     return encoder.write_header(), encoder.write_batch(batch), encoder.finish()
 
 
+def encoder_for(routes: Sequence[arrowlane.Route], batch: pa.Schema) -> pgpq.ArrowToPostgresBinaryEncoder:
+    """pgpq's encoder for the lane's batches: each Arrow type as its PostgreSQL binary form,
+    and text as jsonb's (a version byte, then the text) where the target is jsonb."""
+    from pgpq import encoders
+    from pgpq import schema as pg_types
+
+    chosen = {field.name: (encoders.StringEncoderBuilder.new_with_output(field, pg_types.Jsonb())
+                           if route.kind is Kind.JSONB else pgpq.ArrowToPostgresBinaryEncoder.infer_encoder(field))
+              for route, field in zip(routes, batch)}
+    return pgpq.ArrowToPostgresBinaryEncoder.new_with_encoders(batch, chosen)
+
+
 class BatchSource:
     """Arrow batches of one rowid range, prepared for COPY; blocking, used from a thread."""
 
@@ -214,8 +227,7 @@ class BatchSource:
         self.source_tz = spec.options.source_tz
         self.query = ArrowQuery(spec.path, spec.busy_timeout)
         try:
-            forms = self._forms(spec, rowid, columns, key_range)
-            self.routes = arrowlane.routes_for(spec.table, columns, forms)
+            self.routes = arrowlane.routes_for(spec.table, columns)
             self.schema = arrowlane.batch_schema(self.routes)
             self.encoder: pgpq.ArrowToPostgresBinaryEncoder | None = None
             self.waiting = 0  # flagged rows since the current COPY began
@@ -227,22 +239,13 @@ class BatchSource:
             self.query.close()
             raise
 
-    def _forms(self, spec: LoadSpec, rowid: str, columns: tuple[ColumnPlan, ...],
-               key_range: KeyRange) -> dict[str, arrowlane.Form]:
-        dated = [c for c in columns if arrowlane.dated(c)]
-        if not dated:
-            return {}
-        sample = self.query.rows(arrowlane.census_sql(spec.table, rowid, dated, key_range.first, key_range.last))
-        return {c.source: arrowlane.dominant_form(c, ((row[2 * i], row[2 * i + 1]) for row in sample))  # type: ignore[misc]
-                for i, c in enumerate(dated)}
-
     def next(self) -> Prepared | None:
         """The next batch, or None after the range's last."""
         if self.done:
             return None
         parts: list[bytes] = []
         if self.encoder is None:
-            self.encoder = pgpq.ArrowToPostgresBinaryEncoder(self.schema)
+            self.encoder = encoder_for(self.routes, self.schema)
             parts.append(bytes(self.encoder.write_header()))
         batch = self.query.next()
         if batch is None:

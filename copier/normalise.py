@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from itertools import repeat
 from operator import attrgetter, methodcaller
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -38,6 +38,9 @@ _DATE_TEXT, _DATE_WITH_OFFSET, _TIME_TEXT = rules.DATE_TEXT, rules.DATE_WITH_OFF
 # A fraction of a second finer than PostgreSQL's microseconds (fromisoformat would cut it).
 _LONG_FRACTION = re.compile(r"(?<=\d\d:\d\d:\d\d)\.(\d{7,})", re.ASCII)
 _INT_RANGES = rules.INT_BOUNDS
+# Digits a numeric(p, s) value may need once quantized (p is at most 1000): the default
+# context's 28 refused 2^63 - 1 into numeric(50, 20), which PostgreSQL takes.
+_NUMERIC_DIGITS = Context(prec=1000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +157,7 @@ def _decimal(value: Value, target: TargetType) -> Decimal:
         # As PostgreSQL does on insert: round half away from zero to the declared scale
         # (from the shortest decimal form of a REAL, so 1234.565 -> 1234.57).
         try:
-            rounded = number.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_UP)
+            rounded = number.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_UP, context=_NUMERIC_DIGITS)
         except InvalidOperation:
             raise _reject(value, f"a {target.sql}", "out of range") from None
         if rounded.adjusted() >= target.precision - scale:

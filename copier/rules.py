@@ -56,11 +56,11 @@ TIME_TEXT = re.compile(r"\d\d:\d\d(?::\d\d(?:\.\d+)?)?", re.ASCII)
 # The ISO 8601 text forms both engines read alike, as RE2/Python patterns over a whole value.
 # Year 0 is rejected by both; hour 24 and leap seconds are Python's to reject, one by one.
 YEAR = r"(000[1-9]|00[1-9]\d|0[1-9]\d\d|[1-9]\d{3})"
-CLOCK = r"([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?"
+CLOCK = r"([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?"
 OFFSET = r"(Z|[+-]([01]\d|2[0-3]):[0-5]\d)"
 DATE_PATTERN = rf"^{YEAR}-\d\d-\d\d$"
 NAIVE_PATTERN = rf"^{YEAR}-\d\d-\d\d([ T]{CLOCK})?$"
-AWARE_PATTERN = rf"^{YEAR}-\d\d-\d\d[ T]([01]\d|2[0-3]):[0-5]\d:[0-5]\d{OFFSET}$"
+AWARE_PATTERN = rf"^{YEAR}-\d\d-\d\d[ T]{CLOCK}{OFFSET}$"
 
 
 def unix_unit(value: int | float) -> int | None:
@@ -144,7 +144,7 @@ def _rules() -> Mapping[Kind, KindRule]:
         Kind.INT4: KindRule(int, integer),
         Kind.INT8: KindRule(int, integer),
         Kind.FLOAT4: KindRule(float, {Storage.REAL: Form.FLOAT4, Storage.INTEGER: Form.FLOAT4,
-                                      Storage.TEXT: Form.DOUBLE_TEXT}, columnar=False),
+                                      Storage.TEXT: Form.DOUBLE_TEXT}),
         Kind.FLOAT8: KindRule(float, {Storage.REAL: Form.DOUBLE, Storage.INTEGER: Form.DOUBLE,
                                       Storage.TEXT: Form.DOUBLE_TEXT}),
         Kind.NUMERIC: KindRule(Decimal, {Storage.INTEGER: Form.DECIMAL, Storage.REAL: Form.DECIMAL,
@@ -153,15 +153,15 @@ def _rules() -> Mapping[Kind, KindRule]:
         Kind.BYTEA: KindRule(bytes, {Storage.BLOB: Form.BYTES, Storage.TEXT: Form.TEXT_BYTES}),
         Kind.DATE: KindRule(date, {Storage.TEXT: Form.ISO_DATE, Storage.INTEGER: Form.UNIX_TIME,
                                    Storage.REAL: Form.JULIAN_OR_UNIX}),
-        Kind.TIME: KindRule(time, {Storage.TEXT: Form.ISO_TIME}, columnar=False),
+        Kind.TIME: KindRule(time, {Storage.TEXT: Form.ISO_TIME}),
         Kind.TIMESTAMPTZ: KindRule(datetime, timestamp),
         Kind.TIMESTAMP: KindRule(datetime, timestamp),
         Kind.JSON: KindRule(str, {Storage.TEXT: Form.JSON_TEXT, Storage.INTEGER: Form.JSON_TEXT,
-                                  Storage.REAL: Form.JSON_TEXT, Storage.BLOB: Form.JSON_TEXT}, columnar=False),
+                                  Storage.REAL: Form.JSON_TEXT, Storage.BLOB: Form.JSON_TEXT}),
         Kind.JSONB: KindRule(str, {Storage.TEXT: Form.JSON_TEXT, Storage.INTEGER: Form.JSON_TEXT,
-                                   Storage.REAL: Form.JSON_TEXT, Storage.BLOB: Form.JSON_TEXT}, columnar=False),
-        Kind.UUID: KindRule(str, {Storage.TEXT: Form.UUID_TEXT, Storage.BLOB: Form.UUID_BYTES}, columnar=False),
-        Kind.ENUM: KindRule(str, {Storage.TEXT: Form.LABEL}, columnar=False),
+                                   Storage.REAL: Form.JSON_TEXT, Storage.BLOB: Form.JSON_TEXT}),
+        Kind.UUID: KindRule(str, {Storage.TEXT: Form.UUID_TEXT, Storage.BLOB: Form.UUID_BYTES}),
+        Kind.ENUM: KindRule(str, {Storage.TEXT: Form.LABEL}),
     }
 
 

@@ -70,9 +70,10 @@ def test_numeric_any_double(bits: list[int], numeric: tuple[int, int]) -> None:
     _check([struct.unpack("<d", struct.pack("<Q", b))[0] for b in bits], *numeric)
 
 
-def test_numeric_scales_past_what_the_arithmetic_takes_go_to_the_exact_lane() -> None:
-    assert arrowlane.takes(_route(38, 15).column)
-    assert not arrowlane.takes(_route(38, 16).column)
+def test_numeric_scales_past_what_decimal128_takes_travel_as_wire_bytes() -> None:
+    assert arrowlane.takes(_route(38, 15).column) and arrowlane.in_decimal128(_route(38, 15).column)
+    assert arrowlane.takes(_route(38, 16).column) and not arrowlane.in_decimal128(_route(38, 16).column)
+    assert arrowlane.takes(_route(39, 2).column) and not arrowlane.in_decimal128(_route(39, 2).column)
     negative = TargetType("numeric(5,-2)", Kind.NUMERIC, precision=5, scale=-2)
     assert not arrowlane.takes(ColumnPlan("v", "v", "NUMERIC(5,-2)", negative))
 

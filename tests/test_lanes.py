@@ -10,7 +10,7 @@ import math
 import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,8 @@ DECLARED = {
     "t_integer": "INTEGER", "t_real": "REAL", "t_money": "NUMERIC(12,2)", "t_tiny": "NUMERIC(4,4)",
     "t_whole": "DECIMAL(6,0)", "t_text": "TEXT", "t_blob": "BLOB", "t_flag": "BOOLEAN", "t_day": "DATE",
     "t_moment": "DATETIME", "t_wall": "TIMESTAMP WITHOUT TIME ZONE",
+    # numeric at each value's own scale, and past decimal128: PostgreSQL's numeric wire bytes
+    "t_decimal": "DECIMAL", "t_wide": "NUMERIC(50,20)", "t_json": "JSON", "t_uuid": "UUID", "t_time": "TIME",
 }
 ZONES = ["UTC", "America/New_York", "Europe/Paris", "Asia/Kolkata", "Australia/Lord_Howe"]
 
@@ -148,7 +150,21 @@ def _typical(table: str) -> st.SearchStrategy[object]:
     if declared == "REAL":
         return st.floats(allow_nan=False)
     if declared.startswith(("NUMERIC", "DECIMAL")):
-        return st.one_of(st.integers(-10**6, 10**6).map(lambda n: n / 100), st.integers(-999_999, 999_999))
+        return st.one_of(st.integers(-10**6, 10**6).map(lambda n: n / 100), st.integers(-999_999, 999_999),
+                         st.floats(allow_nan=False), st.integers(-2**63, 2**63 - 1))
+    if declared == "JSON":
+        documents = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False,
+                                 allow_infinity=False) | _texts,
+                                 lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_texts, inner, max_size=3),
+                                 max_leaves=6)
+        return st.one_of(documents.map(json.dumps), documents.map(lambda d: json.dumps(d, indent=1)),
+                         st.sampled_from(["NaN", "[1,]", "{'a': 1}", " 1 ", "1e400", '"\\u0000"', "01", "\ufeff1"]))
+    if declared == "UUID":
+        return st.one_of(st.uuids().map(str), st.uuids().map(lambda u: str(u).upper()), st.uuids().map(lambda u: u.hex),
+                         st.uuids().map(lambda u: u.bytes), st.uuids().map(lambda u: f"{{{u}}}"))
+    if declared == "TIME":
+        return st.one_of(st.times().map(time.isoformat), st.times().map(lambda t: t.isoformat(timespec="minutes")),
+                         st.times().map(lambda t: t.isoformat(timespec="milliseconds")))
     if declared == "TEXT":
         return _texts
     if declared == "BLOB":
@@ -211,20 +227,51 @@ def test_typical_values_take_the_columnar_lane(tmp_path: Path, target: Target) -
     ("t_text", "x", InvalidText(b"\xff\xfe"), 6),  # not UTF-8: its batch goes the exact way
     ("t_day", "2021-03-04", "2021-02-30", 6),  # not a date: its batch goes the exact way
     ("t_day", "2021-03-04", "20210304", 7),
-    ("t_moment", "2021-03-04 05:06:07", 1700000000, 7),  # not the dominant form
+    # Every form of a timestamp column, each converted in bulk:
+    ("t_moment", "2021-03-04 05:06:07", 1700000000, 8),
     ("t_moment", "2021-03-04 05:06:07", "2021-03-05", 8),  # a date alone: its midnight, either way
-    ("t_moment", "2021-03-04 05:06:07", "2021-03-05 06:07", 7),  # no seconds
-    ("t_moment", 1700000000, "2021-03-04 05:06:07", 7),
-    ("t_moment", "2021-03-04 05:06:07", 1700000000123, 7),  # epoch milliseconds
-    ("t_moment", "2021-03-04 05:06:07", 2459215.5, 7),  # a Julian day
+    ("t_moment", "2021-03-04 05:06:07", "2021-03-05 06:07", 8),  # no seconds
+    ("t_moment", 1700000000, "2021-03-04 05:06:07", 8),
+    ("t_moment", "2021-03-04 05:06:07", 1700000000123, 8),  # epoch milliseconds
+    ("t_moment", "2021-03-04 05:06:07", 2459215.5, 8),  # a Julian day
+    ("t_moment", 1700000000123, 1727078780.5, 8),  # Unix seconds as a REAL
+    ("t_moment", "2021-03-04 05:06:07", "2021-03-04 05:06:07.621430+00:00", 8),
+    ("t_moment", "2021-03-04 05:06:07", "2021-03-04T05:06+05:30", 8),
+    ("t_moment", "2021-03-04 05:06:07", "2021-03-04 05:06:07+0530", 7),  # an offset without its colon
+    ("t_moment", "2021-03-04 05:06:07", 1.5e300, 7),
+    ("t_day", "2021-03-04", 86400, 8),  # a midnight in Unix seconds
+    ("t_day", "2021-03-04", 86401, 7),  # not a midnight: rejected
     ("t_moment", "2021-03-04 05:06:07", "2021-03-04 05:06:07.1234567", 7),
     ("t_moment", "2021-03-04 05:06:07", "2021-03-04 24:00:00", 7),
     ("t_moment", "2021-03-04 05:06:07", "0000-01-01 00:00:00", 7),
     ("t_moment", "2021-03-04 05:06:07+02:00", "2021-03-04 05:06:07Z", 8),  # both aware forms are one form
-    ("t_moment", "2021-03-04 05:06:07+02:00", "2021-03-04 05:06:07", 7),
-    ("t_moment", -62135596800, -62135596801, 7),
-    ("t_moment", 253402300799, 253402300800, 7),
+    ("t_moment", "2021-03-04 05:06:07+02:00", "2021-03-04 05:06:07", 8),
+    ("t_moment", -62135596800, -62135596801, 8),  # past the seconds: milliseconds
+    ("t_moment", 253402300799, 253402300800, 8),
+    ("t_moment", 253402300799, 253402300799001, 7),  # neither: rejected
     ("t_integer", 2**63 - 1, -2**63, 8),
+    # numeric at each value's own scale, as the wire bytes of PostgreSQL's numeric:
+    ("t_decimal", 12.5, 12, 8),  # 12 keeps scale 0, 12.5 scale 1
+    ("t_decimal", 12.5, 12.0, 8),  # NUMERIC affinity stores 12.0 as 12
+    ("t_decimal", 0.1, 0.30000000000000004, 7),  # 17 digits: the exact lane's
+    ("t_decimal", 12.5, 2**63 - 1, 8),
+    ("t_decimal", 12.5, -2**63, 7),
+    ("t_decimal", 12.5, 1e-7, 8),
+    ("t_decimal", 12.5, "abc", 7),
+    ("t_wide", 12.5, 1e-15, 8),
+    ("t_wide", 12.5, 1e-16, 7),  # past the places the lane searches
+    ("t_wide", 12.5, 1e30, 7),  # out of range: rejected
+    ("t_wide", 12.5, 2**63 - 1, 8),
+    ("t_json", '{"a": [1, 2.5]}', "[1,]", 7),  # not JSON: rejected
+    ("t_json", '{"a": 1}', "NaN", 7),
+    ("t_json", '{"a": 1}', 5, 7),  # a number: its text, the exact way
+    ("t_uuid", "12345678-1234-5678-1234-567812345678", bytes(range(16)), 8),
+    ("t_uuid", "12345678-1234-5678-1234-567812345678", "1234567812345678123456781234567A", 8),
+    ("t_uuid", "12345678-1234-5678-1234-567812345678", "{12345678-1234-5678-1234-567812345678}", 7),
+    ("t_uuid", "12345678-1234-5678-1234-567812345678", "not a uuid", 7),
+    ("t_time", "05:06:07", "05:06", 8),
+    ("t_time", "05:06:07", "23:59:59.999999", 8),
+    ("t_time", "05:06:07", "24:00", 7),
 ])
 def test_each_guard(table: str, typical: object, odd: object, in_columnar: int, tmp_path: Path,
                     target: Target, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -422,7 +469,7 @@ def test_plan_names_each_table_lane(tmp_path: Path) -> None:
 
     # Tables in name order: fast, keyed, priced.
     assert lanes() == ["lane: columnar", "lane: exact (WITHOUT ROWID)",
-                       "lane: exact (price numeric: keeps each value's own scale)"]
+                       "lane: exact (under 1,000 rows, where the exact lane costs less)"]
     assert lanes("--lane", "exact") == ["lane: exact (--lane exact)"] * 3
     document = json.loads(invoke("plan", source, "--json").stdout)
     assert [(t["source"], t["lane"]) for t in document["tables"]] == [

@@ -205,8 +205,9 @@ def test_verify_sees_a_wrong_columnar_lane(declared: str, values: list[object], 
                    rows={"w": list(enumerate(values, 1))})
     right = arrowlane._normalise
 
-    def wrong(route: arrowlane.Route, array: pa.Array, source_tz: str) -> tuple[pa.Array, pa.Array | None]:
-        converted, flagged = right(route, array, source_tz)
+    def wrong(route: arrowlane.Route, array: pa.Array, source_tz: str,
+              *others: pa.Array) -> tuple[pa.Array, pa.Array | None]:
+        converted, flagged = right(route, array, source_tz, *others)
         return (mistake(converted) if route.kind is kind and route.column.source == "v" else converted), flagged
 
     monkeypatch.setattr(arrowlane, "_normalise", wrong)
