@@ -243,7 +243,7 @@ def _normalise(route: Route, array: pa.Array, source_tz: str, *others: pa.Array)
         return array, None
     if kind in _INT_LIMITS:
         low, high = _INT_LIMITS[kind]
-        outside = pc.or_kleene(pc.less(array, low), pc.greater(array, high))
+        outside = pc.or_kleene(pc.less(array, _int(low)), pc.greater(array, _int(high)))
         return pc.if_else(outside, pa.scalar(None, array.type), array).cast(_INT_TYPES[kind]), outside
     if kind in (Kind.FLOAT8, Kind.BYTEA):
         return array, None
@@ -252,7 +252,7 @@ def _normalise(route: Route, array: pa.Array, source_tz: str, *others: pa.Array)
         outside = pc.and_(pc.is_inf(narrow), pc.invert(pc.is_inf(array)))
         return pc.if_else(outside, pa.scalar(None, pa.float32()), narrow), outside
     if kind is Kind.BOOL:
-        return pc.not_equal(array, 0), pc.and_(pc.not_equal(array, 0), pc.not_equal(array, 1))
+        return pc.not_equal(array, _int(0)), pc.and_(pc.not_equal(array, _int(0)), pc.not_equal(array, _int(1)))
     if kind in (Kind.TEXT, Kind.JSON, Kind.JSONB, Kind.ENUM):
         array, flagged = _text(route, array)
         if kind is Kind.ENUM:
@@ -281,7 +281,7 @@ def _text(route: Route, array: pa.Array) -> tuple[pa.Array, pa.Array | None]:
     flagged = pc.match_substring(array, "\x00") if holds_nul(array) else None
     limit = route.column.type.max_length
     if limit is not None:
-        flagged = _or(flagged, pc.greater(pc.utf8_length(array), limit))
+        flagged = _or(flagged, pc.greater(pc.utf8_length(array), pa.scalar(limit, pa.int32())))
     return array, flagged
 
 
@@ -320,11 +320,11 @@ def _uuid(text: pa.Array, blobs: pa.Array) -> tuple[pa.Array, pa.Array]:
     """16 bytes from a blob of 16, or from a UUID's hex text (hyphens as Python's uuid takes
     them); the hex of a whole batch is decoded at once."""
     fits = pc.fill_null(pc.match_substring_regex(text, _UUID_TEXT), False)
-    hexes = pc.if_else(fits, pc.replace_substring(text, "-", ""), "0" * 32)
-    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(hexes)], pa.int32()), hexes), "")
+    hexes = pc.if_else(fits, pc.replace_substring(text, "-", ""), _str("0" * 32))
+    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(hexes)], pa.int32()), hexes), _str(""))
     raw = pa.py_buffer(bytes.fromhex(joined[0].as_py()))
     decoded = pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), len(hexes), [None, raw])
-    sixteen = pc.fill_null(pc.equal(pc.binary_length(blobs), 16), False)
+    sixteen = pc.fill_null(pc.equal(pc.binary_length(blobs), pa.scalar(16, pa.int32())), False)
     from_blobs = pc.if_else(sixteen, blobs, pa.scalar(None, pa.binary())).cast(pa.binary(16))
     converted = pc.if_else(fits, decoded, from_blobs)
     odd = pc.or_(pc.and_(text.is_valid(), pc.invert(fits)), pc.and_(blobs.is_valid(), pc.invert(sixteen)))
@@ -353,8 +353,8 @@ def _dated(route: Route, text: pa.Array, integers: pa.Array, reals: pa.Array,
     if route.kind is Kind.DATE:
         fits = pc.match_substring_regex(text, rules.DATE_PATTERN)
         from_text = pc.if_else(fits, text, pa.scalar(None, pa.string())).cast(pa.date32())
-        days = pc.divide(numbers, _MICROS_PER_DAY)
-        midnight = pc.equal(pc.multiply(days, _MICROS_PER_DAY), numbers)  # only a midnight is a date
+        days = pc.divide(numbers, _int(_MICROS_PER_DAY))
+        midnight = pc.equal(pc.multiply(days, _int(_MICROS_PER_DAY)), numbers)  # only a midnight is a date
         from_numbers = pc.if_else(midnight, days, pa.scalar(None, pa.int64())).cast(pa.int32()).view(pa.date32())
         return (pc.coalesce(from_text, from_numbers),
                 pc.or_kleene(pc.or_kleene(pc.invert(fits), odd), pc.invert(midnight)))
@@ -385,23 +385,21 @@ def _unix_micros(integers: pa.Array, reals: pa.Array) -> tuple[pa.Array, pa.Arra
     """Microseconds since 1970 (UTC) of the numbers in a date column, as the exact lane reads
     them (rules.unix_unit, rules.is_julian_day; Python's timedelta rounds a float's
     microseconds half to even), and which numbers it does not read (NULL: no number)."""
-    seconds = pc.and_(pc.greater_equal(integers, rules.MIN_SECONDS), pc.less_equal(integers, rules.MAX_SECONDS))
-    millis = pc.and_(pc.greater_equal(integers, rules.MIN_MILLIS), pc.less_equal(integers, rules.MAX_MILLIS))
-    from_integers = pc.if_else(seconds, pc.multiply(integers, 1_000_000),
-                               pc.if_else(millis, pc.multiply(integers, 1000), pa.scalar(None, pa.int64())))
+    seconds = _within(integers, _int(rules.MIN_SECONDS), _int(rules.MAX_SECONDS))
+    millis = _within(integers, _int(rules.MIN_MILLIS), _int(rules.MAX_MILLIS))
+    from_integers = pc.if_else(seconds, pc.multiply(integers, _int(1_000_000)),
+                               pc.if_else(millis, pc.multiply(integers, _int(1000)), pa.scalar(None, pa.int64())))
     odd = pc.invert(pc.or_(seconds, millis))
     if reals.null_count == len(reals):
         return from_integers, odd
     first_day, last_day = rules.JULIAN_DAY_RANGE
-    julian = pc.and_(pc.greater_equal(reals, first_day), pc.less_equal(reals, last_day))
+    julian = _within(reals, _float(first_day), _float(last_day))
     days = pc.if_else(julian, reals, pa.scalar(None, pa.float64()))
-    from_days = pc.multiply(pc.round(pc.multiply(pc.subtract(days, rules.UNIX_EPOCH_JULIAN_DAY), rules.MILLIS_PER_DAY),
-                                     0, round_mode="half_to_even").cast(pa.int64()), 1000)
+    millis_of_days = pc.multiply(pc.subtract(days, _float(rules.UNIX_EPOCH_JULIAN_DAY)), _float(rules.MILLIS_PER_DAY))
+    from_days = pc.multiply(pc.round(millis_of_days, 0, round_mode="half_to_even").cast(pa.int64()), _int(1000))
     other = pc.invert(julian)
-    real_seconds = pc.and_(other, pc.and_(pc.greater_equal(reals, rules.MIN_SECONDS),
-                                          pc.less_equal(reals, rules.MAX_SECONDS)))
-    real_millis = pc.and_(other, pc.and_(pc.greater_equal(reals, rules.MIN_MILLIS),
-                                         pc.less_equal(reals, rules.MAX_MILLIS)))
+    real_seconds = pc.and_(other, _within(reals, _float(rules.MIN_SECONDS), _float(rules.MAX_SECONDS)))
+    real_millis = pc.and_(other, _within(reals, _float(rules.MIN_MILLIS), _float(rules.MAX_MILLIS)))
     from_seconds = _float_micros(pc.if_else(real_seconds, reals, pa.scalar(None, pa.float64())), 1_000_000)
     from_millis = _float_micros(pc.if_else(pc.and_(real_millis, pc.invert(real_seconds)), reals,
                                            pa.scalar(None, pa.float64())), 1000)
@@ -410,89 +408,139 @@ def _unix_micros(integers: pa.Array, reals: pa.Array) -> tuple[pa.Array, pa.Arra
     return pc.coalesce(from_integers, from_reals), pc.or_kleene(odd, odd_reals)
 
 
+def _within(values: pa.Array, low: pa.Scalar, high: pa.Scalar) -> pa.Array:
+    return pc.and_(pc.greater_equal(values, low), pc.less_equal(values, high))
+
+
 def _float_micros(values: pa.Array, per_unit: int) -> pa.Array:
     """timedelta(seconds=x) (per_unit 10^6) or timedelta(milliseconds=x) (10^3), in
     microseconds: the whole units exactly, the fraction's microseconds rounded half to even."""
     whole = pc.trunc(values)
-    fraction = pc.round(pc.multiply(pc.subtract(values, whole), per_unit), 0, round_mode="half_to_even")
-    return pc.add(pc.multiply(whole.cast(pa.int64()), per_unit), fraction.cast(pa.int64()))
+    fraction = pc.round(pc.multiply(pc.subtract(values, whole), _float(per_unit)), 0, round_mode="half_to_even")
+    return pc.add(pc.multiply(whole.cast(pa.int64()), _int(per_unit)), fraction.cast(pa.int64()))
 
 
-_NUMERIC_SEARCH_PLACES = 15  # 10^s exact in a double, and k·10^-s the shortest text (see _numeric)
 _NEGATIVE = 0x4000
+# Places tried in arithmetic before a double's text is read (_shortest): most values have few.
+_SEARCH_PLACES = 4
 
 
 def numeric_wire(route: Route, reals: pa.Array, integers: pa.Array) -> tuple[pa.Array, pa.Array]:
     """PostgreSQL's numeric binary form of each value, as the exact lane writes it:
-    Decimal(repr(x)). An integer is itself at scale 0. A real x is k·10^-s for the fewest
-    places s with round(x·10^s) = k, k / 10^s = x and |k| < 2^52 (the shortest text of x,
-    see _numeric), at scale max(s, 1) (repr writes 12.0). Into numeric(p, s) at scale s,
-    where no rounding is needed and the value fits; other values need the exact lane.
+    Decimal(repr(x)). An integer is itself, at scale 0. A real is its shortest decimal text
+    (Arrow's cast writes the digits repr writes), at its own places, and at least one place
+    where repr writes a point (12.0; not 1e+16). Into numeric(p, s), at scale s where no
+    rounding is needed and the value fits; other values need the exact lane.
 
     The wire form: ndigits, weight, sign, dscale (int16 each, big-endian), then ndigits
     base-10000 digits, most significant first; PostgreSQL strips leading and trailing zero
     digits itself, so every value is written as 8 digits, 24 bytes."""
     target = route.column.type
-    found = pc.is_null(reals)
-    k = pa.nulls(len(reals), pa.float64())
-    places = pa.nulls(len(reals), pa.int64())
-    for s in range(_NUMERIC_SEARCH_PLACES + 1):
-        unit = float(10 ** s)
-        scaled = pc.round(pc.multiply(reals, unit), 0, round_mode="half_to_even")
-        fits = pc.and_(pc.equal(pc.divide(scaled, unit), reals), pc.less(pc.abs(scaled), float(2 ** 52)))
-        new = pc.and_(pc.fill_null(fits, False), pc.invert(found))
-        k = pc.if_else(new, scaled, k)
-        places = pc.if_else(new, s, places)
-        found = pc.or_(found, new)
-        if pc.all(found).as_py():
-            break
-    lowest = pc.equal(integers, -2**63)  # no magnitude in int64: the exact lane's
+    finite = pc.and_(pc.is_finite(reals), pc.less(pc.abs(reals), _float(1e18)))  # digits·10^-places in int64
+    digits, places = _shortest(pc.if_else(finite, reals, pa.scalar(None, pa.float64())))
+    lowest = pc.equal(integers, _int(-2**63))  # no magnitude in int64: the exact lane's
     integers = pc.if_else(lowest, pa.scalar(None, pa.int64()), integers)
-    unscaled = pc.coalesce(k.cast(pa.int64()), integers)
-    places = pc.coalesce(places, pc.if_else(integers.is_valid(), 0, pa.scalar(None, pa.int64())))
+    unscaled = pc.coalesce(digits, integers)
+    places = pc.coalesce(places, pc.if_else(integers.is_valid(), _int(0), pa.scalar(None, pa.int64())))
+    odd = pc.or_kleene(lowest, pc.and_(reals.is_valid(), pc.invert(finite)))
     if target.precision is None:
-        dscale = pc.if_else(reals.is_valid(), pc.max_element_wise(places, 1), 0)
-        odd = pa.nulls(len(reals), pa.bool_())
+        # repr writes a point, so at least one place, below 10^16 (past it, 1e+16: none)
+        pointed = pc.less(pc.abs(reals), _float(1e16))
+        dscale = pc.if_else(pointed, pc.max_element_wise(places, _int(1)), places)
+        dscale = pc.coalesce(dscale, places)
     else:
         scale = target.scale or 0
-        dscale = pc.if_else(places.is_valid(), scale, pa.scalar(None, pa.int64()))
+        dscale = pc.if_else(places.is_valid(), _int(scale), pa.scalar(None, pa.int64()))
         whole_digits = target.precision - scale
         limit = float(10 ** whole_digits) if whole_digits <= 308 else float("inf")
-        too_big = pc.greater_equal(pc.abs(reals), limit)
+        too_big = pc.greater_equal(pc.abs(reals), _float(limit))
         if whole_digits <= 18:  # past 18 digits, every int64 fits
-            too_big = pc.or_kleene(too_big, pc.greater_equal(pc.abs(integers), 10 ** whole_digits))
-        odd = pc.or_kleene(too_big, pc.greater(places, scale))
+            too_big = pc.or_kleene(too_big, pc.greater_equal(pc.abs(integers), _int(10 ** whole_digits)))
+        odd = pc.or_kleene(odd, pc.or_kleene(too_big, pc.greater(places, _int(scale))))
         unscaled = pc.if_else(pc.fill_null(odd, False), pa.scalar(None, pa.int64()), unscaled)
-    odd = pc.or_kleene(odd, pc.and_(reals.is_valid(), pc.invert(found)))
-    odd = pc.or_kleene(odd, lowest)
     return _numeric_bytes(unscaled, places, dscale), odd
 
 
+def _shortest(reals: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Each double (finite, below 10^18) as digits·10^-places, its shortest decimal, which is
+    what Python's repr writes. First in arithmetic, 0.5 ms a batch for a few places: x is
+    k·10^-s for the fewest places s with round(x·10^s) = k, k / 10^s = x (IEEE division: the
+    double nearest k·10^-s) and |k| < 2^52 (then the spacing of doubles near x is below
+    10^-s: no other decimal of s places, and none shorter, reads back as x; see _numeric).
+    The values left: from Arrow's cast to text, which writes the same shortest digits
+    (double-conversion's shortest, as Python's repr), 3 ms a batch."""
+    found = pc.is_null(reals)
+    k = pa.nulls(len(reals), pa.float64())
+    places = pa.nulls(len(reals), pa.int64())
+    for s in range(_SEARCH_PLACES + 1):
+        unit = _float(float(10 ** s))
+        scaled = pc.round(pc.multiply(reals, unit), 0, round_mode="half_to_even")
+        fits = pc.and_(pc.equal(pc.divide(scaled, unit), reals), pc.less(pc.abs(scaled), _float(2.0 ** 52)))
+        new = pc.and_(pc.fill_null(fits, False), pc.invert(found))
+        k = pc.if_else(new, scaled, k)
+        places = pc.if_else(new, _int(s), places)
+        found = pc.or_(found, new)
+        if pc.all(found).as_py():
+            return k.cast(pa.int64()), places
+    # "1.5e-7", "1e+16", "-0.25": the mantissa's digits, its places less the exponent
+    text = pc.binary_join_element_wise(pc.if_else(found, pa.scalar(None, pa.float64()), reals).cast(pa.string()),
+                                       _str("e0"), _str(""))  # every text has an exponent then
+    split = pc.split_pattern(text, "e")
+    mantissa = pc.list_element(split, 0)
+    exponent = pc.replace_substring(pc.list_element(split, 1), "+", "").cast(pa.int64())
+    point = pc.find_substring(mantissa, ".").cast(pa.int64())
+    fraction = pc.if_else(pc.less(point, _int(0)), _int(0),
+                          pc.subtract(pc.subtract(pc.utf8_length(mantissa).cast(pa.int64()), point), _int(1)))
+    digits = pc.replace_substring(mantissa, ".", "").cast(pa.int64())
+    read = pc.subtract(fraction, exponent)
+    digits = pc.multiply(digits, pc.power(_int(10), pc.max_element_wise(pc.negate(read), _int(0))))  # 1e+16
+    return pc.coalesce(k.cast(pa.int64()), digits), pc.coalesce(places, pc.max_element_wise(read, _int(0)))
+
+
 def _numeric_bytes(unscaled: pa.Array, places: pa.Array, dscale: pa.Array) -> pa.Array:
-    """The wire form of unscaled·10^-places at dscale (NULL where unscaled is NULL)."""
-    aligned = pc.multiply(pc.divide(pc.add(places, 3), 4), 4)  # places rounded up to whole digits
-    magnitude = pc.multiply(pc.abs(unscaled), pc.power(10, pc.subtract(aligned, places)))
-    groups = []  # least significant first
-    for _ in range(5):  # |magnitude| < 2^63 < 10000^5
-        rest = pc.divide(magnitude, 10_000)
-        groups.append(pc.subtract(magnitude, pc.multiply(rest, 10_000)))
-        magnitude = rest
-    weight = pc.subtract(7, pc.divide(aligned, 4))
-    sign = pc.if_else(pc.less(unscaled, 0), _NEGATIVE, 0)
-    words = [_word(pa.scalar(8, pa.int64()), weight, sign, dscale),
-             _word(pa.scalar(0, pa.int64()), pa.scalar(0, pa.int64()), pa.scalar(0, pa.int64()), groups[4]),
+    """The wire form of unscaled·10^-places at dscale (NULL where unscaled is NULL): the
+    digits in groups of four aligned on the decimal point, the lowest group padded with
+    `pad` zeros, so that no step leaves int64 (|unscaled| < 2^63)."""
+    pad = pc.subtract(pc.multiply(pc.divide(pc.add(places, _int(3)), _int(4)), _int(4)), places)
+    aligned = pc.add(places, pad)
+    magnitude = pc.abs(unscaled)
+    low = pc.power(_int(10), pc.subtract(_int(4), pad))
+    rest = pc.divide(magnitude, low)
+    groups = [pc.multiply(pc.subtract(magnitude, pc.multiply(rest, low)), pc.power(_int(10), pad))]
+    for _ in range(5):  # least significant first; 10^4 · 10000^5 > 2^63
+        next_rest = pc.divide(rest, _int(10_000))
+        groups.append(pc.subtract(rest, pc.multiply(next_rest, _int(10_000))))
+        rest = next_rest
+    weight = pc.subtract(_int(7), pc.divide(aligned, _int(4)))
+    sign = pc.if_else(pc.less(unscaled, _int(0)), _int(_NEGATIVE), _int(0))
+    zero = pa.scalar(0, pa.int64())
+    words = [_word(pa.scalar(8, pa.int64()), weight, sign, dscale), _word(zero, zero, groups[5], groups[4]),
              _word(groups[3], groups[2], groups[1], groups[0])]
-    parts = [pa.FixedSizeBinaryArray.from_buffers(pa.binary(8), len(w), [None, w.buffers()[1]]).cast(pa.binary())
-             for w in words]
-    joined = pc.binary_join_element_wise(*parts, b"")
+    binaries = [pa.FixedSizeBinaryArray.from_buffers(pa.binary(8), len(w), [None, w.buffers()[1]]).cast(pa.binary())
+                for w in words]
+    joined = pc.binary_join_element_wise(*binaries, pa.scalar(b"", pa.binary()))
     return pc.if_else(unscaled.is_valid(), joined, pa.scalar(None, pa.binary()))
 
 
+def _int(value: int) -> pa.Scalar:
+    """A typed scalar: an untyped Python number makes pyarrow try to import dateutil, which is
+    not installed, on every call (0.5 ms each; 20 ms a batch for numeric_wire)."""
+    return pa.scalar(value, pa.int64())
+
+
+def _float(value: float) -> pa.Scalar:
+    return pa.scalar(value, pa.float64())
+
+
+def _str(value: str) -> pa.Scalar:
+    return pa.scalar(value, pa.string())
+
+
 def _word(*fields: pa.Array | pa.Scalar) -> pa.Array:
-    """Four int16 fields (0..65535) as big-endian bytes, in a little-endian uint64's memory."""
+    """Four int16 fields as big-endian bytes (two's complement), in a little-endian uint64's memory."""
     word: pa.Array | None = None
     for index, field in enumerate(fields):
-        value = pc.cast(pc.fill_null(field, 0), pa.uint64())
+        value = pc.cast(pc.bit_wise_and(pc.fill_null(field, _int(0)), _int(0xFFFF)), pa.uint64())  # int16 bits
         swapped = pc.bit_wise_or(pc.shift_left(pc.bit_wise_and(value, _U(0xFF)), _U(8)), pc.shift_right(value, _U(8)))
         shifted = pc.shift_left(swapped, _U(16 * index))
         word = shifted if word is None else pc.bit_wise_or(word, shifted)
@@ -518,10 +566,10 @@ def _numeric(route: Route, array: pa.Array) -> tuple[pa.Array, pa.Array]:
     never pass (NaN differs from itself; |inf| is not below anything)."""
     target = route.column.type
     precision, scale = target.precision or 0, target.scale or 0
-    unit = float(10 ** scale)
+    unit = _float(10 ** scale)
     scaled = pc.round(pc.multiply(array, unit), 0, round_mode="half_to_even")
     fits = pc.and_(pc.equal(pc.divide(scaled, unit), array),
-                   pc.less(pc.abs(scaled), float(min(10 ** precision, 2 ** 52))))
+                   pc.less(pc.abs(scaled), _float(min(10 ** precision, 2 ** 52))))
     whole = pc.if_else(fits, scaled, pa.scalar(None, pa.float64())).cast(pa.int64())
     # The unscaled integer k, read as k·10^-s: decimal128 stores the unscaled value.
     return whole.cast(pa.decimal128(38, 0)).view(pa.decimal128(precision, scale)), pc.invert(fits)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import struct
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -131,6 +132,15 @@ def _float(value: Value) -> float:
             return float(value)
         raise _reject(value, "a number", "not a number")
     raise _reject(value, "a number")
+
+
+def _float4(value: Value) -> float:
+    result = _float(value)
+    try:  # as asyncpg's float4 codec rounds it (a C cast); past float4's range it raised mid-COPY
+        struct.pack("<f", result)
+    except OverflowError:
+        raise _reject(value, "a real", "out of range for float4") from None
+    return result
 
 
 def _decimal(value: Value, target: TargetType) -> Decimal:
@@ -394,8 +404,10 @@ def converter_for(target: TargetType, options: Options) -> Converter:
     if kind in _INT_RANGES:
         convert = lambda v: _integer(v, kind)  # noqa: E731
         ready = frozenset({int, _NONE}) if kind is Kind.INT8 else frozenset()
-    elif kind in (Kind.FLOAT8, Kind.FLOAT4):
+    elif kind is Kind.FLOAT8:
         convert, ready = _float, frozenset({float, _NONE})
+    elif kind is Kind.FLOAT4:
+        convert = _float4
     elif kind is Kind.NUMERIC:
         convert = lambda v: _decimal(v, target)  # noqa: E731
         bulk = lambda column, types: _bulk_decimal(column, types, target)  # noqa: E731

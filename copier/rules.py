@@ -36,8 +36,6 @@ MILLIS_PER_DAY = 86_400_000
 INT_BOUNDS: Mapping[Kind, int] = {Kind.INT2: 2**15, Kind.INT4: 2**31, Kind.INT8: 2**63}
 # The largest integer a double holds exactly, and every integer below it in magnitude.
 EXACT_IN_DOUBLE = 2**53
-# The largest magnitude of a finite float4.
-FLOAT4_MAX = 3.4028234663852886e38
 
 TRUE_WORDS = frozenset({"1", "t", "true", "y", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "f", "false", "n", "no", "off"})
@@ -168,7 +166,7 @@ def _rules() -> Mapping[Kind, KindRule]:
 RULES: Mapping[Kind, KindRule] = _rules()
 
 __all__ = ["AWARE_PATTERN", "DATE_PATTERN", "DATE_TEXT", "DATE_WITH_OFFSET", "DATE_WITH_OFFSET_LENGTHS",
-           "DECIMAL_TEXT", "EXACT_IN_DOUBLE", "FALSE_WORDS", "FLOAT4_MAX", "INTEGER_TEXT", "INT_BOUNDS",
+           "DECIMAL_TEXT", "EXACT_IN_DOUBLE", "FALSE_WORDS", "INTEGER_TEXT", "INT_BOUNDS",
            "JULIAN_DAY_RANGE", "MAX_MILLIS", "MAX_SECONDS", "MILLIS_PER_DAY", "MIN_MILLIS", "MIN_SECONDS",
            "NAIVE_PATTERN", "RULES", "SPECIAL_FLOATS", "TIME_TEXT", "TRUE_WORDS", "UNIX_EPOCH_JULIAN_DAY", "Form",
            "KindRule", "Storage", "is_julian_day", "unix_unit"]

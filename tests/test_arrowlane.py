@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Sequence
 from decimal import Decimal, localcontext
 
 import pyarrow as pa
@@ -111,3 +112,61 @@ def test_presence_bits_across_several_integers() -> None:
     flags = crosscheck.present([pa.array([m[i] for m in masks], pa.int64()) for i in range(3)], len(columns))
     assert [[flags[c][r].as_py() for c in range(len(columns))] for r in range(len(rows))] == \
         [[v is not None for v in row] for row in rows]
+
+
+def _wire_value(wire: bytes) -> tuple[Decimal, int]:
+    """PostgreSQL's numeric binary form read back (numeric_recv's layout): value and dscale."""
+    ndigits, weight, sign, dscale = struct.unpack(">hhHH", wire[:8])
+    digits = struct.unpack(f">{ndigits}h", wire[8:])
+    with localcontext() as context:
+        context.prec = 200
+        value = sum((Decimal(d) * Decimal(10000) ** (weight - i) for i, d in enumerate(digits)), Decimal(0))
+    return (-value if sign == 0x4000 else value), dscale
+
+
+def _check_wire(reals: Sequence[float | None], integers: Sequence[int | None], precision: int | None = None,
+                scale: int | None = None) -> None:
+    sql = "numeric" if precision is None else f"numeric({precision},{scale})"
+    route = arrowlane.Route(ColumnPlan("v", "v", "NUMERIC", TargetType(sql, Kind.NUMERIC, precision=precision,
+                                                                          scale=scale)))
+    wire, odd = arrowlane.numeric_wire(route, pa.array(reals, pa.float64()), pa.array(integers, pa.int64()))
+    for real, integer, got, flagged in zip(reals, integers, wire.to_pylist(), odd.to_pylist(), strict=True):
+        value = real if real is not None else integer
+        if value is None:
+            assert got is None
+            continue
+        if flagged:
+            assert got is None
+            continue
+        # What the exact lane writes: Decimal(repr(x)), at its own scale or quantized to s.
+        exact = Decimal(repr(value))
+        expected_scale = max(0, -int(exact.as_tuple().exponent)) if precision is None else scale
+        assert got is not None and _wire_value(got) == (exact, expected_scale), (value, got)
+
+
+@settings(max_examples=300, deadline=None)
+@given(bits=st.lists(st.integers(0, 2**64 - 1), min_size=1, max_size=50),
+       integers=st.lists(st.none() | st.integers(-2**63, 2**63 - 1), min_size=50, max_size=50))
+def test_numeric_wire_any_double_or_integer(bits: list[int], integers: list[int | None]) -> None:
+    """numeric without a scale: each value at its own scale, as Decimal(repr(x)) has it."""
+    reals: list[float | None] = [struct.unpack("<d", struct.pack("<Q", b))[0] for b in bits]
+    reals += [None] * (50 - len(reals))
+    _check_wire(reals, [None if r is not None else i for r, i in zip(reals, integers)])
+
+
+@settings(max_examples=200, deadline=None)
+@given(cents=st.lists(st.integers(-10**17, 10**17), min_size=1, max_size=50), places=st.integers(0, 8))
+def test_numeric_wire_decimals_typed_as_doubles(cents: list[int], places: int) -> None:
+    _check_wire([c / 10**places for c in cents], [None] * len(cents))
+    _check_wire([c / 10**places for c in cents], [None] * len(cents), 50, 20)
+
+
+def test_numeric_wire_edges() -> None:
+    edges = [2.675, 0.1, 0.30000000000000004, -0.0, 0.0, 12.0, 1e16, 1e-7, 5e-324, 1.5e300, math.inf, -math.inf,
+             math.nan, 1e15, 123456789012345680.0, 9.999999999999999e17, 1e18, -0.25, 0.0001, 0.00001]
+    _check_wire(edges, [None] * len(edges))
+    _check_wire(edges, [None] * len(edges), 50, 20)
+    _check_wire(edges, [None] * len(edges), 40, 2)
+    ints = [0, 1, -1, 2**63 - 1, -2**63, -2**63 + 1, 10**18, 9999, 10000]
+    _check_wire([None] * len(ints), ints)
+    _check_wire([None] * len(ints), ints, 20, 2)

@@ -253,13 +253,16 @@ def test_typical_values_take_the_columnar_lane(tmp_path: Path, target: Target) -
     # numeric at each value's own scale, as the wire bytes of PostgreSQL's numeric:
     ("t_decimal", 12.5, 12, 8),  # 12 keeps scale 0, 12.5 scale 1
     ("t_decimal", 12.5, 12.0, 8),  # NUMERIC affinity stores 12.0 as 12
-    ("t_decimal", 0.1, 0.30000000000000004, 7),  # 17 digits: the exact lane's
+    ("t_decimal", 0.1, 0.30000000000000004, 8),  # 17 digits, read from Arrow's shortest text
+    ("t_decimal", 0.1, 1.5e17, 8),
+    ("t_decimal", 0.1, 1e19, 7),  # past int64 (NUMERIC affinity keeps it a REAL): the exact lane's
     ("t_decimal", 12.5, 2**63 - 1, 8),
     ("t_decimal", 12.5, -2**63, 7),
     ("t_decimal", 12.5, 1e-7, 8),
     ("t_decimal", 12.5, "abc", 7),
     ("t_wide", 12.5, 1e-15, 8),
-    ("t_wide", 12.5, 1e-16, 7),  # past the places the lane searches
+    ("t_wide", 12.5, 1e-16, 8),
+    ("t_wide", 12.5, 1e-21, 7),  # more places than 20: rounded, and counted, by the exact lane
     ("t_wide", 12.5, 1e30, 7),  # out of range: rejected
     ("t_wide", 12.5, 2**63 - 1, 8),
     ("t_json", '{"a": [1, 2.5]}', "[1,]", 7),  # not JSON: rejected
@@ -331,6 +334,32 @@ def test_existing_narrow_columns(tmp_path: Path, target: Target) -> None:
     assert exact.tables["narrow"].rejected == auto.tables["narrow"].rejected == 3
     assert auto.tables["narrow"].columnar == 2
     query = 'SELECT id, i, s, name FROM "{}".narrow ORDER BY id'
+    assert target.fetch(query.format(f"{target.schema}_exact")) == target.fetch(query.format(f"{target.schema}_auto"))
+
+
+def test_existing_tables_of_every_other_kind(tmp_path: Path, target: Target) -> None:
+    """Types only an existing table has (real, json, an enum, smallint): both lanes alike, the
+    usual values columnar."""
+    source = tmp_path / "s.db"
+    connection = sqlite3.connect(source)
+    connection.execute("CREATE TABLE other (id INTEGER PRIMARY KEY, f REAL, j TEXT, e TEXT, n NUMERIC)")
+    rows: list[tuple[object, ...]] = [(key, key / 7, json.dumps({"k": key}), ("red", "green")[key % 2], key / 4)
+                                      for key in range(1, 41)]
+    rows += [(41, 1e300, "[1,", "blue", 1e30), (42, 3.4028235677973366e38, '"\\u0000"', "red", 1.005),
+             (43, -0.0, " 7 ", "green", "x"), (44, None, None, None, None)]
+    connection.executemany("INSERT INTO other VALUES (?, ?, ?, ?, ?)", rows)
+    connection.commit()
+    connection.close()
+    for lane in ("exact", "auto"):
+        schema = f"{target.schema}_{lane}"
+        target.execute(f"""CREATE SCHEMA "{schema}"; CREATE TYPE "{schema}".colour AS ENUM ('red', 'green');
+                           CREATE TABLE "{schema}".other (id bigint PRIMARY KEY, f real, j json, e "{schema}".colour,
+                                                          n numeric(40, 2))""")
+    exact = load(source, target, Lane.EXACT, f"{target.schema}_exact", tmp_path, if_exists=IfExists.APPEND)
+    auto = load(source, target, Lane.COLUMNAR, f"{target.schema}_auto", tmp_path, if_exists=IfExists.APPEND)
+    assert exact.tables["other"].rejected == auto.tables["other"].rejected
+    assert auto.tables["other"].columnar >= 40
+    query = 'SELECT id, f::text, j::text, e::text, n::text FROM "{}".other ORDER BY id'
     assert target.fetch(query.format(f"{target.schema}_exact")) == target.fetch(query.format(f"{target.schema}_auto"))
 
 

@@ -258,3 +258,13 @@ def test_fast_path_equals_value_by_value(declared: str, target: TargetType, zone
             assert got == expected and type(got) is type(expected), (value, got, expected)
 
     check()
+
+
+def test_float4_takes_what_rounds_into_its_range_and_rejects_the_rest() -> None:
+    real = converter_for(TargetType("real", Kind.FLOAT4), Options())
+    assert real(0.5) == 0.5
+    assert real(3.4028234663852886e38) == 3.4028234663852886e38  # float4's largest
+    with pytest.raises(ValueRejected, match="out of range for float4"):
+        real(1e300)
+    with pytest.raises(ValueRejected, match="out of range for float4"):
+        real(3.5e38)
