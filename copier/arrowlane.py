@@ -13,6 +13,7 @@ tests/test_lanes.py proves the equality on generated values of every storage cla
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -220,7 +221,7 @@ def split_batch(batch: pa.RecordBatch, routes: Sequence[Route], source_tz: str) 
                 left_out = pc.and_(left_out, pc.is_null(other))
             converted, unusual = _normalise(route, array, source_tz, *more)
             if unusual is not None:
-                left_out = pc.or_(left_out, pc.fill_null(unusual, False))  # NULL values are never unusual
+                left_out = pc.or_(left_out, pc.fill_null(unusual, _NO))  # NULL values are never unusual
             exact = left_out if exact is None else pc.or_kleene(exact, left_out)
             arrays.append(converted)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, ValueError):
@@ -319,12 +320,12 @@ _UUID_TEXT = r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?
 def _uuid(text: pa.Array, blobs: pa.Array) -> tuple[pa.Array, pa.Array]:
     """16 bytes from a blob of 16, or from a UUID's hex text (hyphens as Python's uuid takes
     them); the hex of a whole batch is decoded at once."""
-    fits = pc.fill_null(pc.match_substring_regex(text, _UUID_TEXT), False)
+    fits = pc.fill_null(pc.match_substring_regex(text, _UUID_TEXT), _NO)
     hexes = pc.if_else(fits, pc.replace_substring(text, "-", ""), _str("0" * 32))
     joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(hexes)], pa.int32()), hexes), _str(""))
     raw = pa.py_buffer(bytes.fromhex(joined[0].as_py()))
     decoded = pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), len(hexes), [None, raw])
-    sixteen = pc.fill_null(pc.equal(pc.binary_length(blobs), pa.scalar(16, pa.int32())), False)
+    sixteen = pc.fill_null(pc.equal(pc.binary_length(blobs), pa.scalar(16, pa.int32())), _NO)
     from_blobs = pc.if_else(sixteen, blobs, pa.scalar(None, pa.binary())).cast(pa.binary(16))
     converted = pc.if_else(fits, decoded, from_blobs)
     odd = pc.or_(pc.and_(text.is_valid(), pc.invert(fits)), pc.and_(blobs.is_valid(), pc.invert(sixteen)))
@@ -371,12 +372,12 @@ def _dated(route: Route, text: pa.Array, integers: pa.Array, reals: pa.Array,
         # Arrow knows a zone's transitions up to 2037 only; Python, like PostgreSQL, goes on
         # with the zone's rule after that. Such wall times are the exact lane's.
         flagged = pc.or_kleene(flagged, pc.greater_equal(naive, _ARROW_ZONES_END))
-    unread = pc.and_(text.is_valid(), pc.invert(pc.fill_null(naive_fits, False)))
+    unread = pc.and_(text.is_valid(), pc.invert(pc.fill_null(naive_fits, _NO)))
     if pc.any(unread).as_py():  # text with an offset: rarer, its pattern run only when needed
         aware_fits = pc.match_substring_regex(text, rules.AWARE_PATTERN)
         aware = pc.if_else(aware_fits, text, pa.scalar(None, pa.string())).cast(pa.timestamp("us", "UTC"))
         moments = pc.coalesce(moments, aware)
-        flagged = pc.and_kleene(flagged, pc.invert(pc.fill_null(aware_fits, False)))
+        flagged = pc.and_kleene(flagged, pc.invert(pc.fill_null(aware_fits, _NO)))
     moments = pc.coalesce(moments, numbers.cast(pa.timestamp("us", "UTC")))
     return _timestamp(route, moments, flagged)
 
@@ -457,7 +458,7 @@ def numeric_wire(route: Route, reals: pa.Array, integers: pa.Array) -> tuple[pa.
         if whole_digits <= 18:  # past 18 digits, every int64 fits
             too_big = pc.or_kleene(too_big, pc.greater_equal(pc.abs(integers), _int(10 ** whole_digits)))
         odd = pc.or_kleene(odd, pc.or_kleene(too_big, pc.greater(places, _int(scale))))
-        unscaled = pc.if_else(pc.fill_null(odd, False), pa.scalar(None, pa.int64()), unscaled)
+        unscaled = pc.if_else(pc.fill_null(odd, _NO), pa.scalar(None, pa.int64()), unscaled)
     return _numeric_bytes(unscaled, places, dscale), odd
 
 
@@ -476,7 +477,7 @@ def _shortest(reals: pa.Array) -> tuple[pa.Array, pa.Array]:
         unit = _float(float(10 ** s))
         scaled = pc.round(pc.multiply(reals, unit), 0, round_mode="half_to_even")
         fits = pc.and_(pc.equal(pc.divide(scaled, unit), reals), pc.less(pc.abs(scaled), _float(2.0 ** 52)))
-        new = pc.and_(pc.fill_null(fits, False), pc.invert(found))
+        new = pc.and_(pc.fill_null(fits, _NO), pc.invert(found))
         k = pc.if_else(new, scaled, k)
         places = pc.if_else(new, _int(s), places)
         found = pc.or_(found, new)
@@ -500,26 +501,68 @@ def _shortest(reals: pa.Array) -> tuple[pa.Array, pa.Array]:
 def _numeric_bytes(unscaled: pa.Array, places: pa.Array, dscale: pa.Array) -> pa.Array:
     """The wire form of unscaled·10^-places at dscale (NULL where unscaled is NULL): the
     digits in groups of four aligned on the decimal point, the lowest group padded with
-    `pad` zeros, so that no step leaves int64 (|unscaled| < 2^63)."""
+    `pad` zeros, so that no step leaves 64 bits (|unscaled| < 2^63). Every value of a batch
+    has as many groups as its largest needs, 4 or 8 (one or two words of 64 bits after the
+    header's): PostgreSQL strips leading and trailing zero groups itself. Values under a
+    NULL are whatever the kernels leave there: the result is NULL there."""
     pad = pc.subtract(pc.multiply(pc.divide(pc.add(places, _int(3)), _int(4)), _int(4)), places)
     aligned = pc.add(places, pad)
-    magnitude = pc.abs(unscaled)
-    low = pc.power(_int(10), pc.subtract(_int(4), pad))
+    magnitude = pc.abs(unscaled).cast(pa.uint64())
+    low = pc.power(_int(10), pc.subtract(_int(4), pad)).cast(pa.uint64())
     rest = pc.divide(magnitude, low)
-    groups = [pc.multiply(pc.subtract(magnitude, pc.multiply(rest, low)), pc.power(_int(10), pad))]
-    for _ in range(5):  # least significant first; 10^4 · 10000^5 > 2^63
-        next_rest = pc.divide(rest, _int(10_000))
-        groups.append(pc.subtract(rest, pc.multiply(next_rest, _int(10_000))))
+    groups = [pc.multiply(pc.subtract(magnitude, pc.multiply(rest, low)), pc.power(_int(10), pad).cast(pa.uint64()))]
+    largest = pc.max(rest).as_py() or 0
+    count = 4 if largest < 10_000 ** 3 else 8  # |rest| < 2^64 < 10^4 · 10000^5: 6 groups at most
+    for _ in range(2 if count == 4 else 4):
+        next_rest = pc.divide(rest, _U(10_000))
+        groups.append(pc.subtract(rest, pc.multiply(next_rest, _U(10_000))))
         rest = next_rest
-    weight = pc.subtract(_int(7), pc.divide(aligned, _int(4)))
-    sign = pc.if_else(pc.less(unscaled, _int(0)), _int(_NEGATIVE), _int(0))
-    zero = pa.scalar(0, pa.int64())
-    words = [_word(pa.scalar(8, pa.int64()), weight, sign, dscale), _word(zero, zero, groups[5], groups[4]),
-             _word(groups[3], groups[2], groups[1], groups[0])]
-    binaries = [pa.FixedSizeBinaryArray.from_buffers(pa.binary(8), len(w), [None, w.buffers()[1]]).cast(pa.binary())
-                for w in words]
-    joined = pc.binary_join_element_wise(*binaries, pa.scalar(b"", pa.binary()))
-    return pc.if_else(unscaled.is_valid(), joined, pa.scalar(None, pa.binary()))
+    groups.append(rest)  # the highest group: below 10,000
+    groups += [_U(0)] * (count - len(groups))
+    weight = pc.bit_wise_and(pc.subtract(_int(count - 1), pc.divide(aligned, _int(4))), _int(0xFFFF))  # int16
+    sign = pc.if_else(pc.less(unscaled, _int(0)), _U(_NEGATIVE), _U(0))
+    # Each word holds four int16 fields, the first in its lowest bits: in a little-endian
+    # uint64's memory, in order; _big_endian then swaps each field's two bytes.
+    words = [_fields(_U(count), weight.cast(pa.uint64()), sign, dscale.cast(pa.uint64()))]
+    digits = groups[::-1]  # most significant first
+    words += [_fields(*digits[i:i + 4]) for i in range(0, count, 4)]
+    width = 8 * len(words)
+    n = len(unscaled)
+    data = pc.take(pa.concat_arrays([_big_endian(w) for w in words]), _interleaving(n, len(words)))
+    valid = unscaled if unscaled.offset == 0 else pa.concat_arrays([unscaled])
+    return pa.Array.from_buffers(pa.binary(), n, [valid.buffers()[0], _offsets(n, width), data.buffers()[1]],
+                                 valid.null_count)
+
+
+def _fields(*fields: pa.Array | pa.Scalar) -> pa.Array:
+    word = fields[0]
+    for index, field in enumerate(fields[1:], 1):
+        if not (isinstance(field, pa.Scalar) and field.as_py() == 0):
+            word = pc.bit_wise_or(word, pc.shift_left(field, _U(16 * index)))
+    if isinstance(word, pa.Scalar):
+        raise AssertionError("a word of the wire form holds an array")
+    return word
+
+
+@functools.lru_cache(maxsize=8)
+def _interleaving(rows: int, words: int) -> pa.Array:
+    """Indices taking row r's word w, for each row then word, from the words one after the other."""
+    return pa.array([w * rows + r for r in range(rows) for w in range(words)], pa.int64())
+
+
+@functools.lru_cache(maxsize=8)
+def _offsets(rows: int, width: int) -> pa.Buffer:
+    return pa.array(range(0, width * (rows + 1), width), pa.int32()).buffers()[1]
+
+
+_LOW_BYTES = 0x00FF00FF00FF00FF
+_NO = pa.scalar(False, pa.bool_())
+
+
+def _big_endian(word: pa.Array) -> pa.Array:
+    """Swap the two bytes of each of a uint64's four 16-bit fields."""
+    return pc.bit_wise_or(pc.shift_left(pc.bit_wise_and(word, _U(_LOW_BYTES)), _U(8)),
+                          pc.bit_wise_and(pc.shift_right(word, _U(8)), _U(_LOW_BYTES)))
 
 
 def _int(value: int) -> pa.Scalar:
@@ -534,20 +577,6 @@ def _float(value: float) -> pa.Scalar:
 
 def _str(value: str) -> pa.Scalar:
     return pa.scalar(value, pa.string())
-
-
-def _word(*fields: pa.Array | pa.Scalar) -> pa.Array:
-    """Four int16 fields as big-endian bytes (two's complement), in a little-endian uint64's memory."""
-    word: pa.Array | None = None
-    for index, field in enumerate(fields):
-        value = pc.cast(pc.bit_wise_and(pc.fill_null(field, _int(0)), _int(0xFFFF)), pa.uint64())  # int16 bits
-        swapped = pc.bit_wise_or(pc.shift_left(pc.bit_wise_and(value, _U(0xFF)), _U(8)), pc.shift_right(value, _U(8)))
-        shifted = pc.shift_left(swapped, _U(16 * index))
-        word = shifted if word is None else pc.bit_wise_or(word, shifted)
-    assert word is not None
-    if isinstance(word, pa.Scalar):
-        raise AssertionError("a word needs at least one array field")
-    return word
 
 
 def _U(value: int) -> pa.Scalar:
