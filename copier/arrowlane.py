@@ -257,7 +257,8 @@ def _normalise(route: Route, array: pa.Array, source_tz: str, *others: pa.Array)
     if kind in (Kind.TEXT, Kind.JSON, Kind.JSONB, Kind.ENUM):
         array, flagged = _text(route, array)
         if kind is Kind.ENUM:
-            flagged = _or(flagged, pc.invert(pc.is_in(array, pa.array(route.column.type.labels, pa.string()))))
+            labelled = pc.is_in(array, pa.array(route.column.type.labels, pa.string()))
+            flagged = _or(flagged, pc.and_(array.is_valid(), pc.invert(labelled)))  # NULL is no label, and fine
         elif kind is not Kind.TEXT:
             flagged = _or(flagged, _not_json(array))
         return array, flagged

@@ -358,7 +358,9 @@ def test_existing_tables_of_every_other_kind(tmp_path: Path, target: Target) -> 
     exact = load(source, target, Lane.EXACT, f"{target.schema}_exact", tmp_path, if_exists=IfExists.APPEND)
     auto = load(source, target, Lane.COLUMNAR, f"{target.schema}_auto", tmp_path, if_exists=IfExists.APPEND)
     assert exact.tables["other"].rejected == auto.tables["other"].rejected
-    assert auto.tables["other"].columnar >= 40
+    # Rows 1-40 and the NULLs of 44 columnar; 41 (float4 overflow, not JSON, no such label, out of
+    # range), 42 (1.005 needs rounding) and 43 ('x' is no number) the exact way.
+    assert auto.tables["other"].columnar == 41
     query = 'SELECT id, f::text, j::text, e::text, n::text FROM "{}".other ORDER BY id'
     assert target.fetch(query.format(f"{target.schema}_exact")) == target.fetch(query.format(f"{target.schema}_auto"))
 
