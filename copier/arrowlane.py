@@ -61,20 +61,9 @@ class Route:
         """The storage classes the column is read in, one SQL column each (the Arrow reader
         needs one storage class per column); the first is its own, the others follow the
         table's columns (see guarded_sql). A value of any other class flags its row."""
-        kind = self.kind
-        if kind in rules.INT_BOUNDS or kind is Kind.BOOL:
-            return (Storage.INTEGER,)
-        if kind in (Kind.FLOAT8, Kind.FLOAT4) or (kind is Kind.NUMERIC and in_decimal128(self.column)):
+        if self.kind is Kind.NUMERIC and in_decimal128(self.column):  # integers read as reals (read)
             return (Storage.REAL,)
-        if kind is Kind.NUMERIC:  # an integer keeps its scale 0, a real has at least one place
-            return (Storage.REAL, Storage.INTEGER)
-        if kind is Kind.BYTEA:
-            return (Storage.BLOB,)
-        if kind in (Kind.DATE, Kind.TIMESTAMP, Kind.TIMESTAMPTZ):
-            return (Storage.TEXT, Storage.INTEGER, Storage.REAL)
-        if kind is Kind.UUID:
-            return (Storage.TEXT, Storage.BLOB)
-        return (Storage.TEXT,)
+        return rules.RULES[self.kind].bulk
 
     def read(self, storage: Storage) -> str:
         """SQL: the value where its storage class is `storage`, else NULL."""

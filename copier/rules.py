@@ -120,11 +120,17 @@ class Form(StrEnum):
 class KindRule:
     """One target Kind: each storage class it takes, in which form, and what it becomes (the
     Python type asyncpg's binary codec takes; the columnar lane writes the same wire bytes).
-    A storage class not listed is rejected. `columnar`: the columnar lane produces the Kind."""
+    A storage class not listed is rejected. `bulk`: the classes the columnar lane reads and
+    converts in bulk, its own read first (a value of another class goes the per-value way);
+    none: the columnar lane does not produce the Kind."""
 
     becomes: type
     takes: Mapping[Storage, Form] = field(default_factory=dict)
-    columnar: bool = True
+    bulk: tuple[Storage, ...] = ()
+
+    @property
+    def columnar(self) -> bool:
+        return bool(self.bulk)
 
 
 def _rules() -> Mapping[Kind, KindRule]:
@@ -135,31 +141,35 @@ def _rules() -> Mapping[Kind, KindRule]:
     timestamp = {Storage.TEXT: Form.ISO_TIMESTAMP, Storage.INTEGER: Form.UNIX_TIME, Storage.REAL: Form.JULIAN_OR_UNIX}
     text = {Storage.TEXT: Form.TEXT, Storage.INTEGER: Form.NUMBER_TEXT, Storage.REAL: Form.NUMBER_TEXT,
             Storage.BLOB: Form.BLOB_TEXT}
+    json = {Storage.TEXT: Form.JSON_TEXT, Storage.INTEGER: Form.JSON_TEXT, Storage.REAL: Form.JSON_TEXT,
+            Storage.BLOB: Form.JSON_TEXT}
+    dated = (Storage.TEXT, Storage.INTEGER, Storage.REAL)
     return {
         Kind.BOOL: KindRule(bool, {Storage.INTEGER: Form.ZERO_ONE, Storage.REAL: Form.ZERO_ONE,
-                                   Storage.TEXT: Form.WORD}),
-        Kind.INT2: KindRule(int, integer),
-        Kind.INT4: KindRule(int, integer),
-        Kind.INT8: KindRule(int, integer),
+                                   Storage.TEXT: Form.WORD}, (Storage.INTEGER,)),
+        Kind.INT2: KindRule(int, integer, (Storage.INTEGER,)),
+        Kind.INT4: KindRule(int, integer, (Storage.INTEGER,)),
+        Kind.INT8: KindRule(int, integer, (Storage.INTEGER,)),
         Kind.FLOAT4: KindRule(float, {Storage.REAL: Form.FLOAT4, Storage.INTEGER: Form.FLOAT4,
-                                      Storage.TEXT: Form.DOUBLE_TEXT}),
+                                      Storage.TEXT: Form.DOUBLE_TEXT}, (Storage.REAL,)),
         Kind.FLOAT8: KindRule(float, {Storage.REAL: Form.DOUBLE, Storage.INTEGER: Form.DOUBLE,
-                                      Storage.TEXT: Form.DOUBLE_TEXT}),
+                                      Storage.TEXT: Form.DOUBLE_TEXT}, (Storage.REAL,)),
+        # An integer keeps scale 0, a real at least one place: read apart (numeric(p, s) that
+        # decimal128 holds reads integers as reals, arrowlane.Route.reads).
         Kind.NUMERIC: KindRule(Decimal, {Storage.INTEGER: Form.DECIMAL, Storage.REAL: Form.DECIMAL,
-                                         Storage.TEXT: Form.DECIMAL_TEXT}),
-        Kind.TEXT: KindRule(str, text),
-        Kind.BYTEA: KindRule(bytes, {Storage.BLOB: Form.BYTES, Storage.TEXT: Form.TEXT_BYTES}),
+                                         Storage.TEXT: Form.DECIMAL_TEXT}, (Storage.REAL, Storage.INTEGER)),
+        Kind.TEXT: KindRule(str, text, (Storage.TEXT,)),
+        Kind.BYTEA: KindRule(bytes, {Storage.BLOB: Form.BYTES, Storage.TEXT: Form.TEXT_BYTES}, (Storage.BLOB,)),
         Kind.DATE: KindRule(date, {Storage.TEXT: Form.ISO_DATE, Storage.INTEGER: Form.UNIX_TIME,
-                                   Storage.REAL: Form.JULIAN_OR_UNIX}),
-        Kind.TIME: KindRule(time, {Storage.TEXT: Form.ISO_TIME}),
-        Kind.TIMESTAMPTZ: KindRule(datetime, timestamp),
-        Kind.TIMESTAMP: KindRule(datetime, timestamp),
-        Kind.JSON: KindRule(str, {Storage.TEXT: Form.JSON_TEXT, Storage.INTEGER: Form.JSON_TEXT,
-                                  Storage.REAL: Form.JSON_TEXT, Storage.BLOB: Form.JSON_TEXT}),
-        Kind.JSONB: KindRule(str, {Storage.TEXT: Form.JSON_TEXT, Storage.INTEGER: Form.JSON_TEXT,
-                                   Storage.REAL: Form.JSON_TEXT, Storage.BLOB: Form.JSON_TEXT}),
-        Kind.UUID: KindRule(str, {Storage.TEXT: Form.UUID_TEXT, Storage.BLOB: Form.UUID_BYTES}),
-        Kind.ENUM: KindRule(str, {Storage.TEXT: Form.LABEL}),
+                                   Storage.REAL: Form.JULIAN_OR_UNIX}, dated),
+        Kind.TIME: KindRule(time, {Storage.TEXT: Form.ISO_TIME}, (Storage.TEXT,)),
+        Kind.TIMESTAMPTZ: KindRule(datetime, timestamp, dated),
+        Kind.TIMESTAMP: KindRule(datetime, timestamp, dated),
+        Kind.JSON: KindRule(str, json, (Storage.TEXT,)),
+        Kind.JSONB: KindRule(str, json, (Storage.TEXT,)),
+        Kind.UUID: KindRule(str, {Storage.TEXT: Form.UUID_TEXT, Storage.BLOB: Form.UUID_BYTES},
+                            (Storage.TEXT, Storage.BLOB)),
+        Kind.ENUM: KindRule(str, {Storage.TEXT: Form.LABEL}, (Storage.TEXT,)),
     }
 
 

@@ -63,6 +63,8 @@ def test_every_kind_has_a_complete_rule(kind: Kind) -> None:
     assert set(rule.takes) <= set(Storage)
     assert all(isinstance(form, rules.Form) for form in rule.takes.values())
     assert set(SAMPLES[kind]) == set(rule.takes), "the samples above cover exactly the listed classes"
+    assert set(rule.bulk) <= set(rule.takes), "the columnar lane reads only what the Kind takes"
+    assert len(set(rule.bulk)) == len(rule.bulk)
 
 
 @pytest.mark.parametrize("kind", list(Kind))
