@@ -196,3 +196,19 @@ def test_orm_made_schema_is_the_same_after_the_load(name: str, tmp_path: Path, t
     assert result.exit_code == 0, result.output
     assert schema_dump(target) == before
     assert any("set aside during the load" in n for n in json.loads((tmp_path / "report.json").read_text())["notes"])
+
+
+def test_append_sets_aside_only_where_the_rows_there_are_few(tmp_path: Path, target: Target) -> None:
+    app_schema(target)
+    # users: 100 rows there against 300 to load (more than a quarter: kept); posts: 10 against 1,000.
+    target.execute("INSERT INTO users (id, email) SELECT i, 'old' || i || '@x.io' FROM generate_series(1001, 1100) i")
+    target.execute("INSERT INTO posts (id, user_id, title) "
+                   "SELECT i, 1001, 'old ' || i FROM generate_series(5001, 5010) i")
+    before = schema_dump(target)
+    result = migrate(target, app_source(tmp_path), "--if-exists", "append", "--report", tmp_path / "report.json")
+    assert result.exit_code == 0, result.output
+    notes = json.loads((tmp_path / "report.json").read_text())["notes"]
+    assert [n for n in notes if "set aside" in n] == [
+        "posts: 4 index(es) and constraint(s) set aside during the load and made again after it"]
+    assert schema_dump(target) == before
+    assert target.count("users") == 400 and target.count("posts") == 1010
