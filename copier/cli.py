@@ -16,6 +16,7 @@ import typer
 import typer.core
 
 from . import __version__
+from .distribution import placement_of
 from .dsn import describe, with_endpoint
 from .errors import CopierError, ExitCode, UsageError
 from .planning import MigrationPlan, TablePlan
@@ -83,6 +84,14 @@ Exclude = Annotated[list[str] | None, typer.Option(
 Casts = Annotated[list[str] | None, typer.Option(
     "--cast", help="Override the type mapping: TABLE.COLUMN=TYPE or DECLARED=TYPE, e.g. "
                    "--cast 'intege=text'. Repeatable.", metavar="KEY=TYPE", show_default=False)]
+Distribute = Annotated[list[str] | None, typer.Option(
+    "--distribute", help="Into a Citus cluster: create TABLE distributed on COLUMN (TABLE=COLUMN), co-located with "
+                         "the tables distributed on a column of the same type; or auto: decide from the foreign "
+                         "keys and row counts (plan explains each choice). Repeatable; a named table overrides "
+                         "auto.", metavar="TABLE=COLUMN|auto", show_default=False)]
+Reference = Annotated[list[str] | None, typer.Option(
+    "--reference", help="Into a Citus cluster: create TABLE as a reference table (a copy on every node). "
+                        "Repeatable.", metavar="TABLE", show_default=False)]
 LaneOption = Annotated[Lane, typer.Option(
     "--lane", help="auto: Arrow batches (C reader, Rust encoder) for every row whose values the columnar lane "
                    "converts exactly as the per-value converters do, those converters for the rest and for "
@@ -114,6 +123,7 @@ _PANELS = {
     "Target": ("dsn", "host", "port", "username", "dbname", "embedded", "schema", "state_schema", "identifiers",
                "views", "if_exists", "truncate_cascade"),
     "Tables": ("tables", "exclude", "cast"),
+    "Citus": ("distribute", "reference"),
     "Speed": ("lane", "batch_size", "readers", "workers", "queue_depth", "jobs"),
     "Safety": ("on_error", "max_rejects", "reject_file", "verify", "resume", "force", "retries"),
     "Output": ("report", "as_json", "quiet", "debug", "help"),
@@ -169,12 +179,33 @@ def _connection(dsn: str | None, host: str | None, port: int | None, username: s
     return url, found_in.replace("--dsn", origin)
 
 
-def _say_target(url: str, origin: str, schema: str | None, quiet: bool = False, err: bool = False) -> None:
+def _say_target(url: str, origin: str, schema: str | None, quiet: bool = False, err: bool = False,
+                probe: bool = False) -> None:
     """The first line of a command that touches PostgreSQL: where, and where that came from
-    (on stderr when stdout carries JSON). Never the password."""
+    (on stderr when stdout carries JSON); with `probe`, whether it is a Citus cluster.
+    Never the password."""
     if not quiet:
         where = describe(url, os.environ)
-        typer.echo(f"target: {where}" + (f", schema {schema}" if schema else "") + f" (from {origin})", err=err)
+        cluster = _citus_of(url) if probe else None
+        typer.echo(f"target: {where}" + (f", schema {schema}" if schema else "") + (f", {cluster}" if cluster else "")
+                   + f" (from {origin})", err=err)
+
+
+def _citus_of(dsn: str) -> str | None:
+    """`Citus 13.2-1, 2 workers` for a Citus target; None when it is not one, or cannot be
+    reached within 5 s (the command itself then says why)."""
+    from . import target
+
+    async def probe() -> str | None:
+        with anyio.move_on_after(5):
+            async with target.connected(dsn) as connection:
+                return await target.citus(connection)
+        return None
+
+    try:
+        return anyio.run(probe)
+    except Exception:  # unreachable, refused: the command's own connection reports it
+        return None
 
 
 def _one_source(argument: Path | None, flag: Path | None) -> Path:
@@ -234,6 +265,8 @@ def migrate(
         help="Where rejected rows go (JSON lines). Default: ./<source name>.rejects.jsonl",
         show_default=False)] = None,
     cast: Casts = None,
+    distribute: Distribute = None,
+    reference: Reference = None,
     batch_size: Annotated[int, typer.Option(
         help="Rows per page read and per COPY batch in the exact lane (the columnar lane reads "
              "Arrow batches of 8,192 rows).", min=1)] = _DEFAULTS.batch_size,
@@ -303,13 +336,14 @@ def migrate(
             dsn = start()
         resolved, origin = _connection(dsn, host, port, username, dbname)
         _say_target(resolved, "the embedded PostgreSQL; copier embedded psql" if embedded else origin, schema,
-                    quiet, err=to_stdout)
+                    quiet, err=to_stdout, probe=True)
         settings = _settings(
             resolved, schema=schema, state_schema=state_schema, identifiers=identifiers,
             views=views is ViewsMode.CREATE,
             tables=tuple(tables or ()),
             exclude=tuple(exclude or ()), if_exists=if_exists, truncate_cascade=truncate_cascade, on_error=on_error,
             reject_file=reject_file, max_rejects=max_rejects, casts=parse_casts(cast or []),
+            distribute=tuple(distribute or ()), reference=tuple(reference or ()),
             batch_size=batch_size, lane=lane, readers=readers, queue_depth=queue_depth, jobs=jobs, source_tz=source_tz,
             **({"workers": workers} if workers else {}),
             strip_nul=strip_nul, verify=verify, report=report, quiet=quiet, resume=resume, force=force,
@@ -390,6 +424,8 @@ def plan(
     tables: Tables = None,
     exclude: Exclude = None,
     cast: Casts = None,
+    distribute: Distribute = None,
+    reference: Reference = None,
     source_tz: SourceTz = _DEFAULTS.source_tz,
     lane: LaneOption = _DEFAULTS.lane,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
@@ -412,6 +448,7 @@ def plan(
         settings = _settings(resolved or "postgresql://", schema=schema, identifiers=identifiers,
                              views=views is ViewsMode.CREATE,
                              tables=tuple(tables or ()), exclude=tuple(exclude or ()), casts=parse_casts(cast or []),
+                             distribute=tuple(distribute or ()), reference=tuple(reference or ()),
                              source_tz=source_tz, lane=lane)
         from .pipeline import plan as make_the_plan
 
@@ -483,6 +520,9 @@ def render_plan(the_plan: MigrationPlan, lane: Lane = Lane.AUTO) -> str:
             lines.append(f"  {'unique ' if index.unique else ''}index {index.name} ({', '.join(index.columns)})")
         lines.append(f"  lane: {_lane_of(table, lane)}")
         lines += _set_aside_lines(the_plan, table)
+        placement = placement_of(the_plan, table.name)
+        if placement is not None:
+            lines.append(f"  citus: {placement.describe()} ({placement.why})")
     if the_plan.foreign_keys:
         lines += ["", "Foreign keys, added after all tables:"]
         lines += [f"  {fk.name}: {fk.target}({', '.join(fk.columns)}) -> {fk.ref_target}({', '.join(fk.ref_columns)})"
@@ -526,7 +566,7 @@ def verify(
     try:
         source = _one_source(source, sqlite)
         resolved, origin = _connection(dsn, host, port, username, dbname)
-        _say_target(resolved, origin, schema, quiet=as_json)
+        _say_target(resolved, origin, schema, quiet=as_json, probe=True)
         settings = _settings(resolved, schema=schema, identifiers=identifiers, tables=tuple(tables or ()),
                              exclude=tuple(exclude or ()), casts=parse_casts(cast or []), source_tz=source_tz,
                              strip_nul=strip_nul, reject_file=reject_file)

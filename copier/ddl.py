@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .distribution import distribute_sql, placement_of
 from .ident import qualified, quote_ident
 from .planning import ForeignKeyPlan, IndexPlan, MigrationPlan, TablePlan, ViewPlan
 
@@ -72,7 +73,11 @@ def plan_sql(plan: MigrationPlan) -> str:
     Loading the data, and moving sequences past the largest id, are left to copier."""
     statements = [f"CREATE SCHEMA IF NOT EXISTS {quote_ident(plan.schema)}"]
     created = [t for t in plan.tables if t.create]
-    statements += [create_table(plan.schema, t) for t in created]
+    for table in created:
+        statements.append(create_table(plan.schema, table))
+        placement = placement_of(plan, table.name)
+        citus = distribute_sql(plan.schema, table.target, placement) if placement else None
+        statements += [citus] if citus else []  # its own statement (README: Into a Citus cluster)
     statements += [add_primary_key(plan.schema, t) for t in created if t.primary_key]
     statements += [create_index(plan.schema, t, i) for t in created for i in t.indexes]
     statements += [add_foreign_key(plan.schema, fk) for fk in plan.foreign_keys]

@@ -25,6 +25,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 
 from . import ddl, source, state, target
 from .catalog import Catalog
+from .distribution import distribute
 from .errors import CopierError, ExitCode, SourceError, StepFailed, TargetError, VerifyError
 from .existing import decisions, restore_pending, set_aside
 from .faults import (
@@ -66,9 +67,10 @@ async def read_source(path: Path, busy_timeout: float | None = None) -> Catalog:
 
 def plan_for(catalog: Catalog, settings: Settings, existing: Mapping[str, ExistingTable],
              reserved: Iterable[str] = ()) -> MigrationPlan:
-    return build_plan(catalog, existing, schema=settings.schema, include=settings.tables,
-                      exclude=settings.exclude, casts=dict(settings.casts), options=settings.value_options(),
-                      reserved=reserved, identifiers=settings.identifiers.value, views=settings.views)
+    planned = build_plan(catalog, existing, schema=settings.schema, include=settings.tables,
+                         exclude=settings.exclude, casts=dict(settings.casts), options=settings.value_options(),
+                         reserved=reserved, identifiers=settings.identifiers.value, views=settings.views)
+    return distribute(planned, settings.distribute, settings.reference)
 
 
 async def make_plan(path: Path, settings: Settings, connection: asyncpg.Connection | None) -> MigrationPlan:
@@ -382,6 +384,7 @@ async def _prepare_target(
                              plan_fingerprint=state.plan_fingerprint(plan, settings))
         resumed = {name: earlier[name] for name, need in needs.items() if need is not Need.FRESH}
         await target.check_privileges(connection, plan)
+        await target.check_citus(connection, plan)
         await _drop_staging(connection, plan)
         kept = await _prepare_existing(connection, plan, settings, resumed, earlier)
         record_state = await _record_plan(connection, plan, settings, resumed, fingerprint, original, stats)

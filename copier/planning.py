@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Context, Decimal
 from fnmatch import fnmatchcase
+from typing import TYPE_CHECKING
 
 from .casting import Kind, TargetType, map_declared_type, parse_pg_type
 from .catalog import Catalog, Column, Table
@@ -19,6 +20,9 @@ from .errors import PlanError, ValueRejected
 from .ident import MAX_IDENTIFIER_BYTES, needs_quotes, quote_ident, quote_literal
 from .normalise import Options, converter_for
 from .rebuild import SetAside
+
+if TYPE_CHECKING:
+    from .distribution import TablePlacement
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +123,8 @@ class MigrationPlan:
     views: tuple[ViewPlan, ...] = ()  # created after the tables, each only if PostgreSQL accepts its SQL
     # Existing tables: the indexes and constraints dropped for the load and made again (rebuild.py).
     set_aside: tuple[SetAside, ...] = ()
+    # Into Citus (--distribute, --reference): each created table's placement, in plan order.
+    distribution: tuple[TablePlacement, ...] = ()
 
     @property
     def waves(self) -> tuple[tuple[str, ...], ...]:
@@ -152,6 +158,8 @@ def plan_document(plan: MigrationPlan) -> dict[str, object]:
                           "ref_columns": list(f.ref_columns)} for f in plan.foreign_keys],
         "skipped": [{"name": name, "why": why} for name, why in plan.skipped],
         "notes": list(plan.notes),
+        **({"distribution": [{"table": p.table, "placement": str(p.placement), "column": p.column, "why": p.why}
+                             for p in plan.distribution]} if plan.distribution else {}),
     }
 
 

@@ -57,6 +57,8 @@ class Settings:
     on_error: OnError = OnError.REJECT
     reject_file: Path | None = None
     casts: tuple[tuple[str, str], ...] = ()
+    distribute: tuple[str, ...] = ()  # into Citus: TABLE=COLUMN, or auto (distribution.py)
+    reference: tuple[str, ...] = ()  # into Citus: reference tables
     batch_size: int = 5_000  # from the sweeps in benchmarks/README.md
     lane: Lane = Lane.AUTO
     readers: int = 1

@@ -17,6 +17,7 @@ import asyncpg
 from anyio.streams.memory import MemoryObjectSendStream
 
 from . import ddl, existing, state
+from .distribution import distribute_sql, placement_of
 from .errors import SourceChanged
 from .faults import describe_failure, describe_pg_error, is_environmental, retrying
 from .ident import MAX_IDENTIFIER_BYTES, qualified, quote_literal
@@ -177,7 +178,7 @@ GROUP_MAX_TABLES = 64
 def groupable(run: Run, table: TablePlan) -> bool:
     """Whether the table may load in a group: small, created by copier, not resumed."""
     return (table.create and table.name not in run.resumed and table.source.row_count < GROUP_MAX_ROWS
-            and not _in_parallel(run, table))
+            and not _in_parallel(run, table) and _citus_call(run, table) is None)
 
 
 async def load_group(run: Run, tables: Sequence[TablePlan]) -> None:
@@ -356,6 +357,7 @@ async def _attempt(run: Run, table: TablePlan, *, again: bool = False) -> Loaded
                         # what the lost connection took. This run created the table: start clean.
                         await connection.execute(f"DROP TABLE IF EXISTS {qualified(run.plan.schema, table.target)}")
                     await connection.execute(ddl.create_table(run.plan.schema, table))
+                    await _distribute(run, table, table.target, connection)
                 if run.settings.if_exists is IfExists.UPSERT and not table.create:
                     counts = await _upsert(run, table, connection, ranges, rejects, bar.advance)
                 elif run.record_state and not table.create:  # its indexes may be set aside: made again here
@@ -407,6 +409,7 @@ async def _load_parallel(
         await connection.execute(f"DROP TABLE IF EXISTS {qualified(schema, table.target)}")
     await connection.execute(ddl.create_table(schema, staging))
     try:
+        await _distribute(run, table, staging.target, connection)
         chunks = -(-table.source.row_count // max(run.settings.batch_size, PARALLEL_CHUNK_ROWS))
         ranges = await table_ranges(run.path, table.source, max(chunks, run.settings.workers),
                                     run.settings.batch_size)
@@ -441,6 +444,21 @@ async def _load_parallel(
         with anyio.CancelScope(shield=True):
             await connection.execute(f"DROP TABLE IF EXISTS {qualified(schema, staging.target)}")
         raise
+
+
+def _citus_call(run: Run, table: TablePlan, target: str | None = None) -> str | None:
+    """The Citus call that distributes the table once created (into `target`: it or its
+    staging table), or None: not into Citus, or kept local."""
+    placement = placement_of(run.plan, table.name)
+    return distribute_sql(run.plan.schema, target or table.target, placement) if placement else None
+
+
+async def _distribute(run: Run, table: TablePlan, target: str, connection: asyncpg.Connection) -> None:
+    """Into Citus: the created table distributed (or made a reference table) before its
+    rows, by its own statement (README: Into a Citus cluster)."""
+    call = _citus_call(run, table, target)
+    if call is not None:
+        await connection.execute(call)
 
 
 def _key_statements(run: Run, table: TablePlan, *, primary_key: bool) -> list[tuple[str, str]]:

@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl, urlsplit
 import asyncpg
 
 from .casting import Kind, TargetType, parse_pg_type
+from .distribution import Placement
 from .dsn import connect_timeout, endpoint
 from .errors import CopierError, PlanError, TargetError
 from .faults import is_transient, sqlstate_of
@@ -254,3 +255,26 @@ async def check_privileges(connection: asyncpg.Connection, plan: MigrationPlan) 
         if not table.create and not await connection.fetchval(
                 "SELECT has_table_privilege($1, 'INSERT')", qualified(plan.schema, table.target)):
             raise TargetError(f"permission denied: user {user} cannot insert into {plan.schema}.{table.target}")
+
+
+# A Citus target: the extension's version and the active primary workers (group 0 is the coordinator).
+_CITUS = """
+SELECT e.extversion,
+       (SELECT count(*) FROM pg_dist_node WHERE groupid <> 0 AND noderole = 'primary' AND isactive)
+FROM pg_extension e WHERE e.extname = 'citus'
+"""
+
+
+async def citus(connection: asyncpg.Connection) -> str | None:
+    """`Citus 13.2-1, 2 workers` when the database has the citus extension, else None."""
+    row = await connection.fetchrow(_CITUS)
+    return None if row is None else f"Citus {row[0]}, {row[1]} worker{'s' if row[1] != 1 else ''}"
+
+
+async def check_citus(connection: asyncpg.Connection, plan: MigrationPlan) -> None:
+    """A plan that distributes tables needs a Citus target: refused before any data moves."""
+    if any(p.placement is not Placement.LOCAL for p in plan.distribution) and await citus(connection) is None:
+        database = await connection.fetchval("SELECT current_database()")
+        raise TargetError(f"--distribute/--reference need a Citus target: database {database!r} has no citus "
+                          "extension", hint="CREATE EXTENSION citus in the database the cluster is set up in "
+                                            "(usually postgres), or leave out --distribute and --reference")
