@@ -257,18 +257,19 @@ async def check_privileges(connection: asyncpg.Connection, plan: MigrationPlan) 
             raise TargetError(f"permission denied: user {user} cannot insert into {plan.schema}.{table.target}")
 
 
-# A Citus target: the extension's version and the active primary workers (group 0 is the coordinator).
-_CITUS = """
-SELECT e.extversion,
-       (SELECT count(*) FROM pg_dist_node WHERE groupid <> 0 AND noderole = 'primary' AND isactive)
-FROM pg_extension e WHERE e.extname = 'citus'
-"""
+# A Citus target: the extension's version, then the active primary workers (group 0 is the
+# coordinator; pg_dist_node exists only with the extension).
+_CITUS_VERSION = "SELECT extversion FROM pg_extension WHERE extname = 'citus'"
+_CITUS_WORKERS = "SELECT count(*) FROM pg_dist_node WHERE groupid <> 0 AND noderole = 'primary' AND isactive"
 
 
 async def citus(connection: asyncpg.Connection) -> str | None:
     """`Citus 13.2-1, 2 workers` when the database has the citus extension, else None."""
-    row = await connection.fetchrow(_CITUS)
-    return None if row is None else f"Citus {row[0]}, {row[1]} worker{'s' if row[1] != 1 else ''}"
+    version = await connection.fetchval(_CITUS_VERSION)
+    if version is None:
+        return None
+    workers = await connection.fetchval(_CITUS_WORKERS)
+    return f"Citus {version}, {workers} worker{'s' if workers != 1 else ''}"
 
 
 async def check_citus(connection: asyncpg.Connection, plan: MigrationPlan) -> None:
