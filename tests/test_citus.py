@@ -7,13 +7,16 @@ test session. Where the kit cannot build or start, these tests fail, saying why.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import socket
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import asyncpg
 import pytest
@@ -23,7 +26,11 @@ from copier.bench.data import generate
 from .helpers import corpus_file, invoke
 from .pg import Target
 
-KIT = Path(os.environ.get("COPIER_CITUS_KIT", Path(__file__).resolve().parents[2] / "shared" / "citus"))
+# The kit beside the checkout (as CI has it), or beside the folder of worktrees holding it.
+_HERE = Path(__file__).resolve()
+KIT = Path(os.environ.get("COPIER_CITUS_KIT") or next(
+    (p for p in (_HERE.parents[2] / "shared" / "citus", _HERE.parents[3] / "shared" / "citus")
+     if (p / "start.sh").is_file()), _HERE.parents[2] / "shared" / "citus"))
 FIRST_PORT = 9720  # the cluster takes three ports from the first free one here (9700 is for experiments)
 FINANCE_ROWS = 20_000
 
@@ -31,6 +38,22 @@ FINANCE_ROWS = 20_000
 def _free(port: int) -> bool:
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+def _claim_ports() -> tuple[int, IO[bytes]] | None:
+    """Three free ports, held by a lock file for the session: two test runs at once
+    (CI beside a developer) never start, or stop, each other's cluster."""
+    for port in range(FIRST_PORT, FIRST_PORT + 60, 3):
+        lock = open(Path(tempfile.gettempdir()) / f"copier-citus-test-{port}.lock", "wb")  # noqa: SIM115
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.close()
+            continue
+        if all(_free(port + i) for i in range(3)):
+            return port, lock
+        lock.close()
+    return None
 
 
 def _kit(script: str, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
@@ -51,16 +74,18 @@ def cluster() -> Iterator[tuple[str, int]]:
     built = _kit("build.sh", timeout=900)  # under a second once built; 3-4 minutes the first time
     if built.returncode != 0:
         pytest.fail(f"the Citus kit could not build Citus: {_why(built)}")
-    port = next((p for p in range(FIRST_PORT, FIRST_PORT + 60, 3) if all(_free(p + i) for i in range(3))), None)
-    if port is None:
+    claimed = _claim_ports()
+    if claimed is None:
         pytest.fail(f"no three free ports from {FIRST_PORT} to {FIRST_PORT + 62} for the Citus cluster")
-    started = _kit("start.sh", str(port), timeout=180)
-    try:
-        if started.returncode != 0:
-            pytest.fail(f"the Citus kit could not start a cluster on port {port}: {_why(started)}")
-        yield started.stdout.strip().splitlines()[-1], port
-    finally:
-        _kit("stop.sh", str(port), timeout=120)
+    port, lock = claimed
+    with lock:
+        started = _kit("start.sh", str(port), timeout=180)
+        try:
+            if started.returncode != 0:
+                pytest.fail(f"the Citus kit could not start a cluster on port {port}: {_why(started)}")
+            yield started.stdout.strip().splitlines()[-1], port
+        finally:
+            _kit("stop.sh", str(port), timeout=120)
 
 
 @pytest.fixture
