@@ -105,10 +105,11 @@ def _migrate(target: Target, source: Path, *flags: str) -> str:
 
 
 def _distribution(target: Target) -> dict[str, tuple[str, str | None, int]]:
-    """Per table of the schema: Citus's method (h: hash-distributed, n: reference), its
-    distribution column and its co-location group."""
-    rows = target.fetch("SELECT c.relname, p.partmethod::text, column_to_column_name(p.logicalrelid, p.partkey), "
-                        "p.colocationid FROM pg_dist_partition p JOIN pg_class c ON c.oid = p.logicalrelid "
+    """Per table of the schema that Citus knows: its type (distributed, reference, or
+    local: a coordinator table Citus added because of a foreign key to a reference table),
+    its distribution column and its co-location group."""
+    rows = target.fetch("SELECT c.relname, t.citus_table_type, t.distribution_column, t.colocation_id "
+                        "FROM public.citus_tables t JOIN pg_class c ON c.oid = t.table_name "
                         "WHERE c.relnamespace = $1::regnamespace", target.schema)
     return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
@@ -117,8 +118,8 @@ def _assert_placed(target: Target, distributed: dict[str, str], reference: set[s
     """Exactly these tables distributed (on these columns, one co-location group) and
     reference tables; each distributed table's 32 shards on both workers."""
     placed = _distribution(target)
-    assert {t: col for t, (method, col, _g) in placed.items() if method == "h"} == distributed
-    assert {t for t, (method, _c, _g) in placed.items() if method == "n"} == reference
+    assert {t: col for t, (method, col, _g) in placed.items() if method == "distributed"} == distributed
+    assert {t for t, (method, _c, _g) in placed.items() if method == "reference"} == reference
     assert len({placed[t][2] for t in distributed}) == 1, "the distributed tables are not co-located"
     for table in distributed:
         shards = target.fetch("SELECT nodeport, count(*) FROM citus_shards WHERE table_name = $1::regclass "
@@ -127,10 +128,11 @@ def _assert_placed(target: Target, distributed: dict[str, str], reference: set[s
 
 
 def _foreign_keys(target: Target) -> set[str]:
-    """The foreign keys of the schema's tables as the coordinator has them (not the shards' copies)."""
+    """The validated foreign keys of the schema's tables as the coordinator has them (not
+    the copies on the shards of reference tables, which the coordinator holds too)."""
     rows = target.fetch("SELECT conname FROM pg_constraint f JOIN pg_class c ON c.oid = f.conrelid "
                         "WHERE f.contype = 'f' AND f.convalidated AND c.relnamespace = $1::regnamespace "
-                        "AND c.oid IN (SELECT logicalrelid FROM pg_dist_partition)", target.schema)
+                        "AND c.oid IN (SELECT table_name FROM public.citus_tables)", target.schema)
     return {r[0] for r in rows}
 
 
@@ -204,9 +206,9 @@ def test_northwind_auto(citus: Target, cluster: tuple[str, int], tmp_path: Path)
     source = corpus_file("northwind/Northwind_small.sqlite", tmp_path)
     _migrate(citus, source, "--distribute", "auto")
     placed = _distribution(citus)
-    assert {t: col for t, (method, col, _g) in placed.items() if method == "h"} == {"Orders": "Id",
+    assert {t: col for t, (method, col, _g) in placed.items() if method == "distributed"} == {"Orders": "Id",
                                                                                     "OrderDetails": "Id"}
-    assert {t for t, (method, _c, _g) in placed.items() if method == "n"} == {
+    assert {t for t, (method, _c, _g) in placed.items() if method == "reference"} == {
         "Categories", "CustomerCustomerDemo", "CustomerDemographics", "Customers", "EmployeeTerritories",
         "Employees", "Products", "Regions", "Shippers", "Suppliers", "Territories"}
     for table in ("Orders", "OrderDetails"):

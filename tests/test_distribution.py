@@ -9,7 +9,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from copier.distribution import Placement, placement_of
+from copier.distribution import placement_of
 from copier.errors import PlanError
 from copier.pipeline import make_plan
 from copier.planning import MigrationPlan
@@ -141,6 +141,3 @@ def test_a_plain_postgresql_target_is_refused_before_any_data_moves(tmp_path: Pa
     assert "--distribute/--reference need a Citus target" in result.stderr
     assert not target.exists("accounts")
 
-
-def test_placement_kinds_are_the_three_citus_has() -> None:
-    assert [str(p) for p in Placement] == ["distributed", "reference", "local"]
