@@ -21,7 +21,7 @@ from .planning import MigrationPlan
 from .rebuild import Definition, DefinitionKind, SetAside, TableFacts, decide, dropped, restore_order
 from .settings import Settings
 from .stats import RunStats
-from .target import connected
+from .target import citus_tables, connected
 
 _T = TypeVar("_T")
 
@@ -145,6 +145,9 @@ async def read_facts(connection: asyncpg.Connection, schema: str, tables: Sequen
                    else "it is part of an inheritance hierarchy" if row["inherits"] else None)
             if why:
                 blockers[row["relname"]].append(why)
+        # Citus refuses a foreign key made again after the parallel COPY in one transaction.
+        for name in await citus_tables(connection, schema, list(tables)):
+            blockers[name].append("it is a Citus table (its constraints stand on every shard)")
         for row in await connection.fetch(_INDEXES, schema, list(tables)):
             name, table = row["relname"], row["table_name"]
             why = ("is its replica identity" if row["indisreplident"] else "is its CLUSTER index"

@@ -279,3 +279,16 @@ async def check_citus(connection: asyncpg.Connection, plan: MigrationPlan) -> No
         raise TargetError(f"--distribute/--reference need a Citus target: database {database!r} has no citus "
                           "extension", hint="CREATE EXTENSION citus in the database the cluster is set up in "
                                             "(usually postgres), or leave out --distribute and --reference")
+
+
+_CITUS_TABLES = """
+SELECT c.relname FROM pg_dist_partition p JOIN pg_class c ON c.oid = p.logicalrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = ANY($2::text[])
+"""
+
+
+async def citus_tables(connection: asyncpg.Connection, schema: str, tables: list[str]) -> set[str]:
+    """Which of the tables Citus distributes, replicates or tracks (none without Citus)."""
+    if await connection.fetchval(_CITUS_VERSION) is None:
+        return set()
+    return {row[0] for row in await connection.fetch(_CITUS_TABLES, schema, tables)}
