@@ -223,6 +223,12 @@ def _internal(exc: Exception, debug: bool, dsn: str | None) -> None:
 
         text = "".join(traceback.format_exception(exc))
         typer.echo(redact_text(text, dsn) if dsn else text, err=True)
+    from .faults import out_of_memory
+
+    memory = out_of_memory(exc)
+    if memory:  # not a bug: what ran out, and what to lower
+        typer.echo(f"copier: error: {memory}", err=True)
+        raise typer.Exit(int(ExitCode.FAILED))
     message = f"{type(exc).__name__}: {exc}"
     typer.echo(f"copier: internal error: {redact_text(message, dsn) if dsn else message} "
                "(rerun with --debug for details)", err=True)

@@ -147,6 +147,22 @@ def describe_pg_error(exc: BaseException) -> str:
     return f"{line} (hint: {hint})" if hint else line
 
 
+def out_of_memory(exc: BaseException) -> str | None:
+    """What ran out and what to lower, for a failure that is memory and not a bug: a
+    MemoryError, or a native module (pyarrow's, asyncpg's) that could not be loaded under
+    an address-space limit (ulimit -v), where mapping its code is what fails."""
+    import resource
+
+    limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+    under = f" under the address-space limit of {limit // 2**20:,} MB (ulimit -v)" if limit > 0 else ""
+    lower = "lower --workers, --jobs or --batch-size, or allow more memory"
+    if isinstance(exc, MemoryError):
+        return f"out of memory{under}: {lower}"
+    if isinstance(exc, ImportError) and under:
+        return f"out of memory{under}: could not load {exc.name or 'a module'} ({exc}): {lower}"
+    return None
+
+
 def describe_failure(exc: BaseException, dsn: str) -> str:
     """One line for a failure in any step: copier's own message, the server's (with our
     hint), or, for a bug, what it was (a bug must not take the other tables down with it)."""
@@ -154,6 +170,9 @@ def describe_failure(exc: BaseException, dsn: str) -> str:
 
     if isinstance(exc, CopierError):
         return redact_text(str(exc), dsn)
+    memory = out_of_memory(exc)
+    if memory:
+        return memory
     cause = root_cause(exc)
     if isinstance(cause, (asyncpg.PostgresError, OSError)) or lost_connection(cause):
         return redact_text(describe_pg_error(cause), dsn)

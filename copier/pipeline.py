@@ -40,6 +40,7 @@ from .faults import (
 )
 from .ident import qualified, quote_ident
 from .load import COLUMNAR_MIN_ROWS, task_group
+from .lockwatch import lock_waits_announced
 from .planning import ExistingTable, ForeignKeyPlan, MigrationPlan, TablePlan, build_plan
 from .progress import NullProgress, Progress, TableBar, make_progress
 from .rejects import RejectLog
@@ -272,6 +273,16 @@ async def _migrate(path: Path, readable: Path, settings: Settings, stats: RunSta
         stats.notes.append(f"{path} has no tables to migrate")
         stats.finished = time.monotonic()
         return stats
+    # Lock waits are said even with --quiet (a run that waits must say why): through the
+    # progress once it exists (after the plan), before it plainly.
+    notes: list[Callable[[str], None]] = [NullProgress(quiet=False).note]
+    async with lock_waits_announced(settings.dsn, lambda line: notes[-1](line)):
+        return await _prepare_and_load(path, readable, catalog, settings, stats, progress_factory, notes)
+
+
+async def _prepare_and_load(path: Path, readable: Path, catalog: Catalog, settings: Settings, stats: RunStats,
+                            progress_factory: ProgressFactory | None, notes: list[Callable[[str], None]]) -> RunStats:
+    """Prepare the target (plan, --resume, --if-exists), then load, complete and verify."""
     def failed(attempt: int, exc: BaseException) -> None:
         NullProgress(settings.quiet).note(f"copier: preparing the target: attempt {attempt + 1} of "
                                           f"{settings.retries + 1} failed ({describe_failure(exc, settings.dsn)}); "
@@ -291,6 +302,8 @@ async def _migrate(path: Path, readable: Path, settings: Settings, stats: RunSta
                          sqlstate=sqlstate_of(root_cause(exc)) or None) from exc
     factory = progress_factory or (lambda total, quiet: make_progress(total, quiet=quiet))
     progress = factory(sum(t.source.row_count for t in plan.tables), settings.quiet)
+    if not settings.quiet:
+        notes.append(progress.note)
 
     async def verify_loaded(loaded: MemoryObjectReceiveStream[TablePlan], load_ended: anyio.Event) -> None:
         # Against what was read (with --snapshot, the copy), each table once it is loaded.

@@ -445,3 +445,81 @@ def test_a_killed_snapshot_run_leaves_nothing_that_clean_does_not_remove(big: Pa
     assert cleaned.exit_code == 0, cleaned.output
     assert not left.exists()
     assert str(left) in cleaned.stdout
+
+
+def test_a_lock_wait_is_announced_naming_the_table_and_the_session_holding_it(tmp_path: Path,
+                                                                                target: Target) -> None:
+    import queue
+
+    from .helpers import sqlite_db
+
+    db = sqlite_db(tmp_path / "w.db", "CREATE TABLE t (id INTEGER PRIMARY KEY)", rows={"t": [(1,)]})
+    target.execute(f'CREATE SCHEMA "{target.schema}"')
+    target.execute("CREATE TABLE t (id integer PRIMARY KEY)")
+    locked, release = threading.Event(), threading.Event()
+    holder_pid: list[int] = []
+
+    def hold_lock() -> None:
+        async def hold() -> None:
+            holder = await asyncpg.connect(target.dsn)
+            try:
+                holder_pid.append(await holder.fetchval("SELECT pg_backend_pid()"))
+                await holder.execute("BEGIN")
+                await holder.execute(f'LOCK TABLE "{target.schema}".t IN ACCESS EXCLUSIVE MODE')
+                locked.set()
+                await asyncio.to_thread(release.wait, 120)
+            finally:
+                await holder.close()
+
+        run(hold())
+
+    holder = threading.Thread(target=hold_lock)
+    holder.start()
+    process = None
+    try:
+        assert locked.wait(10)
+        process = subprocess.Popen([sys.executable, "-m", "copier", "migrate", str(db), "--dsn", target.dsn,
+                                    "--schema", target.schema, "--if-exists", "append", "--quiet"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+        lines: queue.Queue[str] = queue.Queue()
+        stderr = process.stderr
+
+        def read() -> None:
+            for line in stderr or ():
+                lines.put(line)
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        line = lines.get(timeout=60)  # the first line copier says: the wait, while it waits
+        assert line.startswith(f'copier: waiting for a lock on {target.schema}.t held by pid {holder_pid[0]}: '
+                               f'LOCK TABLE "{target.schema}".t IN ACCESS EXCLUSIVE MODE'), line
+    finally:
+        release.set()
+        holder.join()
+    assert process is not None
+    assert process.wait(timeout=60) == 0
+    reader.join(10)
+    if process.stderr is not None:
+        process.stderr.close()
+    assert lines.empty()  # said once
+    assert target.count("t") == 1
+
+
+def test_running_out_of_memory_says_what_ran_out_and_what_to_lower() -> None:
+    from copier.faults import describe_failure, out_of_memory
+
+    said = out_of_memory(MemoryError())
+    assert said is not None and describe_failure(MemoryError(), "") == said
+    assert said.startswith("out of memory") and said.endswith(
+        ": lower --workers, --jobs or --batch-size, or allow more memory")
+    # Under an address-space limit (here a generous one), a native module that cannot be
+    # loaded is memory, said as such; set in a child process, not in the test runner.
+    script = ("import resource; resource.setrlimit(resource.RLIMIT_AS, (64 * 2**30, resource.RLIM_INFINITY)); "
+              "from copier.faults import out_of_memory; "
+              "print(out_of_memory(ImportError('libarrow.so: failed to map segment from shared object', "
+              "name='pyarrow')))")
+    said = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    assert said.stdout.strip() == (
+        "out of memory under the address-space limit of 65,536 MB (ulimit -v): could not load pyarrow "
+        "(libarrow.so: failed to map segment from shared object): lower --workers, --jobs or --batch-size, "
+        "or allow more memory")
