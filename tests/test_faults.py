@@ -518,8 +518,8 @@ def test_running_out_of_memory_says_what_ran_out_and_what_to_lower() -> None:
               "from copier.faults import out_of_memory; "
               "print(out_of_memory(ImportError('libarrow.so: failed to map segment from shared object', "
               "name='pyarrow')))")
-    said = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
-    assert said.stdout.strip() == (
+    child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    assert child.stdout.strip() == (
         "out of memory under the address-space limit of 65,536 MB (ulimit -v): could not load pyarrow "
         "(libarrow.so: failed to map segment from shared object): lower --workers, --jobs or --batch-size, "
         "or allow more memory")
