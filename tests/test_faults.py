@@ -523,3 +523,43 @@ def test_running_out_of_memory_says_what_ran_out_and_what_to_lower() -> None:
         "out of memory under the address-space limit of 65,536 MB (ulimit -v): could not load pyarrow "
         "(libarrow.so: failed to map segment from shared object): lower --workers, --jobs or --batch-size, "
         "or allow more memory")
+
+
+def test_the_in_run_verify_counts_the_rows_the_successful_attempt_read(tmp_path: Path, target: Target) -> None:
+    import sqlite3
+
+    from copier.pipeline import migrate as migrate_library
+    from copier.progress import NullProgress, TableBar
+    from copier.settings import Lane, Settings
+
+    from .helpers import sqlite_db
+
+    db = sqlite_db(tmp_path / "grows.db", "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)",
+                   rows={"t": [(i, f"v{i}") for i in range(1, 2_001)]})
+    with sqlite3.connect(db) as connection:
+        connection.execute("PRAGMA journal_mode = WAL")  # a writer may commit while copier reads
+
+    class WritesOnce:
+        """The first rows of the first attempt in flight: an application commits 1,000 more."""
+
+        written = False
+
+        def advance(self, rows: int) -> None:
+            if rows and not WritesOnce.written:
+                WritesOnce.written = True
+                with sqlite3.connect(db) as writer:
+                    writer.executemany("INSERT INTO t VALUES (?, ?)", [(i, f"v{i}") for i in range(2_001, 3_001)])
+
+        def close(self) -> None:
+            pass
+
+    class Watching(NullProgress):
+        def table(self, name: str, total: int) -> TableBar:
+            return WritesOnce()
+
+    settings = Settings(dsn=target.dsn, schema=target.schema, lane=Lane.EXACT, batch_size=100, quiet=True)
+    stats = anyio.run(migrate_library, db, settings, lambda _total, _quiet: Watching())
+    assert WritesOnce.written
+    assert stats.tables["t"].retries == 1  # the change was seen, and the table read again
+    assert stats.verified is True, stats.warnings
+    assert target.count("t") == 3_000
