@@ -110,28 +110,6 @@ def in_decimal128(column: ColumnPlan) -> bool:
             and 0 <= (target.scale or 0) <= _MAX_DECIMAL_SCALE)
 
 
-def takes(column: ColumnPlan) -> bool:
-    """Whether the columnar lane can produce this column's values as the exact lane does."""
-    return rules.RULES[column.type.kind].columnar and (column.type.scale or 0) >= 0
-
-
-def exact_only_reason(plan: TablePlan) -> str | None:
-    """Why the whole table takes the exact lane (None: the columnar lane takes it)."""
-    if plan.source.without_rowid:
-        return "WITHOUT ROWID"
-    for column in plan.columns:
-        if not takes(column):
-            return f"{column.target} {column.type.sql}: a type the columnar lane does not produce"
-    return None if plan.columns else "no columns"
-
-
-def lane_columns(plan: TablePlan) -> tuple[ColumnPlan, ...] | None:
-    """The table's columns if the columnar lane can take the table, else None."""
-    if plan.source.without_rowid or not plan.columns or not all(takes(c) for c in plan.columns):
-        return None
-    return plan.columns
-
-
 # Batches are cut at about this many bytes, and at most MAX_BATCH_ROWS rows: a range holds
 # a batch as read, its normalised copy and its COPY bytes at once, two or three deep, so
 # rows of 3 KB at 8,192 a batch took 600 MB. 8,192 rows: per-batch costs vanish.
@@ -607,5 +585,4 @@ def _timestamp(route: Route, moments: pa.Array, flagged: pa.Array) -> tuple[pa.A
 
 
 __all__ = ["BATCH_BYTES", "MAX_BATCH_ROWS", "Route", "Split", "batch_rows", "batch_schema", "drop_witness",
-           "exact_only_reason", "guarded_sql", "in_decimal128", "lane_columns", "numeric_wire", "routes_for",
-           "row_size_sql", "split_batch", "takes"]
+           "guarded_sql", "in_decimal128", "numeric_wire", "routes_for", "row_size_sql", "split_batch"]

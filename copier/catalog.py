@@ -60,6 +60,19 @@ class Table:
         column = self.column(self.primary_key[0])
         return column.name if column.declared_type.strip().upper() == "INTEGER" else None
 
+    @property
+    def rowid_name(self) -> str | None:
+        """A name that reaches the rowid although a column may be called 'rowid': the first
+        of rowid, _rowid_ and oid no column shadows, else the INTEGER PRIMARY KEY (which is
+        the rowid), else None (SQL cannot reach the rowid)."""
+        if self.without_rowid:
+            return None
+        taken = {c.name.lower() for c in self.columns}
+        for candidate in ("rowid", "_rowid_", "oid"):
+            if candidate not in taken:
+                return candidate
+        return self.rowid_alias
+
     def column(self, name: str) -> Column:
         for column in self.columns:
             if column.name == name:

@@ -19,11 +19,11 @@ from . import __version__
 from .distribution import placement_of
 from .dsn import describe, with_endpoint
 from .errors import CopierError, ExitCode, UsageError
+from .lanes import Lane
 from .planning import MigrationPlan, TablePlan
 from .settings import (
     Identifiers,
     IfExists,
-    Lane,
     OnError,
     Settings,
     dsn_given,
@@ -467,28 +467,14 @@ def plan(
     if as_json:
         from .planning import plan_document
 
-        document = plan_document(the_plan)
-        from .load import exact_because
-
-        for table, entry in zip(the_plan.tables, document["tables"]):  # type: ignore[call-overload]
-            reason = exact_because(table, settings.lane)
-            entry["lane"], entry["exact_because"] = ("columnar" if reason is None else "exact"), reason
-        typer.echo(json.dumps(document, indent=2, ensure_ascii=False))
+        typer.echo(json.dumps(plan_document(the_plan), indent=2, ensure_ascii=False))
         return
     if as_sql:
         from .ddl import plan_sql
 
         typer.echo(plan_sql(the_plan), nl=False)
         return
-    typer.echo(render_plan(the_plan, lane))
-
-
-def _lane_of(table: TablePlan, lane: Lane) -> str:
-    """The lane that loads the table (README: The two lanes)."""
-    from .load import exact_because
-
-    reason = exact_because(table, lane)
-    return "columnar" if reason is None else f"exact ({reason})"
+    typer.echo(render_plan(the_plan))
 
 
 def _set_aside_lines(the_plan: MigrationPlan, table: TablePlan) -> list[str]:
@@ -503,7 +489,7 @@ def _set_aside_lines(the_plan: MigrationPlan, table: TablePlan) -> list[str]:
     return []
 
 
-def render_plan(the_plan: MigrationPlan, lane: Lane = Lane.AUTO) -> str:
+def render_plan(the_plan: MigrationPlan) -> str:
     lines = [f"Target schema: {the_plan.schema}", ""]
     for number, wave in enumerate(the_plan.waves, 1):
         lines.append(f"Wave {number}: {', '.join(wave)}")
@@ -523,7 +509,7 @@ def render_plan(the_plan: MigrationPlan, lane: Lane = Lane.AUTO) -> str:
             lines.append(f"  primary key{name} ({', '.join(table.primary_key)}) added after the data")
         for index in table.indexes:
             lines.append(f"  {'unique ' if index.unique else ''}index {index.name} ({', '.join(index.columns)})")
-        lines.append(f"  lane: {_lane_of(table, lane)}")
+        lines.append(f"  lane: {table.lane.describe()}")
         lines += _set_aside_lines(the_plan, table)
         placement = placement_of(the_plan, table.name)
         if placement is not None:

@@ -29,11 +29,12 @@ from . import arrowlane, source
 from .casting import Kind
 from .errors import CopierError
 from .faults import ended_if_lost
-from .load import LoadCounts, LoadSpec, task_group
+from .loadspec import LoadCounts, LoadSpec
 from .normalise import ConvertedPage, Converter, convert_page, converter_for
 from .planning import TablePlan
 from .reader import KeyRange
 from .rejects import RejectSink
+from .tasks import task_group
 from .writer import TableWriter
 
 # Flagged rows are read again by rowid this many at a time, once the range's COPY is done.
@@ -221,9 +222,9 @@ class BatchSource:
     """Arrow batches of one rowid range, prepared for COPY; blocking, used from a thread."""
 
     def __init__(self, spec: LoadSpec, key_range: KeyRange) -> None:
-        columns = arrowlane.lane_columns(spec.table)
+        columns = spec.table.columns
         rowid = source.rowid_sql(spec.table.source)
-        assert columns is not None and rowid is not None, "the caller checked arrowlane.lane_columns"
+        assert spec.table.lane.columnar and rowid is not None, "the plan gives this lane rowid tables only"
         self.source_tz = spec.options.source_tz
         self.query = ArrowQuery(spec.path, spec.busy_timeout)
         try:

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager, suppress
 import anyio
 
 from . import target
-from .load import task_group
+from .tasks import task_group
 
 # Seconds a statement waits for a lock before it is announced, and between two looks.
 ANNOUNCE_AFTER = 2.0

@@ -39,13 +39,12 @@ from .faults import (
     sqlstate_of,
 )
 from .ident import qualified, quote_ident
-from .load import COLUMNAR_MIN_ROWS, task_group
 from .lockwatch import lock_waits_announced
 from .planning import ExistingTable, ForeignKeyPlan, MigrationPlan, TablePlan, build_plan
 from .progress import NullProgress, Progress, TableBar, make_progress
 from .rejects import RejectLog
 from .resume import Need, TableState, interrupted, resume_needs
-from .settings import IfExists, Lane, Settings
+from .settings import IfExists, Settings
 from .stats import RunStats, TableStats, TableStatus
 from .tableload import (
     GROUP_MAX_TABLES,
@@ -57,6 +56,7 @@ from .tableload import (
     mark_interrupted,
     staging_name,
 )
+from .tasks import task_group
 from .verification import TableCheck, verify_run, verify_tables
 
 ProgressFactory = Callable[[int, bool], Progress]
@@ -70,7 +70,8 @@ def plan_for(catalog: Catalog, settings: Settings, existing: Mapping[str, Existi
              reserved: Iterable[str] = ()) -> MigrationPlan:
     planned = build_plan(catalog, existing, schema=settings.schema, include=settings.tables,
                          exclude=settings.exclude, casts=dict(settings.casts), options=settings.value_options(),
-                         reserved=reserved, identifiers=settings.identifiers.value, views=settings.views)
+                         reserved=reserved, identifiers=settings.identifiers.value, views=settings.views,
+                         lane=settings.lane)
     return distribute(planned, settings.distribute, settings.reference)
 
 
@@ -182,10 +183,11 @@ async def _catalog_checked(path: Path, settings: Settings) -> Catalog:
         except Exception as exc:
             errors["read"] = exc
             return
-        if settings.lane is not Lane.EXACT and any(t.row_count >= COLUMNAR_MIN_ROWS for t in catalog[0].tables):
-            # The columnar lane will run: its imports (pyarrow, 90 ms) while the check ends. A
-            # failure here is the lane's to report, where it would have imported them anyway.
-            with suppress(Exception):
+        # The columnar lane will run (the plan says so; against an empty target, which only
+        # existing tables' types can change): its imports (pyarrow, 90 ms) while the check
+        # ends. A failure here is the lane's to report, where it would have imported them anyway.
+        with suppress(Exception):
+            if any(t.lane.columnar for t in plan_for(catalog[0], settings, {}).tables):
                 await anyio.to_thread.run_sync(importlib.import_module, f"{__package__}.columnar")
 
     async def check() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Context, Decimal
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING
@@ -18,6 +18,7 @@ from .casting import Kind, TargetType, map_declared_type, parse_pg_type
 from .catalog import Catalog, Column, Table
 from .errors import PlanError, ValueRejected
 from .ident import MAX_IDENTIFIER_BYTES, needs_quotes, quote_ident, quote_literal
+from .lanes import UNDECIDED, Lane, LanePlan, choose
 from .normalise import Options, converter_for
 from .rebuild import SetAside
 
@@ -92,6 +93,7 @@ class TablePlan:
     sequence_floor: int = 0
     primary_key_name: str = ""  # the constraint's name, chosen to collide with nothing
     existing_key: tuple[str, ...] = ()  # an existing target table's primary key (--if-exists upsert)
+    lane: LanePlan = UNDECIDED  # which lane loads the table and each column (lanes.choose)
 
     def target_column(self, source: str) -> str:
         """The target name of a source column (a name not among the columns is kept)."""
@@ -147,9 +149,11 @@ def plan_document(plan: MigrationPlan) -> dict[str, object]:
         "tables": [{
             "source": t.name, "target": t.target, "mode": "create" if t.create else "load into existing",
             "rows": t.source.row_count, "after": list(t.depends_on),
+            "lane": t.lane.name, "exact_because": t.lane.why,
             "columns": [{"source": c.source, "declared": c.declared, "target": c.target, "type": c.type.sql,
-                         "not_null": c.not_null, "identity": c.identity, "default": c.default_sql}
-                        for c in t.columns],
+                         "not_null": c.not_null, "identity": c.identity, "default": c.default_sql,
+                         "lane": "per value" if why else "bulk", "per_value_because": why}
+                        for c, why in zip(t.columns, t.lane.per_value)],
             "primary_key": {"name": t.primary_key_name, "columns": list(t.primary_key)} if t.primary_key else None,
             "indexes": [{"name": i.name, "columns": list(i.columns), "unique": i.unique} for i in t.indexes],
             **({"set_aside": _set_aside_document(set_aside[t.target])} if t.target in set_aside else {}),
@@ -188,11 +192,13 @@ def build_plan(
     reserved: Iterable[str] = (),
     identifiers: str = "keep",
     views: bool = True,
+    lane: Lane = Lane.AUTO,
 ) -> MigrationPlan:
     """Plan every selected table; raises PlanError listing every problem found.
 
     `reserved`: names already taken in the target schema by relations the plan does not
-    load into (tables, indexes, sequences, views); nothing copier creates may take them."""
+    load into (tables, indexes, sequences, views); nothing copier creates may take them.
+    `lane`: --lane, from which each table's lane is decided (lanes.choose)."""
     options = options or Options()
     selected = select_tables((t.name for t in catalog.tables), include, exclude)
     if include and not selected:
@@ -246,6 +252,7 @@ def build_plan(
         except PlanError as exc:
             problems.append(exc.message)
         notes += [f"{name}: {note}" for note in table.notes]
+    plans = [replace(p, lane=choose(p.source, [(c.target, c.type) for c in p.columns], lane)) for p in plans]
     foreign_keys = _plan_foreign_keys([p for p in plans if p.create], {p.name: p for p in plans}, tables,
                                       existing, used_names, notes)
     if problems:

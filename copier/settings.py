@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 
 from . import dsn
 from .errors import UsageError
+from .lanes import Lane
 from .normalise import Options
 
 DSN_VARIABLES = ("COPIER_DSN", "DATABASE_URL", "SQLALCHEMY_DATABASE_URI")
@@ -31,12 +32,6 @@ class Identifiers(StrEnum):
 class OnError(StrEnum):
     REJECT = "reject"
     ABORT = "abort"
-
-
-class Lane(StrEnum):
-    AUTO = "auto"  # the columnar lane where it gives the exact lane's output and pays off, the exact lane for the rest
-    EXACT = "exact"  # every value through the per-value converters (slower; for comparison and debugging)
-    COLUMNAR = "columnar"  # as auto, but small tables too (for comparison and tests)
 
 
 # Seconds a read waits for another process's lock on the source (--busy-timeout).

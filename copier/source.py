@@ -397,14 +397,11 @@ def _group_foreign_keys(rows: Sequence[tuple[Any, ...]]) -> tuple[ForeignKey, ..
 
 
 def rowid_sql(table: Table) -> str | None:
-    """An expression that reaches the rowid although a column may be called 'rowid': the
-    first of rowid, _rowid_ and oid no column shadows, else the INTEGER PRIMARY KEY (which
-    is the rowid), else None (the rowid is then out of reach of SQL)."""
-    taken = {c.name.lower() for c in table.columns}
-    for candidate in ("rowid", "_rowid_", "oid"):
-        if candidate not in taken:
-            return candidate
-    return quote_sqlite(table.rowid_alias) if table.rowid_alias else None
+    """SQL for the table's rowid (catalog.Table.rowid_name), or None where SQL cannot reach it."""
+    name = table.rowid_name
+    if name is None or name == table.rowid_alias:
+        return quote_sqlite(name) if name else None
+    return name
 
 
 def key_columns(table: Table) -> tuple[str, ...]:

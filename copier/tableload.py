@@ -21,7 +21,8 @@ from .distribution import distribute_sql, placement_of
 from .errors import SourceChanged
 from .faults import describe_failure, describe_pg_error, is_environmental, retrying
 from .ident import MAX_IDENTIFIER_BYTES, qualified, quote_literal
-from .load import LoadCounts, LoadSpec, columnar_takes, load_rows, task_group
+from .load import load_rows
+from .loadspec import LoadCounts, LoadSpec
 from .planning import MigrationPlan, TablePlan
 from .progress import Progress
 from .reader import KeyRange, table_ranges
@@ -30,6 +31,7 @@ from .resume import Need, TableState, need_of
 from .settings import IfExists, Settings
 from .source import ChangeWatch
 from .stats import RunStats, TableStats, TableStatus
+from .tasks import task_group
 from .worker import load_chunk, load_chunk_here
 from .writer import check_max_rejects
 
@@ -323,7 +325,7 @@ async def _record(run: Run, table: TablePlan, status: TableStatus, *, connection
 def _spec(run: Run, table: TablePlan, ranges: Sequence[KeyRange | None]) -> LoadSpec:
     settings = run.settings
     return LoadSpec(run.path, run.plan.schema, table, tuple(ranges), settings.value_options(), settings.batch_size,
-                    settings.queue_depth, settings.on_error, settings.busy_timeout, settings.max_rejects, settings.lane)
+                    settings.queue_depth, settings.on_error, settings.busy_timeout, settings.max_rejects)
 
 
 def _in_parallel(run: Run, table: TablePlan) -> bool:
@@ -415,7 +417,7 @@ async def _load_parallel(
                                     run.settings.batch_size)
         limiter = anyio.CapacityLimiter(run.settings.workers)
         counts = LoadCounts()
-        here = columnar_takes(table, run.settings.lane)  # see worker.py: threads, not processes
+        here = table.lane.columnar  # see worker.py: threads, not processes
 
         async def load(key_range: KeyRange | None) -> None:
             spec = replace(_spec(run, staging, [key_range]), queue_depth=WORKER_QUEUE_DEPTH)

@@ -26,12 +26,12 @@ from . import crosscheck, ddl, source, target
 from .casting import Kind
 from .faults import ended_if_lost
 from .ident import qualified, quote_sqlite
-from .load import task_group
 from .normalise import ConvertedPage, Converter
 from .planning import MigrationPlan, TablePlan
 from .reader import KeyRange, read_range, split_ranges, table_ranges
 from .settings import Settings
 from .stats import RunStats
+from .tasks import task_group
 
 SHOWN_KEYS = 5
 _VERIFY_BATCH_ROWS = 8_192

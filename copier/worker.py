@@ -19,7 +19,8 @@ import asyncpg
 from . import target
 from .errors import CopierError, LoadError
 from .faults import describe_pg_error, is_transient, root_cause, sqlstate_of
-from .load import LoadCounts, LoadSpec, load_rows
+from .load import load_rows
+from .loadspec import LoadCounts, LoadSpec
 from .rejects import RejectList
 
 

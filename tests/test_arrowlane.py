@@ -12,7 +12,7 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from copier import arrowlane, normalise
+from copier import arrowlane, lanes, normalise
 from copier.casting import Kind, TargetType
 from copier.planning import ColumnPlan
 
@@ -72,11 +72,11 @@ def test_numeric_any_double(bits: list[int], numeric: tuple[int, int]) -> None:
 
 
 def test_numeric_scales_past_what_decimal128_takes_travel_as_wire_bytes() -> None:
-    assert arrowlane.takes(_route(38, 15).column) and arrowlane.in_decimal128(_route(38, 15).column)
-    assert arrowlane.takes(_route(38, 16).column) and not arrowlane.in_decimal128(_route(38, 16).column)
-    assert arrowlane.takes(_route(39, 2).column) and not arrowlane.in_decimal128(_route(39, 2).column)
+    assert lanes.column_why(_route(38, 15).column.type) is None and arrowlane.in_decimal128(_route(38, 15).column)
+    assert lanes.column_why(_route(38, 16).column.type) is None and not arrowlane.in_decimal128(_route(38, 16).column)
+    assert lanes.column_why(_route(39, 2).column.type) is None and not arrowlane.in_decimal128(_route(39, 2).column)
     negative = TargetType("numeric(5,-2)", Kind.NUMERIC, precision=5, scale=-2)
-    assert not arrowlane.takes(ColumnPlan("v", "v", "NUMERIC(5,-2)", negative))
+    assert lanes.column_why(negative) == "a type the columnar lane does not produce"
 
 
 def test_trailing_zeros_are_not_rounding() -> None:

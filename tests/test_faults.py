@@ -528,9 +528,10 @@ def test_running_out_of_memory_says_what_ran_out_and_what_to_lower() -> None:
 def test_the_in_run_verify_counts_the_rows_the_successful_attempt_read(tmp_path: Path, target: Target) -> None:
     import sqlite3
 
+    from copier.lanes import Lane
     from copier.pipeline import migrate as migrate_library
     from copier.progress import NullProgress, TableBar
-    from copier.settings import Lane, Settings
+    from copier.settings import Settings
 
     from .helpers import sqlite_db
 

@@ -23,7 +23,8 @@ from hypothesis import strategies as st
 
 import copier
 from copier import arrowlane, columnar, source
-from copier.settings import IfExists, Lane, Settings
+from copier.lanes import Lane
+from copier.settings import IfExists, Settings
 from copier.stats import RunStats
 
 from .helpers import invoke
@@ -523,7 +524,7 @@ def _modules_of_a_fresh_run(source: Path, target: Target, tmp_path: Path, settin
 
     script = ("import sys, anyio, copier\n"
               "from pathlib import Path\n"
-              "from copier.settings import Settings, Lane\n"
+              "from copier.settings import Settings\nfrom copier.lanes import Lane\n"
               f"stats = anyio.run(copier.migrate, Path({str(source)!r}), Settings(dsn={target.dsn!r}, "
               f"schema={target.schema!r}, quiet=True, reject_file=Path({str(tmp_path / 'r.jsonl')!r}){settings}))\n"
               "print(stats.verified, 'pyarrow' in sys.modules, 'pyarrow.dataset' in sys.modules)\n")

@@ -63,7 +63,12 @@ def test_plan_verify_and_status_as_json(tmp_path: Path, target: Target) -> None:
     track = next(t for t in plan["tables"] if t["source"] == "Track")
     assert track["mode"] == "create" and track["rows"] == 3503 and track["after"] == ["Album", "Genre", "MediaType"]
     assert {"source": "Milliseconds", "declared": "INTEGER", "target": "Milliseconds", "type": "bigint",
-            "not_null": True, "identity": False, "default": None} in track["columns"]
+            "not_null": True, "identity": False, "default": None, "lane": "bulk",
+            "per_value_because": None} in track["columns"]
+    assert track["lane"] == "columnar" and track["exact_because"] is None  # 3,503 rows of types the lane takes
+    genre = next(t for t in plan["tables"] if t["source"] == "Genre")  # 25 rows
+    assert genre["lane"] == "exact" and genre["exact_because"] == "under 1,000 rows, where the exact lane costs less"
+    assert {c["lane"] for c in genre["columns"]} == {"per value"}
     assert invoke("migrate", source, "--dsn", target.dsn, "--schema", target.schema, "-q").exit_code == 0
     verified = invoke("verify", source, "--dsn", target.dsn, "--schema", target.schema, "--json")
     checks = json.loads(verified.stdout)
