@@ -407,6 +407,7 @@ async def _prepare_target(
             plan = replace(plan, set_aside=tuple(await set_aside(connection, plan, settings, kept, resumed, stats)))
     for table in plan.tables:
         stats.tables[table.name] = TableStats(table.name, table.target, expected=table.source.row_count,
+                                              lane=table.lane.name,
                                               preexisting=kept.get(table.target, 0))
     stats.notes += [*plan.notes, *(f"skipped {name}: {why}" for name, why in plan.skipped
                                     if not why.startswith("virtual table:"))]  # a problem, listed as one

@@ -32,6 +32,7 @@ class TableStats:
     rejected: int = 0
     rounded: int = 0  # numeric values rounded to their column's declared scale
     columnar: int = 0  # of the rows written, those the columnar lane wrote (the rest: the exact lane)
+    lane: str = "exact"  # the lane the plan gave the table (lanes.LanePlan.name)
     retries: int = 0  # attempts that failed for a transient reason and were made again
     chunks: int = 0  # rowid chunks loaded by worker processes (0: loaded in this process)
     resumed: bool = False  # its rows were loaded by the run --resume continues, not by this one
@@ -52,6 +53,12 @@ class TableStats:
         return self.written / self.seconds if self.seconds > 0 else 0.0
 
     @property
+    def exact(self) -> int:
+        """Of the rows written, those the exact lane wrote (converted one by one); 0 for a
+        resumed table, whose rows the earlier run counted, not by lane."""
+        return 0 if self.resumed else max(0, self.written - self.columnar)
+
+    @property
     def errors(self) -> int:
         return (self.error is not None) + len(self.warnings)
 
@@ -59,7 +66,8 @@ class TableStats:
         return {
             "table": self.name, "target": self.target, "status": self.status.value,
             "rows_source": self.expected, "rows_read": self.read, "rows_written": self.written,
-            "rows_rejected": self.rejected, "values_rounded": self.rounded, "rows_columnar": self.columnar,
+            "rows_rejected": self.rejected, "values_rounded": self.rounded,
+            "lane": self.lane, "rows_columnar": self.columnar, "rows_exact": self.exact,
             "retries": self.retries,
             "worker_chunks": self.chunks,
             "seconds": round(self.seconds, 3),
@@ -101,6 +109,7 @@ class RunStats:
             "retries": sum(t.retries for t in rows),
             "values_rounded": sum(t.rounded for t in rows),
             "rows_columnar": sum(t.columnar for t in rows),
+            "rows_exact": sum(t.exact for t in rows),
             "seconds": round(self.seconds, 3),
             "rows_per_second": round(written / self.seconds, 1) if self.seconds > 0 else 0.0,
         }
@@ -138,6 +147,9 @@ def render_summary(stats: RunStats) -> str:
     notes = [*stats.notes, *(f"{t.name}: {t.rounded:,} numeric value(s) had more decimal places than their "
                              "column's declared scale and were rounded (as PostgreSQL rounds)"
                              for t in stats.tables.values() if t.rounded)]
+    notes += [f"{t.name}: {t.exact:,} of {t.written:,} rows written went through the exact lane (values the "
+              "columnar lane does not convert in bulk)" for t in stats.tables.values()
+              if t.lane == "columnar" and t.exact and t.status is TableStatus.DONE]
     if notes:
         out += ["", "Notes:"] + [f"  - {n}" for n in notes]
     if problems:
