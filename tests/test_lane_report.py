@@ -30,10 +30,10 @@ SHAPES: dict[str, tuple[str, list[tuple[object, ...]], int, int]] = {
     # Three values no converter takes: rejected, the other rows all in bulk.
     "dirty": ("CREATE TABLE dirty (id INTEGER PRIMARY KEY, n INTEGER)",
               [(i, "n/a" if i % 600 == 0 else i) for i in range(1, ROWS + 1)], 0, 3),
-    # ISO text, and at the end four Julian day numbers (REAL): those four rows go one by one.
+    # ISO text, and at the end four Julian day numbers (REAL): the rule book converts both in bulk.
     "julian": ("CREATE TABLE julian (id INTEGER PRIMARY KEY, at DATETIME)",
                [(i, f"2024-01-02 03:04:{i % 60:02d}" if i <= ROWS - 4 else 2460311.5 + i % 7)
-                for i in range(1, ROWS + 1)], 4, 0),
+                for i in range(1, ROWS + 1)], 0, 0),
     # SQLite's NUMERIC affinity: integers and reals mixed, no declared scale.
     "bare_numeric": ("CREATE TABLE bare_numeric (id INTEGER PRIMARY KEY, amount NUMERIC)",
                      [(i, i if i % 2 else i + 0.25) for i in range(1, ROWS + 1)], 0, 0),
@@ -61,11 +61,7 @@ def outcome(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     yield {t["source"]: t for t in plan["tables"]}, {t["table"]: t for t in document["tables"]}
 
 
-@pytest.mark.parametrize("name", [
-    *(n for n in SHAPES if n != "prisma"),
-    # The columnar lane does not yet convert Unix milliseconds in bulk (issue 19, the rule book).
-    pytest.param("prisma", marks=pytest.mark.xfail(strict=True, reason="epoch ms not yet converted in bulk")),
-])
+@pytest.mark.parametrize("name", list(SHAPES))
 def test_the_report_counts_the_rows_of_the_lane_the_plan_named(
         name: str, outcome: tuple[dict[str, Any], dict[str, Any]]) -> None:
     plan, report = outcome[0][name], outcome[1][name]
