@@ -36,6 +36,7 @@ class Index:
     unique: bool
     descending: tuple[bool, ...] = ()
     nocase: tuple[bool, ...] = ()  # per column: compared with COLLATE NOCASE
+    partial_sql: str | None = None  # a partial index: SQLite's CREATE INDEX (its WHERE is translated)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +52,7 @@ class Table:
     autoincrement_seq: int | None = None
     notes: tuple[str, ...] = ()  # what could not be carried over (partial indexes, ...)
     virtual_module: str | None = None  # a virtual table's module (fts5, rtree): copied as a plain table
+    check_sql: str | None = None  # SQLite's CREATE TABLE, when it has CHECK constraints (translated by the plan)
 
     @property
     def rowid_alias(self) -> str | None:

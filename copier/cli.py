@@ -518,6 +518,9 @@ def render_plan(the_plan: MigrationPlan) -> str:
         lines += ["", "Foreign keys, added after all tables:"]
         lines += [f"  {fk.name}: {fk.target}({', '.join(fk.columns)}) -> {fk.ref_target}({', '.join(fk.ref_columns)})"
                   for fk in the_plan.foreign_keys]
+    if the_plan.translated:
+        lines += ["", "From SQLite's SQL, translated to PostgreSQL's, made after the load if PostgreSQL accepts it:"]
+        lines += [f"  {t.table}: {t.kind} {t.name}: {t.sql}" for t in the_plan.translated]
     if the_plan.views:
         lines += ["", "Views, translated to PostgreSQL's SQL, created after the tables if PostgreSQL accepts it:"]
         lines += [f"  {v.name} -> {the_plan.schema}.{v.target}" for v in the_plan.views]

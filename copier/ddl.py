@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .distribution import distribute_sql, placement_of
 from .ident import qualified, quote_ident
-from .planning import ForeignKeyPlan, IndexPlan, MigrationPlan, TablePlan, ViewPlan
+from .planning import ForeignKeyPlan, IndexPlan, MigrationPlan, TablePlan, TranslatedPlan, ViewPlan
 
 _ACTIONS = {"NO ACTION", "RESTRICT", "CASCADE", "SET NULL", "SET DEFAULT"}
 
@@ -69,8 +69,10 @@ def drop_constraint(schema: str, table: str, name: str) -> str:
 
 def plan_sql(plan: MigrationPlan) -> str:
     """The DDL `migrate` runs for a plan, in its order, for a reviewer to read or apply by
-    hand: tables copier creates, then (after the data) keys, indexes and foreign keys.
-    Loading the data, and moving sequences past the largest id, are left to copier."""
+    hand: tables copier creates, then (after the data) keys, indexes and foreign keys, the
+    translated CHECKs, partial indexes, defaults and views (migrate makes each of these only
+    if PostgreSQL accepts it: applied by hand, one it refuses is an error). Loading the
+    data, and moving sequences past the largest id, are left to copier."""
     statements = [f"CREATE SCHEMA IF NOT EXISTS {quote_ident(plan.schema)}"]
     created = [t for t in plan.tables if t.create]
     for table in created:
@@ -81,10 +83,27 @@ def plan_sql(plan: MigrationPlan) -> str:
     statements += [add_primary_key(plan.schema, t) for t in created if t.primary_key]
     statements += [create_index(plan.schema, t, i) for t in created for i in t.indexes]
     statements += [add_foreign_key(plan.schema, fk) for fk in plan.foreign_keys]
+    by_name = {t.name: t for t in created}
+    statements += [statement for item in plan.translated
+                   for statement in make_translated(plan.schema, by_name[item.table], item)]
     if plan.views:
         statements.append(f"SET search_path TO {quote_ident(plan.schema)}")
         statements += [create_view(plan.schema, v) for v in plan.views]
     return ";\n\n".join(statements) + ";\n"
+
+
+def make_translated(schema: str, table: TablePlan, item: TranslatedPlan) -> list[str]:
+    """The statements that make a translated CHECK, partial index or default, in one
+    transaction; made again by a rerun or --resume without a duplicate."""
+    where = qualified(schema, table.target)
+    if item.kind == "check":
+        return [drop_constraint(schema, table.target, item.name),
+                f"ALTER TABLE {where} ADD CONSTRAINT {quote_ident(item.name)} CHECK ({item.sql})"]
+    if item.kind == "partial index" and item.index is not None:
+        return [f"{create_index(schema, table, item.index)} WHERE {item.sql}"]
+    if item.kind == "default":
+        return [f"ALTER TABLE {where} ALTER COLUMN {quote_ident(item.name)} SET DEFAULT {item.sql}"]
+    raise ValueError(f"no statement for a translated {item.kind}")
 
 
 def create_view(schema: str, view: ViewPlan) -> str:

@@ -604,6 +604,8 @@ async def _complete(run: Run) -> None:
         return
     if run.record_state and not await step("restoring what was set aside", lambda: _restore_set_aside(run)):
         return
+    if run.plan.translated and not await step("checks, partial indexes and defaults", lambda: _make_translated(run)):
+        return
     if run.plan.views and not await step("views", lambda: _create_views(run)):
         return
     if run.record_state:
@@ -792,6 +794,29 @@ async def _restore_set_aside(run: Run) -> None:
     for failed in await restore_pending(run.pool, run.plan.schema, run.settings.state_schema):
         table = by_target.get(failed.definition.table) if failed.definition.schema == run.plan.schema else None
         (table.warnings if table is not None else run.stats.warnings).append(str(failed))
+
+
+async def _make_translated(run: Run) -> None:
+    """Each translated CHECK, partial index and default of a table loaded whole, if
+    PostgreSQL accepts it; the others are noted with PostgreSQL's reason (a function SQLite
+    has and PostgreSQL lacks, a comparison of types SQLite mixes freely)."""
+    notes: list[str] = []  # into the run's once all are done: a retry makes them all again
+    tables = {t.name: t for t in run.plan.tables}
+    async with run.pool.acquire() as connection:
+        for item in run.plan.translated:
+            stats = run.stats.tables.get(item.table)
+            if stats is None or stats.status is not TableStatus.DONE:
+                continue
+            try:
+                async with connection.transaction():
+                    for statement in ddl.make_translated(run.plan.schema, tables[item.table], item):
+                        await connection.execute(statement)
+            except asyncpg.PostgresError as exc:
+                if is_environmental(exc):
+                    raise
+                notes.append(f"{item.table}: {item.kind} {item.name} ({item.sqlite}) not made: PostgreSQL refused "
+                             f"its translation ({item.sql}): {describe_pg_error(exc)}")
+    run.stats.notes += notes
 
 
 async def _create_views(run: Run) -> None:

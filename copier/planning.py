@@ -116,6 +116,20 @@ class ViewPlan:
 
 
 @dataclass(frozen=True, slots=True)
+class TranslatedPlan:
+    """What SQLite's SQL says of a created table beyond its columns and keys, translated to
+    PostgreSQL's (copier.dialect): a CHECK constraint, a partial index's WHERE clause, a
+    column DEFAULT that is an expression. Made after the load, each only if PostgreSQL
+    accepts it: a translation PostgreSQL refuses becomes a note, never a failed table."""
+    table: str  # source name of the table
+    kind: str  # "check", "partial index" or "default"
+    name: str  # the constraint's or index's name; the column's target name for a default
+    sql: str  # the expression (for a partial index: its WHERE), in PostgreSQL's dialect
+    sqlite: str  # the same in SQLite's, for messages
+    index: IndexPlan | None = None  # a partial index's columns and uniqueness
+
+
+@dataclass(frozen=True, slots=True)
 class MigrationPlan:
     schema: str
     tables: tuple[TablePlan, ...]  # in wave order
@@ -127,6 +141,7 @@ class MigrationPlan:
     set_aside: tuple[SetAside, ...] = ()
     # Into Citus (--distribute, --reference): each created table's placement, in plan order.
     distribution: tuple[TablePlacement, ...] = ()
+    translated: tuple[TranslatedPlan, ...] = ()  # made after the load, each only if PostgreSQL accepts it
 
     @property
     def waves(self) -> tuple[tuple[str, ...], ...]:
@@ -160,6 +175,8 @@ def plan_document(plan: MigrationPlan) -> dict[str, object]:
         } for t in plan.tables],
         "foreign_keys": [{"name": f.name, "table": f.target, "columns": list(f.columns), "references": f.ref_target,
                           "ref_columns": list(f.ref_columns)} for f in plan.foreign_keys],
+        "translated": [{"table": t.table, "kind": t.kind, "name": t.name, "sql": t.sql, "sqlite": t.sqlite}
+                       for t in plan.translated],
         "skipped": [{"name": name, "why": why} for name, why in plan.skipped],
         "notes": list(plan.notes),
         **({"distribution": [{"table": p.table, "placement": str(p.placement), "column": p.column, "why": p.why}
@@ -282,7 +299,9 @@ def build_plan(
                 continue
             view_plans.append(ViewPlan(view.name, target, select, tuple(map(fold, view.columns))))
     notes += _quoting_note(plans, view_plans)
-    return MigrationPlan(schema, tuple(plans), tuple(foreign_keys), tuple(skipped), tuple(notes), tuple(view_plans))
+    translated = _plan_translated([p for p in plans if p.create], used_names, notes, fold)
+    return MigrationPlan(schema, tuple(plans), tuple(foreign_keys), tuple(skipped), tuple(notes), tuple(view_plans),
+                         translated=tuple(translated))
 
 
 def _quoting_note(plans: Sequence[TablePlan], views: Sequence[ViewPlan]) -> list[str]:
@@ -296,6 +315,75 @@ def _quoting_note(plans: Sequence[TablePlan], views: Sequence[ViewPlan]) -> list
     lower = ("; --identifiers lower creates them in lower case, which unquoted SQL reaches"
              if any(n != n.lower() for n in quoted) else "")
     return [f"{len(quoted)} created name(s) must be double-quoted in SQL: {shown}{lower}"]
+
+
+def _plan_translated(plans: Sequence[TablePlan], used_names: set[str], notes: list[str],
+                     fold: Callable[[str], str]) -> list[TranslatedPlan]:
+    """The CHECK constraints, partial indexes and expression defaults of the tables copier
+    creates, translated; what cannot be is noted with the reason and left out."""
+    wanted = [p for p in plans if p.source.check_sql or any(i.partial_sql for i in p.source.indexes)
+              or any(_expression_default(c, p) for c in p.source.columns)]
+    if not wanted:
+        return []  # sqlglot takes 0.2 s to import: only for a source that needs it
+    from .dialect import Untranslatable, index_where, sqlite_text, table_checks, translate_expression, translate_tree
+
+    translated: list[TranslatedPlan] = []
+    for table in wanted:
+        names = {c.source.lower(): c.target for c in table.columns} | {table.name.lower(): table.target}
+        check_names: set[str] = set()
+        try:
+            checks = table_checks(table.source.check_sql) if table.source.check_sql else ()
+        except Untranslatable as exc:
+            notes.append(f"{table.name}: CHECK constraints not copied: its CREATE TABLE cannot be read: {exc}")
+            checks = ()
+        for check in checks:
+            # PostgreSQL's own names for unnamed ones (table_column_check, table_check).
+            on_column = table.target_column(check.column) if check.column else None
+            base = check.name or "_".join(filter(None, (table.target, on_column, "check")))
+            name = _unique_name(base, check_names)
+            try:
+                sql = translate_tree(check.expression, names, fold)
+            except Untranslatable as exc:
+                notes.append(f"{table.name}: CHECK ({sqlite_text(check.expression)}) not copied: {exc}")
+                continue
+            translated.append(TranslatedPlan(table.name, "check", name, sql, sqlite_text(check.expression)))
+        for index in table.source.indexes:
+            if index.partial_sql is None:
+                continue
+            try:
+                where = index_where(index.partial_sql)
+                sql = translate_tree(where, names, fold)
+            except Untranslatable as exc:
+                notes.append(f"{table.name}: partial index {index.name} not copied: "
+                             f"its WHERE cannot be translated: {exc}")
+                continue
+            plan = IndexPlan(table.name, _unique_name(index.name, used_names), index.columns, index.unique,
+                             index.descending)
+            translated.append(TranslatedPlan(table.name, "partial index", plan.name, sql, sqlite_text(where), plan))
+        for column in table.source.columns:
+            default = _expression_default(column, table)
+            if default is None:
+                continue
+            target = table.target_column(column.name)
+            try:
+                sql = translate_expression(default, names, fold)
+            except Untranslatable as exc:
+                notes.append(f"{table.name}.{column.name}: default {column.default} dropped: {exc}")
+                continue
+            translated.append(TranslatedPlan(table.name, "default", target, sql, default))
+    return translated
+
+
+def _expression_default(column: Column, table: TablePlan) -> str | None:
+    """A column default that is an expression (not a constant, not a time of insert, which
+    the table's own DEFAULT carries), as SQLite's text; None for any other column."""
+    if column.default is None or column.name == table.source.rowid_alias:
+        return None
+    plan = next(c for c in table.columns if c.source == column.name)
+    if plan.default_sql is not None or plan.identity:
+        return None
+    _sql, note = translate_default(column.default, plan.type, Options())
+    return column.default if note and note.endswith(_NOT_A_CONSTANT) else None
 
 
 def _created_names(plans: Sequence[TablePlan], catalog: Catalog, fold: Callable[[str], str]) -> dict[str, str]:
@@ -437,7 +525,7 @@ def _plan_new(
                          f"{column.largest!r}, more integer digits than {target.sql} allows")
             target = widened
         default_sql, note = translate_default(column.default, target, options)
-        if note:
+        if note and not note.endswith(_NOT_A_CONSTANT):  # an expression: _plan_translated's
             notes.append(f"{table.name}.{column.name}: {note}")
         identity = column.name == identity_column and target.kind in (Kind.INT8, Kind.INT4, Kind.INT2)
         sequence = _unique_name(f"{target_name}_{column_target}_seq", used_names) if identity else None
@@ -450,6 +538,8 @@ def _plan_new(
     primary_key_name = _unique_name(f"{target_name}_pkey", used_names) if table.primary_key else ""
     indexes = []
     for index in table.indexes:
+        if index.partial_sql is not None:
+            continue  # made after the load, if PostgreSQL accepts its WHERE (_plan_translated)
         base = index.name
         if base.startswith("sqlite_autoindex_"):
             base = f"{target_name}_{'_'.join(by_source[c] for c in index.columns)}_key"
@@ -620,6 +710,9 @@ _NOW_SQL = {
 }
 
 
+_NOT_A_CONSTANT = "not a constant copier can translate"
+
+
 def translate_default(default: str | None, target: TargetType, options: Options) -> tuple[str | None, str | None]:
     """(SQL for the PostgreSQL default or None, a note when the default is dropped).
 
@@ -647,7 +740,7 @@ def translate_default(default: str | None, target: TargetType, options: Options)
     elif match := _BLOB.fullmatch(text):
         value = bytes.fromhex(match.group(1))
     else:
-        return None, f"default {default} dropped: not a constant copier can translate"
+        return None, f"default {default} dropped: {_NOT_A_CONSTANT}"
     try:
         converted = converter_for(target, options)(value)
     except ValueRejected as exc:

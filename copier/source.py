@@ -34,6 +34,7 @@ _FOREIGN_KEYS = (
     "FROM pragma_foreign_key_list(?) ORDER BY id, seq"
 )
 _INDEXES = 'SELECT name, "unique", origin, partial FROM pragma_index_list(?) ORDER BY seq'
+_INDEX_SQL = "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?"
 _INDEX_COLUMNS = "SELECT cid, name, desc, coll FROM pragma_index_xinfo(?) WHERE key = 1 ORDER BY seqno"
 
 
@@ -242,7 +243,8 @@ def read_catalog(connection: sqlite3.Connection) -> Catalog:
         elif kind == "shadow":
             skipped.append(Skipped(name, "shadow table", "belongs to a virtual table"))
         elif kind == "table":
-            tables.append(_read_table(connection, name, bool(without_rowid), sequences))
+            tables.append(_read_table(connection, name, bool(without_rowid), sequences,
+                                      create_sql=sql_by_name.get(name, "")))
     return Catalog(tuple(sorted(tables, key=lambda t: t.name)), tuple(sorted(skipped, key=lambda s: s.name)),
                    tuple(sorted(views, key=lambda v: v.name)))
 
@@ -260,6 +262,7 @@ def _read_table(
     without_rowid: bool,
     sequences: dict[str, int],
     module: str | None = None,
+    create_sql: str = "",
 ) -> Table:
     notes: list[str] = [_VIRTUAL_NOTES.get(module, f"{module} virtual table copied as a plain table")] if module else []
     columns: list[Column] = []
@@ -281,14 +284,13 @@ def _read_table(
         if origin == "pk" and not any(str(coll).lower() == "nocase" for *_rest, coll in index_columns):
             continue  # the primary key itself, added by the planner
         # (A NOCASE primary key also gets a unique index of its own, case-insensitive.)
-        if partial:
-            notes.append(f"partial index {index_name!r} is not copied")
-        elif any(cid < 0 for cid, _n, _d, _coll in index_columns):
-            notes.append(f"index {index_name!r} on an expression or rowid is not copied")
+        if any(cid < 0 for cid, _n, _d, _coll in index_columns):
+            notes.append(f"{'partial ' if partial else ''}index {index_name!r} on an expression or rowid is not copied")
         else:
             indexes.append(Index(index_name, tuple(n for _c, n, _d, _coll in index_columns), bool(unique),
                                  tuple(bool(d) for _c, _n, d, _coll in index_columns),
-                                 tuple(str(coll).lower() == "nocase" for _c, _n, _d, coll in index_columns)))
+                                 tuple(str(coll).lower() == "nocase" for _c, _n, _d, coll in index_columns),
+                                 partial_sql=_all(connection, _INDEX_SQL, index_name)[0][0] if partial else None))
     count_rows = _all(connection, f"SELECT count(*) FROM {quote_sqlite(name)}")
     columns = _census(connection, name, columns)
     return Table(
@@ -302,8 +304,12 @@ def _read_table(
         autoincrement_seq=sequences.get(name),
         notes=tuple(notes),
         virtual_module=module,
+        # A cheap test first: parsing the statement (sqlglot) is for tables that have one.
+        check_sql=create_sql if _CHECK.search(create_sql) else None,
     )
 
+
+_CHECK = re.compile(r"\bCHECK\s*\(", re.IGNORECASE)
 
 # CREATE [TEMP] VIEW [IF NOT EXISTS] name [(columns)] AS select
 _CREATE_VIEW = re.compile(

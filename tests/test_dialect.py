@@ -64,3 +64,77 @@ def test_names_take_the_created_names_and_aliases_keep_one_spelling() -> None:
         'ON "x"."album_id" = "t"."album_id" ORDER BY "label" NULLS FIRST')  # SQLite sorts NULLs first
     with pytest.raises(Untranslatable):
         translate_select("select from where (", {}, str)
+
+
+# CHECK constraints, partial indexes and expression defaults (issue 22, item 6). Expected
+# PostgreSQL text is what PostgreSQL itself prints back (pg_get_constraintdef, pg_get_indexdef,
+# pg_get_expr), written out here.
+
+_SHOP = (
+    "CREATE TABLE items (id INTEGER PRIMARY KEY, qty INTEGER NOT NULL CHECK (qty >= 0), "
+    "[Name] TEXT CHECK (length([Name]) <= 5), kind TEXT DEFAULT (lower('AB' || 'C')), "
+    "token TEXT DEFAULT (lower(hex(randomblob(16)))), stamp TEXT DEFAULT (strftime('%Y', 'now')), "
+    "t TEXT CHECK (typeof(t) = 'text'), CONSTRAINT positive_id CHECK (`id` > 0))",
+    "CREATE UNIQUE INDEX items_name_live ON items ([Name]) WHERE qty > 0",
+    "CREATE INDEX items_with_x ON items (qty) WHERE instr([Name], 'x') > 0",
+    "CREATE INDEX items_typed ON items (qty) WHERE typeof(t) = 'text'",
+)
+
+
+def test_checks_are_read_from_the_create_table_statement() -> None:
+    from copier.dialect import sqlite_text, table_checks
+
+    checks = table_checks(_SHOP[0])
+    assert [(c.name, c.column, sqlite_text(c.expression)) for c in checks] == [
+        (None, "qty", "qty >= 0"), (None, "Name", 'LENGTH("Name") <= 5'), (None, "t", "TYPEOF(t) = 'text'"),
+        ("positive_id", None, '"id" > 0')]
+
+
+def test_a_default_reading_now_is_refused_not_fixed_at_creation() -> None:
+    from copier.dialect import translate_expression
+
+    with pytest.raises(Untranslatable, match="'now' would be fixed"):
+        translate_expression("(strftime('%Y', 'now'))", {}, str)
+    assert translate_expression("(lower('AB' || [x]))", {"x": "X"}, str) == "(LOWER('AB' || \"X\"))"
+
+
+def test_checks_partial_indexes_and_defaults_are_made_in_postgresql(tmp_path: Path, target: Target) -> None:
+    source = sqlite_db(tmp_path / "shop.db", *_SHOP,
+                       rows={"items": [(1, 1, "a", None, None, None, "x"), (2, 0, "a", None, None, None, "y"),
+                                       (3, 2, "bx", None, None, None, "z")]})
+    report = _migrate(source, target)
+    assert report["exit_code"] == 0
+    oid = f'"{target.schema}".items'
+    checks = {r["conname"]: r["def"] for r in target.fetch(
+        "SELECT conname, pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conrelid = $1::regclass "
+        "AND contype = 'c'", oid)}
+    assert checks == {"items_qty_check": "CHECK ((qty >= 0))", "items_Name_check": 'CHECK ((length("Name") <= 5))',
+                      "positive_id": "CHECK ((id > 0))"}
+    indexes = {r["relname"]: r["def"] for r in target.fetch(
+        "SELECT c.relname, pg_get_indexdef(i.indexrelid) AS def FROM pg_index i JOIN pg_class c "
+        "ON c.oid = i.indexrelid WHERE i.indrelid = $1::regclass AND i.indpred IS NOT NULL", oid)}
+    schema = target.schema
+    assert indexes == {
+        "items_name_live": f'CREATE UNIQUE INDEX items_name_live ON {schema}.items USING btree ("Name") '
+                           "WHERE (qty > 0)",
+        "items_with_x": f"CREATE INDEX items_with_x ON {schema}.items USING btree (qty) "
+                        "WHERE (POSITION(('x'::text) IN (\"Name\")) > 0)"}
+    defaults = {r["attname"]: r["def"] for r in target.fetch(
+        "SELECT a.attname, pg_get_expr(d.adbin, d.adrelid) AS def FROM pg_attrdef d JOIN pg_attribute a "
+        "ON a.attrelid = d.adrelid AND a.attnum = d.adnum WHERE d.adrelid = $1::regclass AND NOT a.attidentity <> ''",
+        oid)}
+    assert defaults == {"kind": "lower(('AB'::text || 'C'::text))"}
+    notes = "\n".join(report["notes"])  # type: ignore[arg-type]
+    # What PostgreSQL refused, and the 'now' default, each named with the reason.
+    assert "items: check items_t_check (TYPEOF(t) = 'text') not made: PostgreSQL refused its translation " \
+           "(TYPEOF(\"t\") = 'text'): function typeof(text) does not exist" in notes
+    assert "items: partial index items_typed" in notes and "function typeof(text) does not exist" in notes
+    assert "default token (lower(hex(randomblob(16)))) not made" in notes
+    assert "items.stamp: default strftime('%Y', 'now') dropped: 'now' would be fixed" in notes
+    # The constraints are live: PostgreSQL refuses what SQLite refused.
+    with pytest.raises(Exception, match="items_qty_check"):
+        target.execute(f'INSERT INTO "{schema}".items (id, qty) VALUES (9, -1)')
+    with pytest.raises(Exception, match="items_name_live"):
+        target.execute(f'INSERT INTO "{schema}".items (id, qty, "Name") VALUES (9, 5, \'a\')')
+    assert target.fetchval(f'INSERT INTO "{schema}".items (id, qty) VALUES (9, 0) RETURNING kind') == "abc"
+

@@ -148,16 +148,26 @@ def test_signal_rolls_back_in_flight_tables_and_resume_completes(
 
 
 def test_statement_timeout_names_the_table_and_hints(big: Path, target: Target) -> None:
-    # Long enough for every catalog query (a few ms idle, tens under load), too short for the
-    # COPY of 150k rows (0.3 s idle on the columnar lane: 500 ms let it finish on a quiet machine).
-    result = invoke("migrate", big, "--dsn", with_params(target.dsn, statement_timeout="100"),
-                    "--schema", target.schema,
+    # Deterministic, not a race with the machine's speed: the table exists (made from
+    # copier's own plan) with a statement trigger that sleeps 60 s, so its COPY cannot end
+    # within the 1 s statement_timeout, which every catalog query clears by far.
+    plan = invoke("plan", big, "--sql", "--tables", "transactions", "--schema", target.schema)
+    assert plan.exit_code == 0, plan.output
+    target.execute(plan.stdout)
+    target.execute(f'CREATE FUNCTION "{target.schema}".slow() RETURNS trigger LANGUAGE plpgsql '
+                   "AS $$ BEGIN PERFORM pg_sleep(60); RETURN NULL; END $$")
+    target.execute(f'CREATE TRIGGER slow BEFORE INSERT ON "{target.schema}".transactions '
+                   f'FOR EACH STATEMENT EXECUTE FUNCTION "{target.schema}".slow()')
+    started = time.monotonic()
+    result = invoke("migrate", big, "--dsn", with_params(target.dsn, statement_timeout="1000"),
+                    "--schema", target.schema, "--if-exists", "append",
                     "--workers", "1", "--tables", "transactions", "--quiet")
-    assert result.exit_code == 1
+    assert time.monotonic() - started < 50, "the trigger's sleep ran to its end: the timeout never fired"
+    assert result.exit_code == 1, result.output
     line = result.stderr.strip()
-    assert line.startswith("copier: error: transactions: canceling statement due to statement timeout")
+    assert line.startswith("copier: error: transactions: canceling statement due to statement timeout"), line
     assert "hint: a statement_timeout (or a cancel) stopped it" in line
-    assert not target.exists("transactions")
+    assert target.count("transactions") == 0  # nothing half-written
 
 
 def test_lock_timeout_names_the_table_and_hints(tmp_path: Path, target: Target) -> None:
