@@ -681,7 +681,7 @@ def status(
         rows = anyio.run(read_status, resolved, schema, state_schema)
         from .existing import pending_labels
 
-        set_aside = [] if as_json else anyio.run(pending_labels, resolved, schema, state_schema)
+        set_aside = anyio.run(pending_labels, resolved, schema, state_schema)
     except CopierError as exc:
         _fail(exc, False, resolved)
         return
@@ -689,9 +689,13 @@ def status(
         _internal(exc, False, resolved)
         return
     if as_json:
-        typer.echo(json.dumps([{**{k: getattr(r, k) for k in r.__dataclass_fields__}, "status": r.status.value,
-                                "updated_at": r.updated_at.isoformat()} for r in rows],  # type: ignore[attr-defined]
-                              indent=2, ensure_ascii=False))
+        # What a run set aside and has not made again yet is listed apart from the tables'
+        # rows: a killed run may have set aside a table it never started loading.
+        typer.echo(json.dumps({
+            "tables": [{**{k: getattr(r, k) for k in r.__dataclass_fields__}, "status": r.status.value,
+                        "updated_at": r.updated_at.isoformat()} for r in rows],  # type: ignore[attr-defined]
+            "set_aside_pending": [{"schema": s, "table": t, "definition": label} for s, t, label in set_aside],
+        }, indent=2, ensure_ascii=False))
         return
     if not rows:
         typer.echo("no migration recorded" + (f" for schema {schema!r}" if schema else ""))
@@ -704,7 +708,7 @@ def status(
         typer.echo("  ".join(c.ljust(w) for c, w in zip(line, widths)) + "  " + line[-1])
     if set_aside:
         typer.echo("set aside by a run and not made again yet (migrate --resume or copier clean makes them again):")
-        typer.echo("\n".join(f"  {label}" for label in set_aside))
+        typer.echo("\n".join(f"  {label}" for _schema, _table, label in set_aside))
 
 
 def _n(value: int | None) -> str:

@@ -242,10 +242,10 @@ async def pending(connection: asyncpg.Connection, schema: str | None, state_sche
              r["error"]) for r in await connection.fetch(_sql(_PENDING, state_schema), schema, table)]
 
 
-async def pending_labels(dsn: str, schema: str | None, state_schema: str) -> list[str]:
-    """`copier status`: what is set aside and not made again yet."""
+async def pending_labels(dsn: str, schema: str | None, state_schema: str) -> list[tuple[str, str, str]]:
+    """`copier status`: what is set aside and not made again yet, as (schema, table, label)."""
     async with connected(dsn) as connection:
-        return [definition.label + (f" (last attempt: {error})" if error else "")
+        return [(definition.schema, definition.table, definition.label + (f" (last attempt: {error})" if error else ""))
                 for definition, error in await pending(connection, schema, state_schema)]
 
 

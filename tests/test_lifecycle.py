@@ -213,7 +213,7 @@ def test_progress_recorded_in_a_state_schema_of_ones_choice(tmp_path: Path, targ
     assert migrate(target, source, "--state-schema", state_schema).exit_code == 0
     status = invoke("status", "--dsn", target.dsn, "--schema", target.schema, "--state-schema", state_schema,
                     "--json")
-    assert [r["status"] for r in json.loads(status.stdout)] == ["done"]
+    assert [r["status"] for r in json.loads(status.stdout)["tables"]] == ["done"]
     if target.fetchval("SELECT to_regclass('copier.tables') IS NOT NULL"):
         assert target.fetchval("SELECT count(*) FROM copier.tables WHERE target_schema = $1", target.schema) == 0
     cleaned = invoke("clean", "--dsn", target.dsn, "--schema", target.schema, "--state-schema", state_schema)
@@ -249,7 +249,7 @@ def test_a_state_table_made_by_an_earlier_copier_is_read_and_upgraded(tmp_path: 
                    "'s', 'p', NULL, now())")
     status = invoke("status", "--dsn", target.dsn, "--state-schema", old, "--json")
     assert status.exit_code == 0, status.output
-    assert [r["reject_file"] for r in json.loads(status.stdout)] == [None]
+    assert [r["reject_file"] for r in json.loads(status.stdout)["tables"]] == [None]
     source = sqlite_db(tmp_path / "s.db", "CREATE TABLE t (id INTEGER PRIMARY KEY)", rows={"t": [(1,)]})
     assert migrate(target, source, "--state-schema", old).exit_code == 0
     assert target.fetchval(f"SELECT reject_file FROM \"{old}\".tables WHERE target_schema = $1",

@@ -6,6 +6,7 @@ in the server (the state table, pg_stat_activity), with a deadline; never a slee
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -112,6 +113,10 @@ def test_a_run_killed_in_any_phase_is_finished_by_resume(phase: str, big_app: Pa
     if phase != "dropped":  # the schema is not whole while the run is away, and status says what is missing
         status = invoke("status", "--dsn", target.dsn, "--schema", target.schema)
         assert f"foreign key audit_user_id_fkey on {target.schema}.audit" in status.stdout
+        as_json = json.loads(invoke("status", "--dsn", target.dsn, "--schema", target.schema, "--json").stdout)
+        assert any(p["table"] == "audit" and p["schema"] == target.schema and
+                   p["definition"].startswith(f"foreign key audit_user_id_fkey on {target.schema}.audit")
+                   for p in as_json["set_aside_pending"]), as_json
     resumed = migrate(target, big_app, "--resume")
     assert resumed.exit_code == 0, resumed.output  # every table verified equal to the source
     assert schema_dump(target) == before
