@@ -27,7 +27,7 @@ from . import ddl, source, state, target
 from .catalog import Catalog
 from .distribution import distribute
 from .errors import CopierError, ExitCode, SourceError, StepFailed, TargetError, VerifyError
-from .existing import decisions, restore_pending, set_aside
+from .existing import decisions, pending, restore_pending, set_aside
 from .faults import (
     describe_failure,
     describe_pg_error,
@@ -380,6 +380,8 @@ async def _prepare_target(
     earlier run recorded)."""
     async with target.connected(settings.dsn) as connection:
         await target.ensure_schema(connection, settings.schema)
+        if not settings.resume and await pending(connection, settings.schema, settings.state_schema):
+            await _restore_before_planning(settings)
         existing = await target.existing_tables(connection, settings.schema)
         taken = await target.taken_names(connection, settings.schema)
         earlier = {s.source_table: s for s in await state.read(connection, settings.schema, settings.state_schema)}
@@ -413,6 +415,21 @@ async def _prepare_target(
                                     if not why.startswith("virtual table:"))]  # a problem, listed as one
     stats.notes += [f"{name}: already loaded by the interrupted run" for name in resumed]
     return plan, resumed, record_state, settings
+
+
+async def _restore_before_planning(settings: Settings) -> None:
+    """A plain rerun after a killed run (not --resume, which keeps them set aside for the
+    tables it loads again): the definitions that run set aside are made again first, so the
+    plan sees the schema whole (an upsert needs its primary key) and decides afresh."""
+    pool = await target.create_pool(settings.dsn, 2)
+    try:
+        failures = await restore_pending(pool, settings.schema, settings.state_schema)
+    finally:
+        await pool.close()
+    if failures:
+        raise TargetError(f"{failures[0]}" + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""),
+                          hint="an earlier run that was stopped set these aside: fix what stops them and run again, "
+                               "or --resume it")
 
 
 async def _drop_staging(connection: asyncpg.Connection, plan: MigrationPlan) -> None:

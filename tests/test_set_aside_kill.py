@@ -144,3 +144,18 @@ def test_clean_after_a_killed_run_makes_the_definitions_again_or_removes_nothing
     assert cleaned.exit_code == 0, cleaned.output
     assert schema_dump(target) == before
     assert recorded(target, "definitions") == 0 and recorded(target, "tables") == 0
+
+
+@pytest.mark.parametrize("if_exists", ["append", "upsert", "truncate"])
+def test_a_plain_rerun_after_a_killed_run_ends_with_the_schema_whole(if_exists: str, big_app: Path, tmp_path: Path,
+                                                                    target: Target) -> None:
+    """Not --resume: the user simply runs the same command again (an upsert needs the
+    primary key that the killed run set aside)."""
+    app_schema(target)
+    before = schema_dump(target)
+    _kill_at(target, big_app, tmp_path, "load")
+    again = migrate(target, big_app, "--if-exists", if_exists)
+    assert again.exit_code == 0, again.output
+    assert schema_dump(target) == before
+    assert recorded(target, "definitions") == 0
+    assert target.count("users") == USERS and target.count("posts") == USERS
