@@ -156,11 +156,22 @@ def out_of_memory(exc: BaseException) -> str | None:
     limit = resource.getrlimit(resource.RLIMIT_AS)[0]
     under = f" under the address-space limit of {limit // 2**20:,} MB (ulimit -v)" if limit > 0 else ""
     lower = "lower --workers, --jobs or --batch-size, or allow more memory"
-    if isinstance(exc, MemoryError):
-        return f"out of memory{under}: {lower}"
-    if isinstance(exc, ImportError) and under:
-        return f"out of memory{under}: could not load {exc.name or 'a module'} ({exc}): {lower}"
+    for failure in (*_leaves(exc), root_cause(exc)):
+        if isinstance(failure, MemoryError):
+            return f"out of memory{under}: {lower}"
+        if isinstance(failure, ImportError) and under:
+            return f"out of memory{under}: could not load {failure.name or 'a module'} ({failure}): {lower}"
+        # A thread's stack is address space too: under ulimit -v it is what runs out first.
+        if isinstance(failure, RuntimeError) and "can't start new thread" in str(failure):
+            return f"out of memory{under}: could not start a thread: {lower}"
     return None
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions a task group's ExceptionGroup holds (nested ones too), or exc itself."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
 
 
 def describe_failure(exc: BaseException, dsn: str) -> str:

@@ -534,6 +534,29 @@ def test_running_out_of_memory_says_what_ran_out_and_what_to_lower() -> None:
         "out of memory under the address-space limit of 65,536 MB (ulimit -v): could not load pyarrow "
         "(libarrow.so: failed to map segment from shared object): lower --workers, --jobs or --batch-size, "
         "or allow more memory")
+    # A thread that cannot start (its stack is address space), wrapped as a task group wraps it.
+    script = ("import resource; resource.setrlimit(resource.RLIMIT_AS, (64 * 2**30, resource.RLIM_INFINITY)); "
+              "from copier.faults import describe_failure; "
+              "print(describe_failure(ExceptionGroup('x', [RuntimeError(\"can't start new thread\")]), ''))")
+    child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    assert child.stdout.strip() == (
+        "out of memory under the address-space limit of 65,536 MB (ulimit -v): could not start a thread: "
+        "lower --workers, --jobs or --batch-size, or allow more memory")
+
+
+def test_a_run_under_a_tight_address_space_limit_says_out_of_memory(big: Path, target: Target) -> None:
+    # 200 MB of address space (ulimit -v): too little to map pyarrow's libraries or start
+    # the reader threads. Said as memory, with what to lower, never "internal error" or a crash.
+    limit = 200 * 2**20
+    done = subprocess.run(
+        [sys.executable, "-m", "copier", "migrate", str(big), "--dsn", target.dsn, "--schema", target.schema, "-q"],
+        capture_output=True, text=True, timeout=300,
+        preexec_fn=lambda: __import__("resource").setrlimit(__import__("resource").RLIMIT_AS, (limit, limit)))
+    assert done.returncode == 1, (done.returncode, done.stderr)
+    assert "internal error" not in done.stderr
+    assert "out of memory under the address-space limit of 200 MB (ulimit -v): " in done.stderr, done.stderr
+    assert "lower --workers, --jobs or --batch-size, or allow more memory" in done.stderr
+    assert not target.exists("transactions") or target.count("transactions") == 0
 
 
 def test_the_in_run_verify_counts_the_rows_the_successful_attempt_read(tmp_path: Path, target: Target) -> None:
