@@ -12,6 +12,8 @@ not the schema's reset.
 with its orders grown to --rows (copies of the rows Django wrote, so in Django's storage
 forms), and the existing schema is the one its `manage.py migrate` makes on PostgreSQL
 (then loaded with --if-exists truncate: the migration writes rows of its own).
+--alembic: the same with the SQLAlchemy/Alembic test project (tests/projects/alembicshop):
+its products grown to --rows, the schema made by its `alembic upgrade head` on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from copier.bench.data import generate
 
 SCHEMA = "bench"
 DJANGO = Path(__file__).resolve().parents[1] / "tests" / "projects" / "djangoshop"
+ALEMBIC = Path(__file__).resolve().parents[1] / "tests" / "projects" / "alembicshop"
 
 
 async def _execute(dsn: str, sql: str) -> None:
@@ -70,6 +73,26 @@ def _django_source(directory: Path, rows: int) -> tuple[Path, Path]:
     return source, project
 
 
+def _alembic_source(directory: Path, rows: int) -> tuple[Path, Path]:
+    """The Alembic project's SQLite file after its app-data step, products grown to `rows`."""
+    project = Path(shutil.copytree(ALEMBIC, directory / "alembicshop"))
+    source = directory / "shop.db"
+    subprocess.run([sys.executable, str(project / "run.py"), "app-data"], check=True, cwd=project,
+                   env={**os.environ, "SHOP_SQLITE": str(source)})
+    with sqlite3.connect(source) as connection:
+        connection.execute(
+            "INSERT INTO product (category_id, name, price, created, active) "
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?) "
+            "SELECT p.category_id, p.name, p.price, p.created, p.active FROM n JOIN product p ON p.id = 1 + n.i % 50",
+            (rows - 50,))
+    return source, project
+
+
+def _alembic_schema(project: Path, dsn: str) -> None:
+    subprocess.run([sys.executable, str(project / "run.py"), "upgrade"], check=True, cwd=project,
+                   env={**os.environ, "SHOP_DB": "postgres", "SHOP_PG_DSN": dsn, "SHOP_PG_SCHEMA": SCHEMA})
+
+
 def _django_schema(project: Path, dsn: str) -> None:
     subprocess.run([sys.executable, str(project / "run.py"), "migrate"], check=True, cwd=project,
                    env={**os.environ, "SHOP_DB": "postgres", "SHOP_PG_DSN": dsn, "SHOP_PG_SCHEMA": SCHEMA})
@@ -82,6 +105,7 @@ def main() -> None:
     parser.add_argument("--server", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--before", type=Path, help="a checkout of copier whose existing-schema path to time too")
     parser.add_argument("--django", action="store_true", help="the Django project's data and migrate-made schema")
+    parser.add_argument("--alembic", action="store_true", help="the Alembic project's data and upgrade-made schema")
     args = parser.parse_args()
     database = f"copier_bench_existing_{os.getpid()}"
     dsn = args.server.rsplit("/", 1)[0] + "/" + database
@@ -96,6 +120,13 @@ def main() -> None:
                     asyncio.run(_execute(dsn, f"{reset}; CREATE SCHEMA {SCHEMA}"))
                     _django_schema(project, dsn)
                 into = ("--if-exists", "truncate")
+            elif args.alembic:
+                source, project = _alembic_source(Path(directory), args.rows)
+
+                def existing_schema() -> None:
+                    asyncio.run(_execute(dsn, f"{reset}; CREATE SCHEMA {SCHEMA}"))
+                    _alembic_schema(project, dsn)
+                into = ("--if-exists", "truncate", "--exclude", "alembic_version")
             else:
                 source = Path(directory) / "finance.db"
                 generate(source, args.rows)
@@ -117,7 +148,8 @@ def main() -> None:
     finally:
         asyncio.run(_execute(args.server, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
     fresh = statistics.median(times["fresh"])
-    what = "Django shop orders" if args.django else "transactions (finance shape)"
+    what = ("Django shop orders" if args.django else "Alembic shop products" if args.alembic
+            else "transactions (finance shape)")
     print(f"{args.rows:,} {what}, median of {args.runs}, copier migrate --no-verify")
     print("| into | wall s (median) | min–max | × empty database |")
     print("|---|---:|---:|---:|")
