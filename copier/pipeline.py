@@ -380,7 +380,7 @@ async def _prepare_target(
     earlier run recorded)."""
     async with target.connected(settings.dsn) as connection:
         await target.ensure_schema(connection, settings.schema)
-        if not settings.resume and await pending(connection, settings.schema, settings.state_schema):
+        if not settings.resume and await _set_aside_before(connection, settings):
             await _restore_before_planning(settings)
         existing = await target.existing_tables(connection, settings.schema)
         taken = await target.taken_names(connection, settings.schema)
@@ -415,6 +415,15 @@ async def _prepare_target(
                                     if not why.startswith("virtual table:"))]  # a problem, listed as one
     stats.notes += [f"{name}: already loaded by the interrupted run" for name in resumed]
     return plan, resumed, record_state, settings
+
+
+async def _set_aside_before(connection: asyncpg.Connection, settings: Settings) -> bool:
+    """Whether an earlier run left definitions set aside in the schema. A role that may not
+    read copier's state schema is not asked here: check_privileges says so in one line."""
+    try:
+        return bool(await pending(connection, settings.schema, settings.state_schema))
+    except asyncpg.InsufficientPrivilegeError:
+        return False
 
 
 async def _restore_before_planning(settings: Settings) -> None:
