@@ -1,6 +1,7 @@
-"""Consumers: push converted pages into PostgreSQL with binary COPY. A page that PostgreSQL
-refuses is bisected to its exact bad rows (pgloader's approach), which are rejected or
-abort the table, per --on-error."""
+"""Consumers: push converted pages into PostgreSQL with binary COPY. The rows of a page that
+PostgreSQL refuses are found set-wise (screening.py), or, when that model misses a rule,
+by bisecting the page (pgloader's approach); they are rejected or abort the table, per
+--on-error."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from .faults import describe_pg_error, ended_if_lost, is_row_error
 from .normalise import ConvertedPage, Rejection, Value
 from .planning import TablePlan
 from .rejects import RejectSink
+from .screening import Screen
 from .settings import OnError
 
 
@@ -29,6 +31,7 @@ class TableWriter:
     # Rows the converters refused while streaming, logged only once the COPY succeeded:
     # if PostgreSQL refuses a row, the table is loaded again and they are found again.
     _pending: list[Rejection] = field(default_factory=list)
+    _screen: Screen | None = None  # the table's rules, read when a page is first refused
 
     @property
     def _columns(self) -> list[str]:
@@ -84,6 +87,15 @@ class TableWriter:
         if first_error is None:
             await self._write(records)
             return len(records)
+        if self._screen is None:
+            self._screen = await Screen.of(self.connection, self.schema, self.plan.target, self._columns)
+        screened = await self._screen.page(records)
+        if screened is not None:
+            for found in screened.refused:
+                self._reject(keys[found.index], found.column, self._value(records[found.index], found.column),
+                             found.reason)
+            return screened.written
+        # The model let through a row PostgreSQL refuses: bisection, for this page.
         bad = await self._find_bad(records, 0, first_error)
         for index, error in sorted(bad.items()):
             self._reject(keys[index], getattr(error, "column_name", None), records[index], describe_pg_error(error))
@@ -140,6 +152,10 @@ class TableWriter:
         async with ended_if_lost(self.connection):
             await self.connection.copy_records_to_table(
                 self.plan.target, records=records, columns=self._columns, schema_name=self.schema)
+
+    def _value(self, record: tuple[Value, ...], column: str | None) -> Value | tuple[Value, ...]:
+        """What the reject file shows: the named column's value, else the row."""
+        return record[self._columns.index(column)] if column in self._columns else record
 
     def _reject(self, key: object, column: str | None, value: Value, reason: str) -> None:
         where = f"table {self.plan.name}: row {key!r}" + (f": column {column}" if column else "")

@@ -1,0 +1,145 @@
+"""Rows PostgreSQL refuses, found set-wise (copier/screening.py): each refused row rejected
+with the reason naming its constraint, every other row loaded; what the model leaves out (a
+trigger) still found, by bisection; an append rerun of a loaded table rejects every row and
+leaves the table as it was. The targets hold a row first, so their constraints stay live
+during the load (an empty table's are set aside, and met again when they are made again).
+
+Every run is a subprocess with a time limit: a hang fails the test."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from .helpers import sqlite_db
+from .pg import Target
+
+TIME_LIMIT = 180
+
+
+def migrate(target: Target, source: Path, rejects: Path, *extra: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "copier", "migrate", str(source), "--dsn", target.dsn, "--schema",
+                           target.schema, "--quiet", "--reject-file", str(rejects), *map(str, extra)],
+                          capture_output=True, text=True, timeout=TIME_LIMIT)
+
+
+def rejected(path: Path) -> dict[Any, tuple[str | None, str]]:
+    """key -> (column, reason), from the reject file."""
+    records = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    found = {r["key"]: (r["column"], r["reason"]) for r in records}
+    assert len(found) == len(records), "a row rejected twice"
+    return found
+
+
+def test_rows_each_constraint_refuses_are_rejected_with_its_name(tmp_path: Path, target: Target) -> None:
+    target.execute(f'CREATE SCHEMA "{target.schema}"')
+    target.execute(f'SET search_path TO "{target.schema}"; '
+                   "CREATE TABLE parent (id integer PRIMARY KEY); INSERT INTO parent VALUES (1), (2); "
+                   "CREATE TABLE child (id integer PRIMARY KEY, parent_id integer REFERENCES parent (id), "
+                   "qty integer NOT NULL CONSTRAINT qty_positive CHECK (qty > 0), code text UNIQUE); "
+                   "INSERT INTO child VALUES (100, 1, 1, 'existing')")
+    source = sqlite_db(tmp_path / "c.db", "CREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INTEGER, "
+                       "qty INTEGER, code TEXT)",
+                       rows={"child": [(1, 1, 5, "a"), (2, 9, 5, "b"), (3, None, 5, "c"), (4, 2, None, "d"),
+                                       (5, 2, -1, "e"), (6, 1, 1, "a"), (7, 1, 1, "existing"), (8, 2, 3, None),
+                                       (9, 2, 3, None), (100, 1, 1, "z"), (101, 2, 0, "y")]})
+    rejects = tmp_path / "r.jsonl"
+    done = migrate(target, source, rejects, "--tables", "child", "--if-exists", "append")
+    assert done.returncode == 3, done.stderr  # rows rejected, the others loaded and verified
+    assert rejected(rejects) == {
+        2: (None, 'insert or update on table "child" violates foreign key constraint "child_parent_id_fkey" '
+                  '(Key (parent_id)=(9) is not present in table "parent".)'),
+        4: ("qty", 'null value in column "qty" of relation "child" violates not-null constraint'),
+        5: (None, 'new row for relation "child" violates check constraint "qty_positive"'),
+        6: (None, 'duplicate key value violates unique constraint "child_code_key" (Key (code)=(a) already exists.)'),
+        7: (None, 'duplicate key value violates unique constraint "child_code_key" '
+                  "(Key (code)=(existing) already exists.)"),
+        100: (None, 'duplicate key value violates unique constraint "child_pkey" (Key (id)=(100) already exists.)'),
+        101: (None, 'new row for relation "child" violates check constraint "qty_positive"'),
+    }
+    assert [tuple(r) for r in target.fetch("SELECT id, parent_id, qty, code FROM child ORDER BY id")] == [
+        (1, 1, 5, "a"), (3, None, 5, "c"), (8, 2, 3, None), (9, 2, 3, None), (100, 1, 1, "existing")]
+
+
+def test_a_table_referencing_itself_finds_parents_among_the_rows(tmp_path: Path, target: Target) -> None:
+    target.execute(f'CREATE SCHEMA "{target.schema}"')
+    target.execute(f'SET search_path TO "{target.schema}"; '
+                   "CREATE TABLE node (id integer PRIMARY KEY, parent_id integer REFERENCES node (id)); "
+                   "INSERT INTO node VALUES (1, NULL)")
+    # 3's parent comes before it, 6's after it (one statement: both stand); 4's is missing,
+    # so 5, its child, and 8, 5's child, are refused too.
+    source = sqlite_db(tmp_path / "n.db", "CREATE TABLE node (id INTEGER PRIMARY KEY, parent_id INTEGER)",
+                       rows={"node": [(2, 1), (3, 2), (4, 99), (5, 4), (6, 7), (7, 1), (8, 5)]})
+    rejects = tmp_path / "r.jsonl"
+    done = migrate(target, source, rejects, "--if-exists", "append")
+    assert done.returncode == 3, done.stderr
+
+    def orphan(parent: int) -> tuple[None, str]:
+        return None, ('insert or update on table "node" violates foreign key constraint "node_parent_id_fkey" '
+                      f'(Key (parent_id)=({parent}) is not present in table "node".)')
+
+    assert rejected(rejects) == {4: orphan(99), 5: orphan(4), 8: orphan(5)}
+    assert [tuple(r) for r in target.fetch("SELECT id, parent_id FROM node ORDER BY id")] == [
+        (1, None), (2, 1), (3, 2), (6, 7), (7, 1)]
+
+
+def test_a_refusal_the_model_does_not_know_falls_back_to_bisection(tmp_path: Path, target: Target) -> None:
+    target.execute(f'CREATE SCHEMA "{target.schema}"')
+    target.execute(f'SET search_path TO "{target.schema}"; '
+                   "CREATE TABLE parent (id integer PRIMARY KEY); INSERT INTO parent VALUES (1); "
+                   "CREATE TABLE item (id integer PRIMARY KEY, parent_id integer REFERENCES parent (id)); "
+                   "INSERT INTO item VALUES (1000, 1); "
+                   "CREATE FUNCTION no_thirteens() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                   "IF NEW.id % 13 = 0 THEN RAISE EXCEPTION 'unlucky row %', NEW.id USING ERRCODE = 'check_violation'; "
+                   "END IF; RETURN NEW; END $$; "
+                   "CREATE TRIGGER no_thirteens BEFORE INSERT ON item FOR EACH ROW EXECUTE FUNCTION no_thirteens()")
+    rows = [(i, 2 if i == 20 else 1) for i in range(1, 41)]  # row 20's parent is missing
+    source = sqlite_db(tmp_path / "i.db", "CREATE TABLE item (id INTEGER PRIMARY KEY, parent_id INTEGER)",
+                       rows={"item": rows})
+    rejects = tmp_path / "r.jsonl"
+    done = migrate(target, source, rejects, "--if-exists", "append")
+    assert done.returncode == 3, done.stderr
+    assert rejected(rejects) == {
+        13: (None, "unlucky row 13"), 26: (None, "unlucky row 26"), 39: (None, "unlucky row 39"),
+        20: (None, 'insert or update on table "item" violates foreign key constraint "item_parent_id_fkey" '
+                   '(Key (parent_id)=(2) is not present in table "parent".)')}
+    assert [r[0] for r in target.fetch("SELECT id FROM item ORDER BY id")] == [
+        i for i in range(1, 41) if i not in (13, 20, 26, 39)] + [1000]
+
+
+def test_an_append_rerun_rejects_every_row_and_leaves_the_table_as_it_was(tmp_path: Path, target: Target) -> None:
+    rows = [(i, f"name {i}", i * 0.5) for i in range(1, 12_001)]
+    source = sqlite_db(tmp_path / "t.db", "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT NOT NULL, x REAL)",
+                       rows={"t": rows})
+    first = tmp_path / "first.jsonl"
+    assert migrate(target, source, first).returncode == 0
+    before = target.fetchval("SELECT md5(string_agg(t::text, ',' ORDER BY id)) FROM t")
+    rejects = tmp_path / "again.jsonl"
+    done = migrate(target, source, rejects, "--if-exists", "append", "--batch-size", "5000")
+    assert done.returncode == 3, done.stderr
+    assert rejected(rejects) == {
+        i: (None, f'duplicate key value violates unique constraint "t_pkey" (Key (id)=({i}) already exists.)')
+        for i in range(1, 12_001)}
+    assert target.count("t") == 12_000
+    assert target.fetchval("SELECT md5(string_agg(t::text, ',' ORDER BY id)) FROM t") == before
+
+
+def test_on_error_abort_names_the_first_refused_row(tmp_path: Path, target: Target) -> None:
+    target.execute(f'CREATE SCHEMA "{target.schema}"')
+    target.execute(f'SET search_path TO "{target.schema}"; '
+                   "CREATE TABLE parent (id integer PRIMARY KEY); INSERT INTO parent VALUES (1); "
+                   "CREATE TABLE child (id integer PRIMARY KEY, parent_id integer REFERENCES parent (id)); "
+                   "INSERT INTO child VALUES (1000, 1)")
+    source = sqlite_db(tmp_path / "a.db", "CREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INTEGER)",
+                       rows={"child": [(1, 1), (2, 1), (3, 5), (4, 6)]})
+    done = migrate(target, source, tmp_path / "r.jsonl", "--tables", "child", "--if-exists", "append",
+                   "--on-error", "abort")
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        'copier: error: child: table child: row 3: insert or update on table "child" violates foreign key '
+        'constraint "child_parent_id_fkey" (Key (parent_id)=(5) is not present in table "parent".) '
+        "(hint: --on-error reject loads the other rows) (table rolled back)"]
+    assert [r[0] for r in target.fetch("SELECT id FROM child")] == [1000]
