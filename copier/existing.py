@@ -289,19 +289,20 @@ async def _make_again(connection: asyncpg.Connection, definition: Definition, st
 
 
 async def load_then_restore(connection: asyncpg.Connection, schema: str, table: str, state_schema: str,
-                            load: Callable[[], Awaitable[_T]], note: Callable[[str], None]) -> _T:
+                            load: Callable[[bool], Awaitable[_T]], note: Callable[[str], None]) -> _T:
     """In the table's load transaction: load, then make its indexes and constraints again,
     its foreign keys too (the tables they reference loaded before it), so they commit with
     the rows. If the rows break one (duplicate keys, a failed check, a row whose parent is
     missing, an indexed expression failing on a value), the load is undone and done again
-    with them in place, where the rows that break them are rejected one by one, as for any
-    table copier does not set aside."""
+    with them in place, where the rows that break them are rejected (screening.py), as for
+    any table copier does not set aside. `load(refused)`: `refused` when it loads again rows
+    PostgreSQL refused."""
     own = restore_order([d for d, _error in await pending(connection, schema, state_schema, table)])
     if not own:
-        return await load()
+        return await load(False)
     try:
         async with connection.transaction():
-            result = await load()
+            result = await load(False)
             for definition in own:
                 await _make_again(connection, definition, state_schema)
             return result
@@ -312,7 +313,7 @@ async def load_then_restore(connection: asyncpg.Connection, schema: str, table: 
              "loading it again with its indexes and constraints in place, to reject those rows")
     for definition in own:
         await _make_again(connection, definition, state_schema)
-    return await load()
+    return await load(True)
 
 
 async def restore_pending(pool: asyncpg.Pool, schema: str, state_schema: str) -> list[RestoreFailed]:

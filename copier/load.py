@@ -1,6 +1,6 @@
 """Load one table's rows over one PostgreSQL connection: readers feed a bounded stream, one
 streaming COPY drains it; if PostgreSQL refuses a row, that COPY is undone and the rows
-are loaded again page by page, each refused page bisected to its bad rows.
+are loaded again page by page, the refused rows of each page found set-wise (screening.py).
 
 Used in-process by the pipeline and by worker processes (worker.py)."""
 
@@ -13,7 +13,7 @@ import asyncpg
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from .faults import is_row_error
-from .loadspec import LoadCounts, LoadSpec
+from .loadspec import Counted, LoadCounts, LoadSpec
 from .normalise import ConvertedPage, converter_for
 from .reader import read_range
 from .rejects import DeferredRejects, RejectSink
@@ -23,7 +23,7 @@ from .writer import TableWriter
 
 async def load_rows(
     spec: LoadSpec, connection: asyncpg.Connection, rejects: RejectSink, advance: Callable[[int], None], *,
-    undoable: bool = True,
+    undoable: bool = True, refused: bool = False,
 ) -> LoadCounts:
     """Load the spec's rows inside the caller's transaction: through the columnar lane when
     the plan gives it the table (lanes.choose), else (or when PostgreSQL refuses a row of
@@ -31,19 +31,24 @@ async def load_rows(
 
     Not `undoable` (the exact lane without its savepoint: two round trips less), a row
     PostgreSQL refuses fails the caller's transaction, and the caller loads the table
-    again, undoably."""
-    if spec.table.lane.columnar:
+    again, undoably. `refused`: PostgreSQL refused these rows before (a load undone): they go
+    page by page at once."""
+    if spec.table.lane.columnar and not refused:
         assert all(r is not None for r in spec.ranges), "the plan gives the columnar lane rowid tables only"
         # Imported here: pyarrow costs time and memory that runs without this lane need not pay.
         from .columnar import ColumnarDeclined, load_columnar
 
         deferred = DeferredRejects()
+        counted = Counted(advance)
         try:
             async with connection.transaction():
-                counts = await load_columnar(spec, connection, deferred, advance)
+                counts = await load_columnar(spec, connection, deferred, counted)
         except Exception as exc:
             if not (is_row_error(exc) or isinstance(exc, ColumnarDeclined)):
                 raise
+            counted.take_back()  # undone: the exact lane counts its rows again
+            # The same rows in one COPY of the exact lane would be refused again: page by page at once.
+            refused = is_row_error(exc)
         else:
             deferred.pass_to(rejects)
             return counts
@@ -51,19 +56,25 @@ async def load_rows(
         return await _load_exact(spec, connection, rejects, advance)
     writer = TableWriter(connection, spec.schema, spec.table, rejects, spec.on_error, spec.max_rejects)
     counts = LoadCounts()
-    try:
-        async with connection.transaction():  # a savepoint: a refused COPY undoes only itself
-            return await _load_exact(spec, connection, rejects, advance, writer)
-    except Exception as exc:
-        if not is_row_error(exc):
-            raise
-    # PostgreSQL refused a row: again, page by page, each refused page bisected.
+    if not refused:
+        streamed = Counted(advance)
+        try:
+            async with connection.transaction():  # a savepoint: a refused COPY undoes only itself
+                return await _load_exact(spec, connection, rejects, streamed, writer)
+        except Exception as exc:
+            if not is_row_error(exc):
+                raise
+        streamed.take_back()
+    # PostgreSQL refused a row: again, page by page, the refused rows of each page found
+    # set-wise (or bisected); the bar goes back and moves on with each page.
     writer.discard_pending()
     writer.rejected = 0
+    writer.screening = True
 
     async def page_by_page(pages: MemoryObjectReceiveStream[ConvertedPage]) -> None:
         async for page in pages:
             counts.written += await writer.write(counts.tally(page))
+            advance(len(page.records) + len(page.rejections))
 
     await _with_readers(spec, page_by_page)
     counts.rejected = writer.rejected

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,4 +55,24 @@ class LoadCounts:
         self.columnar += other.columnar
 
 
-__all__ = ["LoadCounts", "LoadSpec"]
+class Counted:
+    """A progress callback that remembers the rows it counted, to take them back when the
+    load that counted them is undone and done again (a refused COPY loaded again page by
+    page, a set-aside table loaded again with its constraints, a retry): the bar then moves
+    back and on again, and never counts a row twice (it once said "20,000 of 10,000 rows")."""
+
+    def __init__(self, advance: Callable[[int], None]) -> None:
+        self._advance = advance
+        self.rows = 0
+
+    def __call__(self, rows: int) -> None:
+        self.rows += rows
+        self._advance(rows)
+
+    def take_back(self) -> None:
+        if self.rows:
+            self._advance(-self.rows)
+            self.rows = 0
+
+
+__all__ = ["Counted", "LoadCounts", "LoadSpec"]

@@ -22,7 +22,7 @@ from .errors import SourceChanged
 from .faults import describe_failure, describe_pg_error, is_environmental, retrying
 from .ident import MAX_IDENTIFIER_BYTES, qualified, quote_literal
 from .load import load_rows
-from .loadspec import LoadCounts, LoadSpec
+from .loadspec import Counted, LoadCounts, LoadSpec
 from .planning import MigrationPlan, TablePlan
 from .progress import Progress
 from .reader import KeyRange, table_ranges
@@ -341,12 +341,13 @@ async def _attempt(run: Run, table: TablePlan, *, again: bool = False) -> Loaded
     retry, after an attempt whose outcome the lost connection may have hidden."""
     rejects = RejectList()
     bar = run.progress.table(table.name, table.source.row_count)
+    advance = Counted(bar.advance)  # taken back if the attempt fails: a retry counts its rows again
     version = run.watch.version() if run.watch else None
     try:
         async with run.pool.acquire() as connection:
             if _in_parallel(run, table):
                 await _record(run, table, TableStatus.LOADING, connection=connection)
-                counts, chunks = await _load_parallel(run, table, connection, rejects, bar.advance, version, again)
+                counts, chunks = await _load_parallel(run, table, connection, rejects, advance, version, again)
                 return Loaded(counts, chunks, rejects)
             ranges = await table_ranges(run.path, table.source, run.settings.readers, run.settings.batch_size)
             async with connection.transaction():
@@ -361,19 +362,24 @@ async def _attempt(run: Run, table: TablePlan, *, again: bool = False) -> Loaded
                     await connection.execute(ddl.create_table(run.plan.schema, table))
                     await _distribute(run, table, table.target, connection)
                 if run.settings.if_exists is IfExists.UPSERT and not table.create:
-                    counts = await _upsert(run, table, connection, ranges, rejects, bar.advance)
+                    counts = await _upsert(run, table, connection, ranges, rejects, advance)
                 elif run.record_state and not table.create:  # its indexes may be set aside: made again here
-                    async def load() -> LoadCounts:
+                    async def load(refused: bool) -> LoadCounts:
                         rejects.records.clear()  # a load undone is loaded again, rejects and all
-                        return await load_rows(_spec(run, table, ranges), connection, rejects, bar.advance)
+                        advance.take_back()
+                        return await load_rows(_spec(run, table, ranges), connection, rejects, advance,
+                                               refused=refused)
                     counts = await existing.load_then_restore(connection, run.plan.schema, table.target,
                                                               run.settings.state_schema, load, run.progress.note)
                 else:
-                    counts = await load_rows(_spec(run, table, ranges), connection, rejects, bar.advance)
+                    counts = await load_rows(_spec(run, table, ranges), connection, rejects, advance)
                 _check_unchanged(run, table, version)
                 await _record(run, table, TableStatus.LOADED, connection=connection, written=counts.written,
                               rejected=counts.rejected)
             return Loaded(counts, 0, rejects)
+    except BaseException:
+        advance.take_back()
+        raise
     finally:
         bar.close()
 

@@ -31,6 +31,9 @@ class TableWriter:
     # Rows the converters refused while streaming, logged only once the COPY succeeded:
     # if PostgreSQL refuses a row, the table is loaded again and they are found again.
     _pending: list[Rejection] = field(default_factory=list)
+    # Once a page was refused, the pages after it are screened at once (screening.py), without
+    # a COPY probe first: a refused table is seldom refused by one page only.
+    screening: bool = False
     _screen: Screen | None = None  # the table's rules, read when a page is first refused
 
     @property
@@ -75,18 +78,21 @@ class TableWriter:
         return await self._copy(page.keys, page.records)
 
     async def _copy(self, keys: Sequence[object], records: Sequence[tuple[Value, ...]]) -> int:
-        """Write a page, leaving out (rejecting) the rows PostgreSQL refuses.
+        """Write a page, leaving out (rejecting) the rows PostgreSQL refuses: a COPY probe (rolled
+        back; the rows are written once it passed); once a page was refused, the set-wise
+        screen instead, whose INSERT is a probe released when it passes; bisection of the
+        page when even that is refused.
 
-        Every attempt that may fail is a probe, rolled back whatever happens, and rows are
-        written only once an identical probe passed. So no savepoint outlives its probe: a
-        released savepoint would keep a lock until the table commits, and thousands of
-        bad rows would exhaust PostgreSQL's lock table ("out of shared memory")."""
+        No savepoint outlives its probe (rolled back or released at once): one left open
+        holds a lock until the table commits, and thousands of bad rows would exhaust
+        PostgreSQL's lock table ("out of shared memory")."""
         if not records:
             return 0
-        first_error = await self._probe(records)
-        if first_error is None:
-            await self._write(records)
-            return len(records)
+        if not self.screening:
+            if await self._probe(records) is None:
+                await self._write(records)
+                return len(records)
+            self.screening = True
         if self._screen is None:
             self._screen = await Screen.of(self.connection, self.schema, self.plan.target, self._columns)
         screened = await self._screen.page(records)
@@ -96,7 +102,7 @@ class TableWriter:
                              found.reason)
             return screened.written
         # The model let through a row PostgreSQL refuses: bisection, for this page.
-        bad = await self._find_bad(records, 0, first_error)
+        bad = await self._find_bad(records, 0, None)
         for index, error in sorted(bad.items()):
             self._reject(keys[index], getattr(error, "column_name", None), records[index], describe_pg_error(error))
         good = [i for i in range(len(records)) if i not in bad]
