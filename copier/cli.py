@@ -121,7 +121,7 @@ _PANELS = {
     "Source": ("sqlite", "source_tz", "strip_nul", "snapshot", "skip_integrity_check", "busy_timeout",
                "allow_empty"),
     "Target": ("dsn", "host", "port", "username", "dbname", "embedded", "schema", "state_schema", "identifiers",
-               "views", "if_exists", "truncate_cascade", "distribute", "reference"),
+               "views", "if_exists", "truncate_cascade", "distribute", "reference", "lock_timeout"),
     "Tables": ("tables", "exclude", "cast"),
     "Speed": ("lane", "batch_size", "readers", "workers", "queue_depth", "jobs"),
     "Safety": ("on_error", "max_rejects", "reject_file", "verify", "resume", "force", "retries"),
@@ -312,6 +312,10 @@ def migrate(
                               "instead of failing (a mistyped path opens as an empty database).")] = False,
     busy_timeout: Annotated[float, typer.Option(
         help="Seconds to wait for another process's lock on the source.", min=0)] = _DEFAULTS.busy_timeout,
+    lock_timeout: Annotated[str | None, typer.Option(
+        help="How long to wait for another session's lock on a target table (e.g. 5s, 500ms) before that "
+             "table fails; by default copier waits, and names the session holding the lock.",
+        show_default=False)] = None,
     report: Annotated[Path | None, typer.Option(
         help="Also write the summary, flags and totals as JSON here (- for stdout, as --json).",
         show_default=False)] = None,
@@ -353,7 +357,7 @@ def migrate(
             **({"workers": workers} if workers else {}),
             strip_nul=strip_nul, verify=verify, report=report, quiet=quiet, resume=resume, force=force,
             retries=retries, snapshot=snapshot, integrity_check=not skip_integrity_check, allow_empty=allow_empty,
-            busy_timeout=busy_timeout)
+            busy_timeout=busy_timeout, lock_timeout=lock_timeout)
         from .normalise import zone
 
         zone(source_tz)

@@ -112,6 +112,14 @@ def with_endpoint(url: str, *, host: str | None = None, port: int | None = None,
     return _compose(values)
 
 
+def with_setting(url: str, key: str, value: str) -> str:
+    """The URL with a server setting (a query key asyncpg passes on) set to `value`, in place
+    of the URL's own."""
+    parts = urlsplit(url)
+    params = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != key] + [(key, value)]
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(params, safe="/,:"), parts.fragment))
+
+
 def _checked(params: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """Keep what asyncpg or the server understands, and connect_timeout (target.py reads it);
     drop what changes nothing; refuse the rest by name."""

@@ -35,7 +35,7 @@ def describe_wait(relation: str | None, blocker: int, query: str | None) -> str:
     what = f"a lock on {relation}" if relation else "a lock"
     doing = f": {' '.join((query or '').split())}" if query else ""
     return (f"copier: waiting for {what} held by pid {blocker}{doing} (end that session, or let it finish; "
-            "?lock_timeout=10s in the DSN gives up instead)")
+            "--lock-timeout 10s gives up instead)")
 
 
 @asynccontextmanager

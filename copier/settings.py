@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -36,6 +37,9 @@ class OnError(StrEnum):
 
 # Seconds a read waits for another process's lock on the source (--busy-timeout).
 BUSY_TIMEOUT = 5.0
+
+# --lock-timeout: a PostgreSQL duration (a number, then ms, s, min or h; alone: milliseconds).
+_DURATION = re.compile(r"\d+(\.\d+)?\s*(ms|s|min|h)?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +75,9 @@ class Settings:
     integrity_check: bool = True
     allow_empty: bool = False  # a source without tables is an error unless the caller expects it
     busy_timeout: float = BUSY_TIMEOUT
+    # How long a statement waits for another session's lock on the target before its table
+    # fails (PostgreSQL's lock_timeout on every connection); None waits, announced (lockwatch.py).
+    lock_timeout: str | None = None
     report: Path | None = None
     quiet: bool = False
 
@@ -81,6 +88,12 @@ class Settings:
             value = getattr(self, name)
             if not low <= value <= high:
                 raise UsageError(f"--{name.replace('_', '-')} must be between {low} and {high}, got {value}")
+        if self.lock_timeout is not None:
+            if not _DURATION.fullmatch(self.lock_timeout.strip()):
+                raise UsageError(f"--lock-timeout {self.lock_timeout!r} is not a duration",
+                                 hint="e.g. 5s, 500ms or 2min")
+            # Every connection of the run is made from the DSN: the setting travels in it.
+            object.__setattr__(self, "dsn", dsn.with_setting(self.dsn, "lock_timeout", self.lock_timeout.strip()))
 
     def value_options(self) -> Options:
         """The flags that decide how values are converted."""

@@ -598,3 +598,53 @@ def test_the_in_run_verify_counts_the_rows_the_successful_attempt_read(tmp_path:
     assert stats.tables["t"].retries == 1  # the change was seen, and the table read again
     assert stats.verified is True, stats.warnings
     assert target.count("t") == 3_000
+
+
+def test_lock_timeout_flag_fails_the_locked_table_with_a_line_and_a_hint(tmp_path: Path, target: Target) -> None:
+    """--lock-timeout: the table whose COPY waits for another session's lock fails, named,
+    with the hint; the other table loads."""
+    from .helpers import sqlite_db
+
+    db = sqlite_db(tmp_path / "l.db", "CREATE TABLE t (id INTEGER PRIMARY KEY)",
+                   "CREATE TABLE u (id INTEGER PRIMARY KEY)", rows={"t": [(1,)], "u": [(1,)]})
+    target.execute(f'CREATE SCHEMA "{target.schema}"')
+    target.execute("CREATE TABLE t (id integer PRIMARY KEY); INSERT INTO t VALUES (0)")
+
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_lock() -> None:
+        async def hold() -> None:
+            holder = await asyncpg.connect(target.dsn)
+            try:
+                await holder.execute("BEGIN")
+                # SHARE: the planner may still count t's rows; a COPY into it waits.
+                await holder.execute(f'LOCK TABLE "{target.schema}".t IN SHARE MODE')
+                locked.set()
+                await asyncio.to_thread(release.wait, 60)
+            finally:
+                await holder.close()
+
+        run(hold())
+
+    holder = threading.Thread(target=hold_lock)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        done = subprocess.run([sys.executable, "-m", "copier", "migrate", str(db), "--dsn", target.dsn, "--schema",
+                               target.schema, "--quiet", "--if-exists", "append", "--lock-timeout", "1s"],
+                              capture_output=True, text=True, timeout=120)
+    finally:
+        release.set()
+        holder.join(30)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.splitlines() == [
+        "copier: error: t: canceling statement due to lock timeout (hint: lock_timeout: another session holds a lock "
+        "on the table; let it finish or stop it, then rerun with --resume) (table rolled back)"]
+    assert [r[0] for r in target.fetch("SELECT id FROM t")] == [0]
+    assert target.count("u") == 1
+
+
+def test_lock_timeout_must_be_a_duration(tmp_path: Path) -> None:
+    result = invoke("migrate", tmp_path / "x.db", "--dsn", "postgresql://localhost/x", "--lock-timeout", "soon")
+    assert result.exit_code == 2
+    assert "--lock-timeout 'soon' is not a duration" in result.stderr
