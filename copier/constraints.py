@@ -134,15 +134,17 @@ def rules_of(schema: str, table: str, loaded: Sequence[str], not_null: Sequence[
                  tuple(uniques))
 
 
-def create_staging(schema: str, table: str, staging: str, loaded: Sequence[str]) -> str:
+def create_staging(schema: str, table: str, staging: str, loaded: Sequence[str], row: str = ROW) -> str:
     """A temporary table with the loaded columns' types and none of their constraints, gone
-    at commit; emptied for each page."""
+    at commit; emptied for each page. `row`: the column that orders the rows and names them
+    (ROW, a column of its own; or a loaded column holding each row's key)."""
     columns = ", ".join(quote_ident(c) for c in loaded)
+    ordinal = f"0::bigint AS {ROW}, " if row == ROW else ""
     # No JIT for the table's transaction: the screening queries are costed high (a subquery
     # per rule) and JIT-compiled at each page, which costs a second where they take milliseconds.
     return ("SET LOCAL jit = off;\n"
             f"CREATE TEMPORARY TABLE IF NOT EXISTS {quote_ident(staging)} ON COMMIT DROP AS "
-            f"SELECT 0::bigint AS {ROW}, NULL::text AS {REFUSED}, NULL::text AS {REFUSED_COLUMN}, {columns} "
+            f"SELECT {ordinal}NULL::text AS {REFUSED}, NULL::text AS {REFUSED_COLUMN}, {columns} "
             f"FROM {qualified(schema, table)} WITH NO DATA;\n"
             f"TRUNCATE pg_temp.{quote_ident(staging)}")
 
@@ -195,12 +197,12 @@ def screen_each_row(rules: Rules, staging: str) -> str | None:
                                 for when, _why, c in cases) + " END"
     # The CASEs are evaluated against the row as staged (alias s), the FROM exposes it so.
     return (f"UPDATE pg_temp.{quote_ident(staging)} AS s SET {REFUSED} = v.reason, {REFUSED_COLUMN} = v.column_name "
-            f"FROM (SELECT s.{ROW}, {reason} AS reason, {column} AS column_name "
+            f"FROM (SELECT s.ctid AS copier_tid, {reason} AS reason, {column} AS column_name "
             f"FROM pg_temp.{quote_ident(staging)} AS s) AS v "
-            f"WHERE s.{ROW} = v.{ROW} AND v.reason IS NOT NULL")
+            f"WHERE s.ctid = v.copier_tid AND v.reason IS NOT NULL")
 
 
-def screen_unique(rules: Rules, unique: Unique, staging: str) -> str:
+def screen_unique(rules: Rules, unique: Unique, staging: str, row: str = ROW) -> str:
     """Mark the standing rows whose key is already in the target, or taken by an earlier
     standing row of the page (the first of equal keys stands, as in a COPY row by row)."""
     cols = ", ".join(f"s.{quote_ident(c)}" for c in unique.columns)
@@ -208,11 +210,12 @@ def screen_unique(rules: Rules, unique: Unique, staging: str) -> str:
     message = quote_literal(f'duplicate key value violates unique constraint "{unique.name}" (')
     reason = f"{message} || {_key_text('d', unique.columns)} || ' already exists.)'"
     return (f"UPDATE pg_temp.{quote_ident(staging)} AS s SET {REFUSED} = v.reason "
-            f"FROM (SELECT d.{ROW}, {reason} AS reason FROM ("
-            f"SELECT s.*, row_number() OVER (PARTITION BY {cols} ORDER BY s.{ROW}) AS copier_nth "
+            f"FROM (SELECT d.copier_tid, {reason} AS reason FROM ("
+            f"SELECT s.*, s.ctid AS copier_tid, row_number() OVER (PARTITION BY {cols} ORDER BY s.{quote_ident(row)}) "
+            f"AS copier_nth "
             f"FROM pg_temp.{quote_ident(staging)} AS s WHERE s.{REFUSED} IS NULL AND {_all_set('s', unique.columns)}"
             f") AS d WHERE d.copier_nth > 1 OR EXISTS (SELECT 1 FROM {qualified(rules.schema, rules.table)} t "
-            f"WHERE {match})) AS v WHERE s.{ROW} = v.{ROW}")
+            f"WHERE {match})) AS v WHERE s.ctid = v.copier_tid")
 
 
 def screen_self_reference(rules: Rules, key: ForeignKey, staging: str) -> str:
@@ -225,16 +228,17 @@ def screen_self_reference(rules: Rules, key: ForeignKey, staging: str) -> str:
             f"AND NOT {_parent_exists(key, 's', target)} AND NOT {_parent_exists(key, 's', standing)}")
 
 
-def insert_standing(rules: Rules, staging: str, loaded: Sequence[str]) -> str:
+def insert_standing(rules: Rules, staging: str, loaded: Sequence[str], row: str = ROW) -> str:
     """The rows that stand, into the target, in their order."""
     columns = ", ".join(quote_ident(c) for c in loaded)
     return (f"INSERT INTO {qualified(rules.schema, rules.table)} ({columns}) SELECT {columns} "
-            f"FROM pg_temp.{quote_ident(staging)} WHERE {REFUSED} IS NULL ORDER BY {ROW}")
+            f"FROM pg_temp.{quote_ident(staging)} WHERE {REFUSED} IS NULL ORDER BY {quote_ident(row)}")
 
 
-def refused_rows(staging: str) -> str:
-    return (f"SELECT {ROW}, {REFUSED}, {REFUSED_COLUMN} FROM pg_temp.{quote_ident(staging)} "
-            f"WHERE {REFUSED} IS NOT NULL ORDER BY {ROW}")
+def refused_rows(staging: str, row: str = ROW) -> str:
+    """(row, reason, column) of the refused rows, in their order."""
+    return (f"SELECT {quote_ident(row)}, {REFUSED}, {REFUSED_COLUMN} FROM pg_temp.{quote_ident(staging)} "
+            f"WHERE {REFUSED} IS NOT NULL ORDER BY {quote_ident(row)}")
 
 
 __all__ = ["CONSTRAINTS", "NOT_NULL_COLUMNS", "ROW", "UNIQUE_INDEXES", "Check", "ForeignKey", "Rules", "Unique",

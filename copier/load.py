@@ -7,16 +7,19 @@ Used in-process by the pipeline and by worker processes (worker.py)."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 import anyio
 import asyncpg
 from anyio.streams.memory import MemoryObjectReceiveStream
 
+from .casting import Kind
 from .faults import is_row_error
 from .loadspec import Counted, LoadCounts, LoadSpec
 from .normalise import ConvertedPage, converter_for
 from .reader import read_range
 from .rejects import DeferredRejects, RejectSink
+from .screening import Screen
 from .tasks import task_group
 from .writer import TableWriter
 
@@ -54,6 +57,10 @@ async def load_rows(
             return counts
     if not undoable:
         return await _load_exact(spec, connection, rejects, advance)
+    if refused and (key := _staged_key(spec)) is not None:
+        screened = await _load_screened(spec, connection, rejects, advance, key)
+        if screened is not None:
+            return screened
     writer = TableWriter(connection, spec.schema, spec.table, rejects, spec.on_error, spec.max_rejects)
     counts = LoadCounts()
     if not refused:
@@ -78,6 +85,57 @@ async def load_rows(
 
     await _with_readers(spec, page_by_page)
     counts.rejected = writer.rejected
+    return counts
+
+
+def _staged_key(spec: LoadSpec) -> str | None:
+    """The target column holding each row's rowid (its INTEGER PRIMARY KEY, an integer in the
+    target too), where the columnar lane loads the table: then a whole table can be staged
+    and screened at once, each refused row named by that column."""
+    table = spec.table
+    alias = table.source.rowid_alias
+    if not table.lane.columnar or alias is None:
+        return None
+    return next((c.target for c in table.columns
+                 if c.source == alias and c.type.kind in (Kind.INT2, Kind.INT4, Kind.INT8)), None)
+
+
+class _Unscreened(Exception):
+    """PostgreSQL refused rows the screen let through: the whole-table screen is undone."""
+
+
+async def _load_screened(spec: LoadSpec, connection: asyncpg.Connection, rejects: RejectSink,
+                         advance: Callable[[int], None], key: str) -> LoadCounts | None:
+    """A table PostgreSQL refused rows of, at the columnar lane's speed: all its rows into a
+    constraint-free temporary table (the lane's one COPY), the refused ones marked there by
+    a few set queries (screening.py), the others into the target by one INSERT. None (and
+    nothing written) when PostgreSQL still refuses one, or the lane declines: the caller
+    then loads the table page by page."""
+    from .columnar import ColumnarDeclined, load_columnar
+
+    columns = [c.target for c in spec.table.columns]
+    screen = await Screen.of(connection, spec.schema, spec.table.target, columns, row=key)
+    staged = replace(spec, schema="pg_temp", table=replace(spec.table, target=screen.staging))
+    deferred = DeferredRejects()
+    counted = Counted(advance)
+    try:
+        async with connection.transaction():  # a savepoint: undone if the screen misses a row
+            await screen.create_staging()
+            counts = await load_columnar(staged, connection, deferred, counted)
+            written = await screen.staged()
+            # Of the rows written, at most those the columnar lane staged.
+            counts.written, counts.columnar = written, min(counts.columnar, written)
+            writer = TableWriter(connection, spec.schema, spec.table, deferred, spec.on_error, spec.max_rejects,
+                                 rejected=counts.rejected)
+            async for row, column, reason in screen.refused():
+                writer.reject(row, column, None, reason)
+            counts.rejected = writer.rejected
+    except Exception as exc:
+        if not (is_row_error(exc) or isinstance(exc, ColumnarDeclined)):
+            raise
+        counted.take_back()
+        return None
+    deferred.pass_to(rejects)
     return counts
 
 

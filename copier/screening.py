@@ -12,7 +12,7 @@ being complete."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -38,20 +38,29 @@ class Screened:
 
 
 class Screen:
-    """One table's screening over one connection: its rules, read from the catalog once."""
+    """One table's screening over one connection: its rules, read from the catalog once, and
+    its staging table. `row`: the staging column that orders and names the rows (ROW, each
+    row's place in its page; or a loaded column holding the row's key, for a whole table)."""
 
-    def __init__(self, connection: asyncpg.Connection, rules: Rules, loaded: Sequence[str]) -> None:
-        self.connection, self.rules, self.loaded = connection, rules, list(loaded)
+    def __init__(self, connection: asyncpg.Connection, rules: Rules, loaded: Sequence[str],
+                 row: str = constraints.ROW) -> None:
+        self.connection, self.rules, self.loaded, self.row = connection, rules, list(loaded), row
         self.staging = ("_copier_screen_" + hashlib.sha1(f"{rules.schema}.{rules.table}".encode()).hexdigest()[:16])
         assert len(self.staging) <= MAX_IDENTIFIER_BYTES
 
     @classmethod
-    async def of(cls, connection: asyncpg.Connection, schema: str, table: str, loaded: Sequence[str]) -> Screen:
+    async def of(cls, connection: asyncpg.Connection, schema: str, table: str, loaded: Sequence[str],
+                 row: str = constraints.ROW) -> Screen:
         name = qualified(schema, table)
         not_null = [r[0] for r in await connection.fetch(constraints.NOT_NULL_COLUMNS, name)]
         found = [dict(r) for r in await connection.fetch(constraints.CONSTRAINTS, name)]
         indexes = [dict(r) for r in await connection.fetch(constraints.UNIQUE_INDEXES, name)]
-        return cls(connection, constraints.rules_of(schema, table, loaded, not_null, found, indexes), loaded)
+        return cls(connection, constraints.rules_of(schema, table, loaded, not_null, found, indexes), loaded, row)
+
+    async def create_staging(self) -> None:
+        """The staging table, empty (created, or emptied, in the caller's transaction)."""
+        await self.connection.execute(constraints.create_staging(self.rules.schema, self.rules.table, self.staging,
+                                                                 self.loaded, self.row))
 
     async def page(self, records: Sequence[tuple[Value, ...]]) -> Screened | None:
         """Write the rows of `records` the table accepts; the others come back with their
@@ -60,14 +69,12 @@ class Screen:
         connection = self.connection
         await connection.execute("SAVEPOINT copier_screen")
         try:
-            await connection.execute(constraints.create_staging(self.rules.schema, self.rules.table, self.staging,
-                                                                self.loaded))
+            await self.create_staging()
             async with ended_if_lost(connection):
                 await connection.copy_records_to_table(
                     self.staging, records=[(i, *r) for i, r in enumerate(records)],
                     columns=[constraints.ROW, *self.loaded], schema_name="pg_temp")
-            await self._mark_refused()
-            status = await connection.execute(constraints.insert_standing(self.rules, self.staging, self.loaded))
+            written = await self._settle()
         except Exception as exc:
             if not is_row_error(exc):
                 raise  # the table's transaction is lost anyway
@@ -78,21 +85,37 @@ class Screen:
         await connection.execute("RELEASE SAVEPOINT copier_screen")
         refused = [Refused(row[0], row[2], row[1])
                    for row in await connection.fetch(constraints.refused_rows(self.staging))]
-        return Screened(int(status.split()[-1]), refused)  # INSERT 0 <rows>
+        return Screened(written, refused)
 
-    async def _mark_refused(self) -> None:
-        rules, staging = self.rules, self.staging
+    async def staged(self) -> int:
+        """The rows the caller put in the staging table (create_staging; a whole table, its
+        keys in `row`): those the table accepts go into it; returns how many. Raises the
+        row error PostgreSQL refused them with, in the caller's savepoint, when the model
+        let through a row PostgreSQL refuses (nothing is written then)."""
+        return await self._settle()
+
+    async def refused(self) -> AsyncIterator[tuple[object, str | None, str]]:
+        """(key, column, reason) of each row refused, in their order (a cursor: a whole table's
+        may be many); inside the caller's transaction."""
+        async for key, reason, column in self.connection.cursor(constraints.refused_rows(self.staging, self.row)):
+            yield key, column, reason
+
+    async def _settle(self) -> int:
+        """Mark the staged rows the rules refuse, then insert the others into the target."""
+        rules, staging, execute = self.rules, self.staging, self.connection.execute
         each_row = constraints.screen_each_row(rules, staging)
         if each_row:
-            await self.connection.execute(each_row)
+            await execute(each_row)
         for unique in rules.uniques:
-            await self.connection.execute(constraints.screen_unique(rules, unique, staging))
+            await execute(constraints.screen_unique(rules, unique, staging, self.row))
         for key in rules.foreign_keys:
             if key.self_reference:
                 for _round in range(constraints.SELF_REFERENCE_ROUNDS):
-                    marked = await self.connection.execute(constraints.screen_self_reference(rules, key, staging))
+                    marked = await execute(constraints.screen_self_reference(rules, key, staging))
                     if marked.endswith(" 0"):  # UPDATE 0: no row's parent went this round
                         break
+        status = await execute(constraints.insert_standing(rules, staging, self.loaded, self.row))
+        return int(status.split()[-1])  # INSERT 0 <rows>
 
 
 __all__ = ["Refused", "Screen", "Screened"]

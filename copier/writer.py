@@ -50,7 +50,7 @@ class TableWriter:
             async for page in pages:
                 for rejection in page.rejections:
                     if self.on_error is OnError.ABORT:
-                        self._reject(rejection.key, self.plan.columns[rejection.column].target, rejection.value,
+                        self.reject(rejection.key, self.plan.columns[rejection.column].target, rejection.value,
                                      rejection.reason)
                     self._pending.append(rejection)
                 written += len(page.records)
@@ -62,7 +62,7 @@ class TableWriter:
             await self.connection.copy_records_to_table(
                 self.plan.target, records=records(), columns=self._columns, schema_name=self.schema)
         for rejection in self._pending:
-            self._reject(rejection.key, self.plan.columns[rejection.column].target, rejection.value,
+            self.reject(rejection.key, self.plan.columns[rejection.column].target, rejection.value,
                          rejection.reason)
         self._pending.clear()
         return written
@@ -73,7 +73,7 @@ class TableWriter:
     async def write(self, page: ConvertedPage) -> int:
         """Write one page; returns the rows written. Rejections in the page are handled first."""
         for rejection in page.rejections:
-            self._reject(rejection.key, self.plan.columns[rejection.column].target, rejection.value,
+            self.reject(rejection.key, self.plan.columns[rejection.column].target, rejection.value,
                          rejection.reason)
         return await self._copy(page.keys, page.records)
 
@@ -98,13 +98,13 @@ class TableWriter:
         screened = await self._screen.page(records)
         if screened is not None:
             for found in screened.refused:
-                self._reject(keys[found.index], found.column, self._value(records[found.index], found.column),
+                self.reject(keys[found.index], found.column, self._value(records[found.index], found.column),
                              found.reason)
             return screened.written
         # The model let through a row PostgreSQL refuses: bisection, for this page.
         bad = await self._find_bad(records, 0, None)
         for index, error in sorted(bad.items()):
-            self._reject(keys[index], getattr(error, "column_name", None), records[index], describe_pg_error(error))
+            self.reject(keys[index], getattr(error, "column_name", None), records[index], describe_pg_error(error))
         good = [i for i in range(len(records)) if i not in bad]
         if not good:
             return 0
@@ -120,7 +120,7 @@ class TableWriter:
                 await self._write([records[index]])
                 written += 1
             else:
-                self._reject(keys[index], getattr(refused, "column_name", None), records[index],
+                self.reject(keys[index], getattr(refused, "column_name", None), records[index],
                              describe_pg_error(refused))
         return written
 
@@ -163,7 +163,7 @@ class TableWriter:
         """What the reject file shows: the named column's value, else the row."""
         return record[self._columns.index(column)] if column in self._columns else record
 
-    def _reject(self, key: object, column: str | None, value: Value, reason: str) -> None:
+    def reject(self, key: object, column: str | None, value: Value, reason: str) -> None:
         where = f"table {self.plan.name}: row {key!r}" + (f": column {column}" if column else "")
         if self.on_error is OnError.ABORT:
             raise LoadError(f"{where}: {reason}", hint="--on-error reject loads the other rows",

@@ -14,10 +14,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from .helpers import sqlite_db
 from .pg import Target
 
 TIME_LIMIT = 180
+
+# Rows of good padding: none, so the exact lane loads the table and each page is screened;
+# or enough that the columnar lane does (tables of 1,000 rows or more), and the whole table
+# is staged and screened at once.
+SIZES = pytest.mark.parametrize("padding", [0, 2_000], ids=["pages", "whole-table"])
 
 
 def migrate(target: Target, source: Path, rejects: Path, *extra: object) -> subprocess.CompletedProcess[str]:
@@ -34,7 +41,9 @@ def rejected(path: Path) -> dict[Any, tuple[str | None, str]]:
     return found
 
 
-def test_rows_each_constraint_refuses_are_rejected_with_its_name(tmp_path: Path, target: Target) -> None:
+@SIZES
+def test_rows_each_constraint_refuses_are_rejected_with_its_name(tmp_path: Path, target: Target,
+                                                                 padding: int) -> None:
     target.execute(f'CREATE SCHEMA "{target.schema}"')
     target.execute(f'SET search_path TO "{target.schema}"; '
                    "CREATE TABLE parent (id integer PRIMARY KEY); INSERT INTO parent VALUES (1), (2); "
@@ -45,7 +54,8 @@ def test_rows_each_constraint_refuses_are_rejected_with_its_name(tmp_path: Path,
                        "qty INTEGER, code TEXT)",
                        rows={"child": [(1, 1, 5, "a"), (2, 9, 5, "b"), (3, None, 5, "c"), (4, 2, None, "d"),
                                        (5, 2, -1, "e"), (6, 1, 1, "a"), (7, 1, 1, "existing"), (8, 2, 3, None),
-                                       (9, 2, 3, None), (100, 1, 1, "z"), (101, 2, 0, "y")]})
+                                       (9, 2, 3, None), (100, 1, 1, "z"), (101, 2, 0, "y")]
+                                      + [(i, 2, 1, f"p{i}") for i in range(1_000, 1_000 + padding)]})
     rejects = tmp_path / "r.jsonl"
     done = migrate(target, source, rejects, "--tables", "child", "--if-exists", "append")
     assert done.returncode == 3, done.stderr  # rows rejected, the others loaded and verified
@@ -61,10 +71,13 @@ def test_rows_each_constraint_refuses_are_rejected_with_its_name(tmp_path: Path,
         101: (None, 'new row for relation "child" violates check constraint "qty_positive"'),
     }
     assert [tuple(r) for r in target.fetch("SELECT id, parent_id, qty, code FROM child ORDER BY id")] == [
-        (1, 1, 5, "a"), (3, None, 5, "c"), (8, 2, 3, None), (9, 2, 3, None), (100, 1, 1, "existing")]
+        (1, 1, 5, "a"), (3, None, 5, "c"), (8, 2, 3, None), (9, 2, 3, None), (100, 1, 1, "existing")] + [
+        (i, 2, 1, f"p{i}") for i in range(1_000, 1_000 + padding)]
 
 
-def test_a_table_referencing_itself_finds_parents_among_the_rows(tmp_path: Path, target: Target) -> None:
+@SIZES
+def test_a_table_referencing_itself_finds_parents_among_the_rows(tmp_path: Path, target: Target,
+                                                                 padding: int) -> None:
     target.execute(f'CREATE SCHEMA "{target.schema}"')
     target.execute(f'SET search_path TO "{target.schema}"; '
                    "CREATE TABLE node (id integer PRIMARY KEY, parent_id integer REFERENCES node (id)); "
@@ -72,7 +85,8 @@ def test_a_table_referencing_itself_finds_parents_among_the_rows(tmp_path: Path,
     # 3's parent comes before it, 6's after it (one statement: both stand); 4's is missing,
     # so 5, its child, and 8, 5's child, are refused too.
     source = sqlite_db(tmp_path / "n.db", "CREATE TABLE node (id INTEGER PRIMARY KEY, parent_id INTEGER)",
-                       rows={"node": [(2, 1), (3, 2), (4, 99), (5, 4), (6, 7), (7, 1), (8, 5)]})
+                       rows={"node": [(2, 1), (3, 2), (4, 99), (5, 4), (6, 7), (7, 1), (8, 5)]
+                             + [(i, 1) for i in range(1_000, 1_000 + padding)]})
     rejects = tmp_path / "r.jsonl"
     done = migrate(target, source, rejects, "--if-exists", "append")
     assert done.returncode == 3, done.stderr
@@ -83,10 +97,12 @@ def test_a_table_referencing_itself_finds_parents_among_the_rows(tmp_path: Path,
 
     assert rejected(rejects) == {4: orphan(99), 5: orphan(4), 8: orphan(5)}
     assert [tuple(r) for r in target.fetch("SELECT id, parent_id FROM node ORDER BY id")] == [
-        (1, None), (2, 1), (3, 2), (6, 7), (7, 1)]
+        (1, None), (2, 1), (3, 2), (6, 7), (7, 1)] + [(i, 1) for i in range(1_000, 1_000 + padding)]
 
 
-def test_a_refusal_the_model_does_not_know_falls_back_to_bisection(tmp_path: Path, target: Target) -> None:
+@SIZES
+def test_a_refusal_the_model_does_not_know_falls_back_to_bisection(tmp_path: Path, target: Target,
+                                                                    padding: int) -> None:
     target.execute(f'CREATE SCHEMA "{target.schema}"')
     target.execute(f'SET search_path TO "{target.schema}"; '
                    "CREATE TABLE parent (id integer PRIMARY KEY); INSERT INTO parent VALUES (1); "
@@ -96,7 +112,8 @@ def test_a_refusal_the_model_does_not_know_falls_back_to_bisection(tmp_path: Pat
                    "IF NEW.id % 13 = 0 THEN RAISE EXCEPTION 'unlucky row %', NEW.id USING ERRCODE = 'check_violation'; "
                    "END IF; RETURN NEW; END $$; "
                    "CREATE TRIGGER no_thirteens BEFORE INSERT ON item FOR EACH ROW EXECUTE FUNCTION no_thirteens()")
-    rows = [(i, 2 if i == 20 else 1) for i in range(1, 41)]  # row 20's parent is missing
+    # Row 20's parent is missing; the padding's ids are no multiples of 13.
+    rows = [(i, 2 if i == 20 else 1) for i in range(1, 41)] + [(2_000 + 13 * i + 1, 1) for i in range(padding)]
     source = sqlite_db(tmp_path / "i.db", "CREATE TABLE item (id INTEGER PRIMARY KEY, parent_id INTEGER)",
                        rows={"item": rows})
     rejects = tmp_path / "r.jsonl"
@@ -107,7 +124,7 @@ def test_a_refusal_the_model_does_not_know_falls_back_to_bisection(tmp_path: Pat
         20: (None, 'insert or update on table "item" violates foreign key constraint "item_parent_id_fkey" '
                    '(Key (parent_id)=(2) is not present in table "parent".)')}
     assert [r[0] for r in target.fetch("SELECT id FROM item ORDER BY id")] == [
-        i for i in range(1, 41) if i not in (13, 20, 26, 39)] + [1000]
+        i for i in range(1, 41) if i not in (13, 20, 26, 39)] + [1000] + [2_000 + 13 * i + 1 for i in range(padding)]
 
 
 def test_an_append_rerun_rejects_every_row_and_leaves_the_table_as_it_was(tmp_path: Path, target: Target) -> None:
