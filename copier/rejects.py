@@ -9,6 +9,9 @@ from typing import Protocol, TextIO
 from .normalise import describe
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False)  # one for every line: json.dumps makes one per call
+
+
 class RejectSink(Protocol):
     def add(self, table: str, key: object, column: str | None, value: object, reason: str) -> None: ...
 
@@ -56,9 +59,15 @@ class RejectLog:
             path.unlink(missing_ok=True)
 
     def write(self, record: dict[str, object]) -> None:
+        self.write_all([record])
+
+    def write_all(self, records: list[dict[str, object]]) -> None:
+        """The records, then one flush (an append rerun may reject every row of a table)."""
+        if not records:
+            return
         if self._file is None:
             self._file = self.path.open("a" if self._append else "w", encoding="utf-8")
-        self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._file.writelines(_ENCODER.encode(record) + "\n" for record in records)
         self._file.flush()
 
     def close(self) -> None:

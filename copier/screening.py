@@ -24,6 +24,11 @@ from .ident import MAX_IDENTIFIER_BYTES, qualified
 from .normalise import Value
 
 
+# Refused rows read per round trip of the cursor (asyncpg's default, 50, costs a round trip
+# per 50 rows of an append rerun, where every row is refused).
+REFUSED_PREFETCH = 5_000
+
+
 @dataclass(frozen=True, slots=True)
 class Refused:
     index: int  # the row's place in its page
@@ -97,7 +102,8 @@ class Screen:
     async def refused(self) -> AsyncIterator[tuple[object, str | None, str]]:
         """(key, column, reason) of each row refused, in their order (a cursor: a whole table's
         may be many); inside the caller's transaction."""
-        async for key, reason, column in self.connection.cursor(constraints.refused_rows(self.staging, self.row)):
+        query = constraints.refused_rows(self.staging, self.row)
+        async for key, reason, column in self.connection.cursor(query, prefetch=REFUSED_PREFETCH):
             yield key, column, reason
 
     async def _settle(self) -> int:

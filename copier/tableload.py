@@ -163,8 +163,7 @@ def _committed(run: Run, stats: TableStats, loaded: Loaded) -> None:
     stats.chunks = loaded.chunks
     # Committed: rejects reach the reject file now, outside the retries (a failed write
     # must not send a committed table back through a retry).
-    for record in loaded.rejects.records:
-        run.rejects.write(record)
+    run.rejects.write_all(loaded.rejects.records)
 
 
 # Tables under this many rows that copier creates travel together (load_group): their fixed
