@@ -8,7 +8,6 @@ from typing import Protocol, TextIO
 
 from .normalise import describe
 
-
 _ENCODER = json.JSONEncoder(ensure_ascii=False)  # one for every line: json.dumps makes one per call
 
 

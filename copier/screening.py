@@ -23,7 +23,6 @@ from .faults import ended_if_lost, is_row_error
 from .ident import MAX_IDENTIFIER_BYTES, qualified
 from .normalise import Value
 
-
 # Refused rows read per round trip of the cursor (asyncpg's default, 50, costs a round trip
 # per 50 rows of an append rerun, where every row is refused).
 REFUSED_PREFETCH = 5_000
