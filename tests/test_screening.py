@@ -160,3 +160,26 @@ def test_on_error_abort_names_the_first_refused_row(tmp_path: Path, target: Targ
         'constraint "child_parent_id_fkey" (Key (parent_id)=(5) is not present in table "parent".) '
         "(hint: --on-error reject loads the other rows) (table rolled back)"]
     assert [r[0] for r in target.fetch("SELECT id FROM child")] == [1000]
+
+
+def test_progress_of_a_refused_load_never_passes_its_total(tmp_path: Path, target: Target) -> None:
+    """The load refused, undone and done again: its bar is taken back, not counted twice
+    (it once said "20,000 of 10,000 rows")."""
+    target.execute(f'CREATE SCHEMA "{target.schema}"')
+    target.execute(f'SET search_path TO "{target.schema}"; CREATE TABLE t (id integer PRIMARY KEY, v text); '
+                   "INSERT INTO t VALUES (7, 'there')")
+    source = sqlite_db(tmp_path / "p.db", "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)",
+                       rows={"t": [(i, f"v{i}") for i in range(1, 3_001)]})
+    done = subprocess.run([sys.executable, "-m", "copier", "migrate", str(source), "--dsn", target.dsn, "--schema",
+                           target.schema, "--if-exists", "append", "--no-verify", "--reject-file",
+                           str(tmp_path / "r.jsonl")], capture_output=True, text=True, timeout=TIME_LIMIT)
+    assert done.returncode == 3, done.stderr
+    counted = [line.split(": ", 2)[2].split(" rows")[0] for line in done.stderr.splitlines()
+               if line.startswith("copier: t: ") and " of " in line]
+    assert counted, done.stderr
+    for shown in counted:
+        rows, total = (int(n.replace(",", "")) for n in shown.split(" of "))
+        assert rows <= total == 3_000, shown
+    assert rejected(tmp_path / "r.jsonl") == {
+        7: (None, 'duplicate key value violates unique constraint "t_pkey" (Key (id)=(7) already exists.)')}
+    assert target.count("t") == 3_000
