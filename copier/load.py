@@ -1,6 +1,7 @@
 """Load one table's rows over one PostgreSQL connection: readers feed a bounded stream, one
-streaming COPY drains it; if PostgreSQL refuses a row, that COPY is undone and the rows
-are loaded again page by page, the refused rows of each page found set-wise (screening.py).
+streaming COPY drains it; if PostgreSQL refuses a row, that COPY is undone and the refused
+rows are found set-wise (screening.py): the whole table at once where the columnar lane
+loads it keyed by an INTEGER PRIMARY KEY, else page by page.
 
 Used in-process by the pipeline and by worker processes (worker.py)."""
 
@@ -34,8 +35,8 @@ async def load_rows(
 
     Not `undoable` (the exact lane without its savepoint: two round trips less), a row
     PostgreSQL refuses fails the caller's transaction, and the caller loads the table
-    again, undoably. `refused`: PostgreSQL refused these rows before (a load undone): they go
-    page by page at once."""
+    again, undoably. `refused`: PostgreSQL refused these rows before (a load undone): they
+    are screened at once (the whole table, or page by page), not streamed into a COPY again."""
     if spec.table.lane.columnar and not refused:
         assert all(r is not None for r in spec.ranges), "the plan gives the columnar lane rowid tables only"
         # Imported here: pyarrow costs time and memory that runs without this lane need not pay.
@@ -98,10 +99,6 @@ def _staged_key(spec: LoadSpec) -> str | None:
         return None
     return next((c.target for c in table.columns
                  if c.source == alias and c.type.kind in (Kind.INT2, Kind.INT4, Kind.INT8)), None)
-
-
-class _Unscreened(Exception):
-    """PostgreSQL refused rows the screen let through: the whole-table screen is undone."""
 
 
 async def _load_screened(spec: LoadSpec, connection: asyncpg.Connection, rejects: RejectSink,

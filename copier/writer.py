@@ -51,7 +51,7 @@ class TableWriter:
                 for rejection in page.rejections:
                     if self.on_error is OnError.ABORT:
                         self.reject(rejection.key, self.plan.columns[rejection.column].target, rejection.value,
-                                     rejection.reason)
+                                    rejection.reason)
                     self._pending.append(rejection)
                 written += len(page.records)
                 advance(len(page.records) + len(page.rejections))
@@ -63,7 +63,7 @@ class TableWriter:
                 self.plan.target, records=records(), columns=self._columns, schema_name=self.schema)
         for rejection in self._pending:
             self.reject(rejection.key, self.plan.columns[rejection.column].target, rejection.value,
-                         rejection.reason)
+                        rejection.reason)
         self._pending.clear()
         return written
 
@@ -74,7 +74,7 @@ class TableWriter:
         """Write one page; returns the rows written. Rejections in the page are handled first."""
         for rejection in page.rejections:
             self.reject(rejection.key, self.plan.columns[rejection.column].target, rejection.value,
-                         rejection.reason)
+                        rejection.reason)
         return await self._copy(page.keys, page.records)
 
     async def _copy(self, keys: Sequence[object], records: Sequence[tuple[Value, ...]]) -> int:
