@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Protocol, TextIO
 
@@ -15,14 +17,51 @@ class RejectSink(Protocol):
     def add(self, table: str, key: object, column: str | None, value: object, reason: str) -> None: ...
 
 
+# A load's rejects stay in memory up to this many bytes of JSON, then spill to a temporary
+# file: an append rerun rejects every row of a table, and memory must not grow with it.
+_SPILL_BYTES = 4 * 2**20
+
+
 class RejectList:
-    """Collects rejects as reject-file records (in a worker process, for the parent to log)."""
+    """Collects a load's rejects as reject-file lines until the load stands (in a worker
+    process, for the parent to log), in a temporary file past a few megabytes."""
 
     def __init__(self) -> None:
-        self.records: list[dict[str, object]] = []
+        self._lines: tempfile.SpooledTemporaryFile[str] | None = None  # made on the first reject
+        self.count = 0
 
     def add(self, table: str, key: object, column: str | None, value: object, reason: str) -> None:
-        self.records.append(_record(table, key, column, value, reason))
+        self.extend([_ENCODER.encode(_record(table, key, column, value, reason)) + "\n"])
+
+    def extend(self, lines: Iterable[str]) -> None:
+        """Lines another RejectList gave (lines()), from a worker's chunk."""
+        for line in lines:
+            if self._lines is None:
+                self._lines = tempfile.SpooledTemporaryFile(max_size=_SPILL_BYTES, mode="w+", encoding="utf-8")
+            self._lines.write(line)
+            self.count += 1
+
+    def lines(self) -> Iterator[str]:
+        """Every line so far, each ending in a newline, read back from the start."""
+        if self._lines is None:
+            return
+        self._lines.flush()
+        self._lines.seek(0)
+        yield from self._lines
+        self._lines.seek(0, 2)
+
+    def clear(self) -> None:
+        """Forget every reject: a load undone is loaded again, rejects and all."""
+        self.close()
+        self.count = 0
+
+    def close(self) -> None:
+        if self._lines is not None:
+            self._lines.close()
+            self._lines = None
+
+    def __del__(self) -> None:
+        self.close()  # an attempt that failed drops its list: its spill file goes with it
 
 
 class DeferredRejects:
@@ -62,12 +101,17 @@ class RejectLog:
 
     def write_all(self, records: list[dict[str, object]]) -> None:
         """The records, then one flush (an append rerun may reject every row of a table)."""
-        if not records:
-            return
-        if self._file is None:
-            self._file = self.path.open("a" if self._append else "w", encoding="utf-8")
-        self._file.writelines(_ENCODER.encode(record) + "\n" for record in records)
-        self._file.flush()
+        self.write_lines(_ENCODER.encode(record) + "\n" for record in records)
+
+    def write_lines(self, lines: Iterable[str]) -> None:
+        """Lines already encoded (RejectList.lines), then one flush; the file is opened
+        only if there is one."""
+        for line in lines:
+            if self._file is None:
+                self._file = self.path.open("a" if self._append else "w", encoding="utf-8")
+            self._file.write(line)
+        if self._file is not None:
+            self._file.flush()
 
     def close(self) -> None:
         if self._file is not None:

@@ -163,7 +163,8 @@ def _committed(run: Run, stats: TableStats, loaded: Loaded) -> None:
     stats.chunks = loaded.chunks
     # Committed: rejects reach the reject file now, outside the retries (a failed write
     # must not send a committed table back through a retry).
-    run.rejects.write_all(loaded.rejects.records)
+    run.rejects.write_lines(loaded.rejects.lines())
+    loaded.rejects.close()
 
 
 # Tables under this many rows that copier creates travel together (load_group): their fixed
@@ -364,7 +365,7 @@ async def _attempt(run: Run, table: TablePlan, *, again: bool = False) -> Loaded
                     counts = await _upsert(run, table, connection, ranges, rejects, advance)
                 elif run.record_state and not table.create:  # its indexes may be set aside: made again here
                     async def load(refused: bool) -> LoadCounts:
-                        rejects.records.clear()  # a load undone is loaded again, rejects and all
+                        rejects.clear()  # a load undone is loaded again, rejects and all
                         advance.take_back()
                         return await load_rows(_spec(run, table, ranges), connection, rejects, advance,
                                                refused=refused)
@@ -428,12 +429,12 @@ async def _load_parallel(
             spec = replace(_spec(run, staging, [key_range]), queue_depth=WORKER_QUEUE_DEPTH)
             if here:
                 async with limiter:
-                    result = await load_chunk_here(spec, run.settings.dsn, advance)
+                    result = await load_chunk_here(spec, run.settings.dsn, advance, rejects)
             else:
                 result = await anyio.to_process.run_sync(load_chunk, spec, run.settings.dsn, cancellable=True,
                                                          limiter=limiter)
                 advance(result.counts.read)
-            rejects.records.extend(result.rejects)
+            rejects.extend(result.rejects)
             counts.add(result.counts)
 
         async with task_group() as group:

@@ -27,7 +27,7 @@ from .rejects import RejectList
 @dataclass(frozen=True, slots=True)
 class ChunkResult:
     counts: LoadCounts
-    rejects: list[dict[str, object]]
+    rejects: list[str]  # reject-file lines (RejectList.lines)
 
 
 def load_chunk(spec: LoadSpec, dsn: str) -> ChunkResult:
@@ -51,20 +51,28 @@ def _picklable(exc: Exception) -> Exception:
     return LoadError(message, sqlstate=sqlstate_of(cause) or None, transient=is_transient(exc))
 
 
-async def load_chunk_here(spec: LoadSpec, dsn: str, advance: Callable[[int], None]) -> ChunkResult:
-    """A range loaded in this process (the columnar lane's way)."""
-    return await _load_chunk(spec, dsn, advance)
+async def load_chunk_here(spec: LoadSpec, dsn: str, advance: Callable[[int], None],
+                          rejects: RejectList) -> ChunkResult:
+    """A range loaded in this process (the columnar lane's way), its rejects into `rejects`
+    (the table's, which stay on disk past a few megabytes: ChunkResult.rejects is empty)."""
+    return await _load_chunk(spec, dsn, advance, rejects)
 
 
-async def _load_chunk(spec: LoadSpec, dsn: str, advance: Callable[[int], None] = lambda _rows: None) -> ChunkResult:
+async def _load_chunk(spec: LoadSpec, dsn: str, advance: Callable[[int], None] = lambda _rows: None,
+                      rejects: RejectList | None = None) -> ChunkResult:
     async with target.connected(dsn) as connection:
         # Durable all the same: the parent's rename commits synchronously, which flushes
         # the WAL of every chunk committed before it.
         await connection.execute("SET synchronous_commit = off")
-        rejects = RejectList()
-        async with connection.transaction():
-            counts = await load_rows(spec, connection, rejects, advance)
-        return ChunkResult(counts, rejects.records)
+        own = rejects is None
+        found = RejectList() if rejects is None else rejects
+        try:
+            async with connection.transaction():
+                counts = await load_rows(spec, connection, found, advance)
+            return ChunkResult(counts, list(found.lines()) if own else [])
+        finally:
+            if own:
+                found.close()
 
 
 def tune_gc() -> None:
