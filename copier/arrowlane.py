@@ -118,13 +118,13 @@ MAX_BATCH_ROWS = 8_192
 _SIZE_SAMPLE = 256
 
 
-def row_size_sql(table: str, columns: Sequence[str], rowid: str, first: int, last: int) -> str:
-    """SQL: the widest row of a sample at the start of a rowid range, in bytes as stored
+def row_size_sql(table: str, columns: Sequence[str], where: str) -> str:
+    """SQL: the widest row of a sample at the start of a key range (`where`), in bytes as stored
     (text and blobs; numbers as their text), plus 8 a value (Arrow's fixed widths, offsets)."""
     width = " + ".join(f"coalesce(length(CAST({quote_sqlite(c)} AS BLOB)), 0)" for c in columns) or "0"
     listed = ", ".join(quote_sqlite(c) for c in columns) or "NULL"
     return (f"SELECT max({width}) + {8 * len(columns)} FROM (SELECT {listed} FROM {quote_sqlite(table)} "
-            f"WHERE {rowid} BETWEEN {int(first)} AND {int(last)} LIMIT {_SIZE_SAMPLE})")
+            f"WHERE {where} LIMIT {_SIZE_SAMPLE})")
 
 
 def batch_rows(widest: int | None) -> int:
@@ -138,14 +138,15 @@ def routes_for(plan: TablePlan, columns: Sequence[ColumnPlan]) -> tuple[Route, .
     return tuple(Route(c, c.source not in not_null and c.source != alias, c.source == alias) for c in columns)
 
 
-def guarded_sql(plan: TablePlan, routes: Sequence[Route], rowid: str, first: int, last: int) -> str:
-    """crosscheck.ranged_sql reading a rowid range for the lane: each column's value where
+def guarded_sql(plan: TablePlan, routes: Sequence[Route], key: str, where: str) -> str:
+    """crosscheck.ranged_sql reading a key range for the lane (`key`: source.key_sql, `where`:
+    source.range_condition): each column's value where
     its storage class is its first read's, else NULL; then the columns' further reads."""
     reads: list[tuple[str, str] | None] = [None if r.is_rowid else (r.read(r.reads[0]), WITNESS[r.reads[0]])
                                            for r in routes]
     further: list[tuple[str, str] | None] = [(r.read(storage), WITNESS[storage]) for r in routes
                                              for storage in r.reads[1:]]
-    return ranged_sql(plan.source.name, rowid, first, last, reads + further,
+    return ranged_sql(plan.source.name, key, where, reads + further,
                       [r.column.source for r in routes if r.nullable])
 
 
@@ -154,7 +155,7 @@ class Split:
     """One batch, split between the lanes."""
 
     columnar: pa.RecordBatch | None  # rows for the columnar lane, in their target types
-    exact_keys: list[int]  # rowids of the rows the exact lane takes
+    exact_keys: list[int] | list[str]  # keys (source.key_sql) of the rows the exact lane takes
 
 
 def drop_witness(batch: pa.RecordBatch) -> pa.RecordBatch:

@@ -53,6 +53,10 @@ class Table:
     notes: tuple[str, ...] = ()  # what could not be carried over (partial indexes, ...)
     virtual_module: str | None = None  # a virtual table's module (fts5, rtree): copied as a plain table
     check_sql: str | None = None  # SQLite's CREATE TABLE, when it has CHECK constraints (translated by the plan)
+    # ORDER BY the primary key's columns walks the key's own index (SQLite's query plan has
+    # no sort): the key's collations are its columns', so no two rows compare equal and
+    # ranges of it hold every row once (source.key_order_walkable).
+    key_in_order: bool = False
 
     @property
     def rowid_alias(self) -> str | None:
@@ -74,6 +78,18 @@ class Table:
             if candidate not in taken:
                 return candidate
         return self.rowid_alias
+
+    @property
+    def range_key(self) -> tuple[str, ...]:
+        """What the table is read in ranges of, each range in the key's order: its rowid
+        (rowid_name), else its primary key where SQLite keeps it in order and free of NULLs
+        (a WITHOUT ROWID table's always is NOT NULL); empty: no key, the table is read in one scan."""
+        if self.rowid_name is not None:
+            return (self.rowid_name,)
+        if self.primary_key and self.key_in_order and (
+                self.without_rowid or all(self.column(k).not_null for k in self.primary_key)):
+            return self.primary_key
+        return ()
 
     def column(self, name: str) -> Column:
         for column in self.columns:

@@ -1,13 +1,14 @@
-"""The columnar lane's I/O. A C reader (adbc-driver-sqlite) turns a rowid range of the
-SQLite table into Arrow batches through arrowlane's guarded query; arrowlane normalises
-them; pgpq encodes them as PostgreSQL binary COPY, which asyncpg streams. Python touches
-batches, never values. The rows arrowlane flags are read again by rowid and go through
-the exact lane: its converters, rejects and bisection.
+"""The columnar lane's I/O. A C reader (adbc-driver-sqlite) turns a key range of the
+SQLite table (rowids, or a primary key's values: source.KeyRange) into Arrow batches
+through arrowlane's guarded query; arrowlane normalises them; pgpq encodes them as
+PostgreSQL binary COPY, which asyncpg streams. Python touches batches, never values.
+The rows arrowlane flags are read again by key and go through the exact lane: its
+converters, rejects and bisection.
 
 Reading, normalising and encoding run in a thread (the C and Rust code release the GIL),
 so the next batch is prepared while PostgreSQL ingests the last one; one COPY streams a
-whole rowid range, and its flagged rows follow. Memory holds a batch or two and the
-flagged rowids, at most EXACT_KEYS_LIMIT of them (then the COPY ends, the flagged rows are
+whole key range, and its flagged rows follow. Memory holds a batch or two and the
+flagged keys, at most EXACT_KEYS_LIMIT of them (then the COPY ends, the flagged rows are
 written, and a new COPY goes on with the range), whatever the table."""
 
 from __future__ import annotations
@@ -32,14 +33,14 @@ from .faults import ended_if_lost
 from .loadspec import LoadCounts, LoadSpec
 from .normalise import ConvertedPage, Converter, convert_page, converter_for
 from .planning import TablePlan
-from .reader import KeyRange
 from .rejects import RejectSink
+from .source import KeyRange
 from .tasks import task_group
 from .writer import TableWriter
 
-# Flagged rows are read again by rowid this many at a time, once the range's COPY is done.
+# Flagged rows are read again by key this many at a time, once the range's COPY is done.
 EXACT_PAGE_ROWS = 5_000
-# Flagged rowids held while a range's COPY streams; once this many wait, the COPY ends there,
+# Flagged keys held while a range's COPY streams; once this many wait, the COPY ends there,
 # they go through the exact lane, and a new COPY takes the rest of the range.
 EXACT_KEYS_LIMIT = 100_000
 
@@ -54,12 +55,12 @@ class ColumnarDeclined(CopierError):
 class Prepared:
     """One batch ready to send: its columnar rows as binary COPY bytes, in parts (a COPY's
     header before its first batch, its trailer after its last; the encoder may hold rows
-    back for a later part), and the rowids of the rows that need the exact lane. `ends`:
+    back for a later part), and the keys of the rows that need the exact lane. `ends`:
     the COPY ends with this part, at the end of the range or when enough flagged rows wait."""
 
     data: tuple[bytes, ...]
     rows: int
-    exact_keys: list[int]
+    exact_keys: list[int] | list[str]  # source.key_sql's values: rowids, or primary keys
     ends: bool = False
     last: bool = False  # the range's last part
 
@@ -161,9 +162,10 @@ class ArrowQuery:
             self.healthy = False
             raise ColumnarDeclined(f"{type(exc).__name__}: {exc}") from None
 
-    def batch_rows(self, table: str, columns: Sequence[str], rowid: str, key_range: KeyRange) -> int:
-        """Rows per batch for the range, from the width of its first rows (arrowlane.batch_rows)."""
-        (widest,), = self.rows(arrowlane.row_size_sql(table, columns, rowid, key_range.first, key_range.last))
+    def batch_rows(self, table: str, columns: Sequence[str], where: str) -> int:
+        """Rows per batch for the range `where` holds, from the width of its first rows
+        (arrowlane.batch_rows)."""
+        (widest,), = self.rows(arrowlane.row_size_sql(table, columns, where))
         return arrowlane.batch_rows(widest if isinstance(widest, int) else None)
 
     def next(self) -> pa.RecordBatch | None:
@@ -219,12 +221,13 @@ def encoder_for(routes: Sequence[arrowlane.Route], batch: pa.Schema) -> pgpq.Arr
 
 
 class BatchSource:
-    """Arrow batches of one rowid range, prepared for COPY; blocking, used from a thread."""
+    """Arrow batches of one key range, prepared for COPY; blocking, used from a thread."""
 
     def __init__(self, spec: LoadSpec, key_range: KeyRange) -> None:
         columns = spec.table.columns
-        rowid = source.rowid_sql(spec.table.source)
-        assert spec.table.lane.columnar and rowid is not None, "the plan gives this lane rowid tables only"
+        table = spec.table.source
+        assert spec.table.lane.columnar and source.key_columns(table), "the plan gives this lane keyed tables only"
+        where = source.range_condition(table, key_range)
         self.source_tz = spec.options.source_tz
         self.query = ArrowQuery(spec.path, spec.busy_timeout)
         try:
@@ -233,9 +236,8 @@ class BatchSource:
             self.encoder: pgpq.ArrowToPostgresBinaryEncoder | None = None
             self.waiting = 0  # flagged rows since the current COPY began
             self.done = False
-            self.query.start(arrowlane.guarded_sql(spec.table, self.routes, rowid, key_range.first, key_range.last),
-                             self.query.batch_rows(spec.table.source.name, [c.source for c in columns], rowid,
-                                                   key_range))
+            self.query.start(arrowlane.guarded_sql(spec.table, self.routes, source.key_sql(table), where),
+                             self.query.batch_rows(table.name, [c.source for c in columns], where))
         except BaseException:
             self.query.close()
             raise
@@ -273,12 +275,12 @@ class BatchSource:
 
 async def load_columnar(spec: LoadSpec, connection: asyncpg.Connection, rejects: RejectSink,
                         advance: Callable[[int], None]) -> LoadCounts:
-    """Load the spec's rowid ranges through the columnar lane, inside the caller's transaction."""
+    """Load the spec's key ranges through the columnar lane, inside the caller's transaction."""
     writer = TableWriter(connection, spec.schema, spec.table, rejects, spec.on_error, spec.max_rejects)
     converters = [converter_for(c.type, spec.options) for c in spec.table.columns]
     counts = LoadCounts()
     for key_range in spec.ranges:
-        assert key_range is not None, "the caller checked: the lane reads rowid ranges"
+        assert key_range is not None, "the caller checked: the lane reads key ranges"
         await _load_range(spec, key_range, connection, writer, converters, counts, advance)
     counts.rejected = writer.rejected
     return counts
@@ -287,13 +289,13 @@ async def load_columnar(spec: LoadSpec, connection: asyncpg.Connection, rejects:
 async def _load_range(spec: LoadSpec, key_range: KeyRange, connection: asyncpg.Connection, writer: TableWriter,
                       converters: list[Converter], counts: LoadCounts, advance: Callable[[int], None]) -> None:
     """A COPY streams the range's columnar rows while the next batches are prepared; the
-    flagged rows follow through the exact lane. Their rowids wait meanwhile: once
+    flagged rows follow through the exact lane. Their keys wait meanwhile: once
     EXACT_KEYS_LIMIT of them do, that COPY ends, they are written, and a new COPY goes on."""
     batches = await anyio.to_thread.run_sync(BatchSource, spec, key_range)
     columns = [c.target for c in spec.table.columns]
     exact = ExactRows(spec.path, spec.table, converters, spec.busy_timeout)
     send, receive = anyio.create_memory_object_stream[Prepared](1)
-    exact_keys: list[int] = []
+    exact_keys: list[int | str] = []
     finished = False
 
     async def produce() -> None:
@@ -340,16 +342,19 @@ async def chunks(parts: tuple[bytes, ...]) -> AsyncIterator[bytes]:
 
 
 class ExactRows:
-    """The flagged rows of a range, read again by rowid for the exact lane's converters."""
+    """The flagged rows of a range, read again by key for the exact lane's converters."""
 
     def __init__(self, path: Path, plan: TablePlan, converters: list[Converter],
                  busy_timeout: float) -> None:
         self.path, self.plan, self.converters, self.busy_timeout = path, plan, converters, busy_timeout
 
-    async def read(self, keys: list[int]) -> ConvertedPage:
-        rows = await source.rows_by_rowid(self.path, self.plan.source, [c.source for c in self.plan.columns], keys,
-                                          self.busy_timeout)
-        return convert_page(rows, self.converters, 1)
+    async def read(self, keys: list[int | str]) -> ConvertedPage:
+        table = self.plan.source
+        rows = await source.rows_by_key(self.path, table, [c.source for c in self.plan.columns], keys,
+                                        self.busy_timeout)
+        if len(rows) != len(keys):  # each key names one row: the file changed, or a key read back wrong
+            raise ColumnarDeclined(f"{len(keys)} flagged rows looked up by key, {len(rows)} found")
+        return convert_page(rows, self.converters, len(source.key_columns(table)))
 
 
 __all__ = ["ArrowQuery", "ColumnarDeclined", "chunks", "copy_parts", "load_columnar", "release_idle"]

@@ -150,23 +150,24 @@ def rowid_column(columns: Sequence[str], usual: Sequence[str], alias: str | None
 
 
 def read_sql(table: str, columns: Sequence[str], usual: Sequence[str], kinds: Sequence[Kind],
-             nullable: Sequence[bool], rowid: str, first: int, last: int, alias: str | None = None) -> str:
-    """ranged_sql reading each column in its usual class (else NULL)."""
+             nullable: Sequence[bool], rowid: str, where: str, alias: str | None = None) -> str:
+    """ranged_sql reading each column in its usual class (else NULL), of the rows `where` holds."""
     key = rowid_column(columns, usual, alias)
     reads = [None if i == key else (_read_expression(c, u, k), WITNESS[u])
              for i, (c, u, k) in enumerate(zip(columns, usual, kinds))]
-    return ranged_sql(table, rowid, first, last, reads, [c for c, n in zip(columns, nullable) if n])
+    return ranged_sql(table, rowid, where, reads, [c for c, n in zip(columns, nullable) if n])
 
 
-def ranged_sql(table: str, rowid: str, first: int, last: int, reads: Sequence[tuple[str, str] | None],
+def ranged_sql(table: str, key: str, where: str, reads: Sequence[tuple[str, str] | None],
                nullable: Sequence[str]) -> str:
-    """SQL reading a rowid range for the Arrow reader: the rowid; each column's read
-    expression (`reads`: SQL and a witness value; None for the column that is the rowid
-    itself, not read again); then whether each `nullable` column's value is not NULL, as
-    bits (presence_sql), so that a value left out can be told from a NULL.
+    """SQL reading the rows `where` holds (a key range) for the Arrow reader: the row's key
+    (`key`: the rowid, or source.key_sql's primary key); each column's read expression
+    (`reads`: SQL and a witness value; None for the column that is the rowid itself, not
+    read again); then whether each `nullable` column's value is not NULL, as bits
+    (presence_sql), so that a value left out can be told from a NULL.
 
     The reader takes each column's type from its first batch (and fails when a later batch
-    differs), so the first row is a witness: a NULL rowid and a value of the right storage
+    differs), so the first row is a witness: a NULL key and a value of the right storage
     class in every column. The reader drops it (arrowlane.drop_witness); read_columns
     takes the batch apart."""
     expressions = [read for read in reads if read is not None]
@@ -174,9 +175,8 @@ def ranged_sql(table: str, rowid: str, first: int, last: int, reads: Sequence[tu
     # Named, so that the batch's column names are distinct.
     witness = ", ".join(f"{value} AS c{i}" for i, value in enumerate(
         ["NULL", *(w for _sql, w in expressions), *("0" for _ in presence)]))
-    selected = ", ".join([rowid, *(sql for sql, _w in expressions), *presence])
-    return (f"SELECT {witness} UNION ALL SELECT {selected} FROM {quote_sqlite(table)} "
-            f"WHERE {rowid} BETWEEN {int(first)} AND {int(last)}")
+    selected = ", ".join([key, *(sql for sql, _w in expressions), *presence])
+    return f"SELECT {witness} UNION ALL SELECT {selected} FROM {quote_sqlite(table)} WHERE {where}"
 
 
 def read_columns(batch: pa.RecordBatch, rowid: Sequence[bool],

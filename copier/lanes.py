@@ -68,9 +68,10 @@ def column_why(target: TargetType) -> str | None:
     return "a type the columnar lane does not produce"
 
 
-def rowid_reachable(table: Table) -> bool:
-    """Whether SQL can name the table's rowid (the columnar lane reads rowid ranges)."""
-    return table.rowid_name is not None
+def rangeable(table: Table) -> bool:
+    """Whether the table can be read in key ranges (Table.range_key: its rowid, or its
+    primary key), as the columnar lane reads tables."""
+    return bool(table.range_key)
 
 
 def choose(table: Table, columns: Sequence[tuple[str, TargetType]], lane: Lane) -> LanePlan:
@@ -86,10 +87,9 @@ def _table_why(table: Table, columns: Sequence[tuple[str, TargetType]], own: Seq
                lane: Lane) -> str | None:
     if lane is Lane.EXACT:
         return "--lane exact"
-    if table.without_rowid:
-        return "WITHOUT ROWID"
-    if not rowid_reachable(table):
-        return "no rowid SQL can reach (columns named rowid, _rowid_ and oid)"
+    if not rangeable(table):
+        return ("no key to read ranges by (no rowid SQL can reach, no primary key of NOT NULL columns "
+                "that SQLite keeps in its columns' order)")
     if not columns:
         return "no columns"
     for (name, target), reason in zip(columns, own):
@@ -100,4 +100,4 @@ def _table_why(table: Table, columns: Sequence[tuple[str, TargetType]], own: Seq
     return None
 
 
-__all__ = ["COLUMNAR_MIN_ROWS", "Lane", "LanePlan", "UNDECIDED", "choose", "column_why", "rowid_reachable"]
+__all__ = ["COLUMNAR_MIN_ROWS", "Lane", "LanePlan", "UNDECIDED", "choose", "column_why", "rangeable"]

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from .normalise import ConvertedPage, Options
 from .planning import TablePlan
-from .reader import KeyRange
 from .settings import OnError
+from .source import KeyRange
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import aiosqlite
@@ -17,14 +16,7 @@ from .errors import SourceError
 from .normalise import ConvertedPage, Converter, convert_page, decode_text
 from .planning import TablePlan
 from .settings import BUSY_TIMEOUT
-
-
-@dataclass(frozen=True, slots=True)
-class KeyRange:
-    """Rows with first <= rowid <= last; for WITHOUT ROWID tables the whole table (None)."""
-
-    first: int
-    last: int
+from .source import WHOLE, KeyRange
 
 
 def split_ranges(bounds: tuple[int, int] | None, rows: int, readers: int, batch_size: int) -> list[KeyRange]:
@@ -46,16 +38,19 @@ async def _fetch(connection: aiosqlite.Connection, sql: str, args: tuple[object,
 
 
 async def table_ranges(path: Path, table: Table, readers: int, batch_size: int) -> list[KeyRange | None]:
-    """The key ranges the readers of one table take: rowid stripes, or the whole of a
-    WITHOUT ROWID table (keyset on its primary key cannot be cut without a scan)."""
-    if table.without_rowid or not source.key_columns(table):
+    """The key ranges the readers of one table take (at most `readers`, no more than one per
+    page of rows): rowid stripes, or ranges of the primary key's rows; [None] for a table
+    with no key to range (one scan)."""
+    if not source.key_columns(table):
         return [None]
-    if readers == 1 or table.row_count <= batch_size:  # one range: every rowid, no need to ask
-        return [KeyRange(-2**63, 2**63 - 1)]
+    if readers == 1 or table.row_count <= batch_size:  # one range: every row, no need to ask
+        return [WHOLE]
     async with source.borrowed(path) as connection:
+        if table.rowid_name is None:
+            stripes = max(1, min(readers, -(-table.row_count // batch_size)))
+            return [*await source.key_ranges(connection, table, -(-table.row_count // stripes))]
         bounds = await source.rowid_bounds(connection, table)
-    ranges: list[KeyRange | None] = [*split_ranges(bounds, table.row_count, readers, batch_size)]
-    return ranges
+    return [*split_ranges(bounds, table.row_count, readers, batch_size)]
 
 
 async def read_range(
@@ -83,23 +78,19 @@ async def _read_pages(connection: aiosqlite.Connection, plan: TablePlan, key_ran
     table = plan.source
     columns = [c.source for c in plan.columns]
     key_width = len(source.key_columns(table))
-    if not key_width:
-        await _scan(connection, source.page_sql(table, columns, first=True), converters, batch_size, pages)
+    if key_range is None:  # no key: one scan
+        await _scan(connection, source.page_sql(table, columns, None, first=True), converters, batch_size, pages)
         return
-    sql = source.page_sql(table, columns, first=True)
-    if key_range is not None:  # a rowid stripe: its start, then past each page's last rowid
-        after: tuple[object, ...] = (key_range.first,)
-        tail: tuple[object, ...] = (key_range.last, batch_size)
-    else:  # WITHOUT ROWID: keyset on the primary key, from the start
-        after, tail = (), (batch_size,)
+    sql = source.page_sql(table, columns, key_range, first=True)
+    after: tuple[object, ...] = ()  # past the previous page's last key
     while True:
         try:
-            rows = await _fetch(connection, sql, (*after, *tail))
+            rows = await _fetch(connection, sql, (*after, batch_size))
         except sqlite3.OperationalError:
             # Python's sqlite3 cannot decode TEXT that is not UTF-8; read this page
             # (and the rest) keeping such values as bytes, for the converters to judge.
             connection.text_factory = decode_text
-            rows = await _fetch(connection, sql, (*after, *tail))
+            rows = await _fetch(connection, sql, (*after, batch_size))
         if not rows:
             return
         complete = len(rows) == batch_size
@@ -110,7 +101,7 @@ async def _read_pages(connection: aiosqlite.Connection, plan: TablePlan, key_ran
         del page
         if not complete:
             return
-        sql = source.page_sql(table, columns, first=False)
+        sql = source.page_sql(table, columns, key_range, first=False)
 
 
 async def _scan(connection: aiosqlite.Connection, sql: str, converters: Sequence[Converter], batch_size: int,

@@ -11,7 +11,7 @@ import sqlite3
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, closing
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -293,10 +293,11 @@ def _read_table(
                                  partial_sql=_all(connection, _INDEX_SQL, index_name)[0][0] if partial else None))
     count_rows = _all(connection, f"SELECT count(*) FROM {quote_sqlite(name)}")
     columns = _census(connection, name, columns)
+    keys = tuple(n for _p, n in sorted(primary_key))
     return Table(
         name=name,
         columns=tuple(columns),
-        primary_key=tuple(n for _p, n in sorted(primary_key)),
+        primary_key=keys,
         foreign_keys=foreign_keys,
         indexes=tuple(indexes),
         without_rowid=without_rowid,
@@ -306,10 +307,21 @@ def _read_table(
         virtual_module=module,
         # A cheap test first: parsing the statement (sqlglot) is for tables that have one.
         check_sql=create_sql if _CHECK.search(create_sql) else None,
+        key_in_order=bool(keys) and not module and key_order_walkable(connection, name, keys),
     )
 
 
 _CHECK = re.compile(r"\bCHECK\s*\(", re.IGNORECASE)
+
+
+def key_order_walkable(connection: sqlite3.Connection, table: str, keys: Sequence[str]) -> bool:
+    """Whether SQLite reads the table ORDER BY these columns from an index, with no sort:
+    then that index (the primary key's) compares with the columns' own collations, and
+    keyset pagination on the key, with the same comparisons, reads every row once."""
+    order = ", ".join(quote_sqlite(k) for k in keys)
+    plan = _all(connection, f"EXPLAIN QUERY PLAN SELECT {order} FROM {quote_sqlite(table)} ORDER BY {order}")
+    return not any("TEMP B-TREE" in str(detail) for *_ids, detail in plan)
+
 
 # CREATE [TEMP] VIEW [IF NOT EXISTS] name [(columns)] AS select
 _CREATE_VIEW = re.compile(
@@ -410,60 +422,124 @@ def rowid_sql(table: Table) -> str | None:
     return name
 
 
+# A primary-key bound: the key's values as SQL literals, comma-separated, as SQLite's quote()
+# writes them from the data itself (storage class kept: 1, 1.0, '1' and X'01' differ), so
+# SQLite compares a bound as it compares the stored key: with the column's affinity and
+# collation, and its own order of mixed storage classes. Python never orders keys.
+KeyBound = str
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRange:
+    """Rows whose key (Table.range_key) lies from `first` to `last`, both included; None:
+    no bound on that side. A rowid bound is an integer, a primary key's a KeyBound."""
+
+    first: int | KeyBound | None
+    last: int | KeyBound | None
+
+
+WHOLE = KeyRange(None, None)
+
+
 def key_columns(table: Table) -> tuple[str, ...]:
-    """SQL for what pages are ordered by: the rowid, or the primary key of a WITHOUT ROWID
-    table; empty when no key can be reached (the table is then read in one scan)."""
-    if table.without_rowid:
-        return tuple(quote_sqlite(k) for k in table.primary_key)
-    rowid = rowid_sql(table)
-    return (rowid,) if rowid else ()
+    """SQL for what pages and ranges are ordered by (Table.range_key): the rowid, or the
+    primary key; empty when no key can be reached (the table is then read in one scan)."""
+    if table.rowid_name is not None:
+        rowid = rowid_sql(table)
+        assert rowid is not None
+        return (rowid,)
+    return tuple(quote_sqlite(k) for k in table.range_key)
 
 
-def page_sql(table: Table, columns: Sequence[str], *, first: bool) -> str:
-    """Keyset pagination: each row starts with its key columns, then `columns`.
-
-    Parameters: the range start (first page of a rowid table, inclusive) or the previous
-    page's last key (later pages, exclusive); for rowid tables the range end; the limit.
-    A WITHOUT ROWID table's first page has no lower bound.
-    """
+def key_sql(table: Table) -> str:
+    """One SQL value naming a row: the rowid, or the primary key as a KeyBound (which
+    range_condition and rows_by_key_sql take back as is)."""
     keys = key_columns(table)
-    if not keys:  # no reachable key: one scan, in the table's own order
+    assert keys, "a table read in ranges has a key"
+    if table.rowid_name is not None:
+        return keys[0]
+    return " || ',' || ".join(f"quote({k})" for k in keys)
+
+
+def range_condition(table: Table, key_range: KeyRange) -> str:
+    """SQL: whether a row lies in the range (bounds inlined: integers, or KeyBounds). A row
+    value compares as ORDER BY on its columns sorts (Table.key_in_order)."""
+    keys = key_columns(table)
+    key = f"({', '.join(keys)})"
+    conditions = [f"{key} {op} ({bound if isinstance(bound, str) else int(bound)})"
+                  for op, bound in ((">=", key_range.first), ("<=", key_range.last)) if bound is not None]
+    return " AND ".join(conditions) or "1"
+
+
+def page_sql(table: Table, columns: Sequence[str], key_range: KeyRange | None, *, first: bool) -> str:
+    """Keyset pagination of a range: each row starts with its key columns, then `columns`.
+
+    Parameters: on later pages the previous page's last key (exclusive); then the limit.
+    No key (key_range None): one scan, in the table's own order, no parameters.
+    """
+    if key_range is None:
         return f"SELECT {', '.join(quote_sqlite(c) for c in columns)} FROM {quote_sqlite(table.name)}"
+    keys = key_columns(table)
     key_list = ", ".join(keys)
     select = ", ".join([key_list, *(quote_sqlite(c) for c in columns)])
-    where = []
+    where = [range_condition(table, key_range)]
     if not first:
         where.append(f"({key_list}) > ({', '.join('?' * len(keys))})")
-    elif not table.without_rowid:
-        # Inclusive, so a range may start at the smallest rowid (-2**63) with no "one before".
-        where.append(f"{keys[0]} >= ?")
-    if not table.without_rowid:
-        where.append(f"{keys[0]} <= ?")
-    sql = f"SELECT {select} FROM {quote_sqlite(table.name)}"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    return f"{sql} ORDER BY {key_list} LIMIT ?"
+    return f"SELECT {select} FROM {quote_sqlite(table.name)} WHERE {' AND '.join(where)} ORDER BY {key_list} LIMIT ?"
 
 
-def rows_by_rowid_sql(table: Table, columns: Sequence[str]) -> str:
-    """Rows by rowid, each starting with it; one parameter: the rowids as a JSON array."""
-    rowid = rowid_sql(table)
-    assert rowid is not None
-    select = ", ".join([rowid, *(quote_sqlite(c) for c in columns)])
-    return (f"SELECT {select} FROM {quote_sqlite(table.name)} "
-            f"WHERE {rowid} IN (SELECT value FROM json_each(?)) ORDER BY {rowid}")
+def range_ends_sql(table: Table, rows: int) -> str:
+    """SQL: the position (from 1, in key order) and key (key_sql) of the first and last row
+    of every `rows` rows: the bounds of ranges of that many rows, in SQLite's order."""
+    keys = ", ".join(key_columns(table))
+    return (f"SELECT n, key FROM (SELECT row_number() OVER (ORDER BY {keys}) AS n, {key_sql(table)} AS key "
+            f"FROM {quote_sqlite(table.name)}) WHERE n % {int(rows)} IN (0, 1) ORDER BY n")
 
 
-async def rows_by_rowid(path: Path, table: Table, columns: Sequence[str], rowids: Sequence[int],
-                       busy_timeout: float | None = None) -> list[tuple[object, ...]]:
-    """The rows with these rowids (rows_by_rowid_sql); TEXT that is not UTF-8 as bytes."""
-    sql, keys = rows_by_rowid_sql(table, columns), (json.dumps(list(rowids)),)
+async def key_ranges(connection: aiosqlite.Connection, table: Table, rows: int) -> list[KeyRange]:
+    """A primary-keyed table cut into ranges of `rows` rows (the last may hold fewer),
+    their bounds read from the table in one scan of its key; the first and last open-ended.
+    One range (WHOLE) where the keys cannot be read as text (TEXT that is not UTF-8)."""
+    rows = max(2, rows)
+    try:
+        ends = await _rows(connection, range_ends_sql(table, rows))
+    except sqlite3.OperationalError:
+        return [WHOLE]
+    firsts = [str(key) for n, key in ends if n % rows == 1][1:]
+    lasts = [str(key) for n, key in ends if n % rows == 0][:len(firsts)]
+    return [KeyRange(first, last) for first, last in zip([None, *firsts], [*lasts, None], strict=True)]
+
+
+def rows_by_key_sql(table: Table, columns: Sequence[str],
+                    keys: Sequence[int | KeyBound]) -> tuple[str, tuple[object, ...]]:
+    """SQL and parameters for the rows with these keys (key_sql's values), each row starting
+    with its key columns. Rowids travel as a JSON array; primary keys, SQL literals written
+    by SQLite itself, as the rows of a VALUES list joined on the key's columns (SQLite
+    then looks each up in the key's index; a row-value IN would scan the table)."""
+    select = ", ".join([*(f"t.{k}" for k in key_columns(table)), *(f"t.{quote_sqlite(c)}" for c in columns)])
+    if table.rowid_name is not None:
+        rowid = key_columns(table)[0]
+        rowids = json.dumps([int(k) for k in keys])
+        return (f"SELECT {select} FROM {quote_sqlite(table.name)} AS t "
+                f"WHERE t.{rowid} IN (SELECT value FROM json_each(?)) ORDER BY t.{rowid}"), (rowids,)
+    on = " AND ".join(f"t.{k} = wanted.column{i}" for i, k in enumerate(key_columns(table), 1))
+    values = ", ".join(f"({k})" for k in keys)
+    return f"SELECT {select} FROM (VALUES {values}) AS wanted JOIN {quote_sqlite(table.name)} AS t ON {on}", ()
+
+
+async def rows_by_key(path: Path, table: Table, columns: Sequence[str], keys: Sequence[int | KeyBound],
+                      busy_timeout: float | None = None) -> list[tuple[object, ...]]:
+    """The rows with these keys (rows_by_key_sql); TEXT that is not UTF-8 as bytes."""
+    if not keys:
+        return []
+    sql, parameters = rows_by_key_sql(table, columns, keys)
     async with borrowed(path, busy_timeout) as connection:
         try:
-            return await _rows(connection, sql, *keys)  # type: ignore[return-value]
+            rows = await _rows(connection, sql, *parameters)
         except sqlite3.OperationalError:  # Python's sqlite3 cannot decode such TEXT: as bytes
             connection.text_factory = decode_text
-            return await _rows(connection, sql, *keys)  # type: ignore[return-value]
+            rows = await _rows(connection, sql, *parameters)
+    return rows  # type: ignore[return-value]
 
 
 async def rowid_bounds(connection: aiosqlite.Connection, table: Table) -> tuple[int, int] | None:

@@ -25,11 +25,11 @@ from .load import load_rows
 from .loadspec import Counted, LoadCounts, LoadSpec
 from .planning import MigrationPlan, TablePlan
 from .progress import Progress
-from .reader import KeyRange, table_ranges
+from .reader import table_ranges
 from .rejects import RejectList, RejectLog
 from .resume import Need, TableState, need_of
 from .settings import IfExists, Settings
-from .source import ChangeWatch
+from .source import ChangeWatch, KeyRange
 from .stats import RunStats, TableStats, TableStatus
 from .tasks import task_group
 from .worker import load_chunk, load_chunk_here
@@ -331,7 +331,7 @@ def _spec(run: Run, table: TablePlan, ranges: Sequence[KeyRange | None]) -> Load
 def _in_parallel(run: Run, table: TablePlan) -> bool:
     """Worker processes pay off for big tables copier creates (they load into a staging
     table; a table that already exists is loaded in one transaction instead)."""
-    return (table.create and not table.source.without_rowid and run.settings.workers > 1
+    return (table.create and bool(table.source.range_key) and run.settings.workers > 1
             and table.source.row_count >= PARALLEL_MIN_ROWS)
 
 

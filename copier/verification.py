@@ -28,8 +28,9 @@ from .faults import ended_if_lost
 from .ident import qualified, quote_sqlite
 from .normalise import ConvertedPage, Converter
 from .planning import MigrationPlan, TablePlan
-from .reader import KeyRange, read_range, split_ranges, table_ranges
+from .reader import read_range, split_ranges, table_ranges
 from .settings import Settings
+from .source import KeyRange
 from .stats import RunStats
 from .tasks import task_group
 
@@ -548,13 +549,14 @@ async def _ship_columnar(path: Path, connection: asyncpg.Connection, table: Tabl
     send, receive = anyio.create_memory_object_stream[tuple[tuple[bytes, ...], list[int]]](1)
 
     async def produce(key_range: KeyRange, out: MemoryObjectSendStream[tuple[tuple[bytes, ...], list[int]]]) -> None:
-        sql = crosscheck.read_sql(table.source.name, columns, usual, kinds, nullable, rowid, key_range.first,
-                                  key_range.last, table.source.rowid_alias)
+        where = source.range_condition(table.source, key_range)
+        sql = crosscheck.read_sql(table.source.name, columns, usual, kinds, nullable, rowid, where,
+                                  table.source.rowid_alias)
 
         def start() -> ArrowQuery:
             query = ArrowQuery(path, busy_timeout)
             try:
-                query.start(sql, query.batch_rows(table.source.name, columns, rowid, key_range))
+                query.start(sql, query.batch_rows(table.source.name, columns, where))
             except BaseException:
                 query.close()
                 raise
@@ -601,7 +603,7 @@ async def _ship_odd_rows(path: Path, connection: asyncpg.Connection, table: Tabl
                          busy_timeout: float) -> None:
     """Rows holding a value of an unusual storage class (or text the Arrow way leaves out),
     read again by rowid and shipped as text_form makes them."""
-    rows = await source.rows_by_rowid(path, table.source, [c.source for c in table.columns], keys, busy_timeout)
+    rows = await source.rows_by_key(path, table.source, [c.source for c in table.columns], keys, busy_timeout)
     binary = [c.type.kind is Kind.BYTEA for c in table.columns]
     forms = [crosscheck.text_forms(column, binary=b) for column, b in zip(list(zip(*rows))[1:], binary)]
     records = list(zip(*itertools.chain.from_iterable(forms)))

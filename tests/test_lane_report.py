@@ -38,8 +38,15 @@ SHAPES: dict[str, tuple[str, list[tuple[object, ...]], int, int]] = {
     "bare_numeric": ("CREATE TABLE bare_numeric (id INTEGER PRIMARY KEY, amount NUMERIC)",
                      [(i, i if i % 2 else i + 0.25) for i in range(1, ROWS + 1)], 0, 0),
     "small": ("CREATE TABLE small (id INTEGER PRIMARY KEY, s TEXT)", [(i, f"s{i}") for i in range(1, 11)], 0, 0),
+    # WITHOUT ROWID: read in ranges of its primary key, in bulk like the rest.
     "keyed": ("CREATE TABLE keyed (region TEXT, code TEXT, n INTEGER, PRIMARY KEY (region, code)) WITHOUT ROWID",
               [(f"r{i % 7}", f"c{i:05d}", i) for i in range(1, ROWS + 1)], 0, 0),
+    # Columns named rowid, _rowid_ and oid hide the rowid from SQL: the primary key serves.
+    "shadowed": ("CREATE TABLE shadowed (rowid TEXT, _rowid_ TEXT, oid TEXT, code TEXT NOT NULL PRIMARY KEY)",
+                 [("a", "b", "c", f"k{i:05d}") for i in range(1, ROWS + 1)], 0, 0),
+    # Nor any key at all: one scan, through the exact lane.
+    "unkeyed": ("CREATE TABLE unkeyed (rowid TEXT, _rowid_ TEXT, oid TEXT, n INTEGER)",
+                [("a", "b", "c", i) for i in range(1, ROWS + 1)], 0, 0),
 }
 
 
@@ -79,10 +86,11 @@ def test_the_report_counts_the_rows_of_the_lane_the_plan_named(
 def test_the_lanes_the_plan_names(outcome: tuple[dict[str, Any], dict[str, Any]]) -> None:
     """The decisions themselves, written out (README: The two lanes)."""
     plan = outcome[0]
-    assert {name: plan[name]["lane"] for name in ("plain", "prisma", "dirty", "julian")} == dict.fromkeys(
-        ("plain", "prisma", "dirty", "julian"), "columnar")
+    columnar = ("plain", "prisma", "dirty", "julian", "keyed", "shadowed")
+    assert {name: plan[name]["lane"] for name in columnar} == dict.fromkeys(columnar, "columnar")
     assert plan["small"]["exact_because"] == "under 1,000 rows, where the exact lane costs less"
-    assert plan["keyed"]["exact_because"] == "WITHOUT ROWID"
+    assert plan["unkeyed"]["exact_because"] == ("no key to read ranges by (no rowid SQL can reach, no primary key "
+                                                "of NOT NULL columns that SQLite keeps in its columns' order)")
 
 
 def test_the_summary_names_the_rows_that_went_one_by_one() -> None:
