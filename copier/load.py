@@ -38,7 +38,7 @@ async def load_rows(
     again, undoably. `refused`: PostgreSQL refused these rows before (a load undone): they
     are screened at once (the whole table, or page by page), not streamed into a COPY again."""
     if spec.table.lane.columnar and not refused:
-        assert all(r is not None for r in spec.ranges), "the plan gives the columnar lane rowid tables only"
+        assert all(r is not None for r in spec.ranges), "the plan gives the columnar lane keyed tables only"
         # Imported here: pyarrow costs time and memory that runs without this lane need not pay.
         from .columnar import ColumnarDeclined, load_columnar
 
