@@ -110,28 +110,6 @@ def in_decimal128(column: ColumnPlan) -> bool:
             and 0 <= (target.scale or 0) <= _MAX_DECIMAL_SCALE)
 
 
-# Batches are cut at about this many bytes, and at most MAX_BATCH_ROWS rows: a range holds
-# a batch as read, its normalised copy and its COPY bytes at once, two or three deep, so
-# rows of 3 KB at 8,192 a batch took 600 MB. 8,192 rows: per-batch costs vanish.
-BATCH_BYTES = 2 * 2**20
-MAX_BATCH_ROWS = 8_192
-_SIZE_SAMPLE = 256
-
-
-def row_size_sql(table: str, columns: Sequence[str], where: str) -> str:
-    """SQL: the widest row of a sample at the start of a key range (`where`), in bytes as stored
-    (text and blobs; numbers as their text), plus 8 a value (Arrow's fixed widths, offsets)."""
-    width = " + ".join(f"coalesce(length(CAST({quote_sqlite(c)} AS BLOB)), 0)" for c in columns) or "0"
-    listed = ", ".join(quote_sqlite(c) for c in columns) or "NULL"
-    return (f"SELECT max({width}) + {8 * len(columns)} FROM (SELECT {listed} FROM {quote_sqlite(table)} "
-            f"WHERE {where} LIMIT {_SIZE_SAMPLE})")
-
-
-def batch_rows(widest: int | None) -> int:
-    """Rows per batch for rows up to `widest` bytes (None: an empty range)."""
-    return MAX_BATCH_ROWS if not widest else max(1, min(MAX_BATCH_ROWS, BATCH_BYTES // widest))
-
-
 def routes_for(plan: TablePlan, columns: Sequence[ColumnPlan]) -> tuple[Route, ...]:
     not_null = {c.name for c in plan.source.columns if c.not_null}
     alias = plan.source.rowid_alias
@@ -585,5 +563,5 @@ def _timestamp(route: Route, moments: pa.Array, flagged: pa.Array) -> tuple[pa.A
     return moments, flagged
 
 
-__all__ = ["BATCH_BYTES", "MAX_BATCH_ROWS", "Route", "Split", "batch_rows", "batch_schema", "drop_witness",
-           "guarded_sql", "in_decimal128", "numeric_wire", "routes_for", "row_size_sql", "split_batch"]
+__all__ = ["Route", "Split", "batch_schema", "drop_witness", "guarded_sql", "in_decimal128", "numeric_wire",
+           "routes_for", "split_batch"]

@@ -273,8 +273,9 @@ def migrate(
     distribute: Distribute = None,
     reference: Reference = None,
     batch_size: Annotated[int, typer.Option(
-        help="Rows per page read and per COPY batch in the exact lane (the columnar lane reads "
-             "Arrow batches of 8,192 rows).", min=1)] = _DEFAULTS.batch_size,
+        help="Rows read, converted and sent to PostgreSQL at a time, in every lane: a page of the exact "
+             "lane, an Arrow batch of the columnar lane, each one chunk of the table's COPY; fewer where "
+             "rows are long (about 2 MB a batch).", min=1)] = _DEFAULTS.batch_size,
     lane: LaneOption = _DEFAULTS.lane,
     readers: Annotated[int, typer.Option(
         help="Concurrent SQLite readers feeding one COPY, for tables the exact lane loads in one process.",

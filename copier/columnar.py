@@ -26,7 +26,7 @@ import asyncpg
 import pgpq
 import pyarrow as pa
 
-from . import arrowlane, source
+from . import arrowlane, batching, source
 from .casting import Kind
 from .errors import CopierError
 from .faults import ended_if_lost
@@ -38,8 +38,6 @@ from .source import KeyRange
 from .tasks import task_group
 from .writer import TableWriter
 
-# Flagged rows are read again by key this many at a time, once the range's COPY is done.
-EXACT_PAGE_ROWS = 5_000
 # Flagged keys held while a range's COPY streams; once this many wait, the COPY ends there,
 # they go through the exact lane, and a new COPY takes the rest of the range.
 EXACT_KEYS_LIMIT = 100_000
@@ -162,11 +160,11 @@ class ArrowQuery:
             self.healthy = False
             raise ColumnarDeclined(f"{type(exc).__name__}: {exc}") from None
 
-    def batch_rows(self, table: str, columns: Sequence[str], where: str) -> int:
-        """Rows per batch for the range `where` holds, from the width of its first rows
-        (arrowlane.batch_rows)."""
-        (widest,), = self.rows(arrowlane.row_size_sql(table, columns, where))
-        return arrowlane.batch_rows(widest if isinstance(widest, int) else None)
+    def batch_rows(self, table: str, columns: Sequence[str], where: str, batch_size: int) -> int:
+        """Rows per batch for the range `where` holds: `batch_size`, fewer where its first
+        rows are wide (batching.batch_rows)."""
+        (widest,), = self.rows(batching.row_size_sql(table, columns, where))
+        return batching.batch_rows(batch_size, widest if isinstance(widest, int) else None)
 
     def next(self) -> pa.RecordBatch | None:
         """The next batch, or None at the end."""
@@ -237,7 +235,8 @@ class BatchSource:
             self.waiting = 0  # flagged rows since the current COPY began
             self.done = False
             self.query.start(arrowlane.guarded_sql(spec.table, self.routes, source.key_sql(table), where),
-                             self.query.batch_rows(table.name, [c.source for c in columns], where))
+                             self.query.batch_rows(table.name, [c.source for c in columns], where,
+                                                   spec.batch_size))
         except BaseException:
             self.query.close()
             raise
@@ -326,8 +325,9 @@ async def _load_range(spec: LoadSpec, key_range: KeyRange, connection: asyncpg.C
                 async with ended_if_lost(connection):
                     await connection.copy_to_table(spec.table.target, source=stream(), columns=columns,
                                                    schema_name=spec.schema, format="binary")
-                for start in range(0, len(exact_keys), EXACT_PAGE_ROWS):
-                    page = await exact.read(exact_keys[start:start + EXACT_PAGE_ROWS])
+                # Read again by key, converted and written --batch-size rows at a time.
+                for start in range(0, len(exact_keys), spec.batch_size):
+                    page = await exact.read(exact_keys[start:start + spec.batch_size])
                     counts.rounded += page.rounded
                     counts.written += await writer.write(page)
                 exact_keys.clear()

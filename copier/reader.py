@@ -10,7 +10,7 @@ from pathlib import Path
 import aiosqlite
 from anyio.streams.memory import MemoryObjectSendStream
 
-from . import source
+from . import batching, source
 from .catalog import Table
 from .errors import SourceError
 from .normalise import ConvertedPage, Converter, convert_page, decode_text
@@ -19,8 +19,8 @@ from .settings import BUSY_TIMEOUT
 from .source import WHOLE, KeyRange
 
 
-def split_ranges(bounds: tuple[int, int] | None, rows: int, readers: int, batch_size: int) -> list[KeyRange]:
-    """Cut the rowid span into at most `readers` stripes, no more than one per page of rows.
+def split_ranges(bounds: tuple[int, int] | None, readers: int) -> list[KeyRange]:
+    """Cut the rowid span into `readers` stripes (fewer where it holds fewer rowids).
 
     Integer arithmetic only: rowids span up to 2**64, where a float has lost the low bits
     (and a stripe boundary computed with one can skip rows)."""
@@ -28,7 +28,7 @@ def split_ranges(bounds: tuple[int, int] | None, rows: int, readers: int, batch_
         return []
     low, high = bounds
     span = high - low + 1
-    stripes = max(1, min(readers, -(-rows // batch_size), span))
+    stripes = max(1, min(readers, span))
     return [KeyRange(low + i * span // stripes, low + (i + 1) * span // stripes - 1) for i in range(stripes)]
 
 
@@ -37,20 +37,19 @@ async def _fetch(connection: aiosqlite.Connection, sql: str, args: tuple[object,
         return list(await cursor.fetchall())  # type: ignore[arg-type]
 
 
-async def table_ranges(path: Path, table: Table, readers: int, batch_size: int) -> list[KeyRange | None]:
-    """The key ranges the readers of one table take (at most `readers`, no more than one per
-    page of rows): rowid stripes, or ranges of the primary key's rows; [None] for a table
+async def table_ranges(path: Path, table: Table, readers: int) -> list[KeyRange | None]:
+    """The key ranges the readers of one table take, `readers` of them (fewer for a table
+    of fewer rows): rowid stripes, or ranges of the primary key's rows; [None] for a table
     with no key to range (one scan)."""
     if not source.key_columns(table):
         return [None]
-    if readers == 1 or table.row_count <= batch_size:  # one range: every row, no need to ask
+    if readers == 1 or table.row_count <= 1:  # one range: every row, no need to ask
         return [WHOLE]
     async with source.borrowed(path) as connection:
         if table.rowid_name is None:
-            stripes = max(1, min(readers, -(-table.row_count // batch_size)))
-            return [*await source.key_ranges(connection, table, -(-table.row_count // stripes))]
+            return [*await source.key_ranges(connection, table, -(-table.row_count // readers))]
         bounds = await source.rowid_bounds(connection, table)
-    return [*split_ranges(bounds, table.row_count, readers, batch_size)]
+    return [*split_ranges(bounds, readers)]
 
 
 async def read_range(
@@ -78,22 +77,25 @@ async def _read_pages(connection: aiosqlite.Connection, plan: TablePlan, key_ran
     table = plan.source
     columns = [c.source for c in plan.columns]
     key_width = len(source.key_columns(table))
+    where = "1" if key_range is None else source.range_condition(table, key_range)
+    (widest,), = await _fetch(connection, batching.row_size_sql(table.name, columns, where), ())
+    page_rows = batching.batch_rows(batch_size, widest if isinstance(widest, int) else None)
     if key_range is None:  # no key: one scan
-        await _scan(connection, source.page_sql(table, columns, None, first=True), converters, batch_size, pages)
+        await _scan(connection, source.page_sql(table, columns, None, first=True), converters, page_rows, pages)
         return
     sql = source.page_sql(table, columns, key_range, first=True)
     after: tuple[object, ...] = ()  # past the previous page's last key
     while True:
         try:
-            rows = await _fetch(connection, sql, (*after, batch_size))
+            rows = await _fetch(connection, sql, (*after, page_rows))
         except sqlite3.OperationalError:
             # Python's sqlite3 cannot decode TEXT that is not UTF-8; read this page
             # (and the rest) keeping such values as bytes, for the converters to judge.
             connection.text_factory = decode_text
-            rows = await _fetch(connection, sql, (*after, batch_size))
+            rows = await _fetch(connection, sql, (*after, page_rows))
         if not rows:
             return
-        complete = len(rows) == batch_size
+        complete = len(rows) == page_rows
         after = tuple(rows[-1][:key_width])
         page = convert_page(rows, converters, key_width)
         del rows  # the raw page is not kept while the converted one waits in the queue

@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from . import dsn
+from .batching import DEFAULT_BATCH_ROWS
 from .errors import UsageError
 from .lanes import Lane
 from .normalise import Options
@@ -58,7 +59,7 @@ class Settings:
     casts: tuple[tuple[str, str], ...] = ()
     distribute: tuple[str, ...] = ()  # into Citus: TABLE=COLUMN, or auto (distribution.py)
     reference: tuple[str, ...] = ()  # into Citus: reference tables
-    batch_size: int = 5_000  # from the sweeps in benchmarks/README.md
+    batch_size: int = DEFAULT_BATCH_ROWS  # rows read, converted and sent at a time, in every lane (batching.py)
     lane: Lane = Lane.AUTO
     readers: int = 1
     workers: int = field(default_factory=lambda: min(os.cpu_count() or 1, 8))

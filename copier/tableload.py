@@ -48,6 +48,7 @@ def staging_name(table: str) -> str:
 # Tables at least this big (and created by copier) load through worker processes.
 PARALLEL_MIN_ROWS = 50_000
 # Rows per worker task: small enough to spread over the workers and move the progress bar.
+# Fixed, not a flag: --batch-size is rows per batch, and --workers how many chunks load at once.
 PARALLEL_CHUNK_ROWS = 100_000
 # Pages buffered in each worker: one being read while one is written is enough there,
 # and every page held costs memory in every worker process.
@@ -217,7 +218,7 @@ async def _group_attempt(run: Run, tables: Sequence[TablePlan]) -> tuple[list[Lo
             rejects = RejectList()
             bar = run.progress.table(table.name, table.source.row_count)
             try:
-                ranges = await table_ranges(run.path, table.source, 1, run.settings.batch_size)
+                ranges = await table_ranges(run.path, table.source, 1)
                 # A row PostgreSQL refuses undoes the group: each table loads again alone, undoably.
                 counts = await load_rows(_spec(run, table, ranges), connection, rejects, bar.advance, undoable=False)
             finally:
@@ -349,7 +350,7 @@ async def _attempt(run: Run, table: TablePlan, *, again: bool = False) -> Loaded
                 await _record(run, table, TableStatus.LOADING, connection=connection)
                 counts, chunks = await _load_parallel(run, table, connection, rejects, advance, version, again)
                 return Loaded(counts, chunks, rejects)
-            ranges = await table_ranges(run.path, table.source, run.settings.readers, run.settings.batch_size)
+            ranges = await table_ranges(run.path, table.source, run.settings.readers)
             async with connection.transaction():
                 # Seen as loading once committed, with the rows: a rolled-back attempt leaves
                 # the table's state as it was, which --resume reads as "load it".
@@ -418,9 +419,8 @@ async def _load_parallel(
     await connection.execute(ddl.create_table(schema, staging))
     try:
         await _distribute(run, table, staging.target, connection)
-        chunks = -(-table.source.row_count // max(run.settings.batch_size, PARALLEL_CHUNK_ROWS))
-        ranges = await table_ranges(run.path, table.source, max(chunks, run.settings.workers),
-                                    run.settings.batch_size)
+        chunks = -(-table.source.row_count // PARALLEL_CHUNK_ROWS)
+        ranges = await table_ranges(run.path, table.source, max(chunks, run.settings.workers))
         limiter = anyio.CapacityLimiter(run.settings.workers)
         counts = LoadCounts()
         here = table.lane.columnar  # see worker.py: threads, not processes

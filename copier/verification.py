@@ -22,7 +22,7 @@ import anyio.to_thread
 import asyncpg
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from . import crosscheck, ddl, source, target
+from . import batching, crosscheck, ddl, source, target
 from .casting import Kind
 from .faults import ended_if_lost
 from .ident import qualified, quote_sqlite
@@ -35,7 +35,9 @@ from .stats import RunStats
 from .tasks import task_group
 
 SHOWN_KEYS = 5
-_VERIFY_BATCH_ROWS = 8_192
+# Rows verify reads and ships at a time (fewer where rows are wide: batching.batch_rows).
+# Its own, not --batch-size, which tunes the load: a check of a table reads differently.
+_VERIFY_BATCH_ROWS = batching.DEFAULT_BATCH_ROWS
 # Source ranges read, shipped and digested at once, each over its own connection.
 _VERIFY_READERS = 2
 # Tables this big are first compared by digest (see _digests_agree); smaller ones row by row
@@ -404,7 +406,7 @@ async def _ship_all(path: Path, connection: asyncpg.Connection, table: TablePlan
                                                    *survey):
         usual = survey[0]
         return [crosscheck.expected_typed_sql(c.type, i, usual[i]) for i, c in enumerate(table.columns)]
-    await _ship_source(path, connection, table, rejected, settings.batch_size)
+    await _ship_source(path, connection, table, rejected, _VERIFY_BATCH_ROWS)
     return [crosscheck.expected_sql(c.type, i) for i, c in enumerate(table.columns)]
 
 
@@ -454,8 +456,8 @@ async def _source_text_rows(path: Path, table: TablePlan, rejected: set[object],
 
     async def read() -> None:
         with send:
-            for key_range in await table_ranges(path, table.source, 1, settings.batch_size):
-                await read_range(path, table, key_range, _raw(table), settings.batch_size, send.clone(),
+            for key_range in await table_ranges(path, table.source, 1):
+                await read_range(path, table, key_range, _raw(table), _VERIFY_BATCH_ROWS, send.clone(),
                                  settings.busy_timeout)
 
     async with task_group() as group, receive:
@@ -481,7 +483,7 @@ async def _ship_source(path: Path, connection: asyncpg.Connection, table: TableP
                 yield row
 
     async with anyio.create_task_group() as group, send, receive:
-        for key_range in await table_ranges(path, table.source, 1, batch_size):
+        for key_range in await table_ranges(path, table.source, 1):
             group.start_soon(read_range, path, table, key_range, _raw(table), batch_size, send.clone())
         send.close()
         async with ended_if_lost(connection):
@@ -522,8 +524,7 @@ async def _survey(path: Path, table: TablePlan, busy_timeout: float,
         return usual, []
     if one_range:  # every rowid: no need to know the bounds
         return usual, [KeyRange(int(low), int(high))]  # type: ignore[call-overload]
-    return usual, split_ranges((int(low), int(high)), table.source.row_count,  # type: ignore[call-overload]
-                               readers, _VERIFY_BATCH_ROWS)
+    return usual, split_ranges((int(low), int(high)), readers)  # type: ignore[call-overload]
 
 
 async def _ship_columnar(path: Path, connection: asyncpg.Connection, table: TablePlan, rejected: set[object],
@@ -556,7 +557,7 @@ async def _ship_columnar(path: Path, connection: asyncpg.Connection, table: Tabl
         def start() -> ArrowQuery:
             query = ArrowQuery(path, busy_timeout)
             try:
-                query.start(sql, query.batch_rows(table.source.name, columns, where))
+                query.start(sql, query.batch_rows(table.source.name, columns, where, _VERIFY_BATCH_ROWS))
             except BaseException:
                 query.close()
                 raise

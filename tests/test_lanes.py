@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import copier
-from copier import arrowlane, columnar, source
+from copier import batching, columnar, source
 from copier.lanes import Lane
 from copier.settings import IfExists, Settings
 from copier.stats import RunStats
@@ -187,11 +187,10 @@ _examples = st.fixed_dictionaries({
                                                                   HealthCheck.too_slow])
 @given(tables=_examples, zone=st.sampled_from(ZONES))
 def test_both_lanes_give_the_same_values(tables: dict[str, list[object]], zone: str, target: Target,
-                                         tmp_path_factory: pytest.TempPathFactory,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+                                         tmp_path_factory: pytest.TempPathFactory) -> None:
     tmp = tmp_path_factory.mktemp("lanes")
-    monkeypatch.setattr(arrowlane, "MAX_BATCH_ROWS", 3)  # several batches per table, types changing between them
-    assert_lanes_agree(write_source(tmp / "s.db", tables), target, tmp, source_tz=zone)
+    # Batches of 3 rows: several batches per table, types changing between them.
+    assert_lanes_agree(write_source(tmp / "s.db", tables), target, tmp, source_tz=zone, batch_size=3)
 
 
 # --- each guard, on purpose -------------------------------------------------------------------
@@ -280,35 +279,31 @@ def test_typical_values_take_the_columnar_lane(tmp_path: Path, target: Target) -
     ("t_time", "05:06:07", "24:00", 7),
 ])
 def test_each_guard(table: str, typical: object, odd: object, in_columnar: int, tmp_path: Path,
-                    target: Target, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(arrowlane, "MAX_BATCH_ROWS", 2)
+                    target: Target) -> None:
     values = [typical, typical, None, odd, typical, typical, typical, typical]
-    stats = assert_lanes_agree(write_source(tmp_path / "s.db", {table: values}), target, tmp_path)
+    stats = assert_lanes_agree(write_source(tmp_path / "s.db", {table: values}), target, tmp_path, batch_size=2)
     assert stats.tables[table].columnar == in_columnar
 
 
-def test_an_all_null_first_batch(tmp_path: Path, target: Target, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(arrowlane, "MAX_BATCH_ROWS", 4)
+def test_an_all_null_first_batch(tmp_path: Path, target: Target) -> None:
     tables: dict[str, Sequence[object]] = {
         "t_text": [None] * 9 + ["late", "text"], "t_integer": [None] * 9 + [5, 6],
         "t_moment": [None] * 9 + ["2021-03-04 05:06:07", "2021-03-05 05:06:07"],
         "t_blob": [None] * 9 + [b"\x01", b"\x02"], "t_money": [None] * 9 + [1.5, 2.25],
     }
-    stats = assert_lanes_agree(write_source(tmp_path / "s.db", tables), target, tmp_path)
+    stats = assert_lanes_agree(write_source(tmp_path / "s.db", tables), target, tmp_path, batch_size=4)
     for name in tables:
         assert stats.tables[name].columnar == 11, name
 
 
 @pytest.mark.parametrize("zone", ZONES)
-def test_wall_times_around_daylight_saving(zone: str, tmp_path: Path, target: Target,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(arrowlane, "MAX_BATCH_ROWS", 2)
+def test_wall_times_around_daylight_saving(zone: str, tmp_path: Path, target: Target) -> None:
     start = datetime(2021, 1, 1, tzinfo=UTC)
     hours = [(start + timedelta(minutes=30 * n)).strftime("%Y-%m-%d %H:%M:%S") for n in range(0, 17520, 7)]
     edges = ["2021-03-14 02:30:00", "2021-11-07 01:30:00", "2021-03-28 02:30:00", "2021-10-31 02:30:00",
              "2021-04-04 01:45:00", "2021-10-03 02:15:00", "1883-11-18 12:00:00", "2040-07-01 12:00:00"]
     tables = {"t_moment": hours + edges, "t_wall": hours + edges}
-    assert_lanes_agree(write_source(tmp_path / "s.db", tables), target, tmp_path, source_tz=zone)
+    assert_lanes_agree(write_source(tmp_path / "s.db", tables), target, tmp_path, source_tz=zone, batch_size=2)
 
 
 def test_strip_nul_and_rounding_counts(tmp_path: Path, target: Target) -> None:
@@ -373,10 +368,9 @@ def test_many_flagged_rows_end_the_copy_not_the_range(tmp_path: Path, target: Ta
     """Flagged rowids wait while the range's COPY streams; once EXACT_KEYS_LIMIT of them do,
     that COPY ends, they go the exact way, and a new COPY takes the rest of the range: the
     columnar rows stay columnar however many rows are flagged, and the result is the same."""
-    monkeypatch.setattr(arrowlane, "MAX_BATCH_ROWS", 2)
     monkeypatch.setattr(columnar, "EXACT_KEYS_LIMIT", 2)
     tables: dict[str, list[object]] = {"t_integer": [1, "a", 2, "b", 3, "c", 4, 5, 6, 7]}
-    stats = assert_lanes_agree(write_source(tmp_path / "s.db", tables), target, tmp_path)
+    stats = assert_lanes_agree(write_source(tmp_path / "s.db", tables), target, tmp_path, batch_size=2)
     assert stats.tables["t_integer"].columnar == 7
     assert stats.tables["t_integer"].written == 7
     assert stats.tables["t_integer"].rejected == 3
@@ -385,7 +379,7 @@ def test_many_flagged_rows_end_the_copy_not_the_range(tmp_path: Path, target: Ta
 def test_batches_are_cut_by_bytes_for_wide_rows(tmp_path: Path, target: Target,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """Rows of 4 KB at 8,192 a batch held 600 MB in the lane and in verify: a batch is cut at
-    about arrowlane.BATCH_BYTES, from the widest rows at the start of its range."""
+    about batching.BATCH_BYTES, from the widest rows at the start of its range."""
     read: list[tuple[int, int]] = []  # (rows, bytes) of each batch the C reader gives
     next_batch = columnar.ArrowQuery.next
 
@@ -401,12 +395,12 @@ def test_batches_are_cut_by_bytes_for_wide_rows(tmp_path: Path, target: Target,
     stats = load(source, target, Lane.COLUMNAR, target.schema, tmp_path)
     assert stats.tables["t_text"].columnar == 3000
     assert len([rows for rows, _ in read if rows > 1]) > 2  # the wide table came in several batches
-    assert max(size for _, size in read) <= 1.5 * arrowlane.BATCH_BYTES
+    assert max(size for _, size in read) <= 1.5 * batching.BATCH_BYTES
     assert (3000, ) in [(rows,) for rows, _ in read]  # narrow rows: one batch for the whole table
     read.clear()
     checks = anyio.run(copier.verify, source, Settings(dsn=target.dsn, schema=target.schema, quiet=True))
     assert sorted(c.table for c in checks if c.ok and c.content_equal) == ["t_integer", "t_text"]
-    assert read and max(size for _, size in read) <= 1.5 * arrowlane.BATCH_BYTES
+    assert read and max(size for _, size in read) <= 1.5 * batching.BATCH_BYTES
 
 
 def test_more_nullable_columns_than_bits_in_an_integer(tmp_path: Path, target: Target) -> None:
@@ -437,10 +431,11 @@ def test_more_nullable_columns_than_bits_in_an_integer(tmp_path: Path, target: T
 
 
 def test_batch_rows_follow_the_widest_row() -> None:
-    assert arrowlane.batch_rows(None) == arrowlane.MAX_BATCH_ROWS
-    assert arrowlane.batch_rows(100) == arrowlane.MAX_BATCH_ROWS
-    assert arrowlane.batch_rows(4096) == arrowlane.BATCH_BYTES // 4096 == 512
-    assert arrowlane.batch_rows(100 * 2**20) == 1
+    assert batching.batch_rows(8_192, None) == 8_192
+    assert batching.batch_rows(8_192, 100) == 8_192
+    assert batching.batch_rows(8_192, 4096) == batching.BATCH_BYTES // 4096 == 512
+    assert batching.batch_rows(300, 4096) == 300  # --batch-size below the byte cap
+    assert batching.batch_rows(8_192, 100 * 2**20) == 1
 
 
 def test_reader_connections_are_reused_and_closed_at_the_end(tmp_path: Path, target: Target,
