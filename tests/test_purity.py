@@ -9,7 +9,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "copier"
 CORE = ["errors", "ident", "catalog", "casting", "normalise", "planning", "ddl", "settings", "stats", "crosscheck",
-        "rebuild", "resume", "dsn", "arrowlane", "dialect", "rules", "distribution", "lanes", "constraints"]
+        "rebuild", "resume", "dsn", "arrowlane", "dialect", "rules", "distribution", "lanes", "constraints",
+        "batching"]
 FORBIDDEN = {"asyncpg", "aiosqlite", "sqlite3", "anyio", "asyncio", "typer", "tqdm"}
 
 
