@@ -3,6 +3,7 @@ how the exact lane reads a double into numeric (Decimal(repr(x)))."""
 
 from __future__ import annotations
 
+import json
 import math
 import struct
 from collections.abc import Sequence
@@ -170,3 +171,46 @@ def test_numeric_wire_edges() -> None:
     ints = [0, 1, -1, 2**63 - 1, -2**63, -2**63 + 1, 10**18, 9999, 10000]
     _check_wire([None] * len(ints), ints)
     _check_wire([None] * len(ints), ints, 20, 2)
+
+
+# --- JSON: msgspec's scan, checked against json.loads (the exact lane's reading) -----------------
+
+# Near-JSON text: the characters JSON is made of, and those that make it almost JSON.
+_JSONISH = st.text(alphabet=st.sampled_from(list('{}[],:"\\ \t\n\r0123456789.eE+-abcdefnrtuxINaNfy/'
+                                                 '\x00\x01\x7f\u00e9')), max_size=40)
+
+
+def _json_loads_accepts(text: str) -> bool:
+    try:
+        json.loads(text, parse_constant=normalise._no_json_constant)
+    except (ValueError, RecursionError):
+        return False
+    return True
+
+
+@settings(max_examples=3000, deadline=None)
+@given(text=st.one_of(_JSONISH, st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=8).map(json.dumps).flatmap(lambda doc: st.sampled_from([doc, doc[:-1], doc + ",", " " + doc + "\n"]))))
+def test_json_scan_accepts_only_what_json_loads_accepts(text: str) -> None:
+    """The lane's verdict is json.loads's on every text: the scan may refuse more (json.loads
+    then decides), never accept more."""
+    accepted = _json_loads_accepts(text)
+    try:
+        arrowlane._SCAN(text)
+    except Exception:
+        pass
+    else:
+        assert accepted, text
+    flagged = arrowlane._not_json(pa.array([text, '{"a": 1}'], pa.string())).to_pylist()
+    assert [bool(f) for f in flagged] == [not accepted, False]
+
+
+def test_json_verdicts_written_out() -> None:
+    texts = ['{"a": [1, 2.5]}', "[1,]", "NaN", "[-Infinity]", "1e400", " 1 ", "01", "\ufeff1", '"\\ud800"',
+             '{"a": 1}{"b": 2}', '"\x01"', "", None, "[" * 300 + "]" * 300, "[" * 1500 + "]" * 1500,
+             "[" + ",".join(["[1]"] * 400) + "]"]
+    not_json = [False, True, True, True, False, False, True, True, False, True, True, True, False, False, True, False]
+    flagged = arrowlane._not_json(pa.array(texts, pa.string())).to_pylist()
+    assert [bool(f) for f in flagged] == not_json

@@ -270,6 +270,9 @@ def test_typical_values_take_the_columnar_lane(tmp_path: Path, target: Target) -
     ("t_json", '{"a": 1}', 5, 7),  # a number: its text, the exact way
     ("t_json", '{"a": 1}', '"\\u0000"', 7),  # JSON to Python, not to PostgreSQL's jsonb: rejected by it
     ("t_json", '{"a": 1}', '["\\ud800"]', 7),  # a lone surrogate, likewise
+    ("t_json", '{"a": 1}', "[" * 300 + "]" * 300, 8),  # many brackets: json.loads reads it in the lane
+    ("t_json", '{"a": 1}', "[" + ",".join(["[1.5]"] * 300) + "]", 8),
+    ("t_json", '{"a": 1}', "[" * 300 + "]" * 299, 7),  # ... and refuses it
     ("t_uuid", "12345678-1234-5678-1234-567812345678", bytes(range(16)), 8),
     ("t_uuid", "12345678-1234-5678-1234-567812345678", "1234567812345678123456781234567A", 8),
     ("t_uuid", "12345678-1234-5678-1234-567812345678", "{12345678-1234-5678-1234-567812345678}", 7),
