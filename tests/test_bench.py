@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from copier import bench
 from copier.bench import (
     Measurement,
     ReportCounts,
@@ -479,3 +480,15 @@ def test_a_bench_stopped_by_sigterm_kills_the_process_it_measures(tmp_path: Path
     assert process.returncode != 0 and b"KeyboardInterrupt" in stderr
     with pytest.raises(ProcessLookupError):  # killed and reaped, not left sleeping
         os.kill(child, 0)
+
+
+def test_bench_byte_compiles_copier_as_an_install_does() -> None:
+    """The measured processes read compiled modules, as an installed copier does, even
+    under PYTHONDONTWRITEBYTECODE (which only stops Python writing them)."""
+    import importlib.util
+
+    package = Path(bench.__file__).resolve().parents[1]
+    bench.byte_compile()
+    for module in ("cli.py", "arrowlane.py", "bench/methods.py"):
+        compiled = Path(importlib.util.cache_from_source(str(package / module)))
+        assert compiled.exists() and compiled.stat().st_mtime >= (package / module).stat().st_mtime, compiled
