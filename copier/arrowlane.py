@@ -464,8 +464,8 @@ def _shortest(reals: pa.Array) -> tuple[pa.Array, pa.Array]:
     text = pc.binary_join_element_wise(pc.if_else(found, pa.scalar(None, pa.float64()), reals).cast(pa.string()),
                                        _str("e0"), _str(""))  # every text has an exponent then
     split = pc.split_pattern(text, "e")
-    mantissa = pc.list_element(split, 0)
-    exponent = pc.replace_substring(pc.list_element(split, 1), "+", "").cast(pa.int64())
+    mantissa = pc.list_element(split, _int(0))
+    exponent = pc.replace_substring(pc.list_element(split, _int(1)), "+", "").cast(pa.int64())
     point = pc.find_substring(mantissa, ".").cast(pa.int64())
     fraction = pc.if_else(pc.less(point, _int(0)), _int(0),
                           pc.subtract(pc.subtract(pc.utf8_length(mantissa).cast(pa.int64()), point), _int(1)))
