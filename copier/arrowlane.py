@@ -441,25 +441,29 @@ def numeric_wire(route: Route, reals: pa.Array, integers: pa.Array) -> tuple[pa.
 
 def _shortest(reals: pa.Array) -> tuple[pa.Array, pa.Array]:
     """Each double (finite, below 10^18) as digits·10^-places, its shortest decimal, which is
-    what Python's repr writes. First in arithmetic, 0.5 ms a batch for a few places: x is
-    k·10^-s for the fewest places s with round(x·10^s) = k, k / 10^s = x (IEEE division: the
-    double nearest k·10^-s) and |k| < 2^52 (then the spacing of doubles near x is below
-    10^-s: no other decimal of s places, and none shorter, reads back as x; see _numeric).
-    The values left: from Arrow's cast to text, which writes the same shortest digits
-    (double-conversion's shortest, as Python's repr), 3 ms a batch."""
-    found = pc.is_null(reals)
-    k = pa.nulls(len(reals), pa.float64())
-    places = pa.nulls(len(reals), pa.int64())
-    for s in range(_SEARCH_PLACES + 1):
-        unit = _float(float(10 ** s))
-        scaled = pc.round(pc.multiply(reals, unit), 0, round_mode="half_to_even")
-        fits = pc.and_(pc.equal(pc.divide(scaled, unit), reals), pc.less(pc.abs(scaled), _float(2.0 ** 52)))
-        new = pc.and_(pc.fill_null(fits, _NO), pc.invert(found))
-        k = pc.if_else(new, scaled, k)
-        places = pc.if_else(new, _int(s), places)
-        found = pc.or_(found, new)
-        if pc.all(found).as_py():
-            return k.cast(pa.int64()), places
+    what Python's repr writes. First in arithmetic, for up to _SEARCH_PLACES places: x is
+    k·10^-s when round(x·10^s) = k, k / 10^s = x (IEEE division: the double nearest
+    k·10^-s) and |k| < 2^52 (then the spacing of doubles near x is below 10^-s: no other
+    decimal of s places, and none shorter, reads back as x; see _numeric). Tried once, at
+    s = _SEARCH_PLACES: k·10^-s less its trailing zeros is then the shortest decimal (a
+    shorter one would also read back as x, and be equal to it). The values left: from
+    Arrow's cast to text, which writes the same shortest digits (double-conversion's
+    shortest, as Python's repr), 3 ms a batch."""
+    unit = _float(float(10 ** _SEARCH_PLACES))
+    scaled = pc.round(pc.multiply(reals, unit), 0, round_mode="half_to_even")
+    fits = pc.fill_null(pc.and_(pc.equal(pc.divide(scaled, unit), reals),
+                                pc.less(pc.abs(scaled), _float(2.0 ** 52))), _NO)
+    k = pc.if_else(fits, scaled, pa.scalar(None, pa.float64()))
+    places = pc.if_else(fits, _int(_SEARCH_PLACES), pa.scalar(None, pa.int64()))
+    ten = _float(10.0)
+    for _ in range(_SEARCH_PLACES):  # trailing zeros: k / 10 is whole exactly when 10 divides k (|k| < 2^52)
+        tenth = pc.divide(k, ten)
+        whole = pc.fill_null(pc.equal(pc.floor(tenth), tenth), _NO)
+        k = pc.if_else(whole, tenth, k)
+        places = pc.if_else(whole, pc.subtract(places, _int(1)), places)
+    found = pc.or_(fits, pc.is_null(reals))
+    if pc.all(found).as_py():
+        return k.cast(pa.int64()), places
     # "1.5e-7", "1e+16", "-0.25": the mantissa's digits, its places less the exponent
     text = pc.binary_join_element_wise(pc.if_else(found, pa.scalar(None, pa.float64()), reals).cast(pa.string()),
                                        _str("e0"), _str(""))  # every text has an exponent then
