@@ -814,4 +814,29 @@ def main() -> None:
     from .faults import route_asyncio_logs
 
     route_asyncio_logs()
-    app()
+    try:
+        app()
+    except SystemExit as done:
+        end_process(done.code)
+        raise
+
+
+def end_process(code: object) -> None:
+    """End the process once the command is done, without the interpreter's teardown:
+    freeing every module's objects (pyarrow's, typer's) one by one took 0.1-0.26 s of CPU
+    after the last byte was written (benchmarks/README.md). The exit handlers still run and
+    the output is flushed; with a thread still running, or an exit code that is not a
+    number, Python ends the process its own way (the caller re-raises)."""
+    import atexit
+    import sys
+    import threading
+
+    if not (code is None or isinstance(code, int)) or threading.active_count() > 1:
+        return
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can be said there
+            pass
+    os._exit(code or 0)

@@ -237,3 +237,25 @@ def test_tables_matching_nothing_lists_the_tables_there_are(tmp_path: Path, targ
     assert done.stderr.splitlines()[-1] == (
         "copier: error: no table matches --tables track* (hint: the source's tables: Album, Artist, Customer, "
         "Employee, Genre, Invoice, InvoiceLine, MediaType, Playlist, PlaylistTrack, Track)")
+
+
+def test_the_process_ends_without_teardown_yet_says_everything(tmp_path: Path, target: Target) -> None:
+    """cli.end_process skips the interpreter's teardown: the output, the report and the exit
+    code must still be whole (a large plan through a pipe, a migrate's report, a refusal's code)."""
+    tables = [f"CREATE TABLE t{i} (id INTEGER PRIMARY KEY, name TEXT, at DATETIME)" for i in range(300)]
+    source = sqlite_db(tmp_path / "many.db", *tables)
+    done = subprocess.run([sys.executable, "-m", "copier", "plan", str(source), "--json"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert len(json.loads(done.stdout)["tables"]) == 300
+    small = sqlite_db(tmp_path / "small.db", "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)",
+                      rows={"t": [(1, "a"), (2, "b")]})
+    report = tmp_path / "r.json"
+    done = subprocess.run([sys.executable, "-m", "copier", "migrate", str(small), "--dsn", target.dsn, "--schema",
+                           target.schema, "--quiet", "--report", str(report)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(report.read_text())["totals"]["rows_written"] == 2
+    done = subprocess.run([sys.executable, "-m", "copier", "migrate", str(tmp_path / "missing.db"), "--dsn",
+                           target.dsn], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "missing.db" in done.stderr
