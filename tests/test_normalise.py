@@ -268,3 +268,11 @@ def test_float4_takes_what_rounds_into_its_range_and_rejects_the_rest() -> None:
         real(1e300)
     with pytest.raises(ValueRejected, match="out of range for float4"):
         real(3.5e38)
+
+
+def test_a_json_document_nested_past_the_recursion_limit_is_rejected_not_a_crash() -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    convert = converter_for(parse_pg_type("jsonb"), Options())
+    with pytest.raises(ValueRejected, match="nested too deeply to check"):
+        convert(deep)
+    assert convert("[[1]]") == "[[1]]"
