@@ -37,6 +37,13 @@ copier bench --rows 1000000 --runs 5 --methods copier,copier-existing,copier-tru
 # target. Before issue 24 these took ~6 and ~19 minutes a run: hence --runs 1 there.
 copier bench --rows 1000000 --runs "${BAD_ROWS_RUNS:-1}" --methods copier,copier-existing,copier-bad-rows,copier-append-rerun \
   --bad-rows 20000 --out "$out/1m-bad-rows" --data-dir "$out/data" "$@"
+# The 200k app-shape table in README.md (about 6 minutes), and the set-aside path into
+# ORM-made schemas (about 2 minutes):
+#   for s in sqlalchemy django numeric json without-rowid epoch-ms mixed-dates; do
+#     copier bench --shape $s --rows 200000 --runs 5 --methods copier,copier-verified,duckdb+keys --out "$out/shape-$s-200k"; done
+#   copier bench --shape plain-finance --rows 200000 --runs 5 --methods copier,copier-verified,duckdb+keys,pgloader \
+#     --out "$out/shape-plain-finance-200k"
+#   for v in "" --django --alembic; do python existing_schema.py --rows 300000 --runs 5 $v; done
 # Earlier code's sections of benchmarks/README.md (kept for the record: results/1m,
 # 1m-verify, 1m-workers, 10m) came from:
 #   copier bench --rows 1000000 --runs 5 --batch-size 2000,5000,10000,50000 --out "$out/1m"
