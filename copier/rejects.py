@@ -16,6 +16,8 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False)  # one for every line: json.dump
 class RejectSink(Protocol):
     def add(self, table: str, key: object, column: str | None, value: object, reason: str) -> None: ...
 
+    def extend(self, lines: Iterable[str]) -> None: ...
+
 
 # A load's rejects stay in memory up to this many bytes of JSON, then spill to a temporary
 # file: an append rerun rejects every row of a table, and memory must not grow with it.
@@ -64,20 +66,14 @@ class RejectList:
         self.close()  # an attempt that failed drops its list: its spill file goes with it
 
 
-class DeferredRejects:
+class DeferredRejects(RejectList):
     """Holds rejects until the load that found them stands; a load that is undone (and
-    done again another way) must not report them twice."""
-
-    def __init__(self) -> None:
-        self._held: list[tuple[str, object, str | None, object, str]] = []
-
-    def add(self, table: str, key: object, column: str | None, value: object, reason: str) -> None:
-        self._held.append((table, key, column, value, reason))
+    done again another way) must not report them twice. On disk past a few megabytes,
+    as RejectList: an append rerun rejects every row of its table here."""
 
     def pass_to(self, sink: RejectSink) -> None:
-        for held in self._held:
-            sink.add(*held)
-        self._held.clear()
+        sink.extend(self.lines())
+        self.clear()
 
 
 def _record(table: str, key: object, column: str | None, value: object, reason: str) -> dict[str, object]:
