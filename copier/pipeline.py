@@ -138,15 +138,10 @@ async def clean(dsn: str, schema: str, state_schema: str = state.STATE_SCHEMA) -
     (the `copier` schema once empty). The
     migrated tables are the user's and stay. Returns what was removed."""
     removed = [f"snapshot directory {path} of a run that was killed" for path in remove_stale_snapshots()]
-    pool = await target.create_pool(dsn, 4)
-    try:  # the user's indexes and constraints an interrupted run set aside, made again first
-        failures = await restore_pending(pool, schema, state_schema)
-    finally:
-        await pool.close()
-    if failures:
-        raise TargetError(f"{failures[0]}" + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""),
-                          hint="fix what stops it and run copier clean again (the others were made again; "
-                               "no staging table or progress record was removed)")
+    # The user's indexes and constraints an interrupted run set aside, made again first.
+    await _restore_all(dsn, schema, state_schema, 4,
+                       hint="fix what stops it and run copier clean again (the others were made again; "
+                            "no staging table or progress record was removed)")
     async with target.connected(dsn) as connection:
         for name in sorted(await _staging_tables(connection, schema)):
             await connection.execute(f"DROP TABLE {qualified(schema, name)}")
@@ -430,15 +425,22 @@ async def _restore_before_planning(settings: Settings) -> None:
     """A plain rerun after a killed run (not --resume, which keeps them set aside for the
     tables it loads again): the definitions that run set aside are made again first, so the
     plan sees the schema whole (an upsert needs its primary key) and decides afresh."""
-    pool = await target.create_pool(settings.dsn, 2)
+    await _restore_all(settings.dsn, settings.schema, settings.state_schema, 2,
+                       hint="an earlier run that was stopped set these aside: fix what stops them and run again, "
+                            "or --resume it")
+
+
+async def _restore_all(dsn: str, schema: str, state_schema: str, connections: int, *, hint: str) -> None:
+    """Every definition recorded as set aside in `schema` made again, over a pool of its own;
+    the first one PostgreSQL refuses (and how many more) raised with `hint`."""
+    pool = await target.create_pool(dsn, connections)
     try:
-        failures = await restore_pending(pool, settings.schema, settings.state_schema)
+        failures = await restore_pending(pool, schema, state_schema)
     finally:
         await pool.close()
     if failures:
         raise TargetError(f"{failures[0]}" + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""),
-                          hint="an earlier run that was stopped set these aside: fix what stops them and run again, "
-                               "or --resume it")
+                          hint=hint)
 
 
 async def _drop_staging(connection: asyncpg.Connection, plan: MigrationPlan) -> None:
