@@ -124,7 +124,7 @@ class ArrowQuery:
         try:
             self.statement = adbc_driver_manager.AdbcStatement(self.connection.connection)
         except Exception as exc:
-            self.connection.close()
+            source.close_later(self._close_connection)
             raise ColumnarDeclined(f"{type(exc).__name__}: {exc}") from None
         if fresh:
             try:
@@ -194,10 +194,13 @@ class ArrowQuery:
             if keep:
                 kept.append(self.connection)
         if not keep:
-            try:
-                self.connection.close()
-            except Exception:
-                pass
+            source.close_later(self._close_connection)  # not while the run reads (source._Kept)
+
+    def _close_connection(self) -> None:
+        try:
+            self.connection.close()
+        except Exception:  # closing is best effort; the file is open read-only
+            pass
 
 
 def copy_parts(batch: pa.RecordBatch) -> tuple[bytes, ...]:

@@ -9,8 +9,8 @@ import json
 import re
 import sqlite3
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager, closing
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, closing, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -84,38 +84,57 @@ async def connect(path: Path, busy_timeout: float | None = None) -> aiosqlite.Co
     return connection
 
 
-@asynccontextmanager
-async def opened(path: Path, busy_timeout: float | None = None) -> AsyncIterator[aiosqlite.Connection]:
-    """A read-only connection for the block, closed whatever happens in it."""
-    connection = await connect(path, busy_timeout)
-    try:
-        yield connection
-    finally:
-        await connection.close()
+# Two copies of SQLite read the source in one process: Python's (sqlite3, aiosqlite) and
+# the one ADBC's driver carries (columnar.py). POSIX locks belong to the process, not to a
+# file descriptor: when one copy closes its descriptor of the file, every lock the other
+# copy holds on it is gone too (https://sqlite.org/howtocorrupt.html, 2.2.1). An app
+# writing the file may then checkpoint over pages that copy is reading ("database disk
+# image is malformed"), or truncate the -shm it has mapped (SIGBUS). So while a run holds
+# keep_connections(), no connection to the source is closed, of either copy: one not kept
+# for reuse is set aside open and idle, and everything is closed when the block ends,
+# when no read is under way (tests/test_source.py, the two copies under an app's writes).
+@dataclass
+class _Kept:
+    idle: dict[tuple[str, float], list[aiosqlite.Connection]]
+    set_aside: list[aiosqlite.Connection]
+    closers: list[Callable[[], None]]  # sync connections' close, either copy's
 
 
-# Read connections kept between tables while a run holds keep_connections(): opening one
-# parses the file's whole schema (1-3 ms for 500 tables), paid per table and per check
-# otherwise. None outside such a run (worker processes, one-off reads): open and close.
-_kept: dict[tuple[str, float], list[aiosqlite.Connection]] | None = None
+_kept: _Kept | None = None  # None outside a run (one-off reads): open and close
 _KEPT_PER_FILE = 4
 
 
 @asynccontextmanager
 async def keep_connections() -> AsyncIterator[None]:
-    """borrowed() keeps its connections for the next borrower until the block ends."""
+    """borrowed() keeps its connections for the next borrower until the block ends, and no
+    connection to the source is closed before then (see _Kept)."""
     global _kept
     if _kept is not None:  # an enclosing block keeps them already
         yield
         return
-    kept = _kept = {}
+    kept = _kept = _Kept({}, [], [])
     try:
         yield
     finally:
         _kept = None
         with anyio.CancelScope(shield=True):
-            for connection in itertools.chain.from_iterable(kept.values()):
+            for close in kept.closers:
+                try:
+                    close()
+                except Exception:  # closing is best effort; the file is open read-only
+                    pass
+            for connection in itertools.chain(itertools.chain.from_iterable(kept.idle.values()), kept.set_aside):
                 await connection.close()
+
+
+def close_later(close: Callable[[], None]) -> None:
+    """Close a connection to the source now, or when the run's keep_connections() block
+    ends if one holds (see _Kept). Blocking: called from threads too."""
+    kept = _kept
+    if kept is not None:
+        kept.closers.append(close)
+    else:
+        close()
 
 
 @asynccontextmanager
@@ -124,16 +143,18 @@ async def borrowed(path: Path, busy_timeout: float | None = None) -> AsyncIterat
     returned to it afterwards if the block went well; else opened and closed."""
     kept = _kept
     key = (read_only_uri(path), BUSY_TIMEOUT if busy_timeout is None else busy_timeout)
-    idle = kept.get(key) if kept is not None else None
+    idle = kept.idle.get(key) if kept is not None else None
     connection = idle.pop() if idle else await connect(path, busy_timeout)
     keep = False
     try:
         yield connection
         keep = kept is not None and kept is _kept and not connection.in_transaction
     finally:
-        if keep and len(spare := kept.setdefault(key, [])) < _KEPT_PER_FILE:  # type: ignore[union-attr]
+        if keep and len(spare := kept.idle.setdefault(key, [])) < _KEPT_PER_FILE:  # type: ignore[union-attr]
             connection.text_factory = str  # the block may have read undecodable text as bytes
             spare.append(connection)
+        elif kept is not None and kept is _kept:
+            kept.set_aside.append(connection)  # open until the block ends (_Kept)
         else:
             with anyio.CancelScope(shield=True):
                 await connection.close()
@@ -151,10 +172,19 @@ def source_error(path: Path, exc: sqlite3.Error, busy_timeout: float = BUSY_TIME
     return SourceError(f"{path}: cannot read as SQLite: {exc}")
 
 
+@contextmanager
+def _closed_later(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """contextlib.closing, through close_later."""
+    try:
+        yield connection
+    finally:
+        close_later(connection.close)
+
+
 def integrity_problems(path: Path, busy_timeout: float = BUSY_TIMEOUT) -> list[str]:
     """PRAGMA quick_check: what is wrong with the file (empty when it is sound)."""
     try:
-        with closing(sqlite3.connect(read_only_uri(path), uri=True, timeout=busy_timeout)) as connection:
+        with _closed_later(sqlite3.connect(read_only_uri(path), uri=True, timeout=busy_timeout)) as connection:
             rows = connection.execute("PRAGMA quick_check").fetchall()
     except sqlite3.DatabaseError as exc:
         if getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
@@ -165,7 +195,7 @@ def integrity_problems(path: Path, busy_timeout: float = BUSY_TIMEOUT) -> list[s
 
 def snapshot(path: Path, destination: Path, busy_timeout: float = BUSY_TIMEOUT) -> None:
     """A consistent copy through SQLite's online backup API (one read transaction)."""
-    with closing(sqlite3.connect(read_only_uri(path), uri=True, timeout=busy_timeout)) as origin, \
+    with _closed_later(sqlite3.connect(read_only_uri(path), uri=True, timeout=busy_timeout)) as origin, \
             closing(sqlite3.connect(destination)) as copy:
         origin.backup(copy)
 
@@ -194,7 +224,7 @@ class ChangeWatch:
         return int(self._connection.execute("PRAGMA data_version").fetchone()[0])
 
     def close(self) -> None:
-        self._connection.close()
+        close_later(self._connection.close)
 
 
 async def _rows(connection: aiosqlite.Connection, sql: str, *args: object) -> list[sqlite3.Row]:
@@ -211,7 +241,7 @@ def catalog_of(path: Path, busy_timeout: float | None = None) -> Catalog:
     check_file(path)
     timeout = BUSY_TIMEOUT if busy_timeout is None else busy_timeout
     try:
-        with closing(sqlite3.connect(read_only_uri(path), uri=True, timeout=timeout)) as connection:
+        with _closed_later(sqlite3.connect(read_only_uri(path), uri=True, timeout=timeout)) as connection:
             return read_catalog(connection)
     except sqlite3.DatabaseError as exc:
         raise source_error(path, exc, timeout) from None

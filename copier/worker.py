@@ -10,13 +10,14 @@ core, without a process (and its memory) per core."""
 from __future__ import annotations
 
 import gc
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import anyio
 import asyncpg
 
-from . import target
+from . import source, target
 from .errors import CopierError, LoadError
 from .faults import describe_pg_error, is_transient, root_cause, sqlstate_of
 from .load import load_rows
@@ -35,7 +36,7 @@ def load_chunk(spec: LoadSpec, dsn: str) -> ChunkResult:
     parent, which retries the whole table (the one retry loop: tableload.load_table)."""
     tune_gc()
     try:
-        return anyio.run(_load_chunk, spec, dsn)
+        return anyio.run(_load_chunk_alone, spec, dsn)
     except Exception as exc:
         raise _picklable(exc) from None
 
@@ -56,6 +57,18 @@ async def load_chunk_here(spec: LoadSpec, dsn: str, advance: Callable[[int], Non
     """A range loaded in this process (the columnar lane's way), its rejects into `rejects`
     (the table's, which stay on disk past a few megabytes: ChunkResult.rejects is empty)."""
     return await _load_chunk(spec, dsn, advance, rejects)
+
+
+async def _load_chunk_alone(spec: LoadSpec, dsn: str) -> ChunkResult:
+    """A chunk in a worker process: both SQLite libraries read the file here too, so none
+    of their connections closes before the chunk's end (source._Kept)."""
+    try:
+        async with source.keep_connections():
+            return await _load_chunk(spec, dsn)
+    finally:
+        columnar = sys.modules.get(f"{__package__}.columnar")
+        if columnar is not None:
+            columnar.release_idle()
 
 
 async def _load_chunk(spec: LoadSpec, dsn: str, advance: Callable[[int], None] = lambda _rows: None,

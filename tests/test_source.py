@@ -3,13 +3,17 @@ application writes to it, and refused in one line when it is corrupt, truncated 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import json
 import shutil
 import sqlite3
 import threading
 import time
 from pathlib import Path
+
+import pytest
 
 from .helpers import corpus_file, invoke, migrate, sqlite_db
 from .pg import Target, with_params, with_user
@@ -200,3 +204,54 @@ def test_password_never_appears_even_with_debug(tmp_path: Path, target: Target) 
     for text in (result.output, report.read_text(), unreachable.output):
         assert secret not in text
     assert "postgres:***@" in report.read_text()
+
+
+
+def _descriptors_of(path: Path) -> int:
+    """How many file descriptors of this process are open on `path` (Linux's /proc)."""
+    target = str(path.resolve())
+    count = 0
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            count += os.readlink(fd) == target
+        except OSError:  # closed while listed
+            pass
+    return count
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts descriptors through Linux's /proc")
+def test_no_source_descriptor_is_closed_while_a_run_reads(tmp_path: Path) -> None:
+    """Python's SQLite and ADBC's both read the source in one process, and POSIX locks
+    belong to the process: a descriptor one library closes drops every lock the other
+    holds on the file, and an app writing it may then checkpoint under the other's reads.
+    So within a run (keep_connections) neither library closes a connection to the
+    source, even one it does not keep for reuse; all close when the run ends."""
+    import anyio
+
+    from copier import columnar, source
+
+    path = sqlite_db(tmp_path / "s.db", "CREATE TABLE t (a INTEGER)", rows={"t": [(1,), (2,)]})
+
+    async def run() -> tuple[int, int, int]:
+        async with source.keep_connections():
+            # More C-reader queries and Python connections at once than either keeps
+            # idle for reuse: the extra ones are let go.
+            queries = [columnar.ArrowQuery(path, 10.0) for _ in range(columnar._IDLE_PER_FILE + 2)]
+            for query in queries:
+                assert query.rows("SELECT count(*) FROM t") == [(2,)]
+            async with contextlib.AsyncExitStack() as stack:
+                for _ in range(source._KEPT_PER_FILE + 2):
+                    connection = await stack.enter_async_context(source.borrowed(path))
+                    assert await (await connection.execute("SELECT count(*) FROM t")).fetchone() == (2,)
+                reading = _descriptors_of(path)
+            for query in queries:
+                query.close()
+            source.close_later(sqlite3.connect(source.read_only_uri(path), uri=True).close)
+            after = _descriptors_of(path)
+        columnar.release_idle()
+        return reading, after, _descriptors_of(path)
+
+    reading, after_letting_go, after_the_run = anyio.run(run)
+    assert reading >= columnar._IDLE_PER_FILE + source._KEPT_PER_FILE + 4
+    assert after_letting_go >= reading  # nothing closed while the run reads
+    assert after_the_run == 0
