@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import json
+import os
 import shutil
 import sqlite3
 import threading
