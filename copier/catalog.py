@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+
+# A CHECK constraint in a CREATE TABLE statement: a cheap test before sqlglot parses it.
+CHECK_CLAUSE = re.compile(r"\bCHECK\s*\(", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +22,9 @@ class Column:
     integer_range: tuple[int, int] | None = None
     # For a NUMERIC/DECIMAL column: the largest absolute INTEGER or REAL value it holds.
     largest: int | float | None = None
+    # A generated column: "virtual" or "stored" (PRAGMA table_xinfo's hidden 2 or 3); its
+    # expression is in the table's create_sql, read by the plan.
+    generated: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +59,18 @@ class Table:
     autoincrement_seq: int | None = None
     notes: tuple[str, ...] = ()  # what could not be carried over (partial indexes, ...)
     virtual_module: str | None = None  # a virtual table's module (fts5, rtree): copied as a plain table
-    check_sql: str | None = None  # SQLite's CREATE TABLE, when it has CHECK constraints (translated by the plan)
+    # SQLite's CREATE TABLE, when it has CHECK constraints or generated columns (their SQL is
+    # translated by the plan).
+    create_sql: str | None = None
     # ORDER BY the primary key's columns walks the key's own index (SQLite's query plan has
     # no sort): the key's collations are its columns', so no two rows compare equal and
     # ranges of it hold every row once (source.key_order_walkable).
     key_in_order: bool = False
+
+    @property
+    def check_sql(self) -> str | None:
+        """SQLite's CREATE TABLE, when it has CHECK constraints."""
+        return self.create_sql if self.create_sql and CHECK_CLAUSE.search(self.create_sql) else None
 
     @property
     def rowid_alias(self) -> str | None:

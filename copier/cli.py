@@ -22,6 +22,7 @@ from .errors import CopierError, ExitCode, UsageError
 from .lanes import Lane
 from .planning import MigrationPlan, TablePlan
 from .settings import (
+    Generated,
     Identifiers,
     IfExists,
     OnError,
@@ -110,6 +111,11 @@ class ViewsMode(StrEnum):
 Views = Annotated[ViewsMode, typer.Option(
     "--views", help="create: each SQLite view, its SQL translated to PostgreSQL's, after the tables (those that "
                     "cannot be translated or that PostgreSQL refuses are listed with the reason); skip: none.")]
+GeneratedOption = Annotated[Generated, typer.Option(
+    "--generated", help="translate: each SQLite generated column of a created table becomes GENERATED ALWAYS AS "
+                        "(...) STORED, left out of the load, where PostgreSQL accepts its translated expression and "
+                        "computes SQLite's values for the first rows (else a plain column, with the reason); "
+                        "plain: all plain columns holding SQLite's values.")]
 StateSchema = Annotated[str, typer.Option(
     "--state-schema", help="Schema where copier records its progress (for --resume, status, clean), for a login "
                            "that cannot create one named copier.")]
@@ -121,7 +127,7 @@ _PANELS = {
     "Source": ("sqlite", "source_tz", "strip_nul", "snapshot", "skip_integrity_check", "busy_timeout",
                "allow_empty"),
     "Target": ("dsn", "host", "port", "username", "dbname", "embedded", "schema", "state_schema", "identifiers",
-               "views", "if_exists", "truncate_cascade", "distribute", "reference", "lock_timeout"),
+               "views", "generated", "if_exists", "truncate_cascade", "distribute", "reference", "lock_timeout"),
     "Tables": ("tables", "exclude", "cast"),
     "Speed": ("lane", "batch_size", "readers", "workers", "queue_depth", "jobs"),
     "Safety": ("on_error", "max_rejects", "reject_file", "verify", "resume", "force", "retries"),
@@ -247,6 +253,7 @@ def migrate(
     schema: Schema = _DEFAULTS.schema,
     identifiers: Idents = _DEFAULTS.identifiers,
     views: Views = ViewsMode.CREATE,
+    generated: GeneratedOption = _DEFAULTS.generated,
     state_schema: StateSchema = _DEFAULTS.state_schema,
     embedded: Annotated[bool, typer.Option(
         "--embedded", help="Migrate into a local PostgreSQL copier starts (no server needed; kept between runs; "
@@ -349,7 +356,7 @@ def migrate(
                     quiet, err=to_stdout, probe=True)
         settings = _settings(
             resolved, schema=schema, state_schema=state_schema, identifiers=identifiers,
-            views=views is ViewsMode.CREATE,
+            views=views is ViewsMode.CREATE, generated=generated,
             tables=tuple(tables or ()),
             exclude=tuple(exclude or ()), if_exists=if_exists, truncate_cascade=truncate_cascade, on_error=on_error,
             reject_file=reject_file, max_rejects=max_rejects, casts=parse_casts(cast or []),
@@ -431,6 +438,7 @@ def plan(
     schema: Schema = _DEFAULTS.schema,
     identifiers: Idents = _DEFAULTS.identifiers,
     views: Views = ViewsMode.CREATE,
+    generated: GeneratedOption = _DEFAULTS.generated,
     tables: Tables = None,
     exclude: Exclude = None,
     cast: Casts = None,
@@ -456,7 +464,7 @@ def plan(
         if dsn_given(dsn) or host or port or username or dbname:  # else planned offline, every table created
             resolved = _connection(dsn, host, port, username, dbname)[0]
         settings = _settings(resolved or "postgresql://", schema=schema, identifiers=identifiers,
-                             views=views is ViewsMode.CREATE,
+                             views=views is ViewsMode.CREATE, generated=generated,
                              tables=tuple(tables or ()), exclude=tuple(exclude or ()), casts=parse_casts(cast or []),
                              distribute=tuple(distribute or ()), reference=tuple(reference or ()),
                              source_tz=source_tz, lane=lane)
@@ -503,10 +511,12 @@ def render_plan(the_plan: MigrationPlan) -> str:
         after = f", after {', '.join(table.depends_on)}" if table.depends_on else ""
         lines += ["", f"{table.name} -> {the_plan.schema}.{table.target} ({mode}, "
                       f"{table.source.row_count:,} rows{after})"]
-        for column in table.columns:
+        for column in table.all_columns:
             extra = " identity" if column.identity else ""
             extra += " not null" if column.not_null and table.create else ""
             extra += f" default {column.default_sql}" if column.default_sql else ""
+            extra += f" generated always as ({column.generated}) stored, computed by PostgreSQL" \
+                if column.generated else ""
             lines.append(f"  {column.source:<24} {column.declared or '(none)':<18} -> "
                          f"{column.target} {column.type.sql}{extra}")
         if table.primary_key:

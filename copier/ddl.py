@@ -11,8 +11,12 @@ _ACTIONS = {"NO ACTION", "RESTRICT", "CASCADE", "SET NULL", "SET DEFAULT"}
 
 def create_table(schema: str, table: TablePlan) -> str:
     columns = []
-    for column in table.columns:
+    for column in table.all_columns:
         parts = [quote_ident(column.target), column.type.sql]
+        if column.generated is not None:
+            # PostgreSQL 15 has STORED only: it computes the value as each row is written
+            # (a VIRTUAL column of SQLite is computed as it is read; the values are the same).
+            parts.append(f"GENERATED ALWAYS AS ({column.generated}) STORED")
         if column.identity:
             # Named by the plan: PostgreSQL's own choice (table_column_seq) may be a user's table.
             sequence = f" (SEQUENCE NAME {qualified(schema, column.sequence)})" if column.sequence else ""

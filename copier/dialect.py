@@ -76,6 +76,26 @@ def table_checks(create_table: str) -> tuple[Check, ...]:
     return tuple(checks)
 
 
+def generated_expressions(create_table: str) -> dict[str, exp.Expr]:
+    """The expression of each generated column of SQLite's CREATE TABLE statement
+    (`AS (...)`, VIRTUAL or STORED), by column name."""
+    tree = _parse(create_table)
+    schema = tree.this if isinstance(tree, exp.Create) else None
+    found: dict[str, exp.Expr] = {}
+    for element in schema.expressions if isinstance(schema, exp.Schema) else ():
+        if isinstance(element, exp.ColumnDef):
+            for constraint in element.args.get("constraints") or ():
+                if isinstance(constraint.kind, exp.ComputedColumnConstraint):
+                    expression: exp.Expr = constraint.kind.this
+                    found[element.name] = expression.this if isinstance(expression, exp.Paren) else expression
+    return found
+
+
+def column_names(expression: exp.Expr) -> set[str]:
+    """The names of the columns an expression reads, lower-cased (SQLite ignores their case)."""
+    return {column.name.lower() for column in expression.find_all(exp.Column)}
+
+
 def index_where(create_index: str) -> exp.Expr:
     """The WHERE clause of SQLite's CREATE INDEX statement of a partial index."""
     tree = _parse(create_index)

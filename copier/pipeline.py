@@ -71,7 +71,7 @@ def plan_for(catalog: Catalog, settings: Settings, existing: Mapping[str, Existi
     planned = build_plan(catalog, existing, schema=settings.schema, include=settings.tables,
                          exclude=settings.exclude, casts=dict(settings.casts), options=settings.value_options(),
                          reserved=reserved, identifiers=settings.identifiers.value, views=settings.views,
-                         lane=settings.lane)
+                         lane=settings.lane, generated=settings.generated.value)
     return distribute(planned, settings.distribute, settings.reference)
 
 
@@ -79,10 +79,28 @@ async def make_plan(path: Path, settings: Settings, connection: asyncpg.Connecti
     """The plan against what the target already holds (nothing, without a connection)."""
     catalog = await read_source(path, settings.busy_timeout)
     if connection is None:
-        return plan_for(catalog, settings, {})
+        offline = plan_for(catalog, settings, {})
+        if any(t.generated for t in offline.tables):
+            offline = replace(offline, notes=(*offline.notes, UNTRIED_GENERATED))
+        return offline
     tables = await target.existing_tables(connection, settings.schema)
     the_plan = plan_for(catalog, settings, tables, await target.taken_names(connection, settings.schema))
+    the_plan = await _settled(connection, path, the_plan, settings)
     return replace(the_plan, set_aside=tuple(await decisions(connection, the_plan, settings)))
+
+
+UNTRIED_GENERATED = ("generated columns shown as computed by PostgreSQL were not tried against it (no target): "
+                     "migrate keeps each generated only if PostgreSQL accepts it and computes SQLite's values")
+
+
+async def _settled(connection: asyncpg.Connection, path: Path, the_plan: MigrationPlan,
+                   settings: Settings) -> MigrationPlan:
+    """The plan once PostgreSQL has been asked about its translated generated columns."""
+    if not any(t.create and t.generated for t in the_plan.tables):
+        return the_plan
+    from .generation import settle
+
+    return await settle(connection, path, the_plan, settings.value_options(), settings.lane, settings.busy_timeout)
 
 
 async def plan(path: Path, settings: Settings, *, against_target: bool = True) -> MigrationPlan:
@@ -391,6 +409,7 @@ async def _prepare_target(
                             [name for name, owner in taken.items() if owner not in ours])
         else:
             plan = plan_for(catalog, settings, existing, taken)
+        plan = await _settled(connection, readable, plan, settings)
         needs = resume_needs([t.name for t in plan.tables], earlier, resume=settings.resume, force=settings.force,
                              schema=settings.schema, source_fingerprint=fingerprint,
                              plan_fingerprint=state.plan_fingerprint(plan, settings))

@@ -31,6 +31,12 @@ class Identifiers(StrEnum):
     SNAKE = "snake"  # track, invoice_id
 
 
+class Generated(StrEnum):
+    """--generated: SQLite's generated columns in the tables copier creates."""
+    TRANSLATE = "translate"  # generated in PostgreSQL where it computes SQLite's values (generation.py)
+    PLAIN = "plain"  # plain columns holding SQLite's values
+
+
 class OnError(StrEnum):
     REJECT = "reject"
     ABORT = "abort"
@@ -50,6 +56,7 @@ class Settings:
     state_schema: str = "copier"  # where progress is recorded, for --resume and copier status
     identifiers: Identifiers = Identifiers.KEEP  # names of the tables and columns copier creates
     views: bool = True  # create each SQLite view whose SQL PostgreSQL accepts
+    generated: Generated = Generated.TRANSLATE
     tables: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     if_exists: IfExists = IfExists.FAIL

@@ -18,7 +18,7 @@ from typing import Any
 import aiosqlite
 import anyio
 
-from .catalog import Catalog, Column, ForeignKey, Index, Skipped, Table, View
+from .catalog import CHECK_CLAUSE, Catalog, Column, ForeignKey, Index, Skipped, Table, View
 from .errors import SourceError
 from .ident import quote_sqlite
 from .normalise import decode_text
@@ -300,11 +300,10 @@ def _read_table(
     for col_name, declared, not_null, default, pk, hidden in _all(connection, _COLUMNS, name):
         if hidden == 1:
             continue  # hidden columns of virtual tables
-        if hidden in (2, 3):
-            notes.append(f"generated column {col_name!r} is copied as a plain column")
         if module in _FULL_TEXT_MODULES:
             declared = "TEXT"  # FTS columns are untyped and hold text
-        columns.append(Column(col_name, declared or "", bool(not_null), default, pk))
+        columns.append(Column(col_name, declared or "", bool(not_null), default, pk,
+                              generated=_GENERATED.get(hidden, "")))
         if pk:
             primary_key.append((pk, col_name))
     foreign_keys = _group_foreign_keys(_all(connection, _FOREIGN_KEYS, name))
@@ -335,13 +334,14 @@ def _read_table(
         autoincrement_seq=sequences.get(name),
         notes=tuple(notes),
         virtual_module=module,
-        # A cheap test first: parsing the statement (sqlglot) is for tables that have one.
-        check_sql=create_sql if _CHECK.search(create_sql) else None,
+        # A cheap test first: parsing the statement (sqlglot) is for tables that need it.
+        create_sql=create_sql if CHECK_CLAUSE.search(create_sql) or any(c.generated for c in columns) else None,
         key_in_order=bool(keys) and not module and key_order_walkable(connection, name, keys),
     )
 
 
-_CHECK = re.compile(r"\bCHECK\s*\(", re.IGNORECASE)
+# PRAGMA table_xinfo's hidden: 2 a VIRTUAL generated column, 3 a STORED one.
+_GENERATED = {2: "virtual", 3: "stored"}
 
 
 def key_order_walkable(connection: sqlite3.Connection, table: str, keys: Sequence[str]) -> bool:
@@ -569,6 +569,21 @@ async def rows_by_key(path: Path, table: Table, columns: Sequence[str], keys: Se
         except sqlite3.OperationalError:  # Python's sqlite3 cannot decode such TEXT: as bytes
             connection.text_factory = decode_text
             rows = await _rows(connection, sql, *parameters)
+    return rows  # type: ignore[return-value]
+
+
+async def first_rows(path: Path, table: Table, columns: Sequence[str], limit: int,
+                     busy_timeout: float | None = None) -> list[tuple[object, ...]]:
+    """Up to `limit` rows of these columns, the first SQLite's scan reads; TEXT that is not
+    UTF-8 as bytes."""
+    sql = (f"SELECT {', '.join(quote_sqlite(c) for c in columns)} FROM {quote_sqlite(table.name)} "
+           f"LIMIT {int(limit)}")
+    async with borrowed(path, busy_timeout) as connection:
+        try:
+            rows = await _rows(connection, sql)
+        except sqlite3.OperationalError:  # Python's sqlite3 cannot decode such TEXT: as bytes
+            connection.text_factory = decode_text
+            rows = await _rows(connection, sql)
     return rows  # type: ignore[return-value]
 
 

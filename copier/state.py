@@ -70,7 +70,8 @@ FROM {table} WHERE $1::text IS NULL OR target_schema = $1 ORDER BY target_schema
 def plan_fingerprint(plan: MigrationPlan, settings: Settings) -> str:
     """What decides which values land where: tables, columns, types and value flags."""
     document = {
-        "tables": [[t.name, t.target, t.create, [[c.source, c.target, c.type.sql] for c in t.columns]]
+        "tables": [[t.name, t.target, t.create, [[c.source, c.target, c.type.sql] for c in t.columns]
+                    + [[c.source, c.target, c.type.sql, "generated"] for c in t.generated]]
                    for t in plan.tables],
         "values": [settings.source_tz, settings.strip_nul, list(settings.casts), settings.on_error.value],
     }

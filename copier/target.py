@@ -31,6 +31,9 @@ SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
        a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> '',
        CASE WHEN t.typtype = 'e' THEN
          (SELECT array_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid)
+       END,
+       CASE WHEN a.attgenerated <> '' THEN
+         (SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d WHERE d.adrelid = c.oid AND d.adnum = a.attnum)
        END
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -199,14 +202,15 @@ async def create_pool(dsn: str, size: int) -> asyncpg.Pool:
 async def existing_tables(connection: asyncpg.Connection, schema: str) -> dict[str, ExistingTable]:
     """Tables already in the target schema, with the types copier will convert into."""
     columns: dict[str, list[ExistingColumn]] = defaultdict(list)
-    for table, name, formatted, not_null, has_default, labels in await connection.fetch(_EXISTING_COLUMNS, schema):
+    for table, name, formatted, not_null, has_default, labels, generated in await connection.fetch(
+            _EXISTING_COLUMNS, schema):
         try:
             target_type = parse_pg_type(formatted, enum_labels=tuple(labels or ()))
             unsupported = None
         except PlanError as exc:
             # Only a problem if a source column goes there: the planner says so then.
             target_type, unsupported = TargetType(formatted, Kind.TEXT), exc.message
-        columns[table].append(ExistingColumn(name, target_type, not_null, has_default, unsupported))
+        columns[table].append(ExistingColumn(name, target_type, not_null, has_default, unsupported, generated))
     keys = {table: tuple(key) for table, key in await connection.fetch(_PRIMARY_KEYS, schema)}
     return {name: ExistingTable(name, tuple(cols), keys.get(name, ())) for name, cols in columns.items()}
 

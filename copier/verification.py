@@ -147,6 +147,12 @@ async def verify_tables(
     return [checks[table.name] for table in plan.tables]
 
 
+def _whole(table: TablePlan) -> TablePlan:
+    """The table with the columns PostgreSQL generates among those checked: their values
+    were computed, not loaded, and must still be SQLite's."""
+    return replace(table, columns=table.all_columns, generated=()) if table.generated else table
+
+
 async def check_tables(path: Path, settings: Settings, schema: str, tables: MemoryObjectReceiveStream[TablePlan],
                        rejected: RejectKeys, preexisting: Mapping[str, int],
                        advance: Callable[[int], None]) -> dict[str, TableCheck]:
@@ -170,6 +176,7 @@ async def check_tables(path: Path, settings: Settings, schema: str, tables: Memo
                 advance(1)
 
             async for table in waiting:
+                table = _whole(table)
                 if not small(table):
                     await alone(table)
                     continue
@@ -181,6 +188,7 @@ async def check_tables(path: Path, settings: Settings, schema: str, tables: Memo
                         more = waiting.receive_nowait()
                     except (anyio.WouldBlock, anyio.EndOfStream):
                         break
+                    more = _whole(more)
                     if small(more):
                         together.append(more)
                         parameters += 2 * len(more.columns)
