@@ -63,8 +63,8 @@ def test_plan_verify_and_status_as_json(tmp_path: Path, target: Target) -> None:
     track = next(t for t in plan["tables"] if t["source"] == "Track")
     assert track["mode"] == "create" and track["rows"] == 3503 and track["after"] == ["Album", "Genre", "MediaType"]
     assert {"source": "Milliseconds", "declared": "INTEGER", "target": "Milliseconds", "type": "bigint",
-            "not_null": True, "identity": False, "default": None, "lane": "bulk",
-            "per_value_because": None} in track["columns"]
+            "not_null": True, "identity": False, "default": None, "generated": None, "sqlite_generated": None,
+            "lane": "bulk", "per_value_because": None} in track["columns"]
     assert track["lane"] == "columnar" and track["exact_because"] is None  # 3,503 rows of types the lane takes
     genre = next(t for t in plan["tables"] if t["source"] == "Genre")  # 25 rows
     assert genre["lane"] == "exact" and genre["exact_because"] == "under 1,000 rows, where the exact lane costs less"
