@@ -204,3 +204,22 @@ def test_plan_names_and_what_cannot_be_generated(tmp_path: Path) -> None:
     assert plan.notes[-1] == ("Items.Twice: generated column (STORED in SQLite) copied as a plain column holding "
                               "SQLite's values: it reads generated column(s) Total, which PostgreSQL's generated "
                               "columns cannot")
+
+
+def test_resume_makes_the_generated_columns_again(tmp_path: Path, target: Target) -> None:
+    """A run killed while loading the table: --resume creates it again, generated, and loads it."""
+    source = sqlite_db(tmp_path / "shop.db", ORDERS, "CREATE TABLE other (id INTEGER PRIMARY KEY)",
+                       rows={"other": [(1,)]})
+    with sqlite3.connect(source) as connection:
+        connection.executemany("INSERT INTO orders (id, name, price, qty) VALUES (?, ?, ?, ?)", ORDER_ROWS)
+    assert _migrate(source, target)["exit_code"] == 0
+    # As if the run had been killed while loading orders.
+    target.execute("DROP TABLE orders")
+    target.execute("UPDATE copier.tables SET status = 'loading' WHERE target_schema = $1 AND source_table = 'orders'",
+                   target.schema)
+    report = _migrate(source, target, "--resume")
+    assert (report["exit_code"], report["verified"]) == (0, True)
+    assert "other: already loaded by the interrupted run" in report["notes"]
+    assert _generated(target, "orders") == {"total": "(price * (qty)::double precision)", "upper_name": "upper(name)"}
+    assert [tuple(r) for r in target.fetch("SELECT total, upper_name FROM orders ORDER BY id")] == [
+        (10.0, "PEN"), (3.75, "INK"), (None, None)]
