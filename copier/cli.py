@@ -285,7 +285,8 @@ def migrate(
              "rows are long (about 2 MB a batch).", min=1)] = _DEFAULTS.batch_size,
     lane: LaneOption = _DEFAULTS.lane,
     readers: Annotated[int, typer.Option(
-        help="Concurrent SQLite readers feeding one COPY, for tables the exact lane loads in one process.",
+        help="Concurrent SQLite readers feeding one COPY, for tables loaded in one process (a big table "
+             "that already exists, in the columnar lane: at least --workers).",
         min=1)] = _DEFAULTS.readers,
     workers: Annotated[int | None, typer.Option(
         help="Worker processes for a big table copier creates, each its own reader, converter and COPY "

@@ -5,17 +5,17 @@ PostgreSQL binary COPY, which asyncpg streams. Python touches batches, never val
 The rows arrowlane flags are read again by key and go through the exact lane: its
 converters, rejects and bisection.
 
-Reading, normalising and encoding run in a thread (the C and Rust code release the GIL),
-so the next batch is prepared while PostgreSQL ingests the last one; one COPY streams a
-whole key range, and its flagged rows follow. Memory holds a batch or two and the
-flagged keys, at most EXACT_KEYS_LIMIT of them (then the COPY ends, the flagged rows are
-written, and a new COPY goes on with the range), whatever the table."""
+Each key range is read and normalised in a thread of its own, encoding in another (the C
+and Rust code release the GIL), so the next batches are prepared while PostgreSQL ingests
+the last one; one COPY streams the batches of every range of the load, and its flagged
+rows follow. Memory holds a batch or two per range and the flagged keys, at most
+EXACT_KEYS_LIMIT of them (then the COPY ends, the flagged rows are written, and a new COPY
+goes on with the batches still to come), whatever the table."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import adbc_driver_manager
@@ -25,6 +25,7 @@ import anyio.to_thread
 import asyncpg
 import pgpq
 import pyarrow as pa
+from anyio.streams.memory import MemoryObjectSendStream
 
 from . import arrowlane, batching, source
 from .casting import Kind
@@ -47,20 +48,6 @@ class ColumnarDeclined(CopierError):
     """The columnar lane could not read or convert the range (a locked or damaged file, a
     value the driver refuses, a bug of the lane): the exact lane loads it instead, and
     reports what it finds."""
-
-
-@dataclass(frozen=True, slots=True)
-class Prepared:
-    """One batch ready to send: its columnar rows as binary COPY bytes, in parts (a COPY's
-    header before its first batch, its trailer after its last; the encoder may hold rows
-    back for a later part), and the keys of the rows that need the exact lane. `ends`:
-    the COPY ends with this part, at the end of the range or when enough flagged rows wait."""
-
-    data: tuple[bytes, ...]
-    rows: int
-    exact_keys: list[int] | list[str]  # source.key_sql's values: rowids, or primary keys
-    ends: bool = False
-    last: bool = False  # the range's last part
 
 
 class _Reader:
@@ -222,7 +209,8 @@ def encoder_for(routes: Sequence[arrowlane.Route], batch: pa.Schema) -> pgpq.Arr
 
 
 class BatchSource:
-    """Arrow batches of one key range, prepared for COPY; blocking, used from a thread."""
+    """Arrow batches of one key range, normalised and split between the lanes; blocking,
+    used from a thread."""
 
     def __init__(self, spec: LoadSpec, key_range: KeyRange) -> None:
         columns = spec.table.columns
@@ -233,10 +221,6 @@ class BatchSource:
         self.query = ArrowQuery(spec.path, spec.busy_timeout)
         try:
             self.routes = arrowlane.routes_for(spec.table, columns)
-            self.schema = arrowlane.batch_schema(self.routes)
-            self.encoder: pgpq.ArrowToPostgresBinaryEncoder | None = None
-            self.waiting = 0  # flagged rows since the current COPY began
-            self.done = False
             self.query.start(arrowlane.guarded_sql(spec.table, self.routes, source.key_sql(table), where),
                              self.query.batch_rows(table.name, [c.source for c in columns], where,
                                                    spec.batch_size))
@@ -244,99 +228,128 @@ class BatchSource:
             self.query.close()
             raise
 
-    def next(self) -> Prepared | None:
+    def next(self) -> arrowlane.Split | None:
         """The next batch, or None after the range's last."""
-        if self.done:
-            return None
-        parts: list[bytes] = []
-        if self.encoder is None:
-            self.encoder = encoder_for(self.routes, self.schema)
-            parts.append(bytes(self.encoder.write_header()))
         batch = self.query.next()
         if batch is None:
-            self.done = True
-            parts.append(bytes(self.encoder.finish()))
-            return Prepared(tuple(parts), 0, [], ends=True, last=True)
+            return None
         try:
-            split = arrowlane.split_batch(batch, self.routes, self.source_tz)
+            return arrowlane.split_batch(batch, self.routes, self.source_tz)
         except Exception as exc:  # a bug of the lane: the exact lane loads the range instead
             raise ColumnarDeclined(f"{type(exc).__name__}: {exc}") from None
-        rows = 0 if split.columnar is None else split.columnar.num_rows
-        if split.columnar is not None and rows:
-            parts.append(bytes(self.encoder.write_batch(split.columnar)))
-        self.waiting += len(split.exact_keys)
-        ends = self.waiting >= EXACT_KEYS_LIMIT
-        if ends:
-            parts.append(bytes(self.encoder.finish()))
-            self.encoder, self.waiting = None, 0
-        return Prepared(tuple(parts), rows, split.exact_keys, ends=ends)
 
     def close(self) -> None:
         self.query.close()
 
 
+class CopyEncoder:
+    """Columnar rows as one binary COPY after another: a header before a COPY's first rows,
+    the trailer at its end (with the rows the encoder held back, if any)."""
+
+    def __init__(self, routes: Sequence[arrowlane.Route]) -> None:
+        self.routes = routes
+        self.schema = arrowlane.batch_schema(routes)
+        self.encoder: pgpq.ArrowToPostgresBinaryEncoder | None = None
+
+    def _started(self, parts: list[bytes]) -> pgpq.ArrowToPostgresBinaryEncoder:
+        if self.encoder is None:
+            self.encoder = encoder_for(self.routes, self.schema)
+            parts.append(bytes(self.encoder.write_header()))
+        return self.encoder
+
+    def rows(self, batch: pa.RecordBatch) -> list[bytes]:
+        parts: list[bytes] = []
+        parts.append(bytes(self._started(parts).write_batch(batch)))
+        return parts
+
+    def end(self) -> list[bytes]:
+        """The current COPY's last bytes (a whole empty one if it had no rows)."""
+        parts: list[bytes] = []
+        parts.append(bytes(self._started(parts).finish()))
+        self.encoder = None
+        return parts
+
+
 async def load_columnar(spec: LoadSpec, connection: asyncpg.Connection, rejects: RejectSink,
                         advance: Callable[[int], None]) -> LoadCounts:
-    """Load the spec's key ranges through the columnar lane, inside the caller's transaction."""
+    """Load the spec's key ranges through the columnar lane, inside the caller's transaction:
+    a reader per range (each in a thread of its own, on its own SQLite connection), all
+    feeding one COPY at a time. Several ranges of a table loaded in one transaction (one
+    that exists: its rows commit with its indexes) are read at once, as several worker
+    chunks are for a table copier creates: one reader is what limits a single COPY (reading
+    SQLite is most of the lane's work, PostgreSQL's share of the COPY about a third of it)."""
+    assert all(r is not None for r in spec.ranges), "the caller checked: the lane reads key ranges"
     writer = TableWriter(connection, spec.schema, spec.table, rejects, spec.on_error, spec.max_rejects)
     converters = [converter_for(c.type, spec.options) for c in spec.table.columns]
     counts = LoadCounts()
-    for key_range in spec.ranges:
-        assert key_range is not None, "the caller checked: the lane reads key ranges"
-        await _load_range(spec, key_range, connection, writer, converters, counts, advance)
+    sources: list[BatchSource] = []
+    try:
+        for key_range in spec.ranges:
+            assert key_range is not None
+            sources.append(await anyio.to_thread.run_sync(BatchSource, spec, key_range))
+        await _load_sources(spec, sources, connection, writer, converters, counts, advance)
+    finally:
+        with anyio.CancelScope(shield=True):
+            for batches in sources:
+                await anyio.to_thread.run_sync(batches.close)
     counts.rejected = writer.rejected
     return counts
 
 
-async def _load_range(spec: LoadSpec, key_range: KeyRange, connection: asyncpg.Connection, writer: TableWriter,
-                      converters: list[Converter], counts: LoadCounts, advance: Callable[[int], None]) -> None:
-    """A COPY streams the range's columnar rows while the next batches are prepared; the
-    flagged rows follow through the exact lane. Their keys wait meanwhile: once
-    EXACT_KEYS_LIMIT of them do, that COPY ends, they are written, and a new COPY goes on."""
-    batches = await anyio.to_thread.run_sync(BatchSource, spec, key_range)
+async def _load_sources(spec: LoadSpec, sources: Sequence[BatchSource], connection: asyncpg.Connection,
+                        writer: TableWriter, converters: list[Converter], counts: LoadCounts,
+                        advance: Callable[[int], None]) -> None:
+    """A COPY streams the columnar rows of every range as they are read, while the next
+    batches are read; the flagged rows follow through the exact lane. Their keys wait
+    meanwhile: once EXACT_KEYS_LIMIT of them do, that COPY ends, they are written, and a
+    new COPY goes on with the batches still to come."""
     columns = [c.target for c in spec.table.columns]
     exact = ExactRows(spec.path, spec.table, converters, spec.busy_timeout)
-    send, receive = anyio.create_memory_object_stream[Prepared](1)
+    encoder = CopyEncoder(arrowlane.routes_for(spec.table, spec.table.columns))
+    # A batch or so per reader waits for the COPY: memory holds a few batches whatever the table.
+    send, receive = anyio.create_memory_object_stream[arrowlane.Split](len(sources))
     exact_keys: list[int | str] = []
     finished = False
 
-    async def produce() -> None:
-        async with send:
-            while (prepared := await anyio.to_thread.run_sync(batches.next)) is not None:
-                await send.send(prepared)
+    async def produce(batches: BatchSource, out: MemoryObjectSendStream[arrowlane.Split]) -> None:
+        async with out:
+            while (split := await anyio.to_thread.run_sync(batches.next)) is not None:
+                await out.send(split)
 
     async def stream() -> AsyncIterator[bytes]:
         nonlocal finished
-        async for prepared in receive:
-            exact_keys.extend(prepared.exact_keys)
-            counts.written += prepared.rows
-            counts.columnar += prepared.rows
-            counts.read += prepared.rows + len(prepared.exact_keys)
-            advance(prepared.rows + len(prepared.exact_keys))
-            for part in prepared.data:
-                if part:
-                    yield part
-            if prepared.ends:
-                finished = prepared.last
-                return
-        finished = True  # the batches stopped short: the producer's error ends the load
+        async for split in receive:
+            rows = 0 if split.columnar is None else split.columnar.num_rows
+            exact_keys.extend(split.exact_keys)
+            counts.written += rows
+            counts.columnar += rows
+            counts.read += rows + len(split.exact_keys)
+            advance(rows + len(split.exact_keys))
+            if rows:
+                for part in await anyio.to_thread.run_sync(encoder.rows, split.columnar):
+                    if part:
+                        yield part
+            if len(exact_keys) >= EXACT_KEYS_LIMIT:
+                break
+        else:
+            finished = True  # every reader is done (or one failed: its error ends the load)
+        for part in encoder.end():
+            yield part
 
-    try:
-        async with task_group() as group, receive:
-            group.start_soon(produce)
-            while not finished:
-                async with ended_if_lost(connection):
-                    await connection.copy_to_table(spec.table.target, source=stream(), columns=columns,
-                                                   schema_name=spec.schema, format="binary")
-                # Read again by key, converted and written --batch-size rows at a time.
-                for start in range(0, len(exact_keys), spec.batch_size):
-                    page = await exact.read(exact_keys[start:start + spec.batch_size])
-                    counts.rounded += page.rounded
-                    counts.written += await writer.write(page)
-                exact_keys.clear()
-    finally:
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(batches.close)
+    async with task_group() as group, receive:
+        async with send:
+            for batches in sources:
+                group.start_soon(produce, batches, send.clone())
+        while not finished:
+            async with ended_if_lost(connection):
+                await connection.copy_to_table(spec.table.target, source=stream(), columns=columns,
+                                               schema_name=spec.schema, format="binary")
+            # Read again by key, converted and written --batch-size rows at a time.
+            for start in range(0, len(exact_keys), spec.batch_size):
+                page = await exact.read(exact_keys[start:start + spec.batch_size])
+                counts.rounded += page.rounded
+                counts.written += await writer.write(page)
+            exact_keys.clear()
 
 
 async def chunks(parts: tuple[bytes, ...]) -> AsyncIterator[bytes]:

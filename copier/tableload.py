@@ -336,6 +336,17 @@ def _in_parallel(run: Run, table: TablePlan) -> bool:
             and table.source.row_count >= PARALLEL_MIN_ROWS)
 
 
+def _readers(run: Run, table: TablePlan) -> int:
+    """Readers feeding the one COPY of a table loaded in this process: --readers; for a big
+    table that exists, in the columnar lane (one transaction: its rows commit with its
+    indexes, so no worker chunks), as many as --workers, the streams a table copier creates
+    gets. There one reader is what limits the COPY (the 1M-row finance table: 3.6 s of CPU
+    reading and normalising, PostgreSQL's side of the COPY 1.4 s); the exact lane's readers
+    convert in Python and would only share its lock."""
+    big = table.source.row_count >= PARALLEL_MIN_ROWS and not table.create and table.lane.columnar
+    return max(run.settings.readers, run.settings.workers if big else 1)
+
+
 async def _attempt(run: Run, table: TablePlan, *, again: bool = False) -> Loaded:
     """One try at the table's rows, all or nothing. Its rejects reach the reject file only
     once the rows are committed, so a retried table does not list them twice. `again`: a
@@ -350,7 +361,7 @@ async def _attempt(run: Run, table: TablePlan, *, again: bool = False) -> Loaded
                 await _record(run, table, TableStatus.LOADING, connection=connection)
                 counts, chunks = await _load_parallel(run, table, connection, rejects, advance, version, again)
                 return Loaded(counts, chunks, rejects)
-            ranges = await table_ranges(run.path, table.source, run.settings.readers)
+            ranges = await table_ranges(run.path, table.source, _readers(run, table))
             async with connection.transaction():
                 # Seen as loading once committed, with the rows: a rolled-back attempt leaves
                 # the table's state as it was, which --resume reads as "load it".

@@ -212,3 +212,29 @@ def test_append_sets_aside_only_where_the_rows_there_are_few(tmp_path: Path, tar
         "posts: 4 index(es) and constraint(s) set aside during the load and made again after it"]
     assert schema_dump(target) == before
     assert target.count("users") == 400 and target.count("posts") == 1010
+
+
+def test_a_big_existing_table_is_read_by_as_many_readers_as_workers(tmp_path: Path, target: Target,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A table that exists loads in one transaction (its rows commit with its indexes), so
+    not in worker chunks: its one COPY is fed by --workers readers at once instead, each a
+    range of rowids; a small table keeps one. Every row arrives once."""
+    from copier import columnar, tableload
+
+    monkeypatch.setattr(tableload, "PARALLEL_MIN_ROWS", 500)  # posts (1,000 rows) is big, users (300) is not
+    ranges: dict[str, list[tuple[object, object]]] = {}
+
+    class Recorded(columnar.BatchSource):
+        def __init__(self, spec: object, key_range: object) -> None:
+            ranges.setdefault(spec.table.name, []).append((key_range.first, key_range.last))  # type: ignore[attr-defined]
+            super().__init__(spec, key_range)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(columnar, "BatchSource", Recorded)
+    app_schema(target)
+    before = schema_dump(target)
+    result = migrate(target, app_source(tmp_path), "--workers", "3", "--batch-size", "64", "--lane", "columnar")
+    assert result.exit_code == 0, result.output  # verified: every row arrived once
+    assert sorted(ranges["posts"]) == [(1, 333), (334, 666), (667, 1000)]
+    assert ranges["users"] == [(None, None)]
+    assert [r[0] for r in target.fetch("SELECT id FROM posts ORDER BY id")] == list(range(1, 1001))
+    assert schema_dump(target) == before
