@@ -288,22 +288,37 @@ async def _make_again(connection: asyncpg.Connection, definition: Definition, st
                                  definition.kind.value)
 
 
+async def _nothing() -> None:
+    return None
+
+
 async def load_then_restore(connection: asyncpg.Connection, schema: str, table: str, state_schema: str,
-                            load: Callable[[bool], Awaitable[_T]], note: Callable[[str], None]) -> _T:
+                            load: Callable[[bool], Awaitable[_T]], note: Callable[[str], None], *,
+                            loaded: Callable[[], None] = lambda: None,
+                            parents: Callable[[], Awaitable[None]] = _nothing) -> _T:
     """In the table's load transaction: load, then make its indexes and constraints again,
     its foreign keys too (the tables they reference loaded before it), so they commit with
     the rows. If the rows break one (duplicate keys, a failed check, a row whose parent is
     missing, an indexed expression failing on a value), the load is undone and done again
     with them in place, where the rows that break them are rejected (screening.py), as for
     any table copier does not set aside. `load(refused)`: `refused` when it loads again rows
-    PostgreSQL refused."""
+    PostgreSQL refused. `loaded()` is called once the rows are in (tables that reference
+    this one may start loading theirs), `parents()` awaited before its first foreign key is
+    made (the tables it references are then committed, keys and all), so that its rows,
+    keys and indexes go in while theirs are still being made, as for tables copier creates."""
     own = restore_order([d for d, _error in await pending(connection, schema, state_schema, table)])
     if not own:
         return await load(False)
+    keys = [d for d in own if d.kind is DefinitionKind.FOREIGN_KEY]  # last (restore_order)
     try:
         async with connection.transaction():
             result = await load(False)
-            for definition in own:
+            loaded()
+            for definition in own[:len(own) - len(keys)]:
+                await _make_again(connection, definition, state_schema)
+            if keys:
+                await parents()
+            for definition in keys:
                 await _make_again(connection, definition, state_schema)
             return result
     except RestoreFailed as failed:
@@ -311,6 +326,8 @@ async def load_then_restore(connection: asyncpg.Connection, schema: str, table: 
             raise
         note(f"copier: {table}: its rows break {failed.definition.label} ({describe_pg_error(failed.error)}): "
              "loading it again with its indexes and constraints in place, to reject those rows")
+    if keys:
+        await parents()
     for definition in own:
         await _make_again(connection, definition, state_schema)
     return await load(True)

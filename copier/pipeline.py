@@ -42,6 +42,7 @@ from .ident import qualified, quote_ident
 from .lockwatch import lock_waits_announced
 from .planning import ExistingTable, ForeignKeyPlan, MigrationPlan, TablePlan, build_plan
 from .progress import NullProgress, Progress, TableBar, make_progress
+from .rebuild import DefinitionKind
 from .rejects import RejectLog
 from .resume import Need, TableState, interrupted, resume_needs
 from .settings import IfExists, Settings
@@ -684,6 +685,7 @@ async def _load_tables(run: Run) -> None:
             raise AssertionError(f"plan bug: {table.name} waits for a table of its own or a later wave")
     limiter = anyio.CapacityLimiter(run.settings.jobs)
     run.done = {t.name: anyio.Event() for t in run.plan.tables}
+    run.rows_in = {t.name: anyio.Event() for t in run.plan.tables}
     async with task_group() as group:
         for unit in _units(run):
             group.start_soon(_load_when_ready, run, unit, limiter)
@@ -710,9 +712,13 @@ async def _load_when_ready(run: Run, unit: list[TablePlan], limiter: anyio.Capac
         ready = []
         for table in unit:
             stats = run.stats.tables[table.name]
+            # A table whose keys and foreign keys are set aside starts once its parents' rows
+            # are in, while their keys are being made (its own foreign keys wait for those).
+            early = _starts_early(run, table)
             for parent in table.depends_on:
-                await run.done[parent].wait()
-                if run.stats.tables[parent].status not in (TableStatus.LOADED, TableStatus.DONE):
+                await (run.rows_in if early else run.done)[parent].wait()
+                if run.done[parent].is_set() and run.stats.tables[parent].status not in (TableStatus.LOADED,
+                                                                                       TableStatus.DONE):
                     stats.status = TableStatus.SKIPPED
                     stats.error = f"not loaded: table {parent} it references failed"
                     run.done[table.name].set()
@@ -726,12 +732,24 @@ async def _load_when_ready(run: Run, unit: list[TablePlan], limiter: anyio.Capac
                 await load_table(run, ready[0], run.stats.tables[ready[0].name])
     finally:
         for table in unit:
+            run.rows_in[table.name].set()
             run.done[table.name].set()
             stats = run.stats.tables[table.name]
             if run.loaded is not None and stats.status is TableStatus.DONE:
                 # To verify, against the source as the attempt that loaded it read it (a
                 # retry after the file was written to read more rows than the plan saw).
                 run.loaded.send_nowait(replace(table, source=replace(table.source, row_count=stats.read)))
+
+
+def _starts_early(run: Run, table: TablePlan) -> bool:
+    """Whether the existing table may start loading while the tables it references are
+    still making their keys again: its indexes and constraints are set aside (its rows need
+    no other table's, its foreign keys wait for them: existing.load_then_restore), and no
+    other table's foreign key references it (another table's load transaction would then
+    lock it, while it waits for that one: a wait nobody sees as a deadlock)."""
+    return any(d.table == table.target and d.definitions
+               and all(k.table == table.target for k in d.definitions if k.kind is DefinitionKind.FOREIGN_KEY)
+               for d in run.plan.set_aside)
 
 
 async def _add_foreign_keys(run: Run) -> None:

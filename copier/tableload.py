@@ -69,7 +69,8 @@ class Run:
     watch: ChangeWatch | None = None
     record_state: bool = True
     resumed: dict[str, TableState] = field(default_factory=dict)  # tables an earlier run committed
-    done: dict[str, anyio.Event] = field(default_factory=dict)
+    done: dict[str, anyio.Event] = field(default_factory=dict)  # each table's rows committed (or it failed)
+    rows_in: dict[str, anyio.Event] = field(default_factory=dict)  # its rows in, maybe not committed yet
     loaded: MemoryObjectSendStream[TablePlan] | None = None  # each table once loaded, to verify it
 
 
@@ -108,6 +109,9 @@ async def load_table(run: Run, table: TablePlan, stats: TableStats) -> None:
             try:
                 loaded = await retrying(lambda: _attempt(run, table, again=again), run.settings.retries, failed,
                                         run.pool)
+            except ParentFailed as exc:  # nothing of it stands: as if it had waited for the parent
+                stats.status, stats.error = TableStatus.SKIPPED, str(exc)
+                return
             except Exception as exc:
                 _fail(stats, describe_failure(exc, run.settings.dsn))
                 await _record_quietly(run, table, stats, TableStatus.FAILED, error=stats.error)
@@ -116,8 +120,9 @@ async def load_table(run: Run, table: TablePlan, stats: TableStats) -> None:
         # Tables that reference this one may start now: they need its rows, not its
         # indexes (foreign keys are added once every table is complete).
         stats.status = TableStatus.LOADED
-        if table.name in run.done:
-            run.done[table.name].set()
+        for event in (run.rows_in, run.done):
+            if table.name in event:
+                event[table.name].set()
         # Never trusting a recorded status alone: even a table the earlier run recorded
         # done gets whatever the catalog says is missing (each step checks first).
         # This attempt created it: no key or sequence yet, no need to ask (a retry asks: the
@@ -381,8 +386,10 @@ async def _attempt(run: Run, table: TablePlan, *, again: bool = False) -> Loaded
                         advance.take_back()
                         return await load_rows(_spec(run, table, ranges), connection, rejects, advance,
                                                refused=refused)
-                    counts = await existing.load_then_restore(connection, run.plan.schema, table.target,
-                                                              run.settings.state_schema, load, run.progress.note)
+                    counts = await existing.load_then_restore(
+                        connection, run.plan.schema, table.target, run.settings.state_schema, load,
+                        run.progress.note, loaded=lambda: _rows_in(run, table),
+                        parents=lambda: _parents_done(run, table))
                 else:
                     counts = await load_rows(_spec(run, table, ranges), connection, rejects, advance)
                 _check_unchanged(run, table, version)
@@ -406,6 +413,26 @@ async def _upsert(run: Run, table: TablePlan, connection: asyncpg.Connection, ra
     status = await connection.execute(ddl.upsert_from_staging(run.plan.schema, table))
     counts.written = int(status.split()[-1])  # INSERT 0 <rows inserted or updated>
     return counts
+
+
+class ParentFailed(Exception):
+    """A table started while a table it references was still being made, which then failed:
+    its load is undone, and it is skipped as it would have been had it waited."""
+
+
+def _rows_in(run: Run, table: TablePlan) -> None:
+    if table.name in run.rows_in:
+        run.rows_in[table.name].set()
+
+
+async def _parents_done(run: Run, table: TablePlan) -> None:
+    """Wait until every table `table` references is committed (its keys made again), and
+    raise ParentFailed if one did not load."""
+    for parent in table.depends_on:
+        if parent in run.done:
+            await run.done[parent].wait()
+            if run.stats.tables[parent].status not in (TableStatus.LOADED, TableStatus.DONE):
+                raise ParentFailed(f"not loaded: table {parent} it references failed")
 
 
 def _check_unchanged(run: Run, table: TablePlan, version: int | None) -> None:

@@ -9,7 +9,9 @@ import json
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+import anyio
 import asyncpg
 import pytest
 
@@ -238,3 +240,70 @@ def test_a_big_existing_table_is_read_by_as_many_readers_as_workers(tmp_path: Pa
     assert ranges["users"] == [(None, None)]
     assert [r[0] for r in target.fetch("SELECT id FROM posts ORDER BY id")] == list(range(1, 1001))
     assert schema_dump(target) == before
+
+
+def _hold_users_keys(monkeypatch: pytest.MonkeyPatch, fail: bool = False) -> dict[str, Any]:
+    """Make users' primary key again only once posts' rows are in (60 s at most: then
+    "late" is set in what it returns), and with `fail`, then fail it once, as a server
+    refusing it for a reason other than its rows would."""
+    from copier import existing, tableload
+    from copier.rebuild import DefinitionKind
+
+    events: dict[str, Any] = {}
+    rows_in, make_again = tableload._rows_in, existing._make_again
+
+    def recorded(run: tableload.Run, table: Any) -> None:
+        rows_in(run, table)
+        if table.name == "posts":
+            events.setdefault("posts", anyio.Event()).set()
+
+    async def held(connection: Any, definition: Any, state_schema: str, **kwargs: Any) -> None:
+        if definition.table == "users" and definition.kind is DefinitionKind.PRIMARY_KEY and "held" not in events:
+            events["held"] = anyio.Event()
+            with anyio.move_on_after(60) as waited:
+                await events.setdefault("posts", anyio.Event()).wait()
+            events["late"] = waited.cancelled_caught
+            if fail:
+                raise existing.RestoreFailed(definition, "ALTER TABLE ...",
+                                             asyncpg.InsufficientPrivilegeError("permission denied (a test)"))
+        await make_again(connection, definition, state_schema, **kwargs)
+
+    monkeypatch.setattr(tableload, "_rows_in", recorded)
+    monkeypatch.setattr(existing, "_make_again", held)
+    return events
+
+
+def test_a_table_loads_while_the_keys_of_the_one_it_references_are_made(tmp_path: Path, target: Target,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """posts' rows go in while users' keys are being made again (as a table copier creates
+    loads while its parent's primary key is built); its foreign key to users waits for
+    users to commit. users' primary key waits here until posts' rows are in: loaded one
+    after the other, the run would stop on that wait."""
+    events = _hold_users_keys(monkeypatch)
+    app_schema(target)
+    before = schema_dump(target)
+    result = migrate(target, app_source(tmp_path))
+    assert events["late"] is False
+    assert result.exit_code == 0, result.output  # verified: every row arrived
+    assert schema_dump(target) == before
+    assert recorded(target, "definitions") == 0
+
+
+def test_a_table_started_early_is_skipped_when_the_one_it_references_fails(tmp_path: Path, target: Target,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """users fails after posts' rows went in: posts is undone and skipped, as it would have
+    been had it waited; every definition is made again at the end."""
+    events = _hold_users_keys(monkeypatch, fail=True)
+    app_schema(target)
+    before = schema_dump(target)
+    result = migrate(target, app_source(tmp_path), "--no-verify", "--report", tmp_path / "report.json")
+    assert events["late"] is False
+    assert result.exit_code != 0
+    tables = {t["table"]: t for t in json.loads((tmp_path / "report.json").read_text())["tables"]}
+    assert tables["users"]["status"] == "failed"
+    assert "permission denied (a test)" in tables["users"]["error"]
+    assert tables["posts"]["status"] == "skipped"
+    assert tables["posts"]["error"] == "not loaded: table users it references failed"
+    assert target.count("users") == 0 and target.count("posts") == 0
+    assert schema_dump(target) == before
+    assert recorded(target, "definitions") == 0
