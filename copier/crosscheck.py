@@ -75,12 +75,12 @@ def text_forms(column: Sequence[Raw], *, binary: bool = False) -> tuple[list[str
 
 
 # --- the same text forms, a batch at a time (Arrow) ----------------------------------------
-# For rowid tables the source is read by a C reader as Arrow batches. Each column is read in
+# The source is read by a C reader as Arrow batches, in key ranges (rowid, or primary key). Each column is read in
 # its usual storage class (the commonest in a sample): its text form is then computed in
 # Arrow (an integer's digits, a REAL's shortest round-trip decimal as Python's repr gives
 # it, a text as is, a blob's hex from SQLite), and its storage class is left out of the
 # shipped row (NULL: "the column's usual class"). A row holding a value of another class
-# is flagged, read again by rowid and shipped through text_form.
+# is flagged, read again by its key and shipped through text_form.
 
 _LETTERS = {"integer": INTEGER, "real": REAL, "text": TEXT, "blob": BLOB}
 _EXACT_IN_DOUBLE = 2**53
@@ -154,12 +154,13 @@ def rowid_column(columns: Sequence[str], usual: Sequence[str], alias: str | None
 
 
 def read_sql(table: str, columns: Sequence[str], usual: Sequence[str], kinds: Sequence[Kind],
-             nullable: Sequence[bool], rowid: str, where: str, alias: str | None = None) -> str:
-    """ranged_sql reading each column in its usual class (else NULL), of the rows `where` holds."""
-    key = rowid_column(columns, usual, alias)
-    reads = [None if i == key else (_read_expression(c, u, k), WITNESS[u])
+             nullable: Sequence[bool], key: str, where: str, alias: str | None = None) -> str:
+    """ranged_sql reading each column in its usual class (else NULL), of the rows `where`
+    holds, each named by `key` (source.key_sql: the rowid, or the primary key)."""
+    rowid = rowid_column(columns, usual, alias)
+    reads = [None if i == rowid else (_read_expression(c, u, k), WITNESS[u])
              for i, (c, u, k) in enumerate(zip(columns, usual, kinds))]
-    return ranged_sql(table, rowid, where, reads, [c for c, n in zip(columns, nullable) if n])
+    return ranged_sql(table, key, where, reads, [c for c, n in zip(columns, nullable) if n])
 
 
 def ranged_sql(table: str, key: str, where: str, reads: Sequence[tuple[str, str] | None],
@@ -201,7 +202,7 @@ def read_columns(batch: pa.RecordBatch, rowid: Sequence[bool],
 @dataclass(frozen=True, slots=True)
 class FormedBatch:
     values: list[pa.Array]  # per column: n<i> for TYPED classes, else v<i> text forms (NULL: NULL)
-    odd_keys: list[int]  # rowids of rows to ship through text_form
+    odd_keys: list[int | str]  # keys (source.key_sql: rowids, or primary keys) of rows to ship through text_form
 
 
 def batch_text_forms(batch: pa.RecordBatch, usual: Sequence[str], binary: Sequence[bool],

@@ -378,9 +378,9 @@ async def _begin_source_copy(connection: asyncpg.Connection, table: TablePlan, z
 
 async def _source_digest(path: Path, settings: Settings, table: TablePlan,
                          rejected: set[object]) -> tuple[int, object] | None:
-    """The source side's (rows, digest): the sums over rowid ranges shipped and digested in
+    """The source side's (rows, digest): the sums over key ranges shipped and digested in
     parallel. None where the Arrow way cannot take the table, or the server has no digest."""
-    survey = await _survey(path, table, settings.busy_timeout)
+    survey = await _survey(path, table, settings.busy_timeout, rejected)
     if survey is None:
         return None
     usual, ranges = survey
@@ -408,7 +408,7 @@ async def _ship_all(path: Path, connection: asyncpg.Connection, table: TablePlan
                     settings: Settings) -> list[str]:
     """Every source row into this connection's temporary table; returns the SQL of the
     expected values that reads them."""
-    survey = await _survey(path, table, settings.busy_timeout, readers=1)
+    survey = await _survey(path, table, settings.busy_timeout, rejected, readers=1)
     await _begin_source_copy(connection, table, settings.source_tz, survey[0] if survey else None)
     if survey is not None and await _ship_columnar(path, connection, table, rejected, settings.busy_timeout,
                                                    *survey):
@@ -499,14 +499,17 @@ async def _ship_source(path: Path, connection: asyncpg.Connection, table: TableP
                                                    columns=crosscheck.source_columns(len(table.columns)))
 
 
-async def _survey(path: Path, table: TablePlan, busy_timeout: float,
+async def _survey(path: Path, table: TablePlan, busy_timeout: float, rejected: set[object],
                   readers: int = _VERIFY_READERS) -> tuple[list[str], list[KeyRange]] | None:
-    """Each column's usual storage class (from a sample), and the rowid ranges readers take;
-    None where the Arrow way cannot take the table (WITHOUT ROWID, a reader failure)."""
+    """Each column's usual storage class (from a sample), and the key ranges readers take:
+    rowid stripes, or (WITHOUT ROWID) the primary key's rows, in one range.
+    None where the Arrow way cannot take the table (no key to range, a reader failure, or
+    rejected rows of a WITHOUT ROWID table, whose keys the batches name as SQLite quotes
+    them, not as the reject file does)."""
     from .columnar import ArrowQuery, ColumnarDeclined
 
     rowid = source.rowid_sql(table.source)
-    if table.source.without_rowid or rowid is None:
+    if rowid is None and (not source.key_columns(table.source) or rejected):
         return None
     columns = [c.source for c in table.columns]
     kinds = [c.type.kind for c in table.columns]
@@ -517,7 +520,7 @@ async def _survey(path: Path, table: TablePlan, busy_timeout: float,
         query = ArrowQuery(path, busy_timeout)
         try:
             sample = [tuple(map(str, row)) for row in query.rows(crosscheck.census_sql(table.source.name, columns))]
-            bounds: list[tuple[object, ...]] = [(-2**63, 2**63 - 1)] if one_range else query.rows(
+            bounds: list[tuple[object, ...]] = [(-2**63, 2**63 - 1)] if one_range or rowid is None else query.rows(
                 f"SELECT min({rowid}), max({rowid}) FROM {quote_sqlite(table.source.name)}")
             return crosscheck.usual_classes(sample, kinds), bounds
         finally:
@@ -527,6 +530,8 @@ async def _survey(path: Path, table: TablePlan, busy_timeout: float,
         usual, bounds = await anyio.to_thread.run_sync(survey)
     except ColumnarDeclined:
         return None
+    if rowid is None:
+        return usual, [source.WHOLE]
     low, high = bounds[0]
     if low is None:
         return usual, []
@@ -537,7 +542,7 @@ async def _survey(path: Path, table: TablePlan, busy_timeout: float,
 
 async def _ship_columnar(path: Path, connection: asyncpg.Connection, table: TablePlan, rejected: set[object],
                          busy_timeout: float, usual: list[str], ranges: list[KeyRange]) -> bool:
-    """Rowid ranges of the source, not rejected, as text forms made a batch at a time in
+    """Key ranges of the source (_survey's), not rejected, as text forms made a batch at a time in
     Arrow (crosscheck.batch_text_forms), into this connection's temporary table. False (the
     table emptied again) where the Arrow reader fails: the caller ships row by row."""
     import pyarrow as pa  # here: 80 ms to import, which small tables need not pay
@@ -545,8 +550,7 @@ async def _ship_columnar(path: Path, connection: asyncpg.Connection, table: Tabl
 
     from .columnar import ArrowQuery, ColumnarDeclined, chunks, copy_parts
 
-    rowid = source.rowid_sql(table.source)
-    assert rowid is not None
+    key = source.key_sql(table.source)  # the rowid, or the primary key as SQLite quotes it
     columns = [c.source for c in table.columns]
     kinds = [c.type.kind for c in table.columns]
     binary = [k is Kind.BYTEA for k in kinds]
@@ -555,11 +559,12 @@ async def _ship_columnar(path: Path, connection: asyncpg.Connection, table: Tabl
     values = [f"n{i}" if u in crosscheck.TYPED else f"v{i}" for i, u in enumerate(usual)]
     key_column = crosscheck.rowid_column(columns, usual, table.source.rowid_alias)
     skipped = pa.array([k for k in rejected if isinstance(k, int)], pa.int64())
-    send, receive = anyio.create_memory_object_stream[tuple[tuple[bytes, ...], list[int]]](1)
+    send, receive = anyio.create_memory_object_stream[tuple[tuple[bytes, ...], list[int | str]]](1)
 
-    async def produce(key_range: KeyRange, out: MemoryObjectSendStream[tuple[tuple[bytes, ...], list[int]]]) -> None:
+    async def produce(key_range: KeyRange,
+                      out: MemoryObjectSendStream[tuple[tuple[bytes, ...], list[int | str]]]) -> None:
         where = source.range_condition(table.source, key_range)
-        sql = crosscheck.read_sql(table.source.name, columns, usual, kinds, nullable, rowid, where,
+        sql = crosscheck.read_sql(table.source.name, columns, usual, kinds, nullable, key, where,
                                   table.source.rowid_alias)
 
         def start() -> ArrowQuery:
@@ -571,7 +576,7 @@ async def _ship_columnar(path: Path, connection: asyncpg.Connection, table: Tabl
                 raise
             return query
 
-        def prepare(query: ArrowQuery) -> tuple[tuple[bytes, ...], list[int]] | None:
+        def prepare(query: ArrowQuery) -> tuple[tuple[bytes, ...], list[int | str]] | None:
             batch = query.next()
             if batch is None:
                 return None
@@ -608,13 +613,14 @@ async def _ship_columnar(path: Path, connection: asyncpg.Connection, table: Tabl
     return True
 
 
-async def _ship_odd_rows(path: Path, connection: asyncpg.Connection, table: TablePlan, keys: list[int],
+async def _ship_odd_rows(path: Path, connection: asyncpg.Connection, table: TablePlan, keys: list[int | str],
                          busy_timeout: float) -> None:
     """Rows holding a value of an unusual storage class (or text the Arrow way leaves out),
-    read again by rowid and shipped as text_form makes them."""
+    read again by key (source.key_sql's) and shipped as text_form makes them."""
     rows = await source.rows_by_key(path, table.source, [c.source for c in table.columns], keys, busy_timeout)
     binary = [c.type.kind is Kind.BYTEA for c in table.columns]
-    forms = [crosscheck.text_forms(column, binary=b) for column, b in zip(list(zip(*rows))[1:], binary)]
+    after_key = len(source.key_columns(table.source))
+    forms = [crosscheck.text_forms(column, binary=b) for column, b in zip(list(zip(*rows))[after_key:], binary)]
     records = list(zip(*itertools.chain.from_iterable(forms)))
     async with ended_if_lost(connection):
         await connection.copy_records_to_table(_SOURCE_COPY, records=records,
