@@ -58,7 +58,7 @@ from .tableload import (
     staging_name,
 )
 from .tasks import task_group
-from .verification import TableCheck, verify_run, verify_tables
+from .verification import EarlyDigests, TableCheck, verify_run, verify_tables
 
 ProgressFactory = Callable[[int, bool], Progress]
 
@@ -321,7 +321,8 @@ async def _prepare_and_load(path: Path, readable: Path, catalog: Catalog, settin
     if not settings.quiet:
         notes.append(progress.note)
 
-    async def verify_loaded(loaded: MemoryObjectReceiveStream[TablePlan], load_ended: anyio.Event) -> None:
+    async def verify_loaded(loaded: MemoryObjectReceiveStream[TablePlan], load_ended: anyio.Event,
+                            early: EarlyDigests) -> None:
         # Against what was read (with --snapshot, the copy), each table once it is loaded.
         # Its bar starts when the load ends, with the tables checked by then.
         checked = 0
@@ -366,7 +367,7 @@ async def _prepare_and_load(path: Path, readable: Path, catalog: Catalog, settin
             async with task_group() as group, receive:
                 group.start_soon(forward)
                 await verify_run(readable, settings, plan.schema, stats, reject_path(settings, path), receive,
-                                 advance_once)
+                                 advance_once, early)
 
         try:
             async with task_group() as group, loaded:
@@ -544,7 +545,7 @@ async def _prepare_existing(
     return {}
 
 
-Verify = Callable[[MemoryObjectReceiveStream[TablePlan], anyio.Event], Coroutine[Any, Any, None]]
+Verify = Callable[[MemoryObjectReceiveStream[TablePlan], anyio.Event, EarlyDigests], Coroutine[Any, Any, None]]
 
 
 async def _load(readable: Path, settings: Settings, plan: MigrationPlan, stats: RunStats,
@@ -570,7 +571,9 @@ async def _load(readable: Path, settings: Settings, plan: MigrationPlan, stats: 
                 group.start_soon(_stop_on_signal, run, group.cancel_scope)
             async with task_group() as work:
                 if verify is not None:
-                    work.start_soon(verify, to_verify, load_ended)
+                    # Big tables' source digests, while they load (see EarlyDigests).
+                    run.early = EarlyDigests(readable, settings, work, watch.version)
+                    work.start_soon(verify, to_verify, load_ended, run.early)
                 started = time.monotonic()
                 with loaded:
                     await _load_tables(run)

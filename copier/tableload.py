@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.to_process
@@ -34,6 +35,9 @@ from .stats import RunStats, TableStats, TableStatus
 from .tasks import task_group
 from .worker import load_chunk, load_chunk_here
 from .writer import check_max_rejects
+
+if TYPE_CHECKING:
+    from .verification import EarlyDigests
 
 STAGING_PREFIX = "_copier_load_"
 
@@ -72,6 +76,7 @@ class Run:
     done: dict[str, anyio.Event] = field(default_factory=dict)  # each table's rows committed (or it failed)
     rows_in: dict[str, anyio.Event] = field(default_factory=dict)  # its rows in, maybe not committed yet
     loaded: MemoryObjectSendStream[TablePlan] | None = None  # each table once loaded, to verify it
+    early: EarlyDigests | None = None  # verify's source digests, started with each load attempt
 
 
 
@@ -360,6 +365,8 @@ async def _attempt(run: Run, table: TablePlan, *, again: bool = False) -> Loaded
     bar = run.progress.table(table.name, table.source.row_count)
     advance = Counted(bar.advance)  # taken back if the attempt fails: a retry counts its rows again
     version = run.watch.version() if run.watch else None
+    if run.early is not None:
+        run.early.start(table, version)
     try:
         async with run.pool.acquire() as connection:
             if _in_parallel(run, table):

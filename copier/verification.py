@@ -5,7 +5,8 @@ of its query), PostgreSQL reads them into the target types itself, and the two s
 compared as multisets (digests first for big tables; one GROUP BY over both). Streaming,
 bounded memory (the server sorts on disk). Rows in the reject file are accounted for. On
 a difference, the differing primary keys are named. During a migration each table is
-checked as soon as it is loaded."""
+checked as soon as it is loaded, a big table's source digest made while it loads
+(EarlyDigests)."""
 
 from __future__ import annotations
 
@@ -14,12 +15,13 @@ import json
 import math
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import anyio
 import anyio.to_thread
 import asyncpg
+from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from . import batching, crosscheck, ddl, source, target
@@ -132,6 +134,65 @@ class RejectKeys:
         return self.keys[table]
 
 
+@dataclass
+class _EarlyDigest:
+    attempt: int | None  # the data_version the load attempt it goes with started at
+    before: int | None = None  # the data_version before and after it read the source
+    after: int | None = None
+    digest: tuple[int, object] | None = None
+    done: anyio.Event = field(default_factory=anyio.Event)
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+
+
+class EarlyDigests:
+    """The source side of a big table's digest comparison (_digests_agree), computed while the
+    table loads and its keys are built (PostgreSQL builds a primary key on one backend, and
+    the load leaves CPU over), so that once the table is done only the target's digest is
+    left. One per load attempt: a retry starts it again, and a digest counts only where the
+    source did not change (PRAGMA data_version, as ChangeWatch reads it) from the attempt's
+    start until the digest had read it, so it read what the attempt that succeeded read.
+    It covers every row: a table whose load rejected rows is digested again without them."""
+
+    def __init__(self, path: Path, settings: Settings, group: TaskGroup,
+                 version: Callable[[], int | None]) -> None:
+        self.path, self.settings, self.group, self.version = path, settings, group, version
+        self.digests: dict[str, _EarlyDigest] = {}
+
+    def wanted(self, table: TablePlan) -> bool:
+        """Tables verify compares by digest, in one group of columns, and of this source only."""
+        return table.create and table.source.row_count >= _DIGEST_MIN_ROWS and len(table.columns) <= _GROUP_COLUMNS
+
+    def start(self, table: TablePlan, attempt: int | None) -> None:
+        """At the start of a load attempt that read the source at data_version `attempt`."""
+        if not self.wanted(table):
+            return
+        if (earlier := self.digests.get(table.name)) is not None:
+            earlier.scope.cancel()
+            earlier.done.set()
+        early = self.digests[table.name] = _EarlyDigest(attempt)
+        self.group.start_soon(self._compute, table, early)
+
+    async def _compute(self, table: TablePlan, early: _EarlyDigest) -> None:
+        with early.scope:
+            try:
+                early.before = self.version()
+                early.digest = await _source_digest(self.path, self.settings, table, set())
+                early.after = self.version()
+            except Exception:  # noqa: BLE001 - verify then reads the source itself, and says what fails
+                early.digest = None
+        early.done.set()
+
+    async def take(self, table: str, rejected: set[object]) -> tuple[int, object] | None:
+        """The table's early source digest, if it stands for what the load read; else None."""
+        early = self.digests.pop(table, None)
+        if early is None:
+            return None
+        await early.done.wait()
+        if rejected or early.attempt is None or not early.before == early.after == early.attempt:
+            return None
+        return early.digest
+
+
 async def verify_tables(
     path: Path, settings: Settings, plan: MigrationPlan, reject_file: Path | None,
     preexisting: Mapping[str, int] | None = None, advance: Callable[[int], None] = lambda _tables: None,
@@ -155,9 +216,10 @@ def _whole(table: TablePlan) -> TablePlan:
 
 async def check_tables(path: Path, settings: Settings, schema: str, tables: MemoryObjectReceiveStream[TablePlan],
                        rejected: RejectKeys, preexisting: Mapping[str, int],
-                       advance: Callable[[int], None]) -> dict[str, TableCheck]:
+                       advance: Callable[[int], None], early: EarlyDigests | None = None) -> dict[str, TableCheck]:
     """Check each table the stream brings, until it closes: --jobs checkers, each keeping one
-    connection (in the session's zone: see _check_together) and taking the next table."""
+    connection (in the session's zone: see _check_together) and taking the next table; a
+    big table's source digest from `early` where the load had it computed."""
     checks: dict[str, TableCheck] = {}
 
     def small(table: TablePlan) -> bool:
@@ -169,8 +231,10 @@ async def check_tables(path: Path, settings: Settings, schema: str, tables: Memo
             await connection.execute(crosscheck.set_time_zone(settings.source_tz, local=False))
 
             async def alone(table: TablePlan) -> None:
-                group_checks = [await _check_table(path, connection, schema, group, settings,
-                                                   rejected.of(table.name), preexisting.get(table.name, 0))
+                left_out = rejected.of(table.name)
+                made = await early.take(table.name, left_out) if early is not None else None
+                group_checks = [await _check_table(path, connection, schema, group, settings, left_out,
+                                                   preexisting.get(table.name, 0), made)
                                 for group in _column_groups(table)]
                 checks[table.name] = _merged(group_checks)
                 advance(1)
@@ -208,8 +272,9 @@ async def check_tables(path: Path, settings: Settings, schema: str, tables: Memo
 
 async def _check_table(
     path: Path, connection: asyncpg.Connection, schema: str, table: TablePlan, settings: Settings,
-    rejected: set[object], kept: int,
+    rejected: set[object], kept: int, early: tuple[int, object] | None = None,
 ) -> TableCheck:
+    """`early`: the source side's digest, made already (EarlyDigests)."""
     found = [crosscheck.found_sql(c.type, c.target) for c in table.columns]
     target_table = qualified(schema, table.target)
     key_positions = _key_positions(table)
@@ -220,7 +285,7 @@ async def _check_table(
         return base  # the target also holds rows that never came from this source
     try:
         if table.source.row_count >= _DIGEST_MIN_ROWS and await _digests_agree(path, settings, table, rejected, found,
-                                                                               target_table):
+                                                                               target_table, early):
             return replace(base, content_equal=True, keyless=not key_positions)  # see crosscheck.digest_sql
         # A small table, different digests, or no digest here: the rows themselves, compared,
         # and the differing keys named.
@@ -349,10 +414,14 @@ async def _check_together(path: Path, connection: asyncpg.Connection, schema: st
 
 
 async def _digests_agree(path: Path, settings: Settings, table: TablePlan, rejected: set[object],
-                         found: list[str], target_table: str) -> bool:
-    """Both sides' digests, equal? The source's from ranges shipped and digested in parallel
-    (a connection and temporary table each), the target's meanwhile on its own connection."""
+                         found: list[str], target_table: str, early: tuple[int, object] | None = None) -> bool:
+    """Both sides' digests, equal? The source's (unless `early` is it) from ranges shipped
+    and digested in parallel (a connection and temporary table each), the target's
+    meanwhile on its own connection."""
     digests: dict[str, tuple[int, object] | None] = {}
+    if early is not None:
+        async with target.connected(settings.dsn) as own:
+            return early == await _digest(own, crosscheck.digest_sql(found, target_table))
 
     async def target_side() -> None:
         async with target.connected(settings.dsn) as own:
@@ -629,11 +698,11 @@ async def _ship_odd_rows(path: Path, connection: asyncpg.Connection, table: Tabl
 
 async def verify_run(path: Path, settings: Settings, schema: str, stats: RunStats, reject_file: Path,
                      loaded: MemoryObjectReceiveStream[TablePlan],
-                     advance: Callable[[int], None] = lambda _tables: None) -> None:
+                     advance: Callable[[int], None] = lambda _tables: None, early: EarlyDigests | None = None) -> None:
     """Verify each table this run loaded as soon as it is (the stream brings it; its rows no
     longer change); a mismatch becomes a run warning."""
     kept = {name: t.preexisting for name, t in stats.tables.items()}
-    checks = await check_tables(path, settings, schema, loaded, RejectKeys(reject_file), kept, advance)
+    checks = await check_tables(path, settings, schema, loaded, RejectKeys(reject_file), kept, advance, early)
     bad = [checks[name] for name in stats.tables if name in checks and not checks[name].ok]
     stats.verified = not bad
     stats.warnings += [f"verify: {c.describe()}" for c in bad]

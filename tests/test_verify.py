@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -457,3 +458,87 @@ def test_digest_of_a_without_rowid_table_reads_it_by_its_primary_key(tmp_path: P
     assert migrate(target, rejecting).exit_code == 3
     checked = verify(target, rejecting)
     assert "t: source 3,000 rows, target 2,999, rejected 1, content equal: ok" in checked.stdout, checked.output
+
+
+def test_the_early_source_digest_is_redone_when_the_load_retries_after_the_source_changed(
+        tmp_path: Path, target: Target, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A big table's source digest is computed while it loads (EarlyDigests). The first
+    attempt's digest is made from the file as it was; then the app writes and the attempt
+    fails (the file changed under it); the retry reads the new rows, and its own digest is
+    the one verify compares with: the run ends verified, and the target holds the new rows."""
+    import sqlite3
+
+    from copier import tableload, verification
+    from copier.load import load_rows
+
+    rows = [(i, f"name {i}") for i in range(1, 25_001)]
+    db = sqlite_db(tmp_path / "big.db", "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)", rows={"t": rows})
+    early: list[verification.EarlyDigests] = []
+    start = verification.EarlyDigests.start
+
+    def spying_start(self: verification.EarlyDigests, table: Any, attempt: int | None) -> None:
+        early.append(self)
+        start(self, table, attempt)
+
+    digests: list[object] = []
+    source_digest = verification._source_digest
+
+    async def counting(*args: Any) -> Any:
+        digest = await source_digest(*args)
+        digests.append(digest)
+        return digest
+
+    writes = 0
+
+    async def load_then_app_writes(*args: Any, **kwargs: Any) -> Any:
+        nonlocal writes
+        counts = await load_rows(*args, **kwargs)
+        if not writes:  # once the first attempt's early digest has read the file as it was
+            await early[0].digests["t"].done.wait()
+            with sqlite3.connect(db) as connection:
+                connection.execute("UPDATE t SET name = 'changed' WHERE id = 7")
+                connection.execute("INSERT INTO t VALUES (25001, 'added')")
+            writes += 1
+        return counts
+
+    monkeypatch.setattr(verification.EarlyDigests, "start", spying_start)
+    monkeypatch.setattr(verification, "_source_digest", counting)
+    monkeypatch.setattr(tableload, "load_rows", load_then_app_writes)
+    result = migrate(target, db, "--workers", "1", "--retries", "1", "--report", tmp_path / "r.json")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "r.json").read_text())["verified"] is True
+    assert target.fetchval("SELECT name FROM t WHERE id = 7") == "changed"
+    assert target.count("t") == 25_001
+    assert len(digests) == 2  # one per attempt, the second used by verify: no third read of the source
+    assert digests[0] != digests[1]
+
+
+@pytest.mark.parametrize(("versions", "rejected", "used"), [
+    ([5, 5], set(), True),  # the file as the attempt read it, from before the digest's read to after
+    ([6, 6], set(), False),  # written to between the attempt's start and the digest's read
+    ([5, 6], set(), False),  # written to while the digest read it
+    ([5, 5], {7}, False),  # the load rejected a row, which the digest counts
+])
+def test_an_early_source_digest_counts_only_for_the_source_the_load_read(
+        versions: list[int], rejected: set[object], used: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    import anyio
+
+    from copier import verification
+
+    async def digest(*_args: object) -> tuple[int, object]:
+        return 25_000, 1234
+
+    monkeypatch.setattr(verification, "_source_digest", digest)
+    table = SimpleNamespace(name="t", create=True, source=SimpleNamespace(row_count=25_000), columns=[object()])
+    read = iter(versions)
+
+    async def main() -> tuple[int, object] | None:
+        async with anyio.create_task_group() as group:
+            early = verification.EarlyDigests(Path("unused.db"), Any, group, lambda: next(read))  # type: ignore[arg-type]
+            early.start(table, 5)  # type: ignore[arg-type]
+            taken = await early.take("t", rejected)
+        return taken
+
+    assert anyio.run(main) == ((25_000, 1234) if used else None)
