@@ -164,6 +164,7 @@ class EarlyDigests:
 
     def start(self, table: TablePlan, attempt: int | None) -> None:
         """At the start of a load attempt that read the source at data_version `attempt`."""
+        table = _whole(table)  # as check_tables compares it: generated columns too
         if not self.wanted(table):
             return
         if (earlier := self.digests.get(table.name)) is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable
 from datetime import timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -531,7 +532,8 @@ def test_an_early_source_digest_counts_only_for_the_source_the_load_read(
         return 25_000, 1234
 
     monkeypatch.setattr(verification, "_source_digest", digest)
-    table = SimpleNamespace(name="t", create=True, source=SimpleNamespace(row_count=25_000), columns=[object()])
+    table = SimpleNamespace(name="t", create=True, source=SimpleNamespace(row_count=25_000), columns=[object()],
+                            generated=())
     read = iter(versions)
 
     async def main() -> tuple[int, object] | None:
@@ -542,3 +544,41 @@ def test_an_early_source_digest_counts_only_for_the_source_the_load_read(
         return taken
 
     assert anyio.run(main) == ((25_000, 1234) if used else None)
+
+
+def test_the_early_source_digest_covers_generated_columns(tmp_path: Path, target: Target,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Verify compares the columns PostgreSQL generates too: the digest made during the load
+    covers them, so it is the one verify uses, and it agrees with the target's (no read of
+    the source for a digest after the load, no row-by-row comparison)."""
+    from copier import verification
+
+    digests: list[object] = []
+    source_digest = verification._source_digest
+
+    async def counting(*args: Any) -> Any:
+        digest = await source_digest(*args)
+        digests.append(digest)
+        return digest
+
+    monkeypatch.setattr(verification, "_source_digest", counting)
+    row_by_row: list[str] = []
+    ship_all = verification._ship_all
+
+    async def shipping_all(path: Path, connection: Any, table: Any, *args: Any) -> Any:
+        row_by_row.append(table.name)
+        return await ship_all(path, connection, table, *args)
+
+    monkeypatch.setattr(verification, "_ship_all", shipping_all)
+    db = sqlite_db(tmp_path / "generated.db", "CREATE TABLE t (id INTEGER PRIMARY KEY, price REAL, qty INTEGER, "
+                   "total REAL GENERATED ALWAYS AS (price * qty) STORED)",
+                   rows={})
+    with sqlite3.connect(db) as connection:
+        connection.executemany("INSERT INTO t (id, price, qty) VALUES (?, ?, ?)",
+                               [(i, i / 4, i % 7) for i in range(1, 25_001)])
+    result = migrate(target, db, "--workers", "1", "--report", tmp_path / "r.json")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "r.json").read_text())["verified"] is True
+    assert target.fetchval("SELECT total FROM t WHERE id = 10") == 7.5  # 2.5 * 3, by PostgreSQL
+    assert len(digests) == 1 and digests[0] is not None
+    assert row_by_row == []  # the digests agreed
