@@ -173,6 +173,19 @@ class TableWriter:
         check_max_rejects(self.plan.name, self.rejected, self.max_rejects)
 
 
+    def reject_reasons(self, rows: Sequence[tuple[object, str | None, str]]) -> None:
+        """Rows a set query refused, (key, column, reason) each, no value read: as `reject`,
+        in bulk (an append rerun refuses every row of its table)."""
+        if not rows:
+            return
+        if self.on_error is OnError.ABORT:
+            key, column, reason = rows[0]
+            self.reject(key, column, None, reason)  # raises
+        self.rejects.add_reasons(self.plan.name, rows)
+        self.rejected += len(rows)
+        check_max_rejects(self.plan.name, self.rejected, self.max_rejects)
+
+
 def check_max_rejects(table: str, rejected: int, limit: int | None) -> None:
     if limit is not None and rejected > limit:
         raise LoadError(f"table {table}: more than {limit:,} rows rejected (--max-rejects)",

@@ -46,3 +46,36 @@ def test_a_load_undone_forgets_its_rejects_and_takes_a_workers_lines(tmp_path: P
     log.write_lines(RejectList().lines())
     log.close()
     assert not (tmp_path / "none.jsonl").exists()
+
+
+def test_rejects_by_reason_are_written_as_one_by_one(tmp_path: Path) -> None:
+    # Rows a set query refused: the bulk writer's lines, written out here, are add()'s.
+    rows = [(7, None, 'dup "k" \\ é\x01\n'), (8, "name", "null value"), (True, None, "a bool key"), ("k", None, "x")]
+    bulk, single = RejectList(), RejectList()
+    bulk.add_reasons('t"ä', rows)
+    for key, column, reason in rows:
+        single.add('t"ä', key, column, None, reason)
+    expected = [
+        '{"table": "t\\"ä", "key": 7, "column": null, "value": null, "reason": "dup \\"k\\" \\\\ é\\u0001\\n"}\n',
+        '{"table": "t\\"ä", "key": 8, "column": "name", "value": "None", "reason": "null value"}\n',
+        '{"table": "t\\"ä", "key": true, "column": null, "value": null, "reason": "a bool key"}\n',
+        '{"table": "t\\"ä", "key": "k", "column": null, "value": null, "reason": "x"}\n']
+    assert list(bulk.lines()) == expected
+    assert list(single.lines()) == expected
+    # Passed on whole (the file itself, or copied after lines already there), then to the log.
+    first, second = RejectList(), RejectList()
+    first.take(bulk)
+    second.add("t", 1, None, None, "before")
+    second.take(first)
+    assert bulk.count == first.count == 0 and list(first.lines()) == []
+    assert second.count == 5
+    log = RejectLog(tmp_path / "r.jsonl")
+    log.write_list(second)
+    log.write_list(RejectList())
+    log.close()
+    assert (tmp_path / "r.jsonl").read_text(encoding="utf-8") == (
+        '{"table": "t", "key": 1, "column": null, "value": null, "reason": "before"}\n' + "".join(expected))
+    log = RejectLog(tmp_path / "none.jsonl")
+    log.write_list(RejectList())
+    log.close()
+    assert not (tmp_path / "none.jsonl").exists()
