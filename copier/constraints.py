@@ -25,6 +25,8 @@ from .ident import qualified, quote_ident, quote_literal
 ROW = "_copier_row"
 REFUSED = "_copier_refused"
 REFUSED_COLUMN = "_copier_refused_column"
+# The generation of a row refused in a table referencing itself (1: its parent is missing).
+ROUND = "_copier_round"
 
 # How many rounds a chain of self-references is followed (a row whose parent was refused is
 # refused in the next round); a longer chain is left to the probe and bisection.
@@ -102,6 +104,14 @@ WHERE x.indrelid = $1::regclass AND x.indisunique AND x.indimmediate AND x.indpr
   AND x.indexprs IS NULL
   AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid AND c.contype IN ('p', 'u'))
 ORDER BY i.relname
+"""
+
+
+# Whether column $2 of table $1 (regclass) alone has a unique index, checked row by row.
+UNIQUE_COLUMN = """
+SELECT EXISTS (SELECT 1 FROM pg_index x JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = x.indkey[0]
+               WHERE x.indrelid = $1::regclass AND x.indisunique AND x.indimmediate AND x.indnkeyatts = 1
+                 AND x.indpred IS NULL AND x.indexprs IS NULL AND a.attname = $2)
 """
 
 
@@ -205,16 +215,24 @@ def screen_each_row(rules: Rules, staging: str) -> str | None:
 def screen_unique(rules: Rules, unique: Unique, staging: str, row: str = ROW) -> str:
     """Mark the standing rows whose key is already in the target, or taken by an earlier
     standing row of the page (the first of equal keys stands, as in a COPY row by row)."""
-    cols = ", ".join(f"s.{quote_ident(c)}" for c in unique.columns)
+    table, target = f"pg_temp.{quote_ident(staging)}", qualified(rules.schema, rules.table)
     match = " AND ".join(f"t.{quote_ident(c)} = d.{quote_ident(c)}" for c in unique.columns)
     message = quote_literal(f'duplicate key value violates unique constraint "{unique.name}" (')
     reason = f"{message} || {_key_text('d', unique.columns)} || ' already exists.)'"
-    return (f"UPDATE pg_temp.{quote_ident(staging)} AS s SET {REFUSED} = v.reason "
+    if tuple(unique.columns) == (row,):
+        # The key naming the rows (a whole table's rowids) differs from row to row: only the
+        # target can hold it already, and a semi-join finds those (an append rerun: all of them).
+        return (f"UPDATE {table} AS d SET {REFUSED} = {reason} WHERE d.{REFUSED} IS NULL "
+                f"AND {_all_set('d', unique.columns)} AND EXISTS (SELECT 1 FROM {target} t WHERE {match})")
+    cols = ", ".join(f"s.{quote_ident(c)}" for c in unique.columns)
+    # Only the key's columns, the row and its place through the window's sort, not whole rows.
+    keys = ", ".join(f"s.{quote_ident(c)}" for c in dict.fromkeys(unique.columns))
+    return (f"UPDATE {table} AS s SET {REFUSED} = v.reason "
             f"FROM (SELECT d.copier_tid, {reason} AS reason FROM ("
-            f"SELECT s.*, s.ctid AS copier_tid, row_number() OVER (PARTITION BY {cols} ORDER BY s.{quote_ident(row)}) "
-            f"AS copier_nth "
-            f"FROM pg_temp.{quote_ident(staging)} AS s WHERE s.{REFUSED} IS NULL AND {_all_set('s', unique.columns)}"
-            f") AS d WHERE d.copier_nth > 1 OR EXISTS (SELECT 1 FROM {qualified(rules.schema, rules.table)} t "
+            f"SELECT {keys}, s.ctid AS copier_tid, "
+            f"row_number() OVER (PARTITION BY {cols} ORDER BY s.{quote_ident(row)}) AS copier_nth "
+            f"FROM {table} AS s WHERE s.{REFUSED} IS NULL AND {_all_set('s', unique.columns)}"
+            f") AS d WHERE d.copier_nth > 1 OR EXISTS (SELECT 1 FROM {target} t "
             f"WHERE {match})) AS v WHERE s.ctid = v.copier_tid")
 
 
@@ -235,12 +253,51 @@ def insert_standing(rules: Rules, staging: str, loaded: Sequence[str], row: str 
             f"FROM pg_temp.{quote_ident(staging)} WHERE {REFUSED} IS NULL ORDER BY {quote_ident(row)}")
 
 
+def take_orphans(rules: Rules, key: ForeignKey, row: str, into: str) -> str:
+    """Delete the rows of the table itself whose parent `key` does not find (added NOT VALID
+    over rows loaded with it set aside), keeping (row, reason, generation) of each in the
+    temporary table `into` (create_orphans; a cursor may not hold a DELETE ... RETURNING).
+    A table referencing itself: the children of those rows too, and theirs, up to
+    SELF_REFERENCE_ROUNDS generations (a longer chain fails the key's VALIDATE), all in one
+    statement: the key, NOT VALID, still refuses deleting a parent whose child stays."""
+    return (f"{_doomed(rules, key, row)}, gone AS (DELETE FROM {qualified(rules.schema, rules.table)} AS c "
+            f"WHERE c.{quote_ident(row)} IN (SELECT {ROW} FROM doomed)) "
+            f"INSERT INTO pg_temp.{quote_ident(into)} SELECT {ROW}, reason, {ROUND} FROM doomed")
+
+
+def create_orphans(into: str) -> str:
+    """The temporary table take_orphans fills, empty, gone at commit."""
+    return (f"CREATE TEMPORARY TABLE IF NOT EXISTS {quote_ident(into)} ({ROW} bigint, reason text, {ROUND} integer) "
+            f"ON COMMIT DROP;\nTRUNCATE pg_temp.{quote_ident(into)}")
+
+
+def orphans_taken(into: str) -> str:
+    """(row, reason) of the rows take_orphans deleted, generation by generation, in row order."""
+    return f"SELECT {ROW}, reason FROM pg_temp.{quote_ident(into)} ORDER BY {ROUND}, {ROW}"
+
+
+def _doomed(rules: Rules, key: ForeignKey, row: str) -> str:
+    target = qualified(rules.schema, rules.table)
+    parents = qualified(key.ref_schema, key.ref_table)
+    # NOT EXISTS in WHERE: an anti-join (hashed over the parent), not a probe per row.
+    first = (f"SELECT c.{quote_ident(row)} AS {ROW}, {_orphan_reason(rules, key, 'c')} AS reason, 1 AS {ROUND}"
+             + "".join(f", c.{quote_ident(r)} AS p{i}" for i, r in enumerate(key.ref_columns) if key.self_reference)
+             + f" FROM {target} AS c WHERE {_all_set('c', key.columns)} AND NOT {_parent_exists(key, 'c', parents)}")
+    if not key.self_reference:
+        return f"WITH doomed AS ({first})"
+    match = " AND ".join(f"c.{quote_ident(col)} = d.p{i}" for i, col in enumerate(key.columns))
+    children = (f"SELECT c.{quote_ident(row)}, {_orphan_reason(rules, key, 'c')}, d.{ROUND} + 1"
+                + "".join(f", c.{quote_ident(r)}" for r in key.ref_columns)
+                + f" FROM {target} AS c JOIN doomed AS d ON {match} WHERE d.{ROUND} < {SELF_REFERENCE_ROUNDS}")
+    return f"WITH RECURSIVE doomed AS ({first} UNION ALL {children})"
+
+
 def refused_rows(staging: str, row: str = ROW) -> str:
     """(row, reason, column) of the refused rows, in their order."""
     return (f"SELECT {quote_ident(row)}, {REFUSED}, {REFUSED_COLUMN} FROM pg_temp.{quote_ident(staging)} "
             f"WHERE {REFUSED} IS NOT NULL ORDER BY {quote_ident(row)}")
 
 
-__all__ = ["CONSTRAINTS", "NOT_NULL_COLUMNS", "ROW", "UNIQUE_INDEXES", "Check", "ForeignKey", "Rules", "Unique",
-           "create_staging", "insert_standing", "refused_rows", "rules_of", "screen_each_row",
-           "screen_self_reference", "screen_unique"]
+__all__ = ["CONSTRAINTS", "NOT_NULL_COLUMNS", "ROW", "UNIQUE_COLUMN", "UNIQUE_INDEXES", "Check", "ForeignKey", "Rules",
+           "Unique", "create_orphans", "create_staging", "insert_standing", "orphans_taken", "refused_rows", "rules_of",
+           "screen_each_row", "screen_self_reference", "screen_unique", "take_orphans"]

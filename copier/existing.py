@@ -295,17 +295,21 @@ async def _nothing() -> None:
 async def load_then_restore(connection: asyncpg.Connection, schema: str, table: str, state_schema: str,
                             load: Callable[[bool], Awaitable[_T]], note: Callable[[str], None], *,
                             loaded: Callable[[], None] = lambda: None,
-                            parents: Callable[[], Awaitable[None]] = _nothing) -> _T:
+                            parents: Callable[[], Awaitable[None]] = _nothing,
+                            orphans: Callable[[Definition], Awaitable[bool]] | None = None) -> _T:
     """In the table's load transaction: load, then make its indexes and constraints again,
     its foreign keys too (the tables they reference loaded before it), so they commit with
-    the rows. If the rows break one (duplicate keys, a failed check, a row whose parent is
-    missing, an indexed expression failing on a value), the load is undone and done again
-    with them in place, where the rows that break them are rejected (screening.py), as for
-    any table copier does not set aside. `load(refused)`: `refused` when it loads again rows
-    PostgreSQL refused. `loaded()` is called once the rows are in (tables that reference
-    this one may start loading theirs), `parents()` awaited before its first foreign key is
-    made (the tables it references are then committed, keys and all), so that its rows,
-    keys and indexes go in while theirs are still being made, as for tables copier creates."""
+    the rows. Rows a foreign key refuses are taken out of the loaded table set-wise: the key
+    added NOT VALID, `orphans(key)` rejects and deletes the rows whose parent is missing
+    (False: it could not), then the key validated. If the rows break one otherwise
+    (duplicate keys, a failed check, an indexed expression failing on a value), the load is
+    undone and done again with them in place, where the rows that break them are rejected
+    (screening.py), as for any table copier does not set aside. `load(refused)`: `refused`
+    when it loads again rows PostgreSQL refused. `loaded()` is called once the rows are in
+    (tables that reference this one may start loading theirs), `parents()` awaited before
+    its first foreign key is made (the tables it references are then committed, keys and
+    all), so that its rows, keys and indexes go in while theirs are still being made, as
+    for tables copier creates."""
     own = restore_order([d for d, _error in await pending(connection, schema, state_schema, table)])
     if not own:
         return await load(False)
@@ -319,7 +323,17 @@ async def load_then_restore(connection: asyncpg.Connection, schema: str, table: 
             if keys:
                 await parents()
             for definition in keys:
-                await _make_again(connection, definition, state_schema)
+                try:
+                    await _make_again(connection, definition, state_schema)
+                except RestoreFailed as failed:
+                    if not (orphans is not None and isinstance(failed.error, asyncpg.ForeignKeyViolationError)):
+                        raise
+                    # Added without checking the rows; the VALIDATE after checks them all,
+                    # and fails (undoing the load) if `orphans` left one.
+                    await _make_again(connection, definition, state_schema, not_valid=True)
+                    if not await orphans(definition):
+                        raise
+                    await _make_again(connection, definition, state_schema)
             return result
     except RestoreFailed as failed:
         if not is_row_error(failed.error):  # a disk full, say: the table fails, naming it

@@ -14,10 +14,13 @@ import anyio
 import asyncpg
 from anyio.streams.memory import MemoryObjectReceiveStream
 
+from . import constraints, source
 from .casting import Kind
 from .faults import is_row_error
+from .ident import qualified, quote_ident
 from .loadspec import Counted, LoadCounts, LoadSpec
 from .normalise import ConvertedPage, converter_for
+from .planning import TablePlan
 from .reader import read_range
 from .rejects import DeferredRejects, RejectSink
 from .screening import Screen
@@ -35,8 +38,11 @@ async def load_rows(
 
     Not `undoable` (the exact lane without its savepoint: two round trips less), a row
     PostgreSQL refuses fails the caller's transaction, and the caller loads the table
-    again, undoably. `refused`: PostgreSQL refused these rows before (a load undone): they
-    are screened at once (the whole table, or page by page), not streamed into a COPY again."""
+    again, undoably. `refused`: PostgreSQL refused these rows before (a load undone), or
+    would (_bound_to_be_refused): they are screened at once (the whole table, or page by
+    page), not streamed into a COPY that fails."""
+    if spec.table.lane.columnar and not refused and undoable and not spec.table.create:
+        refused = await _bound_to_be_refused(spec, connection)
     if spec.table.lane.columnar and not refused:
         assert all(r is not None for r in spec.ranges), "the plan gives the columnar lane keyed tables only"
         # Imported here: pyarrow costs time and memory that runs without this lane need not pay.
@@ -58,7 +64,7 @@ async def load_rows(
             return counts
     if not undoable:
         return await _load_exact(spec, connection, rejects, advance)
-    if refused and (key := _staged_key(spec)) is not None:
+    if refused and (key := staged_key(spec.table)) is not None:
         screened = await _load_screened(spec, connection, rejects, advance, key)
         if screened is not None:
             return screened
@@ -89,16 +95,37 @@ async def load_rows(
     return counts
 
 
-def _staged_key(spec: LoadSpec) -> str | None:
+def staged_key(table: TablePlan) -> str | None:
+    """rowid_column, where the columnar lane loads the table: then a whole table can be
+    staged and screened at once, each refused row named by that column."""
+    return rowid_column(table) if table.lane.columnar else None
+
+
+def rowid_column(table: TablePlan) -> str | None:
     """The target column holding each row's rowid (its INTEGER PRIMARY KEY, an integer in the
-    target too), where the columnar lane loads the table: then a whole table can be staged
-    and screened at once, each refused row named by that column."""
-    table = spec.table
+    target too): the key its rejects are named by, in either lane."""
     alias = table.source.rowid_alias
-    if not table.lane.columnar or alias is None:
+    if alias is None:
         return None
     return next((c.target for c in table.columns
                  if c.source == alias and c.type.kind in (Kind.INT2, Kind.INT4, Kind.INT8)), None)
+
+
+async def _bound_to_be_refused(spec: LoadSpec, connection: asyncpg.Connection) -> bool:
+    """Whether the target, a table copier did not create, holds the source's first row
+    already, by a unique key on the column holding the rowid (an append rerun): a COPY of
+    the table would be refused, after streaming it whole (the server's error is read at
+    its end), so the rows are screened at once."""
+    key = staged_key(spec.table)
+    if key is None:
+        return False
+    name = qualified(spec.schema, spec.table.target)
+    if not await connection.fetchval(constraints.UNIQUE_COLUMN, name, key):
+        return False
+    async with source.borrowed(spec.path, spec.busy_timeout) as sqlite:
+        bounds = await source.rowid_bounds(sqlite, spec.table.source)
+    return bounds is not None and bool(await connection.fetchval(
+        f"SELECT EXISTS (SELECT 1 FROM {name} WHERE {quote_ident(key)} = $1)", bounds[0]))
 
 
 async def _load_screened(spec: LoadSpec, connection: asyncpg.Connection, rejects: RejectSink,
@@ -124,8 +151,8 @@ async def _load_screened(spec: LoadSpec, connection: asyncpg.Connection, rejects
             counts.written, counts.columnar = written, min(counts.columnar, written)
             writer = TableWriter(connection, spec.schema, spec.table, deferred, spec.on_error, spec.max_rejects,
                                  rejected=counts.rejected)
-            async for row, column, reason in screen.refused():
-                writer.reject(row, column, None, reason)
+            async for batch in screen.refused():
+                writer.reject_reasons(batch)
             counts.rejected = writer.rejected
     except Exception as exc:
         if not (is_row_error(exc) or isinstance(exc, ColumnarDeclined)):

@@ -12,7 +12,7 @@ being complete."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -20,12 +20,17 @@ import asyncpg
 from . import constraints
 from .constraints import Rules
 from .faults import ended_if_lost, is_row_error
-from .ident import MAX_IDENTIFIER_BYTES, qualified
+from .ident import MAX_IDENTIFIER_BYTES, qualified, quote_ident
 from .normalise import Value
 
 # Refused rows read per round trip of the cursor (asyncpg's default, 50, costs a round trip
 # per 50 rows of an append rerun, where every row is refused).
 REFUSED_PREFETCH = 5_000
+
+
+# For the rest of the table's transaction.
+WHOLE_TABLE_WORK_MEM = ("SELECT set_config('work_mem', '65536kB', true) FROM pg_settings "
+                        "WHERE name = 'work_mem' AND setting::bigint < 65536")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,14 +101,18 @@ class Screen:
         keys in `row`): those the table accepts go into it; returns how many. Raises the
         row error PostgreSQL refused them with, in the caller's savepoint, when the model
         let through a row PostgreSQL refuses (nothing is written then)."""
+        # A whole table: statistics, or the planner takes the staged rows for a few and probes
+        # the target's index once a row (an append rerun: a million probes, not one hash join);
+        # and room for that hash (of the target's keys: 55 MB at 1M rows) in memory, not in
+        # 8 batches on disk at the default 4 MB (a setting the user made higher stays).
+        await self.connection.execute(f"ANALYZE pg_temp.{quote_ident(self.staging)};\n{WHOLE_TABLE_WORK_MEM}")
         return await self._settle()
 
-    async def refused(self) -> AsyncIterator[tuple[object, str | None, str]]:
-        """(key, column, reason) of each row refused, in their order (a cursor: a whole table's
-        may be many); inside the caller's transaction."""
-        query = constraints.refused_rows(self.staging, self.row)
-        async for key, reason, column in self.connection.cursor(query, prefetch=REFUSED_PREFETCH):
-            yield key, column, reason
+    async def refused(self) -> AsyncIterator[list[tuple[object, str | None, str]]]:
+        """(key, column, reason) of each row refused, in their order, a batch at a time (a
+        cursor: a whole table's may be many); inside the caller's transaction."""
+        async for batch in _batches(self.connection, constraints.refused_rows(self.staging, self.row)):
+            yield [(key, column, reason) for key, reason, column in batch]
 
     async def _settle(self) -> int:
         """Mark the staged rows the rules refuse, then insert the others into the target."""
@@ -123,4 +132,33 @@ class Screen:
         return int(status.split()[-1])  # INSERT 0 <rows>
 
 
-__all__ = ["Refused", "Screen", "Screened"]
+async def remove_orphans(connection: asyncpg.Connection, schema: str, table: str, constraint: str,
+                         loaded: Sequence[str], row: str,
+                         reject: Callable[[list[tuple[object, None, str]]], None]) -> int | None:
+    """Rows loaded with foreign key `constraint` set aside, then refused by it (it is in the
+    catalog again, NOT VALID): deleted from the table, each one's (key in column `row`,
+    None, reason) to `reject`, a batch at a time, in key order (a table referencing itself: generation by
+    generation); returns how many. None when the key is not modelled
+    (MATCH FULL, deferred): nothing is deleted. In the caller's transaction: the rows go
+    only if the key then stands (its VALIDATE checks them all again)."""
+    screen = await Screen.of(connection, schema, table, loaded, row)
+    key = next((k for k in screen.rules.foreign_keys if k.name == constraint), None)
+    if key is None:
+        return None
+    into = "_copier_orphans"
+    await connection.execute(constraints.create_orphans(into))
+    status = await connection.execute(constraints.take_orphans(screen.rules, key, row, into))
+    async for batch in _batches(connection, constraints.orphans_taken(into)):
+        reject([(name, None, reason) for name, reason in batch])
+    return int(status.split()[-1])  # INSERT 0 <rows>
+
+
+async def _batches(connection: asyncpg.Connection, query: str) -> AsyncIterator[list[asyncpg.Record]]:
+    """The rows of `query`, REFUSED_PREFETCH at a time, through a cursor (in the caller's
+    transaction): memory holds a batch, however many rows."""
+    cursor = await connection.cursor(query)
+    while batch := await cursor.fetch(REFUSED_PREFETCH):
+        yield batch
+
+
+__all__ = ["Refused", "Screen", "Screened", "remove_orphans"]

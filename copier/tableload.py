@@ -22,19 +22,21 @@ from .distribution import distribute_sql, placement_of
 from .errors import SourceChanged
 from .faults import describe_failure, describe_pg_error, is_environmental, retrying
 from .ident import MAX_IDENTIFIER_BYTES, qualified, quote_literal
-from .load import load_rows
+from .load import load_rows, rowid_column
 from .loadspec import Counted, LoadCounts, LoadSpec
 from .planning import MigrationPlan, TablePlan
 from .progress import Progress
 from .reader import table_ranges
+from .rebuild import Definition
 from .rejects import RejectList, RejectLog
 from .resume import Need, TableState, need_of
+from .screening import remove_orphans
 from .settings import IfExists, Settings
 from .source import ChangeWatch, KeyRange
 from .stats import RunStats, TableStats, TableStatus
 from .tasks import task_group
 from .worker import load_chunk, load_chunk_here
-from .writer import check_max_rejects
+from .writer import TableWriter, check_max_rejects
 
 if TYPE_CHECKING:
     from .verification import EarlyDigests
@@ -174,7 +176,7 @@ def _committed(run: Run, stats: TableStats, loaded: Loaded) -> None:
     stats.chunks = loaded.chunks
     # Committed: rejects reach the reject file now, outside the retries (a failed write
     # must not send a committed table back through a retry).
-    run.rejects.write_lines(loaded.rejects.lines())
+    run.rejects.write_list(loaded.rejects)
     loaded.rejects.close()
 
 
@@ -388,15 +390,23 @@ async def _attempt(run: Run, table: TablePlan, *, again: bool = False) -> Loaded
                 if run.settings.if_exists is IfExists.UPSERT and not table.create:
                     counts = await _upsert(run, table, connection, ranges, rejects, advance)
                 elif run.record_state and not table.create:  # its indexes may be set aside: made again here
+                    counted = LoadCounts()
+
                     async def load(refused: bool) -> LoadCounts:
+                        nonlocal counted
                         rejects.clear()  # a load undone is loaded again, rejects and all
                         advance.take_back()
-                        return await load_rows(_spec(run, table, ranges), connection, rejects, advance,
-                                               refused=refused)
+                        counted = await load_rows(_spec(run, table, ranges), connection, rejects, advance,
+                                                  refused=refused)
+                        return counted
+
+                    async def orphans(key: Definition) -> bool:
+                        return await _remove_orphans(run, table, connection, key, counted, rejects)
+
                     counts = await existing.load_then_restore(
                         connection, run.plan.schema, table.target, run.settings.state_schema, load,
                         run.progress.note, loaded=lambda: _rows_in(run, table),
-                        parents=lambda: _parents_done(run, table))
+                        parents=lambda: _parents_done(run, table), orphans=orphans)
                 else:
                     counts = await load_rows(_spec(run, table, ranges), connection, rejects, advance)
                 _check_unchanged(run, table, version)
@@ -408,6 +418,25 @@ async def _attempt(run: Run, table: TablePlan, *, again: bool = False) -> Loaded
         raise
     finally:
         bar.close()
+
+
+async def _remove_orphans(run: Run, table: TablePlan, connection: asyncpg.Connection, key: Definition,
+                          counts: LoadCounts, rejects: RejectList) -> bool:
+    """The loaded rows foreign key `key` refuses, rejected (named by the column holding their
+    rowid) and deleted, counted in `counts`; False (nothing done) where no column names them."""
+    column = rowid_column(table)
+    if column is None:
+        return False
+    writer = TableWriter(connection, run.plan.schema, table, rejects, run.settings.on_error, run.settings.max_rejects,
+                         rejected=counts.rejected)
+    removed = await remove_orphans(connection, run.plan.schema, table.target, key.name,
+                                   [c.target for c in table.columns], column,
+                                   writer.reject_reasons)
+    if removed is None:
+        return False
+    counts.written -= removed
+    counts.rejected += removed
+    return True
 
 
 async def _upsert(run: Run, table: TablePlan, connection: asyncpg.Connection, ranges: Sequence[KeyRange | None],
