@@ -134,9 +134,16 @@ def test_an_append_rerun_rejects_every_row_and_leaves_the_table_as_it_was(tmp_pa
     first = tmp_path / "first.jsonl"
     assert migrate(target, source, first).returncode == 0
     before = target.fetchval("SELECT md5(string_agg(t::text, ',' ORDER BY id)) FROM t")
+    # Statements writing into t, counted by a sequence (a rolled-back COPY's count stays).
+    target.execute(f'SET search_path TO "{target.schema}"; CREATE SEQUENCE writes; '
+                   "CREATE FUNCTION count_write() RETURNS trigger LANGUAGE plpgsql AS "
+                   f"$$ BEGIN PERFORM nextval('\"{target.schema}\".writes'); RETURN NULL; END $$; "
+                   "CREATE TRIGGER counted BEFORE INSERT ON t FOR EACH STATEMENT EXECUTE FUNCTION count_write()")
     rejects = tmp_path / "again.jsonl"
     done = migrate(target, source, rejects, "--if-exists", "append", "--batch-size", "5000")
     assert done.returncode == 3, done.stderr
+    # One: the INSERT of the rows that stand (none). Not a COPY first: row 1 is in t already.
+    assert target.fetchval("SELECT last_value FROM writes") == 1
     assert rejected(rejects) == {
         i: (None, f'duplicate key value violates unique constraint "t_pkey" (Key (id)=({i}) already exists.)')
         for i in range(1, 12_001)}
