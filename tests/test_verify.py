@@ -484,8 +484,8 @@ def test_the_early_source_digest_is_redone_when_the_load_retries_after_the_sourc
     digests: list[object] = []
     source_digest = verification._source_digest
 
-    async def counting(*args: Any) -> Any:
-        digest = await source_digest(*args)
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        digest = await source_digest(*args, **kwargs)
         digests.append(digest)
         return digest
 
@@ -528,7 +528,7 @@ def test_an_early_source_digest_counts_only_for_the_source_the_load_read(
 
     from copier import verification
 
-    async def digest(*_args: object) -> tuple[int, object]:
+    async def digest(*_args: object, **_kwargs: object) -> tuple[int, object]:
         return 25_000, 1234
 
     monkeypatch.setattr(verification, "_source_digest", digest)
@@ -556,8 +556,8 @@ def test_the_early_source_digest_covers_generated_columns(tmp_path: Path, target
     digests: list[object] = []
     source_digest = verification._source_digest
 
-    async def counting(*args: Any) -> Any:
-        digest = await source_digest(*args)
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        digest = await source_digest(*args, **kwargs)
         digests.append(digest)
         return digest
 
