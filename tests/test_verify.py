@@ -461,6 +461,23 @@ def test_digest_of_a_without_rowid_table_reads_it_by_its_primary_key(tmp_path: P
     assert "t: source 3,000 rows, target 2,999, rejected 1, content equal: ok" in checked.stdout, checked.output
 
 
+def _source_digests_made(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Every source digest verify makes from here on, in order (verification._source_digest
+    still does the work)."""
+    from copier import verification
+
+    digests: list[object] = []
+    source_digest = verification._source_digest
+
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        digest = await source_digest(*args, **kwargs)
+        digests.append(digest)
+        return digest
+
+    monkeypatch.setattr(verification, "_source_digest", counting)
+    return digests
+
+
 def test_the_early_source_digest_is_redone_when_the_load_retries_after_the_source_changed(
         tmp_path: Path, target: Target, monkeypatch: pytest.MonkeyPatch) -> None:
     """A big table's source digest is computed while it loads (EarlyDigests). The first
@@ -481,13 +498,7 @@ def test_the_early_source_digest_is_redone_when_the_load_retries_after_the_sourc
         early.append(self)
         start(self, table, attempt)
 
-    digests: list[object] = []
-    source_digest = verification._source_digest
-
-    async def counting(*args: Any, **kwargs: Any) -> Any:
-        digest = await source_digest(*args, **kwargs)
-        digests.append(digest)
-        return digest
+    digests = _source_digests_made(monkeypatch)
 
     writes = 0
 
@@ -503,7 +514,6 @@ def test_the_early_source_digest_is_redone_when_the_load_retries_after_the_sourc
         return counts
 
     monkeypatch.setattr(verification.EarlyDigests, "start", spying_start)
-    monkeypatch.setattr(verification, "_source_digest", counting)
     monkeypatch.setattr(tableload, "load_rows", load_then_app_writes)
     result = migrate(target, db, "--workers", "1", "--retries", "1", "--report", tmp_path / "r.json")
     assert result.exit_code == 0, result.output
@@ -553,15 +563,8 @@ def test_the_early_source_digest_covers_generated_columns(tmp_path: Path, target
     the source for a digest after the load, no row-by-row comparison)."""
     from copier import verification
 
-    digests: list[object] = []
-    source_digest = verification._source_digest
+    digests = _source_digests_made(monkeypatch)
 
-    async def counting(*args: Any, **kwargs: Any) -> Any:
-        digest = await source_digest(*args, **kwargs)
-        digests.append(digest)
-        return digest
-
-    monkeypatch.setattr(verification, "_source_digest", counting)
     row_by_row: list[str] = []
     ship_all = verification._ship_all
 
