@@ -108,6 +108,26 @@ def test_ranges_of_a_mixed_key_follow_sqlites_order(tmp_path: Path) -> None:
     assert held == [[6, 4], [2, 5], [1, 7], [3]]
 
 
+def test_ranges_of_a_composite_key_hold_so_many_rows_each(tmp_path: Path) -> None:
+    """Ranges of `rows` rows, cut one after the other along the key (source.range_cut_sql):
+    the last holds the rest, and a table of a whole number of ranges ends with a full one."""
+    keys = [(f"o{i // 2}", f"L{i % 2 + 1}") for i in range(10)]
+    db = sqlite_db(tmp_path / "lines.db", "CREATE TABLE lines (o TEXT, l TEXT, PRIMARY KEY (o, l)) WITHOUT ROWID",
+                   rows={"lines": [(o, line) for o, line in reversed(keys)]})
+    with sqlite3.connect(db) as connection:
+        (table,) = source.read_catalog(connection).tables
+
+    async def ranges(rows: int) -> list[KeyRange]:
+        async with source.borrowed(db) as connection:
+            return await source.key_ranges(connection, table, rows)
+
+    assert asyncio.run(ranges(3)) == [
+        KeyRange(None, "'o1','L1'"), KeyRange("'o1','L2'", "'o2','L2'"), KeyRange("'o3','L1'", "'o4','L1'"),
+        KeyRange("'o4','L2'", None)]
+    assert asyncio.run(ranges(5)) == [KeyRange(None, "'o2','L1'"), KeyRange("'o2','L2'", None)]
+    assert asyncio.run(ranges(10)) == [KeyRange(None, None)]
+
+
 def test_mixed_type_key_in_chunks_through_worker_threads(tmp_path: Path, target: Target) -> None:
     """60,000 rows, keys of three storage classes: two worker chunks, cut by the key. The
     key column (no declared type) becomes text: its text keys go in bulk, its integers and
