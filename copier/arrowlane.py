@@ -14,8 +14,9 @@ tests/test_lanes.py proves the equality on generated values of every storage cla
 from __future__ import annotations
 
 import functools
+import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import msgspec
@@ -256,20 +257,35 @@ def _refuse(name: str) -> None:
 def _not_json(array: pa.Array) -> pa.Array:
     """Which texts are not JSON as the exact lane reads it (json.loads, NaN and Infinity
     refused). No Arrow kernel parses JSON: the one per-value step of the lane, in C."""
-    values = array.to_pylist()
     deep = _deep(array)
     try:
-        if deep is None:
-            for value in values:
-                if value is not None:
-                    _SCAN(value)
+        if deep is None and array.type == pa.string():
+            # Each text's UTF-8 bytes, a view of the array's data: msgspec reads a str through
+            # its UTF-8 bytes too, and no Python str is made per document (the json shape's
+            # 200,000 documents: 0.14 -> 0.11 s of CPU).
+            data = memoryview(array.buffers()[2] or b"")
+            ends = _offsets_of(array)
+            for start, end, present in zip(ends, ends[1:], _presence(array)):
+                if present:
+                    _SCAN(data[start:end])
         else:
-            for value, nested in zip(values, deep):
+            for value, nested in zip(array.to_pylist(), deep or itertools.repeat(False)):
                 if value is not None:
                     _JSON.decode(value) if nested else _SCAN(value)
     except (msgspec.DecodeError, ValueError, RecursionError):
-        return pa.array([value is not None and not _is_json(value) for value in values], pa.bool_())
-    return pa.nulls(len(values), pa.bool_())
+        return pa.array([value is not None and not _is_json(value) for value in array.to_pylist()], pa.bool_())
+    return pa.nulls(len(array), pa.bool_())
+
+
+def _offsets_of(array: pa.Array) -> list[int]:
+    """Where each text of a string array starts in its data buffer, and where the last ends."""
+    ends: list[int] = pa.Array.from_buffers(pa.int32(), len(array) + 1, [None, array.buffers()[1]],
+                                            offset=array.offset).to_pylist()
+    return ends
+
+
+def _presence(array: pa.Array) -> Iterable[bool]:
+    return array.is_valid().to_pylist() if array.null_count else itertools.repeat(True, len(array))
 
 
 def _deep(array: pa.Array) -> list[bool] | None:

@@ -214,3 +214,12 @@ def test_json_verdicts_written_out() -> None:
     not_json = [False, True, True, True, False, False, True, True, False, True, True, True, False, False, True, False]
     flagged = arrowlane._not_json(pa.array(texts, pa.string())).to_pylist()
     assert [bool(f) for f in flagged] == not_json
+    # A batch's column after its first row is dropped (arrowlane.drop_witness): a slice, whose
+    # texts start past the data's start; the shallow ones through their UTF-8 bytes.
+    shallow = [(t, n) for t, n in zip(texts, not_json) if t is None or len(t) < 200] + [('"é", ', True), ('"é"', False)]
+    for first in ("[", "{}"):
+        sliced = pa.array([first] + [t for t, _n in shallow], pa.string()).slice(1)
+        flagged = arrowlane._not_json(sliced).to_pylist()
+        assert [bool(f) for f in flagged] == [n for _t, n in shallow]
+    sliced = pa.array(["{}", '{"a": 1}', "[2]", "[1,]"], pa.string()).slice(1)  # only the last is not JSON
+    assert [bool(f) for f in arrowlane._not_json(sliced).to_pylist()] == [False, False, True]
