@@ -12,7 +12,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from contextlib import asynccontextmanager, suppress
 from dataclasses import replace
 from pathlib import Path
@@ -39,6 +39,7 @@ from .faults import (
     sqlstate_of,
 )
 from .ident import qualified, quote_ident
+from .lifecycle import Lifecycles, Recorder, TableLifecycle
 from .lockwatch import lock_waits_announced
 from .planning import ExistingTable, ForeignKeyPlan, MigrationPlan, TablePlan, build_plan
 from .progress import NullProgress, Progress, TableBar, make_progress
@@ -54,7 +55,6 @@ from .tableload import (
     groupable,
     load_group,
     load_table,
-    mark_interrupted,
     staging_name,
 )
 from .tasks import task_group
@@ -337,7 +337,8 @@ async def _prepare_and_load(path: Path, readable: Path, catalog: Catalog, settin
         async def show_bar() -> None:
             nonlocal bar
             await load_ended.wait()
-            bar = progress.phase("verify", sum(t.status is TableStatus.DONE for t in stats.tables.values()))
+            # Keyed by the end of the load: those are the tables sent to verify.
+            bar = progress.phase("verify", sum(t.status is TableStatus.KEYED for t in stats.tables.values()))
             bar.advance(checked)
 
         # A fault of the server while verifying (a restart): every table received so far is
@@ -563,8 +564,11 @@ async def _load(readable: Path, settings: Settings, plan: MigrationPlan, stats: 
         loaded.close()
         to_verify.close()
     load_ended = anyio.Event()
-    run = Run(readable, settings, plan, pool, stats, rejects, progress, watch, record_state,
-              resumed, loaded=loaded if verify is not None else None)
+    recorder = Recorder(pool, plan.schema, settings.state_schema, settings.retries, settings.dsn) \
+        if record_state else None
+    lifecycles = Lifecycles((TableLifecycle(t, stats.tables[t.name], recorder, loaded if verify is not None else None,
+                                            resumed.get(t.name)) for t in plan.tables), recorder)
+    run = Run(readable, settings, plan, pool, stats, rejects, progress, watch, record_state, resumed, lifecycles)
     try:
         async with task_group() as group:
             if threading.current_thread() is threading.main_thread():
@@ -588,14 +592,14 @@ async def _load(readable: Path, settings: Settings, plan: MigrationPlan, stats: 
             group.cancel_scope.cancel()  # done: stop listening for signals
     finally:
         if stats.interrupted:
-            mark_interrupted(stats)
+            run.tables.interrupt()
         rejects.close()
         watch.close()
         with anyio.CancelScope(shield=True):
             if stats.interrupted:
                 pool.terminate()
                 if record_state:
-                    await _record_interrupted(settings, plan.schema, stats)
+                    await _record_interrupted(settings, run.tables)
             else:
                 await pool.close()
         stats.finished = time.monotonic()
@@ -605,18 +609,16 @@ async def _load(readable: Path, settings: Settings, plan: MigrationPlan, stats: 
 _RECORD_INTERRUPTED_SECONDS = 3.0
 
 
-async def _record_interrupted(settings: Settings, schema: str, stats: RunStats) -> None:
-    """The tables rolled back by a signal, recorded as such (copier status), over a new
-    connection once the pool's are gone (their transactions held the records' rows). If
-    the server does not answer in time, the records stay as they were: --resume loads a
-    table that is not done again either way."""
-    rolled_back = [(name, TableStatus.INTERRUPTED, None, None) for name, t in stats.tables.items()
-                   if t.status is TableStatus.INTERRUPTED]
-    if not rolled_back:
+async def _record_interrupted(settings: Settings, tables: Lifecycles) -> None:
+    """The tables rolled back by a signal (or kept from starting), recorded as such (copier
+    status), over a new connection once the pool's are gone (their transactions held the
+    records' rows). If the server does not answer in time, the records stay as they were:
+    --resume loads a table that is not done again either way."""
+    if not tables.lagging():
         return
     with anyio.move_on_after(_RECORD_INTERRUPTED_SECONDS), suppress(Exception):
         async with target.connected(settings.dsn) as connection:
-            await state.set_statuses(connection, schema, rolled_back, state_schema=settings.state_schema)
+            await tables.record_lagging(connection)
 
 
 async def _step(progress: Progress, stats: RunStats, settings: Settings, step: str,
@@ -642,16 +644,12 @@ async def _step(progress: Progress, stats: RunStats, settings: Settings, step: s
 
 async def _complete(run: Run) -> None:
     """After the load (pgloader's complete-pgsql-database): foreign keys, views, then each
-    complete table recorded done. A step that fails leaves the tables it concerns short of
-    done, in memory and in the state table: --resume finishes them."""
+    keyed table done. A step that fails leaves every keyed table keyed, in memory and in
+    the state table (what it left undone may concern any of them): --resume finishes them."""
     def step(name: str, work: Callable[[], Awaitable[None]]) -> Awaitable[bool]:
         return _step(run.progress, run.stats, run.settings, name, work, run.pool)
 
     if not await step("foreign keys", lambda: _add_foreign_keys(run)):
-        for fk in run.plan.foreign_keys:
-            child = run.stats.tables.get(fk.table)
-            if child is not None and child.status is TableStatus.DONE:
-                child.status = TableStatus.KEYED
         return
     if run.record_state and not await step("restoring what was set aside", lambda: _restore_set_aside(run)):
         return
@@ -659,15 +657,10 @@ async def _complete(run: Run) -> None:
         return
     if run.plan.views and not await step("views", lambda: _create_views(run)):
         return
-    if run.record_state:
-        done = [(name, TableStatus.DONE, None, None) for name, t in run.stats.tables.items()
-                if t.status is TableStatus.DONE]
-        await step("recording progress", lambda: _record(run, done))
-
-
-async def _record(run: Run, statuses: Sequence[tuple[str, TableStatus, int | None, int | None]]) -> None:
-    async with run.pool.acquire() as connection:
-        await state.set_statuses(connection, run.plan.schema, statuses, state_schema=run.settings.state_schema)
+    # A table whose foreign key waits for a table that is not complete is not done either.
+    held = [fk.table for fk in run.plan.foreign_keys
+            if fk.ref_table in run.tables and not run.tables[fk.ref_table].has_keys]
+    await step("recording progress", lambda: run.tables.done(held))
 
 
 async def _stop_on_signal(run: Run, scope: anyio.CancelScope) -> None:
@@ -687,8 +680,6 @@ async def _load_tables(run: Run) -> None:
         if any(waves.get(parent, table.wave) >= table.wave for parent in table.depends_on):
             raise AssertionError(f"plan bug: {table.name} waits for a table of its own or a later wave")
     limiter = anyio.CapacityLimiter(run.settings.jobs)
-    run.done = {t.name: anyio.Event() for t in run.plan.tables}
-    run.rows_in = {t.name: anyio.Event() for t in run.plan.tables}
     async with task_group() as group:
         for unit in _units(run):
             group.start_soon(_load_when_ready, run, unit, limiter)
@@ -711,37 +702,29 @@ def _units(run: Run) -> list[list[TablePlan]]:
 
 
 async def _load_when_ready(run: Run, unit: list[TablePlan], limiter: anyio.CapacityLimiter) -> None:
-    try:
-        ready = []
-        for table in unit:
-            stats = run.stats.tables[table.name]
-            # A table whose keys and foreign keys are set aside starts once its parents' rows
-            # are in, while their keys are being made (its own foreign keys wait for those).
-            early = _starts_early(run, table)
-            for parent in table.depends_on:
-                await (run.rows_in if early else run.done)[parent].wait()
-                if run.done[parent].is_set() and run.stats.tables[parent].status not in (TableStatus.LOADED,
-                                                                                       TableStatus.DONE):
-                    stats.status = TableStatus.SKIPPED
-                    stats.error = f"not loaded: table {parent} it references failed"
-                    run.done[table.name].set()
-                    break
-            else:
-                ready.append(table)
-        async with limiter:
-            if len(ready) > 1:
-                await load_group(run, ready)
-            elif ready:
-                await load_table(run, ready[0], run.stats.tables[ready[0].name])
-    finally:
-        for table in unit:
-            run.rows_in[table.name].set()
-            run.done[table.name].set()
-            stats = run.stats.tables[table.name]
-            if run.loaded is not None and stats.status is TableStatus.DONE:
-                # To verify, against the source as the attempt that loaded it read it (a
-                # retry after the file was written to read more rows than the plan saw).
-                run.loaded.send_nowait(replace(table, source=replace(table.source, row_count=stats.read)))
+    """Load the unit once the tables it references allow. Each table's lifecycle wakes the
+    tables waiting for it whichever way it ends; a failure that escapes ends the run (the
+    task group cancels every wait)."""
+    ready = []
+    for table in unit:
+        # A table whose keys and foreign keys are set aside starts once its parents' rows
+        # are in, while their keys are being made (its own foreign keys wait for those).
+        early = _starts_early(run, table)
+        for name in table.depends_on:
+            parent = run.tables[name]
+            await (parent.wait_rows_in() if early else parent.wait_done())
+            if parent.status not in (TableStatus.PLANNED, TableStatus.LOADING) and not parent.committed:
+                await run.tables[table.name].skipped(f"not loaded: table {name} it references failed")
+                break
+        else:
+            ready.append(table)
+    async with limiter:
+        if len(ready) > 1:
+            await load_group(run, ready)
+        elif ready:
+            await load_table(run, ready[0], run.stats.tables[ready[0].name])
+    for table in unit:
+        run.tables[table.name].check_settled()
 
 
 def _starts_early(run: Run, table: TablePlan) -> bool:
@@ -817,9 +800,9 @@ async def _in_place_not_valid(run: Run, connection: asyncpg.Connection, fk: Fore
     schema = run.plan.schema
     child = run.stats.tables.get(fk.table)
     parent = run.stats.tables.get(fk.ref_table)
-    if child is None or child.status is not TableStatus.DONE:
+    if child is None or child.status is not TableStatus.KEYED:
         return False
-    if parent is not None and parent.status is not TableStatus.DONE:
+    if parent is not None and parent.status is not TableStatus.KEYED:
         child.warnings.append(f"foreign key {fk.name} not added: {fk.ref_table} was not " +
                               ("completed" if parent.status is TableStatus.LOADED else "loaded"))
         return False
@@ -873,7 +856,7 @@ async def _make_translated(run: Run) -> None:
     async with run.pool.acquire() as connection:
         for item in run.plan.translated:
             stats = run.stats.tables.get(item.table)
-            if stats is None or stats.status is not TableStatus.DONE:
+            if stats is None or stats.status is not TableStatus.KEYED:
                 continue
             try:
                 async with connection.transaction():

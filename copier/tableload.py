@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING
 import anyio
 import anyio.to_process
 import asyncpg
-from anyio.streams.memory import MemoryObjectSendStream
 
-from . import ddl, existing, state
+from . import ddl, existing
 from .distribution import distribute_sql, placement_of
 from .errors import SourceChanged
 from .faults import describe_failure, describe_pg_error, is_environmental, retrying
 from .ident import MAX_IDENTIFIER_BYTES, qualified, quote_literal
+from .lifecycle import Lifecycles
 from .load import load_rows, rowid_column
 from .loadspec import Counted, LoadCounts, LoadSpec
 from .planning import MigrationPlan, TablePlan
@@ -75,9 +75,8 @@ class Run:
     watch: ChangeWatch | None = None
     record_state: bool = True
     resumed: dict[str, TableState] = field(default_factory=dict)  # tables an earlier run committed
-    done: dict[str, anyio.Event] = field(default_factory=dict)  # each table's rows committed (or it failed)
-    rows_in: dict[str, anyio.Event] = field(default_factory=dict)  # its rows in, maybe not committed yet
-    loaded: MemoryObjectSendStream[TablePlan] | None = None  # each table once loaded, to verify it
+    # Each table's status, its record and its events: the one owner of where a table is.
+    tables: Lifecycles = field(default_factory=lambda: Lifecycles(()))
     early: EarlyDigests | None = None  # verify's source digests, started with each load attempt
 
 
@@ -93,11 +92,19 @@ class Loaded:
 
 async def load_table(run: Run, table: TablePlan, stats: TableStats) -> None:
     """Load, retrying transient failures; then complete. Failures end up in `stats`: a
-    table ends DONE (rows, keys, indexes and sequences in place), LOADED (its rows are
-    committed, what completes it is not: --resume adds it) or FAILED (rolled back).
+    table ends KEYED (rows, keys, indexes and sequences in place; done once the run's
+    complete phase has run whole), LOADED (its rows are committed, what completes it is
+    not: --resume adds it), FAILED (rolled back) or SKIPPED (a table it references failed).
 
-    The one writer of a table's stats: loads return their counts, and they land here."""
-    stats.status, stats.started = TableStatus.LOADING, time.monotonic()
+    The one writer of a table's stats: loads return their counts, and they land here; its
+    status moves through its lifecycle (run.tables)."""
+    run.tables[table.name].start()
+    await _load_started(run, table, stats)
+
+
+async def _load_started(run: Run, table: TablePlan, stats: TableStats) -> None:
+    """load_table, once the table is loading."""
+    lifecycle = run.tables[table.name]
     earlier = run.resumed.get(table.name)
     need = need_of(earlier)
     try:
@@ -117,19 +124,15 @@ async def load_table(run: Run, table: TablePlan, stats: TableStats) -> None:
                 loaded = await retrying(lambda: _attempt(run, table, again=again), run.settings.retries, failed,
                                         run.pool)
             except ParentFailed as exc:  # nothing of it stands: as if it had waited for the parent
-                stats.status, stats.error = TableStatus.SKIPPED, str(exc)
+                await lifecycle.skipped(str(exc))
                 return
             except Exception as exc:
-                _fail(stats, describe_failure(exc, run.settings.dsn))
-                await _record_quietly(run, table, stats, TableStatus.FAILED, error=stats.error)
+                await lifecycle.failed(describe_failure(exc, run.settings.dsn))
                 return
             _committed(run, stats, loaded)
         # Tables that reference this one may start now: they need its rows, not its
         # indexes (foreign keys are added once every table is complete).
-        stats.status = TableStatus.LOADED
-        for event in (run.rows_in, run.done):
-            if table.name in event:
-                event[table.name].set()
+        lifecycle.loaded()
         # Never trusting a recorded status alone: even a table the earlier run recorded
         # done gets whatever the catalog says is missing (each step checks first).
         # This attempt created it: no key or sequence yet, no need to ask (a retry asks: the
@@ -147,11 +150,9 @@ async def load_table(run: Run, table: TablePlan, stats: TableStats) -> None:
         except Exception as exc:
             if not is_environmental(exc):
                 raise
-            stats.error = (f"its rows are loaded, but its keys, indexes or sequences are not complete: "
-                           f"{describe_failure(exc, run.settings.dsn)}")
+            await lifecycle.keys_missing(describe_failure(exc, run.settings.dsn))
             return
-        stats.status = TableStatus.DONE
-        await _record_quietly(run, table, stats, TableStatus.KEYED, written=stats.written, rejected=stats.rejected)
+        await lifecycle.keyed()
     finally:
         stats.finished = time.monotonic()
 
@@ -202,20 +203,23 @@ async def load_group(run: Run, tables: Sequence[TablePlan]) -> None:
     table loads again on its own, with its savepoints, bisection and retries (load_table).
     Rows the converters reject are rejected as alone. Failures end up in the tables' stats."""
     every = [run.stats.tables[t.name] for t in tables]
-    for stats in every:
-        stats.status, stats.started = TableStatus.LOADING, time.monotonic()
+    for table in tables:
+        run.tables[table.name].start()
     try:
         loaded, warnings = await _group_attempt(run, tables)
     except Exception as exc:
         run.progress.note(f"copier: {len(tables)} small tables loaded together failed "
                           f"({describe_failure(exc, run.settings.dsn)}); loading each on its own")
         for table, stats in zip(tables, every):
-            await load_table(run, table, stats)
+            await _load_started(run, table, stats)
         return
     for table, stats, result in zip(tables, every, loaded):
         _committed(run, stats, result)
         stats.warnings += warnings.get(table.name, [])
-        stats.status, stats.finished = TableStatus.DONE, time.monotonic()
+        lifecycle = run.tables[table.name]
+        lifecycle.loaded()
+        await lifecycle.keyed()  # as its group's transaction recorded it
+        stats.finished = time.monotonic()
 
 
 async def _group_attempt(run: Run, tables: Sequence[TablePlan]) -> tuple[list[Loaded], dict[str, list[str]]]:
@@ -245,10 +249,8 @@ async def _group_attempt(run: Run, tables: Sequence[TablePlan]) -> tuple[list[Lo
                      for table in tables for column in table.columns if column.identity and column.sequence]
         if sequences:
             await connection.execute(";\n".join(sequences))
-        if run.record_state:
-            await state.set_statuses(connection, schema, [
-                (t.name, TableStatus.KEYED, loaded.counts.written, loaded.counts.rejected)
-                for t, loaded in zip(tables, results)], state_schema=run.settings.state_schema)
+        await run.tables.record_in(connection, [t.name for t in tables], TableStatus.KEYED, {
+            t.name: (loaded.counts.written, loaded.counts.rejected) for t, loaded in zip(tables, results)})
     return results, warnings
 
 
@@ -292,49 +294,6 @@ async def _execute_each(connection: asyncpg.Connection, statements: Sequence[tup
     return warnings
 
 
-def mark_interrupted(stats: RunStats) -> None:
-    """After SIGINT/SIGTERM: tables in flight rolled back, tables not started skipped."""
-    for table in stats.tables.values():
-        if table.status is TableStatus.LOADING:
-            table.status, table.error = TableStatus.INTERRUPTED, "interrupted (rolled back)"
-        elif table.status is TableStatus.PLANNED:
-            table.status, table.error = TableStatus.SKIPPED, "not started (interrupted)"
-
-
-def _fail(stats: TableStats, message: str) -> None:
-    stats.status = TableStatus.FAILED
-    stats.error = f"{message} (table rolled back)"
-    stats.written = stats.rejected = 0  # its rejects never reach the reject file either
-
-
-async def _record_quietly(run: Run, table: TablePlan, stats: TableStats, status: TableStatus, *,
-                         written: int | None = None, rejected: int | None = None, error: str | None = None) -> None:
-    """Progress recorded outside a table's transaction: retried if the connection was lost;
-    if it still cannot be written, a warning (--resume checks the catalog, not the record
-    alone, so an old record costs only time)."""
-    try:
-        await retrying(lambda: _record(run, table, status, written=written, rejected=rejected, error=error),
-                       run.settings.retries, lambda _attempt, _exc: None, run.pool)
-    except Exception as exc:
-        if not is_environmental(exc):
-            raise
-        stats.warnings.append(f"its progress ({status.value}) was not recorded: "
-                              f"{describe_failure(exc, run.settings.dsn)}")
-
-
-async def _record(run: Run, table: TablePlan, status: TableStatus, *, connection: asyncpg.Connection | None = None,
-                  written: int | None = None, rejected: int | None = None, error: str | None = None) -> None:
-    if not run.record_state:
-        return
-    if connection is not None:
-        await state.set_status(connection, run.plan.schema, table.name, status, written=written,
-                               rejected=rejected, error=error, state_schema=run.settings.state_schema)
-        return
-    async with run.pool.acquire() as own:
-        await state.set_status(own, run.plan.schema, table.name, status, written=written, rejected=rejected,
-                               error=error, state_schema=run.settings.state_schema)
-
-
 def _spec(run: Run, table: TablePlan, ranges: Sequence[KeyRange | None]) -> LoadSpec:
     settings = run.settings
     return LoadSpec(run.path, run.plan.schema, table, tuple(ranges), settings.value_options(), settings.batch_size,
@@ -372,14 +331,14 @@ async def _attempt(run: Run, table: TablePlan, *, again: bool = False) -> Loaded
     try:
         async with run.pool.acquire() as connection:
             if _in_parallel(run, table):
-                await _record(run, table, TableStatus.LOADING, connection=connection)
+                await run.tables[table.name].record_in(connection, TableStatus.LOADING)
                 counts, chunks = await _load_parallel(run, table, connection, rejects, advance, version, again)
                 return Loaded(counts, chunks, rejects)
             ranges = await table_ranges(run.path, table.source, _readers(run, table))
             async with connection.transaction():
                 # Seen as loading once committed, with the rows: a rolled-back attempt leaves
                 # the table's state as it was, which --resume reads as "load it".
-                await _record(run, table, TableStatus.LOADING, connection=connection)
+                await run.tables[table.name].record_in(connection, TableStatus.LOADING)
                 if table.create:
                     if again:
                         # The attempt before may have committed after all: its COMMIT's answer is
@@ -410,8 +369,8 @@ async def _attempt(run: Run, table: TablePlan, *, again: bool = False) -> Loaded
                 else:
                     counts = await load_rows(_spec(run, table, ranges), connection, rejects, advance)
                 _check_unchanged(run, table, version)
-                await _record(run, table, TableStatus.LOADED, connection=connection, written=counts.written,
-                              rejected=counts.rejected)
+                await run.tables[table.name].record_in(connection, TableStatus.LOADED, written=counts.written,
+                                                       rejected=counts.rejected)
             return Loaded(counts, 0, rejects)
     except BaseException:
         advance.take_back()
@@ -457,17 +416,17 @@ class ParentFailed(Exception):
 
 
 def _rows_in(run: Run, table: TablePlan) -> None:
-    if table.name in run.rows_in:
-        run.rows_in[table.name].set()
+    if table.name in run.tables:
+        run.tables[table.name].rows_in()
 
 
 async def _parents_done(run: Run, table: TablePlan) -> None:
     """Wait until every table `table` references is committed (its keys made again), and
     raise ParentFailed if one did not load."""
     for parent in table.depends_on:
-        if parent in run.done:
-            await run.done[parent].wait()
-            if run.stats.tables[parent].status not in (TableStatus.LOADED, TableStatus.DONE):
+        if parent in run.tables:
+            await run.tables[parent].wait_done()
+            if not run.tables[parent].committed:
                 raise ParentFailed(f"not loaded: table {parent} it references failed")
 
 
@@ -519,8 +478,8 @@ async def _load_parallel(
         async with connection.transaction():
             # The identity's sequence already has its final name (the plan's), not the staging table's.
             await connection.execute(ddl.rename_table(schema, staging.target, table.target))
-            await _record(run, table, TableStatus.LOADED, connection=connection, written=counts.written,
-                          rejected=counts.rejected)
+            await run.tables[table.name].record_in(connection, TableStatus.LOADED, written=counts.written,
+                                                   rejected=counts.rejected)
         return counts, len(ranges)
     except BaseException:
         with anyio.CancelScope(shield=True):
@@ -582,4 +541,4 @@ async def complete_table(run: Run, table: TablePlan, stats: TableStats, connecti
     stats.warnings += warnings
 
 
-__all__ = ["Run", "complete_table", "groupable", "load_group", "load_table", "mark_interrupted", "staging_name"]
+__all__ = ["Run", "complete_table", "groupable", "load_group", "load_table", "staging_name"]

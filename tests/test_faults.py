@@ -648,3 +648,47 @@ def test_lock_timeout_must_be_a_duration(tmp_path: Path) -> None:
     result = invoke("migrate", tmp_path / "x.db", "--dsn", "postgresql://localhost/x", "--lock-timeout", "soon")
     assert result.exit_code == 2
     assert "--lock-timeout 'soon' is not a duration" in result.stderr
+
+
+def _memory_and_record(target: Target, report: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """Each table's status in memory (the run's report) and in the state table (copier status)."""
+    memory = {t["table"]: t["status"] for t in json.loads(report.read_text())["tables"]}
+    recorded = {r["source_table"]: r["status"] for r in target.fetch(
+        "SELECT source_table, status FROM copier.tables WHERE target_schema = $1", target.schema)}
+    return memory, recorded
+
+
+def test_memory_and_state_table_agree_after_a_copy_fails_for_good(big: Path, target: Target, tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    result = migrate_while_terminating(target, big, "--retries", "0", "--report", report)
+    assert result.exit_code == 1, result.output
+    memory, recorded = _memory_and_record(target, report)
+    assert "failed" in memory.values() and recorded == memory, (memory, recorded)
+
+
+def test_memory_and_state_table_agree_after_a_full_disk_under_the_primary_key(big: Path, target: Target,
+                                                                             tmp_path: Path) -> None:
+    limited = with_params(target.dsn, maintenance_work_mem="1024", temp_file_limit="64")
+    report = tmp_path / "r.json"
+    failed = invoke("migrate", big, "--dsn", limited, "--schema", target.schema, "--tables", "accounts",
+                    "--tables", "transactions", "--quiet", "--report", report)
+    assert failed.exit_code == 1, failed.output
+    memory, recorded = _memory_and_record(target, report)
+    assert memory == {"accounts": "done", "transactions": "loaded"} == recorded
+
+
+def test_memory_and_state_table_agree_after_a_signal(big: Path, target: Target, tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    command = [sys.executable, "-m", "copier", "migrate", str(big), "--dsn", target.dsn, "--schema", target.schema,
+               "--workers", "2", "--quiet", "--report", str(report)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    deadline = time.monotonic() + 60
+    while not target.fetchval(  # as test_signal_rolls_back_in_flight_tables_and_resume_completes
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'copier' AND state = 'active' "
+            "AND query LIKE 'COPY %' AND query LIKE $1", f'%"{target.schema}"."{STAGING_PREFIX}%'):
+        assert time.monotonic() < deadline and process.poll() is None, "the load never started its COPY"
+    process.send_signal(signal.SIGINT)
+    _stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    memory, recorded = _memory_and_record(target, report)
+    assert memory["transactions"] == "interrupted" and recorded == memory, (memory, recorded)
