@@ -59,6 +59,9 @@ _SOURCE_COPY = "copier_verify_source"
 # allows 1,600 a table) and a small table's query unnests 2 arrays per column (at most
 # 1,664 result columns): a wider table is compared in groups of columns (_column_groups).
 _GROUP_COLUMNS = 400
+# How long verify waits for a scheduled early digest to start: start_soon runs it at the
+# loop's next pass, so only a task that will never run (its task group gone) waits this long.
+_EARLY_START_SECONDS = 30.0
 # Every type sqlite3 returns: a converter that leaves values as SQLite stored them.
 _RAW_TYPES: frozenset[type] = frozenset({int, float, str, bytes, type(None)})
 
@@ -140,7 +143,8 @@ class _EarlyDigest:
     before: int | None = None  # the data_version before and after it read the source
     after: int | None = None
     digest: tuple[int, object] | None = None
-    done: anyio.Event = field(default_factory=anyio.Event)
+    started: anyio.Event = field(default_factory=anyio.Event)
+    done: anyio.Event = field(default_factory=anyio.Event)  # set once started, however it ends
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
 
 
@@ -174,21 +178,28 @@ class EarlyDigests:
         self.group.start_soon(self._compute, table, early)
 
     async def _compute(self, table: TablePlan, early: _EarlyDigest) -> None:
-        with early.scope:
-            try:
+        early.started.set()
+        try:
+            with early.scope:
                 early.before = self.version()
                 # One reader, not _VERIFY_READERS: the load's own readers run meanwhile, and
                 # a second range's batches took the default run's tree past 150 MB (benchmarks/README).
                 early.digest = await _source_digest(self.path, self.settings, table, set(), readers=1)
                 early.after = self.version()
-            except Exception:  # noqa: BLE001 - verify then reads the source itself, and says what fails
-                early.digest = None
-        early.done.set()
+        except Exception:  # noqa: BLE001 - verify then reads the source itself, and says what fails
+            early.digest = None
+        finally:  # cancelled with its task group too: take() must not wait for it
+            early.done.set()
 
     async def take(self, table: str, rejected: set[object]) -> tuple[int, object] | None:
         """The table's early source digest, if it stands for what the load read; else None."""
         early = self.digests.pop(table, None)
         if early is None:
+            return None
+        with anyio.move_on_after(_EARLY_START_SECONDS):
+            await early.started.wait()
+        if not early.started.is_set():  # its task never ran: verify reads the source itself
+            early.scope.cancel()
             return None
         await early.done.wait()
         if rejected or early.attempt is None or not early.before == early.after == early.attempt:

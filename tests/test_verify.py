@@ -585,3 +585,59 @@ def test_the_early_source_digest_covers_generated_columns(tmp_path: Path, target
     assert target.fetchval("SELECT total FROM t WHERE id = 10") == 7.5  # 2.5 * 3, by PostgreSQL
     assert len(digests) == 1 and digests[0] is not None
     assert row_by_row == []  # the digests agreed
+
+
+def test_verify_does_not_wait_for_an_early_digest_whose_task_never_ran(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An early digest scheduled in a task group that never runs it (the group gone): verify
+    gives up waiting for it to start, and reads the source itself (take says None)."""
+    from types import SimpleNamespace
+
+    import anyio
+
+    from copier import verification
+
+    monkeypatch.setattr(verification, "_EARLY_START_SECONDS", 0.2)
+    table = SimpleNamespace(name="t", create=True, source=SimpleNamespace(row_count=25_000), columns=[object()],
+                            generated=())
+    never_runs = SimpleNamespace(start_soon=lambda *_args: None)
+
+    async def main() -> tuple[int, object] | None:
+        early = verification.EarlyDigests(Path("unused.db"), Any, never_runs, lambda: 5)  # type: ignore[arg-type]
+        early.start(table, 5)  # type: ignore[arg-type]
+        with anyio.fail_after(10):
+            return await early.take("t", set())
+
+    assert anyio.run(main) is None
+
+
+def test_verify_does_not_wait_for_an_early_digest_cancelled_with_its_task_group(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The load's task group cancelled while an early digest reads: the digest's task ends,
+    and verify, waiting for it elsewhere, reads the source itself (take says None)."""
+    from types import SimpleNamespace
+
+    import anyio
+
+    from copier import verification
+
+    reading = anyio.Event()
+
+    async def digest(*_args: object, **_kwargs: object) -> tuple[int, object]:
+        reading.set()
+        await anyio.sleep_forever()
+        raise AssertionError("cancelled")
+
+    monkeypatch.setattr(verification, "_source_digest", digest)
+    table = SimpleNamespace(name="t", create=True, source=SimpleNamespace(row_count=25_000), columns=[object()],
+                            generated=())
+
+    async def main() -> tuple[int, object] | None:
+        async with anyio.create_task_group() as load:
+            early = verification.EarlyDigests(Path("unused.db"), Any, load, lambda: 5)  # type: ignore[arg-type]
+            early.start(table, 5)  # type: ignore[arg-type]
+            await reading.wait()
+            load.cancel_scope.cancel()
+        with anyio.fail_after(10):
+            return await early.take("t", set())
+
+    assert anyio.run(main) is None
