@@ -14,7 +14,7 @@ import itertools
 import json
 import math
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -55,6 +55,11 @@ _TOGETHER_MAX_PARAMETERS = 30_000  # of PostgreSQL's 65,535 per statement; a tab
 # the streaming way, through a temporary table.
 _TOGETHER_MAX_BYTES = 16 * 2**20
 _SOURCE_COPY = "copier_verify_source"
+# Rows shipped into the temporary table before the source digest takes them in and empties
+# it: the digest of a range is made while the range ships, not after it (the server
+# digested a range only once its COPYs had ended: 0.3-0.8 s of a 200,000-row table after its
+# load, benchmarks/README), and the table stays within temp_buffers.
+_DIGEST_CHUNK_ROWS = 32_768
 # Columns compared in one pass. The temporary table holds up to 3 per column (PostgreSQL
 # allows 1,600 a table) and a small table's query unnests 2 arrays per column (at most
 # 1,664 result columns): a wider table is compared in groups of columns (_column_groups).
@@ -471,16 +476,30 @@ async def _source_digest(path: Path, settings: Settings, table: TablePlan, rejec
     parts: list[tuple[int, object] | None] = []
 
     async def one(key_range: KeyRange) -> None:
+        sums: list[tuple[int, object] | None] = []
+
+        async def take_in(connection: asyncpg.Connection) -> None:
+            """The shipped rows' digest, then the table emptied for the next ones."""
+            sums.append(await _digest(connection, crosscheck.digest_sql(expected, _SOURCE_COPY)))
+            await connection.execute(f"TRUNCATE {_SOURCE_COPY}")
+
         async with target.connected(settings.dsn) as connection, connection.transaction():
             await _begin_source_copy(connection, table, settings.source_tz, usual)
             shipped = await _ship_columnar(path, connection, table, rejected, settings.busy_timeout, usual,
-                                           [key_range])
-            parts.append(await _digest(connection, crosscheck.digest_sql(expected, _SOURCE_COPY)) if shipped
-                         else None)
+                                           [key_range], take_in)
+            if shipped:
+                await take_in(connection)
+        parts.append(_summed(sums) if shipped else None)
 
     async with task_group() as group:
         for key_range in ranges:
             group.start_soon(one, key_range)
+    return _summed(parts)
+
+
+def _summed(parts: Sequence[tuple[int, object] | None]) -> tuple[int, object] | None:
+    """The (rows, digest) of rows digested in parts (a multiset digest is their sum); None if
+    any part has none."""
     known = [part for part in parts if part is not None]
     if len(known) < len(parts):
         return None
@@ -624,10 +643,12 @@ async def _survey(path: Path, table: TablePlan, busy_timeout: float, rejected: s
 
 
 async def _ship_columnar(path: Path, connection: asyncpg.Connection, table: TablePlan, rejected: set[object],
-                         busy_timeout: float, usual: list[str], ranges: list[KeyRange]) -> bool:
+                         busy_timeout: float, usual: list[str], ranges: list[KeyRange],
+                         take_in: Callable[[asyncpg.Connection], Awaitable[None]] | None = None) -> bool:
     """Key ranges of the source (_survey's), not rejected, as text forms made a batch at a time in
-    Arrow (crosscheck.batch_text_forms), into this connection's temporary table. False (the
-    table emptied again) where the Arrow reader fails: the caller ships row by row."""
+    Arrow (crosscheck.batch_text_forms), into this connection's temporary table; `take_in`
+    called each _DIGEST_CHUNK_ROWS rows or so (it empties the table). False (the table
+    emptied again) where the Arrow reader fails: the caller ships row by row."""
     import pyarrow as pa  # here: 80 ms to import, which small tables need not pay
     import pyarrow.compute as pc
 
@@ -642,10 +663,10 @@ async def _ship_columnar(path: Path, connection: asyncpg.Connection, table: Tabl
     values = [f"n{i}" if u in crosscheck.TYPED else f"v{i}" for i, u in enumerate(usual)]
     key_column = crosscheck.rowid_column(columns, usual, table.source.rowid_alias)
     skipped = pa.array([k for k in rejected if isinstance(k, int)], pa.int64())
-    send, receive = anyio.create_memory_object_stream[tuple[tuple[bytes, ...], list[int | str]]](1)
+    send, receive = anyio.create_memory_object_stream[tuple[tuple[bytes, ...], int, list[int | str]]](1)
 
     async def produce(key_range: KeyRange,
-                      out: MemoryObjectSendStream[tuple[tuple[bytes, ...], list[int | str]]]) -> None:
+                      out: MemoryObjectSendStream[tuple[tuple[bytes, ...], int, list[int | str]]]) -> None:
         where = source.range_condition(table.source, key_range)
         sql = crosscheck.read_sql(table.source.name, columns, usual, kinds, nullable, key, where,
                                   table.source.rowid_alias)
@@ -659,7 +680,7 @@ async def _ship_columnar(path: Path, connection: asyncpg.Connection, table: Tabl
                 raise
             return query
 
-        def prepare(query: ArrowQuery) -> tuple[tuple[bytes, ...], list[int | str]] | None:
+        def prepare(query: ArrowQuery) -> tuple[tuple[bytes, ...], int, list[int | str]] | None:
             batch = query.next()
             if batch is None:
                 return None
@@ -668,7 +689,7 @@ async def _ship_columnar(path: Path, connection: asyncpg.Connection, table: Tabl
             formed = crosscheck.batch_text_forms(batch, usual, binary, nullable, key_column)
             rows = len(formed.values[0]) if formed.values else 0
             parts = copy_parts(pa.RecordBatch.from_arrays(formed.values, names=values)) if rows else ()
-            return parts, formed.odd_keys
+            return parts, rows, formed.odd_keys
 
         query = await anyio.to_thread.run_sync(start)
         try:
@@ -678,18 +699,23 @@ async def _ship_columnar(path: Path, connection: asyncpg.Connection, table: Tabl
         finally:
             await anyio.to_thread.run_sync(query.close)
 
+    held = 0  # rows in the table since take_in last emptied it
     try:
         async with task_group() as group, receive:
             for key_range in ranges:
                 group.start_soon(produce, key_range, send.clone())
             send.close()
-            async for parts, odd_keys in receive:
+            async for parts, rows, odd_keys in receive:
                 if parts:
                     async with ended_if_lost(connection):
                         await connection.copy_to_table(_SOURCE_COPY, source=chunks(parts), columns=values,
                                                        format="binary")
                 if odd_keys:
                     await _ship_odd_rows(path, connection, table, odd_keys, busy_timeout)
+                held += rows + len(odd_keys)
+                if take_in is not None and held >= _DIGEST_CHUNK_ROWS:
+                    await take_in(connection)
+                    held = 0
     except ColumnarDeclined:
         await connection.execute(f"TRUNCATE {_SOURCE_COPY}")
         return False

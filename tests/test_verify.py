@@ -51,9 +51,12 @@ def test_verify_passes_after_migration_and_catches_tampering(tmp_path: Path, tar
 
 def test_digest_of_a_big_table_sees_swaps_edits_and_rejects(tmp_path: Path, target: Target,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tables from 20,000 rows are first compared by digest, read in parallel ranges. Values
-    swapped between two rows must not cancel out in it; a changed value must show; either
-    way the differing keys are named."""
+    """Tables from 20,000 rows are first compared by digest, read in parallel ranges (each
+    digested in chunks as it ships). Values swapped between two rows must not cancel out in
+    it; a changed value must show; either way the differing keys are named."""
+    from copier import verification
+
+    monkeypatch.setattr(verification, "_DIGEST_CHUNK_ROWS", 4096)
     rows: list[tuple[object, ...]] = [(i, f"name {i}", i % 2, i * 1.25, None if i % 7 else b"\x01\x02")
                                       for i in range(1, 25_001)]
     rows[10] = (11, "odd storage class", "yes", 5, "text in a blob column")  # shipped row by row
@@ -371,15 +374,28 @@ def test_fractions_finer_than_microseconds_are_rounded_as_postgresql_does(tmp_pa
     assert checked.exit_code == 0, checked.output
 
 
-@pytest.mark.parametrize("digest_from", [20_000, 10], ids=["rows", "digest-first"])
-def test_verify_names_every_kind_of_difference(digest_from: int, tmp_path: Path, target: Target,
+@pytest.mark.parametrize(("digest_from", "chunk"), [(20_000, 0), (10, 0), (10, 100)],
+                         ids=["rows", "digest-first", "digest-in-chunks"])
+def test_verify_names_every_kind_of_difference(digest_from: int, chunk: int, tmp_path: Path, target: Target,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """A table checked alone (its rows compared in PostgreSQL, or its digests first from
-    `digest_from` rows): a value changed in any column (each kind), a row missing, a row
-    added, a row duplicated, each is seen and named by its key."""
+    `digest_from` rows; with `chunk`, the source's digest made 100 rows at a time as they
+    ship): a value changed in any column (each kind), a row missing, a row added, a row
+    duplicated, each is seen and named by its key."""
     from copier import verification
 
     monkeypatch.setattr(verification, "_DIGEST_MIN_ROWS", digest_from)
+    row_by_row: list[str] = []
+    if chunk:
+        monkeypatch.setattr(verification, "_VERIFY_BATCH_ROWS", chunk)
+        monkeypatch.setattr(verification, "_DIGEST_CHUNK_ROWS", chunk)
+        ship_all = verification._ship_all
+
+        async def shipping_all(path: Path, connection: Any, table: Any, *args: Any) -> Any:
+            row_by_row.append(table.name)
+            return await ship_all(path, connection, table, *args)
+
+        monkeypatch.setattr(verification, "_ship_all", shipping_all)
     rows = [(i, i * 7, i / 8, i * 1.25, f"name {i}\n\"quoted\", {i}", bytes([i % 256, 0]), i % 2,
              f"2021-03-{1 + i % 28:02d}", f"2021-03-04 10:{i % 60:02d}:00", 1_600_000_000 + i,
              f"2021-03-04T10:00:{i % 60:02d}.5", f"a0eebc99-9c0b-4ef8-bb6d-{i:012d}", f'{{"n": {i}}}', 2.5 * i)
@@ -392,6 +408,7 @@ def test_verify_names_every_kind_of_difference(digest_from: int, tmp_path: Path,
     ok = verify(target, db, *casts)
     assert ok.exit_code == 0, ok.output
     assert "t: source 1,500 rows, target 1,500, rejected 0, content equal: ok" in ok.stdout
+    assert row_by_row == []  # with chunks, the digests agreed: no row-by-row comparison was needed
     changes = [("n", "n + 1"), ("f", "f * 2"), ("amount", "amount + 0.01"), ("label", "label || ' '"),
                ("raw", "raw || '\\x00'::bytea"), ("flag", "NOT flag"), ("day", "day + 1"),
                ("at", "at + interval '1 microsecond'"), ("unix", "unix - interval '1 second'"),
