@@ -57,8 +57,8 @@ class IllegalTransition(AssertionError):
 
 @dataclass(frozen=True, slots=True)
 class Recorder:
-    """Where a run records its tables' progress, over its pool; failures of the server are
-    retried, as its loads are."""
+    """Where a run records its tables' progress: over a connection of its pool, or the
+    caller's (to commit with its transaction)."""
 
     pool: asyncpg.Pool
     schema: str
@@ -97,7 +97,7 @@ class TableLifecycle:
         if recorder is not None:
             self._recorded = earlier.status if earlier is not None else S.PLANNED
         self._pending: TableStatus | None = None  # written inside a transaction not yet known committed
-        self._rows_in, self._done = anyio.Event(), anyio.Event()
+        self._rows_in, self._loaded = anyio.Event(), anyio.Event()
 
     @property
     def name(self) -> str:
@@ -128,9 +128,9 @@ class TableLifecycle:
         """Until its rows are in (maybe not committed yet), or it has ended whatever way."""
         await self._rows_in.wait()
 
-    async def wait_done(self) -> None:
+    async def wait_loaded(self) -> None:
         """Until its rows are committed, or it has ended whatever way."""
-        await self._done.wait()
+        await self._loaded.wait()
 
     def rows_in(self) -> None:
         """Its rows are in, inside the load's transaction (existing.load_then_restore): the
@@ -231,7 +231,7 @@ class TableLifecycle:
         self._pending = None
         if to is not S.LOADING:  # past loading, whatever way: every wait for it ends
             self._rows_in.set()
-            self._done.set()
+            self._loaded.set()
 
     async def _record_quietly(self, status: TableStatus, *, written: int | None = None, rejected: int | None = None,
                               error: str | None = None) -> None:

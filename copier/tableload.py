@@ -425,7 +425,7 @@ async def _parents_done(run: Run, table: TablePlan) -> None:
     raise ParentFailed if one did not load."""
     for parent in table.depends_on:
         if parent in run.tables:
-            await run.tables[parent].wait_done()
+            await run.tables[parent].wait_loaded()
             if not run.tables[parent].committed:
                 raise ParentFailed(f"not loaded: table {parent} it references failed")
 

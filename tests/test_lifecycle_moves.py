@@ -14,8 +14,8 @@ import pytest
 
 from copier.catalog import Catalog
 from copier.lifecycle import MOVES, IllegalTransition, Lifecycles, TableLifecycle
-from copier.pipeline import plan_for
 from copier.planning import TablePlan
+from copier.prepare import plan_for
 from copier.settings import Settings
 from copier.source import catalog_of
 from copier.stats import TableStats, TableStatus
@@ -99,24 +99,24 @@ def test_a_table_wakes_its_waiters_once_past_loading_and_not_before(table: Table
         with pytest.raises(IllegalTransition, match="its load ended while it was loading"):
             one.check_settled()
         with anyio.move_on_after(0.05) as waited:
-            await one.wait_done()
+            await one.wait_loaded()
         assert waited.cancelled_caught  # loading: nobody is woken
         one.rows_in()
         with anyio.fail_after(5):
             await one.wait_rows_in()  # the early ones go
         with anyio.move_on_after(0.05) as waited:
-            await one.wait_done()
+            await one.wait_loaded()
         assert waited.cancelled_caught  # its rows are in, not committed
         one.loaded()
         with anyio.fail_after(5):
-            await one.wait_done()
+            await one.wait_loaded()
         one.check_settled()
         assert one.committed and not one.has_keys
         failed = lifecycle(table)
         failed.start()
         await failed.failed("broken")
         with anyio.fail_after(5):
-            await failed.wait_done()
+            await failed.wait_loaded()
             await failed.wait_rows_in()
         assert not failed.committed and failed.stats.error == "broken (table rolled back)"
 
