@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import anyio
@@ -119,6 +120,22 @@ def test_a_table_wakes_its_waiters_once_past_loading_and_not_before(table: Table
             await failed.wait_loaded()
             await failed.wait_rows_in()
         assert not failed.committed and failed.stats.error == "broken (table rolled back)"
+
+    anyio.run(main)
+
+
+def test_done_moves_every_keyed_table_but_those_held_and_nothing_else(table: TablePlan) -> None:
+    """Lifecycles.done, once the complete phase has run whole: keyed tables done; one whose
+    foreign key waits for a table that is not complete stays keyed; the others stay as they are."""
+    async def main() -> None:
+        def named(name: str, status: TableStatus) -> TableLifecycle:
+            return TableLifecycle(replace(table, source=replace(table.source, name=name)),
+                                  TableStats(name, name, status=status))
+
+        every = [named("parent", S.LOADED), named("child", S.KEYED), named("other", S.KEYED),
+                 named("gone", S.FAILED)]
+        await Lifecycles(every).done(held=["child"])
+        assert [t.status for t in every] == [S.LOADED, S.KEYED, S.DONE, S.FAILED]
 
     anyio.run(main)
 
