@@ -173,6 +173,15 @@ def test_numeric_wire_edges() -> None:
     _check_wire([None] * len(ints), ints, 20, 2)
 
 
+def test_typed_scalars_are_made_once_and_keep_the_sign_of_zero() -> None:
+    """The kernels' constants are made once each (arrowlane._int and its kin); a float is
+    known by its bits, so -0.0 asked after 0.0 is still -0.0 (they are equal keys)."""
+    assert arrowlane._int(7) is arrowlane._int(7) and arrowlane._U(7) is arrowlane._U(7)
+    assert arrowlane._float(0.0).as_py() == 0.0
+    assert math.copysign(1.0, arrowlane._float(-0.0).as_py()) == -1.0
+    assert (arrowlane._float(10 ** 2).type, arrowlane._float(10 ** 2).as_py()) == (pa.float64(), 100.0)
+
+
 # --- JSON: msgspec's scan, checked against json.loads (the exact lane's reading) -----------------
 
 # Near-JSON text: the characters JSON is made of, and those that make it almost JSON.
