@@ -705,3 +705,45 @@ def test_memory_and_state_table_agree_after_a_signal(big: Path, target: Target, 
     assert process.returncode == 130, stderr
     memory, recorded = _memory_and_record(target, report)
     assert memory["transactions"] == "interrupted" and recorded == memory, (memory, recorded)
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("step", ["keys", "foreign keys"])
+def test_a_step_after_the_load_that_fails_for_good_ends_honestly_and_resume_completes(
+        private: PrivateServer, clean_schema: str, big: Path, tmp_path: Path, step: str) -> None:
+    # With --retries 0 the terminated statement is not tried again: the run must end there,
+    # with its summary and hint, no table recorded done that lacks what done means, and
+    # --resume must finish the schema a clean run makes.
+    schema = f"g_{step.replace(' ', '_')}"
+    report = tmp_path / "r.json"
+    done = fault_during(private, big, schema, step, private.terminate_copier, tmp_path, "--retries", "0",
+                        "--report", str(report))
+    output = done.stdout + done.stderr
+    for raw in ("internal error", "Traceback", "Task exception", "ExceptionGroup", "socket.send"):
+        assert raw not in output, output
+    assert done.returncode == 1, output
+    assert "TOTAL" in done.stdout and "rerun with --resume" in output, output
+    assert "Verified: every table" not in done.stdout
+    memory = {t["table"]: t["status"] for t in json.loads(report.read_text())["tables"]}
+    recorded = dict(run(_fetch_statuses(private.dsn, schema)))
+    assert recorded == memory, (memory, recorded)
+    # The step's table is not done: its key or its foreign key is missing.
+    assert memory["transactions"] != "done", memory
+    if step == "foreign keys":  # the complete phase ended: nothing is done, the loaded tables keyed
+        assert set(memory.values()) == {"keyed"}, memory
+    resumed = subprocess.run([sys.executable, "-m", "copier", "migrate", str(big), "--dsn", private.dsn,
+                              "--schema", schema, "--workers", "1", "--resume"], capture_output=True, text=True,
+                             timeout=300, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "Verified: every table's row count and every row's content match the source." in resumed.stdout
+    assert private.schema_dump(schema) == clean_schema
+
+
+async def _fetch_statuses(dsn: str, schema: str) -> list[tuple[str, str]]:
+    connection = await asyncpg.connect(dsn)
+    try:
+        rows = await connection.fetch("SELECT source_table, status FROM copier.tables WHERE target_schema = $1",
+                                      schema)
+        return [(r["source_table"], r["status"]) for r in rows]
+    finally:
+        await connection.close()
