@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from .distribution import distribute_sql, placement_of
-from .ident import qualified, quote_ident
+from .ident import MAX_IDENTIFIER_BYTES, qualified, quote_ident
 from .planning import ForeignKeyPlan, IndexPlan, MigrationPlan, TablePlan, TranslatedPlan, ViewPlan
 
 _ACTIONS = {"NO ACTION", "RESTRICT", "CASCADE", "SET NULL", "SET DEFAULT"}
@@ -189,3 +191,56 @@ def upsert_from_staging(schema: str, table: TablePlan) -> str:
 
 def rename_table(schema: str, old: str, new: str) -> str:
     return f"ALTER TABLE {qualified(schema, old)} RENAME TO {quote_ident(new)}"
+
+
+# PostgreSQL 18 keeps each NOT NULL as a named constraint (contype 'n'); older servers have none.
+NOT_NULL_NAMES = """
+SELECT c.conname, a.attname FROM pg_constraint c
+JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+WHERE c.conrelid = $1::regclass AND c.contype = 'n'"""
+
+NAMES_TAKEN = "SELECT conname FROM pg_constraint WHERE connamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1)"
+
+
+def object_name(name1: str, name2: str, label: str) -> str:
+    """PostgreSQL's makeObjectName: name1_name2_label in at most 63 bytes, the longer of the
+    two names clipped first, byte by byte, then back to a whole character."""
+    first, second = name1.encode(), name2.encode()
+    room = MAX_IDENTIFIER_BYTES - len(label.encode()) - 2
+    kept1, kept2 = len(first), len(second)
+    while kept1 + kept2 > room:
+        if kept1 > kept2:
+            kept1 -= 1
+        else:
+            kept2 -= 1
+    # "ignore" drops a character cut in half, as pg_mbcliplen does.
+    return f"{first[:kept1].decode('utf-8', 'ignore')}_{second[:kept2].decode('utf-8', 'ignore')}_{label}"
+
+
+def chosen_name(table: str, column: str, label: str, taken: set[str]) -> str:
+    """PostgreSQL's ChooseConstraintName: the first free of label, label1, label2, …"""
+    name, tries = object_name(table, column, label), 0
+    while name in taken:
+        tries += 1
+        name = object_name(table, column, f"{label}{tries}")
+    return name
+
+
+def not_null_renames(staging: str, final: str, constraints: Sequence[tuple[str, str]],
+                     taken: set[str]) -> list[tuple[str, str]]:
+    """(old, new) for each NOT NULL constraint PostgreSQL named after the staging table, so
+    that once renamed the table's constraints are named as CREATE TABLE under its own name
+    would have named them (pg_dump then matches a clean load's)."""
+    free = set(taken) - {old for old, _ in constraints}
+    renames = []
+    for old, column in constraints:
+        if old != object_name(staging, column, "not_null"):
+            continue  # not a name PostgreSQL made from the staging table's
+        new = chosen_name(final, column, "not_null", free)
+        free.add(new)
+        renames.append((old, new))
+    return renames
+
+
+def rename_constraint(schema: str, table: str, old: str, new: str) -> str:
+    return f"ALTER TABLE {qualified(schema, table)} RENAME CONSTRAINT {quote_ident(old)} TO {quote_ident(new)}"

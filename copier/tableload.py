@@ -478,6 +478,7 @@ async def _load_parallel(
         async with connection.transaction():
             # The identity's sequence already has its final name (the plan's), not the staging table's.
             await connection.execute(ddl.rename_table(schema, staging.target, table.target))
+            await _rename_not_nulls(connection, schema, staging.target, table.target)
             await run.tables[table.name].record_in(connection, TableStatus.LOADED, written=counts.written,
                                                    rejected=counts.rejected)
         return counts, len(ranges)
@@ -485,6 +486,18 @@ async def _load_parallel(
         with anyio.CancelScope(shield=True):
             await connection.execute(f"DROP TABLE IF EXISTS {qualified(schema, staging.target)}")
         raise
+
+
+async def _rename_not_nulls(connection: asyncpg.Connection, schema: str, staging: str, final: str) -> None:
+    """On PostgreSQL 18, the NOT NULL constraints named after the staging table take the
+    names a table created under its final name has (nothing to do on older servers)."""
+    constraints = [(r["conname"], r["attname"]) for r in
+                   await connection.fetch(ddl.NOT_NULL_NAMES, qualified(schema, final))]
+    if not constraints:
+        return
+    taken = {r["conname"] for r in await connection.fetch(ddl.NAMES_TAKEN, schema)}
+    for old, new in ddl.not_null_renames(staging, final, constraints, taken):
+        await connection.execute(ddl.rename_constraint(schema, final, old, new))
 
 
 def _citus_call(run: Run, table: TablePlan, target: str | None = None) -> str | None:
