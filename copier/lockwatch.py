@@ -17,8 +17,10 @@ from .tasks import task_group
 ANNOUNCE_AFTER = 2.0
 LOOK_EVERY = 1.0
 
-# This run's sessions (its application_name, minus the watcher itself) waiting on a lock
-# for more than $1 seconds, with the relation they wait for and each session blocking them.
+# This run's sessions (its application_name in its database, minus the watcher itself)
+# waiting on a lock for more than $1 seconds, with the relation they wait for and each
+# session blocking them. Without the database, another run's waits elsewhere on the server
+# were announced too, their tables only a number (regclass resolves in this database alone).
 _WAITING = """
 SELECT waiting.pid, blocker.pid AS blocker, left(blocker.query, 200) AS blocker_query,
        (SELECT l.relation::regclass::text FROM pg_locks l
@@ -27,6 +29,7 @@ FROM pg_stat_activity waiting
 CROSS JOIN LATERAL unnest(pg_blocking_pids(waiting.pid)) AS blocking(pid)
 JOIN pg_stat_activity blocker ON blocker.pid = blocking.pid
 WHERE waiting.application_name = current_setting('application_name') AND waiting.pid <> pg_backend_pid()
+  AND waiting.datname = current_database()
   AND waiting.wait_event_type = 'Lock' AND waiting.state_change < now() - make_interval(secs => $1)
 """
 

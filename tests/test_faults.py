@@ -529,6 +529,55 @@ def test_a_lock_wait_is_announced_naming_the_table_and_the_session_holding_it(tm
     assert target.count("t") == 1
 
 
+@pytest.mark.timeout(120)
+def test_a_lock_wait_is_announced_only_for_the_runs_own_database(target: Target) -> None:
+    # Two copier sessions wait on a lock: one in another database (another run's, which
+    # this run can only name by number), then one in this run's. Only the second is said.
+    from copier.lockwatch import lock_waits_announced
+
+    from .pg import fresh_database
+
+    table = f'"{target.schema}".t'
+
+    async def scenario(other: str) -> list[str]:
+        notes: list[str] = []
+        ours_said = anyio.Event()
+
+        def note(line: str) -> None:
+            notes.append(line)
+            if f"{target.schema}.t" in line:
+                ours_said.set()
+
+        opened: list[asyncpg.Connection] = []
+        waits: list[asyncio.Task[object]] = []
+        try:
+            for dsn in (other, target.dsn):  # the other database's wait begins first
+                holder = await asyncpg.connect(dsn)
+                opened.append(holder)
+                await holder.execute(f'CREATE SCHEMA IF NOT EXISTS "{target.schema}"; '
+                                     f"CREATE TABLE IF NOT EXISTS {table} (id integer)")
+                await holder.execute("BEGIN")
+                await holder.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+                waiter = await asyncpg.connect(dsn, server_settings={"application_name": "copier"})
+                opened.append(waiter)
+                waits.append(asyncio.create_task(waiter.fetchval(f"SELECT count(*) FROM {table}")))
+            async with lock_waits_announced(target.dsn, note):
+                with anyio.fail_after(60):
+                    await ours_said.wait()
+            return notes
+        finally:
+            for connection in opened[::2]:  # the holders: their locks released, the waits end
+                await connection.execute("ROLLBACK")
+            with anyio.fail_after(30):
+                await asyncio.gather(*waits, return_exceptions=True)
+            for connection in opened:
+                await connection.close()
+
+    with fresh_database(target.dsn) as other:
+        notes = run(scenario(other))
+    assert len(notes) == 1 and notes[0].startswith(f"copier: waiting for a lock on {target.schema}.t "), notes
+
+
 def test_running_out_of_memory_says_what_ran_out_and_what_to_lower() -> None:
     from copier.faults import describe_failure, out_of_memory
 
