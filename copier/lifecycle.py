@@ -179,13 +179,15 @@ class TableLifecycle:
         it stays loaded, in the state table too, for --resume to finish."""
         self._require(S.LOADED, "keys missing")
         self.stats.error = f"its rows are loaded, but its keys, indexes or sequences are not complete: {message}"
+        self.stats.fault = True
         if self._recorded is not None and self._recorded is not S.LOADED:
             await self._record_quietly(S.LOADED)
 
-    async def failed(self, message: str) -> None:
-        """Its load failed and was rolled back: nothing of it stands, its rejects included."""
+    async def failed(self, message: str, *, fault: bool = False) -> None:
+        """Its load failed and was rolled back: nothing of it stands, its rejects included.
+        `fault`: the server's or machine's, which --resume gets past (not the data's)."""
         self._move(S.FAILED)
-        self.stats.error = f"{message} (table rolled back)"
+        self.stats.error, self.stats.fault = f"{message} (table rolled back)", fault
         self.stats.written = self.stats.rejected = 0  # its rejects never reach the reject file either
         await self._record_quietly(S.FAILED, error=self.stats.error)
 

@@ -38,6 +38,9 @@ class TableStats:
     resumed: bool = False  # its rows were loaded by the run --resume continues, not by this one
     status: TableStatus = TableStatus.PLANNED
     error: str | None = None
+    # The error is a fault of the server or machine (connection lost, disk full…), not of
+    # the data: --resume finishes the table once the fault is gone.
+    fault: bool = False
     warnings: list[str] = field(default_factory=list)
     started: float | None = None
     finished: float | None = None
@@ -139,6 +142,9 @@ def render_summary(stats: RunStats) -> str:
     problems += stats.warnings
     if stats.stopped:
         problems.append(f"stopped at {stats.stopped}; rerun with --resume to finish")
+    elif faulted := [t.name for t in stats.tables.values() if t.fault]:
+        problems.append(f"a fault of the server or machine left {', '.join(faulted)} unfinished; "
+                        "rerun with --resume to finish")
     out += _verification_lines(stats)
     retried = [t for t in stats.tables.values() if t.retries]
     if retried:

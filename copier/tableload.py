@@ -127,7 +127,7 @@ async def _load_started(run: Run, table: TablePlan, stats: TableStats) -> None:
                 await lifecycle.skipped(str(exc))
                 return
             except Exception as exc:
-                await lifecycle.failed(describe_failure(exc, run.settings.dsn))
+                await lifecycle.failed(describe_failure(exc, run.settings.dsn), fault=is_environmental(exc))
                 return
             _committed(run, stats, loaded)
         # Tables that reference this one may start now: they need its rows, not its
