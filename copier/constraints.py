@@ -253,22 +253,72 @@ def insert_standing(rules: Rules, staging: str, loaded: Sequence[str], row: str 
             f"FROM pg_temp.{quote_ident(staging)} WHERE {REFUSED} IS NULL ORDER BY {quote_ident(row)}")
 
 
+# A row the table's load transaction wrote (in any of its savepoints): its xmin is that
+# transaction's id or a later one (a savepoint's), so its age, counted from the transaction's
+# own id, is 0 or less; a row there before the load (an append) is older, or frozen.
+def _written_here(alias: str) -> str:
+    return f"age({alias}.xmin) <= 0"
+
+
 def take_orphans(rules: Rules, key: ForeignKey, row: str, into: str) -> str:
     """Delete the rows of the table itself whose parent `key` does not find (added NOT VALID
     over rows loaded with it set aside), keeping (row, reason, generation) of each in the
     temporary table `into` (create_orphans; a cursor may not hold a DELETE ... RETURNING).
     A table referencing itself: the children of those rows too, and theirs, up to
     SELF_REFERENCE_ROUNDS generations (a longer chain fails the key's VALIDATE), all in one
-    statement: the key, NOT VALID, still refuses deleting a parent whose child stays."""
+    statement: the key, NOT VALID, still refuses deleting a parent whose child stays. A row
+    there before the load is never deleted (one of them refused fails the key's VALIDATE)."""
     return (f"{_doomed(rules, key, row)}, gone AS (DELETE FROM {qualified(rules.schema, rules.table)} AS c "
-            f"WHERE c.{quote_ident(row)} IN (SELECT {ROW} FROM doomed)) "
+            f"WHERE c.{quote_ident(row)} IN (SELECT {ROW} FROM doomed) AND {_written_here('c')}) "
             f"INSERT INTO pg_temp.{quote_ident(into)} SELECT {ROW}, reason, {ROUND} FROM doomed")
 
 
+def take_failing(rules: Rules, check: Check, row: str, into: str) -> str:
+    """Delete the rows this load wrote that check constraint `check` (added NOT VALID)
+    refuses (its expression false; NULL passes, as in PostgreSQL), keeping (row, reason) of
+    each in `into` (create_orphans)."""
+    reason = quote_literal(f'new row for relation "{rules.table}" violates check constraint "{check.name}"')
+    return _take(rules, into, f"SELECT c.ctid AS copier_tid, c.{quote_ident(row)} AS {ROW}, {reason} AS reason "
+                              f"FROM {qualified(rules.schema, rules.table)} AS c "
+                              f"WHERE ({check.expression}) IS FALSE AND {_written_here('c')}")
+
+
+def take_duplicates(rules: Rules, unique: Unique, row: str, into: str) -> str:
+    """Delete the rows this load wrote whose key `unique` (about to be made again) is taken
+    by a row there before the load, or by a row of the load with a lower `row`: the first
+    of equal keys stands, as in a COPY row by row. (row, reason) of each into `into`
+    (create_orphans). Only the keys found twice (a hash aggregate) go through the sort."""
+    target = qualified(rules.schema, rules.table)
+    cols = ", ".join(f"c.{quote_ident(c)}" for c in unique.columns)
+    bare = ", ".join(quote_ident(c) for c in unique.columns)
+    message = quote_literal(f'duplicate key value violates unique constraint "{unique.name}" (')
+    twice = (f"SELECT {bare} FROM {target} AS c WHERE {_all_set('c', unique.columns)} "
+             f"GROUP BY {bare} HAVING count(*) > 1")
+    ranked = (f"SELECT c.ctid AS copier_tid, c.{quote_ident(row)} AS {ROW}, "
+              f"{message} || {_key_text('c', unique.columns)} || ' already exists.)' AS reason, "
+              f"{_written_here('c')} AS copier_new, "
+              # Rows there before the load first (false sorts before true), then by row.
+              f"row_number() OVER (PARTITION BY {cols} ORDER BY {_written_here('c')}, c.{quote_ident(row)}) "
+              f"AS copier_nth FROM {target} AS c WHERE ({cols}) IN ({twice})")
+    return _take(rules, into, f"SELECT copier_tid, {ROW}, reason FROM ({ranked}) AS d "
+                              "WHERE d.copier_nth > 1 AND d.copier_new")
+
+
+def _take(rules: Rules, into: str, doomed: str) -> str:
+    """Delete the rows `doomed` selects (copier_tid, ROW, reason), keeping (ROW, reason) in
+    `into`. By their ctid: a row there before the load may share the `row` value of one
+    deleted."""
+    return (f"WITH doomed AS ({doomed}), gone AS (DELETE FROM {qualified(rules.schema, rules.table)} AS c "
+            f"WHERE c.ctid IN (SELECT copier_tid FROM doomed)) "
+            f"INSERT INTO pg_temp.{quote_ident(into)} SELECT {ROW}, reason, 1 FROM doomed")
+
+
 def create_orphans(into: str) -> str:
-    """The temporary table take_orphans fills, empty, gone at commit."""
+    """The temporary table take_orphans (and take_failing, take_duplicates) fills, empty,
+    gone at commit. Emptied by a DELETE: the cursor that read the last rows is open until
+    commit (asyncpg's cursors have no close), and would refuse a TRUNCATE."""
     return (f"CREATE TEMPORARY TABLE IF NOT EXISTS {quote_ident(into)} ({ROW} bigint, reason text, {ROUND} integer) "
-            f"ON COMMIT DROP;\nTRUNCATE pg_temp.{quote_ident(into)}")
+            f"ON COMMIT DROP;\nDELETE FROM pg_temp.{quote_ident(into)}")
 
 
 def orphans_taken(into: str) -> str:
@@ -300,4 +350,5 @@ def refused_rows(staging: str, row: str = ROW) -> str:
 
 __all__ = ["CONSTRAINTS", "NOT_NULL_COLUMNS", "ROW", "UNIQUE_COLUMN", "UNIQUE_INDEXES", "Check", "ForeignKey", "Rules",
            "Unique", "create_orphans", "create_staging", "insert_standing", "orphans_taken", "refused_rows", "rules_of",
-           "screen_each_row", "screen_self_reference", "screen_unique", "take_orphans"]
+           "screen_each_row", "screen_self_reference", "screen_unique", "take_duplicates", "take_failing",
+           "take_orphans"]

@@ -18,7 +18,7 @@ from .errors import TargetError
 from .faults import describe_pg_error, is_row_error, is_transient
 from .ident import qualified
 from .planning import MigrationPlan
-from .rebuild import Definition, DefinitionKind, SetAside, TableFacts, decide, dropped, restore_order
+from .rebuild import CHECKED_LATER, Definition, DefinitionKind, SetAside, TableFacts, decide, dropped, restore_order
 from .settings import Settings
 from .stats import RunStats
 from .target import citus_tables, connected
@@ -292,48 +292,68 @@ async def _nothing() -> None:
     return None
 
 
+# The error a definition's rows raise when it is made again, per kind: the rows
+# `refused_rows` can take out of the table (anything else fails the table, or loads it again).
+_REFUSED_BY_ROWS: dict[DefinitionKind, type[asyncpg.PostgresError]] = {
+    DefinitionKind.PRIMARY_KEY: asyncpg.UniqueViolationError, DefinitionKind.UNIQUE: asyncpg.UniqueViolationError,
+    DefinitionKind.INDEX: asyncpg.UniqueViolationError, DefinitionKind.CHECK: asyncpg.CheckViolationError,
+    DefinitionKind.FOREIGN_KEY: asyncpg.ForeignKeyViolationError}
+
+
+async def _make_again_without_refused(connection: asyncpg.Connection, definition: Definition, state_schema: str,
+                                      refused_rows: Callable[[Definition], Awaitable[bool]] | None) -> None:
+    """_make_again; if the rows loaded break it, `refused_rows(definition)` takes them out
+    (False: it could not, and the failure is raised), and it is made again. A foreign key
+    or a check is first added NOT VALID: in the catalog, it says what to take out, and its
+    VALIDATE after checks every row again (failing, undoing the load, if one was left)."""
+    try:
+        await _make_again(connection, definition, state_schema)
+    except RestoreFailed as failed:
+        refused_by = _REFUSED_BY_ROWS.get(definition.kind)
+        if refused_rows is None or refused_by is None or not isinstance(failed.error, refused_by):
+            raise
+        if definition.kind in CHECKED_LATER:
+            await _make_again(connection, definition, state_schema, not_valid=True)
+        if not await refused_rows(definition):
+            raise
+        await _make_again(connection, definition, state_schema)
+
+
 async def load_then_restore(connection: asyncpg.Connection, schema: str, table: str, state_schema: str,
                             load: Callable[[bool], Awaitable[_T]], note: Callable[[str], None], *,
                             loaded: Callable[[], None] = lambda: None,
                             parents: Callable[[], Awaitable[None]] = _nothing,
-                            orphans: Callable[[Definition], Awaitable[bool]] | None = None) -> _T:
+                            refused_rows: Callable[[Definition], Awaitable[bool]] | None = None) -> _T:
     """In the table's load transaction: load, then make its indexes and constraints again,
     its foreign keys too (the tables they reference loaded before it), so they commit with
-    the rows. Rows a foreign key refuses are taken out of the loaded table set-wise: the key
-    added NOT VALID, `orphans(key)` rejects and deletes the rows whose parent is missing
-    (False: it could not), then the key validated. If the rows break one otherwise
-    (duplicate keys, a failed check, an indexed expression failing on a value), the load is
-    undone and done again with them in place, where the rows that break them are rejected
-    (screening.py), as for any table copier does not set aside. `load(refused)`: `refused`
-    when it loads again rows PostgreSQL refused. `loaded()` is called once the rows are in
-    (tables that reference this one may start loading theirs), `parents()` awaited before
-    its first foreign key is made (the tables it references are then committed, keys and
-    all), so that its rows, keys and indexes go in while theirs are still being made, as
-    for tables copier creates."""
+    the rows. Rows a definition refuses (a failed check, a duplicate key, a missing parent)
+    are taken out of the loaded table set-wise by `refused_rows(definition)` (False: it
+    could not), and the definition made again. Checks go first, then keys and indexes, then
+    foreign keys, so that, as when rows are screened with every rule in place, a row a check
+    refuses does not hold a key another row then loses. If the rows break one otherwise (an
+    indexed expression failing on a value, a definition `refused_rows` does not model), the
+    load is undone and done again with them in place, where the rows that break them are
+    rejected (screening.py), as for any table copier does not set aside. `load(refused)`:
+    `refused` when it loads again rows PostgreSQL refused. `loaded()` is called once the
+    rows are in (tables that reference this one may start loading theirs), `parents()`
+    awaited before its first foreign key is made (the tables it references are then
+    committed, keys and all), so that its rows, keys and indexes go in while theirs are
+    still being made, as for tables copier creates."""
     own = restore_order([d for d, _error in await pending(connection, schema, state_schema, table)])
     if not own:
         return await load(False)
     keys = [d for d in own if d.kind is DefinitionKind.FOREIGN_KEY]  # last (restore_order)
+    checks = [d for d in own if d.kind is DefinitionKind.CHECK]
     try:
         async with connection.transaction():
             result = await load(False)
             loaded()
-            for definition in own[:len(own) - len(keys)]:
-                await _make_again(connection, definition, state_schema)
+            for definition in checks + [d for d in own if d not in checks and d not in keys]:
+                await _make_again_without_refused(connection, definition, state_schema, refused_rows)
             if keys:
                 await parents()
             for definition in keys:
-                try:
-                    await _make_again(connection, definition, state_schema)
-                except RestoreFailed as failed:
-                    if not (orphans is not None and isinstance(failed.error, asyncpg.ForeignKeyViolationError)):
-                        raise
-                    # Added without checking the rows; the VALIDATE after checks them all,
-                    # and fails (undoing the load) if `orphans` left one.
-                    await _make_again(connection, definition, state_schema, not_valid=True)
-                    if not await orphans(definition):
-                        raise
-                    await _make_again(connection, definition, state_schema)
+                await _make_again_without_refused(connection, definition, state_schema, refused_rows)
             return result
     except RestoreFailed as failed:
         if not is_row_error(failed.error):  # a disk full, say: the table fails, naming it

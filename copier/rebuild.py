@@ -7,6 +7,7 @@ Pure: which definitions a table has and what stands in the way come from the cat
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -20,6 +21,19 @@ class DefinitionKind(StrEnum):
     INDEX = "index"
     FOREIGN_KEY = "foreign key"
 
+
+# Kinds that can be added NOT VALID, their rows checked by a VALIDATE after.
+CHECKED_LATER = (DefinitionKind.CHECK, DefinitionKind.FOREIGN_KEY)
+
+# How pg_get_constraintdef and pg_get_indexdef print a plain list of unique columns (names as
+# quote_ident prints them); what follows may only add columns (INCLUDE) or storage, never a
+# predicate (WHERE) or NULLS NOT DISTINCT.
+_IDENTIFIER = re.compile(r'"(?:[^"]|"")*"|[a-z_][a-z0-9_$]*')
+_UNIQUE_CONSTRAINT = re.compile(r"(?:PRIMARY KEY|UNIQUE) \((?P<columns>[^()]*)\)(?: INCLUDE \([^()]*\))?"
+                                r"(?: WITH \([^()]*\))?(?: USING INDEX TABLESPACE \S+)?(?: DEFERRABLE)?"
+                                r"(?: INITIALLY (?:DEFERRED|IMMEDIATE))?")
+_UNIQUE_INDEX = re.compile(r"CREATE UNIQUE INDEX \S+ ON \S+ USING btree \((?P<columns>[^()]*)\)"
+                           r"(?: INCLUDE \([^()]*\))?(?: WITH \([^()]*\))?(?: TABLESPACE \S+)?")
 
 # Recreated in this order, in the table's load transaction: keys and indexes (a check scans
 # the rows once more), then its foreign keys; those of a table the run does not load, once
@@ -45,13 +59,31 @@ class Definition:
         return f"{self.kind} {self.name} on {self.schema}.{self.table}"
 
     def create_sql(self, *, not_valid: bool = False) -> str:
-        """The statement that makes it again; `not_valid`: a valid foreign key added without
-        checking the rows (validate_sql checks them)."""
+        """The statement that makes it again; `not_valid`: a valid foreign key or check added
+        without checking the rows (validate_sql checks them)."""
         if self.kind is DefinitionKind.INDEX:
             return self.body
-        later = " NOT VALID" if not_valid and self.valid and self.kind is DefinitionKind.FOREIGN_KEY else ""
+        later = " NOT VALID" if not_valid and self.valid and self.kind in CHECKED_LATER else ""
         return f"ALTER TABLE {qualified(self.schema, self.table)} ADD CONSTRAINT {quote_ident(self.name)} {self.body}" \
                + later
+
+    @property
+    def unique_columns(self) -> tuple[str, ...] | None:
+        """The columns a primary key, unique constraint or unique index makes unique, read
+        from its body; None for anything else, or where it is not a plain list of columns
+        (an expression, a predicate, a collation or operator class, NULLS NOT DISTINCT)."""
+        if self.kind is DefinitionKind.INDEX:
+            found = _UNIQUE_INDEX.fullmatch(self.body)
+        elif self.kind in (DefinitionKind.PRIMARY_KEY, DefinitionKind.UNIQUE):
+            found = _UNIQUE_CONSTRAINT.fullmatch(self.body)
+        else:
+            return None
+        if found is None:
+            return None
+        names = _IDENTIFIER.findall(found["columns"])
+        if ", ".join(names) != found["columns"]:
+            return None
+        return tuple(n[1:-1].replace('""', '"') if n.startswith('"') else n for n in names)
 
     @property
     def references(self) -> str:

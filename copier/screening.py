@@ -18,10 +18,11 @@ from dataclasses import dataclass
 import asyncpg
 
 from . import constraints
-from .constraints import Rules
+from .constraints import Rules, Unique
 from .faults import ended_if_lost, is_row_error
 from .ident import MAX_IDENTIFIER_BYTES, qualified, quote_ident
 from .normalise import Value
+from .rebuild import Definition, DefinitionKind
 
 # Refused rows read per round trip of the cursor (asyncpg's default, 50, costs a round trip
 # per 50 rows of an append rerun, where every row is refused).
@@ -132,22 +133,37 @@ class Screen:
         return int(status.split()[-1])  # INSERT 0 <rows>
 
 
-async def remove_orphans(connection: asyncpg.Connection, schema: str, table: str, constraint: str,
-                         loaded: Sequence[str], row: str,
-                         reject: Callable[[list[tuple[object, None, str]]], None]) -> int | None:
-    """Rows loaded with foreign key `constraint` set aside, then refused by it (it is in the
-    catalog again, NOT VALID): deleted from the table, each one's (key in column `row`,
-    None, reason) to `reject`, a batch at a time, in key order (a table referencing itself: generation by
-    generation); returns how many. None when the key is not modelled
-    (MATCH FULL, deferred): nothing is deleted. In the caller's transaction: the rows go
-    only if the key then stands (its VALIDATE checks them all again)."""
-    screen = await Screen.of(connection, schema, table, loaded, row)
-    key = next((k for k in screen.rules.foreign_keys if k.name == constraint), None)
-    if key is None:
+async def take_out(connection: asyncpg.Connection, schema: str, table: str, definition: Definition,
+                   loaded: Sequence[str], row: str,
+                   reject: Callable[[list[tuple[object, None, str]]], None]) -> int | None:
+    """Rows loaded with `definition` set aside, then refused by it, deleted from the table,
+    each one's (key in column `row`, None, reason) to `reject`, a batch at a time; returns
+    how many. A foreign key or a check is in the catalog again, NOT VALID: the rows it
+    refuses go (a foreign key's orphans: constraints.take_orphans). A primary key or unique
+    constraint or index, not made yet: of equal keys the first stands, a row there before
+    the load before any of it. Rows there before the load are never deleted. None when the
+    definition is not modelled (a MATCH FULL key, an expression index...): nothing is
+    deleted. In the caller's transaction: the rows go only if the definition then stands
+    (its VALIDATE or its build checks them all again)."""
+    kind, into = definition.kind, "_copier_orphans"
+    rules = Rules(schema, table)
+    if kind in (DefinitionKind.FOREIGN_KEY, DefinitionKind.CHECK):
+        rules = (await Screen.of(connection, schema, table, loaded, row)).rules
+    if kind is DefinitionKind.FOREIGN_KEY:
+        key = next((k for k in rules.foreign_keys if k.name == definition.name), None)
+        sql = None if key is None else constraints.take_orphans(rules, key, row, into)
+    elif kind is DefinitionKind.CHECK:
+        check = next((c for c in rules.checks if c.name == definition.name), None)
+        sql = None if check is None else constraints.take_failing(rules, check, row, into)
+    else:
+        columns = definition.unique_columns
+        sql = (None if columns is None or not set(columns) <= set(loaded)
+               else constraints.take_duplicates(rules, Unique(definition.name, columns), row, into))
+    if sql is None:
         return None
-    into = "_copier_orphans"
-    await connection.execute(constraints.create_orphans(into))
-    status = await connection.execute(constraints.take_orphans(screen.rules, key, row, into))
+    # A whole table's keys hashed (as Screen.staged) and no JIT for a query costed high.
+    await connection.execute(f"SET LOCAL jit = off;\n{WHOLE_TABLE_WORK_MEM};\n{constraints.create_orphans(into)}")
+    status = await connection.execute(sql)
     async for batch in _batches(connection, constraints.orphans_taken(into)):
         reject([(name, None, reason) for name, reason in batch])
     return int(status.split()[-1])  # INSERT 0 <rows>
@@ -161,4 +177,4 @@ async def _batches(connection: asyncpg.Connection, query: str) -> AsyncIterator[
         yield batch
 
 
-__all__ = ["Refused", "Screen", "Screened", "remove_orphans"]
+__all__ = ["Refused", "Screen", "Screened", "take_out"]

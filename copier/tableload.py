@@ -30,7 +30,7 @@ from .reader import table_ranges
 from .rebuild import Definition
 from .rejects import RejectList, RejectLog
 from .resume import Need, TableState, need_of
-from .screening import remove_orphans
+from .screening import take_out
 from .settings import IfExists, Settings
 from .source import ChangeWatch, KeyRange
 from .stats import RunStats, TableStats, TableStatus
@@ -359,13 +359,13 @@ async def _attempt(run: Run, table: TablePlan, *, again: bool = False) -> Loaded
                                                   refused=refused)
                         return counted
 
-                    async def orphans(key: Definition) -> bool:
-                        return await _remove_orphans(run, table, connection, key, counted, rejects)
+                    async def refused_rows(definition: Definition) -> bool:
+                        return await _take_out(run, table, connection, definition, counted, rejects)
 
                     counts = await existing.load_then_restore(
                         connection, run.plan.schema, table.target, run.settings.state_schema, load,
                         run.progress.note, loaded=lambda: _rows_in(run, table),
-                        parents=lambda: _parents_done(run, table), orphans=orphans)
+                        parents=lambda: _parents_done(run, table), refused_rows=refused_rows)
                 else:
                     counts = await load_rows(_spec(run, table, ranges), connection, rejects, advance)
                 _check_unchanged(run, table, version)
@@ -379,18 +379,18 @@ async def _attempt(run: Run, table: TablePlan, *, again: bool = False) -> Loaded
         bar.close()
 
 
-async def _remove_orphans(run: Run, table: TablePlan, connection: asyncpg.Connection, key: Definition,
-                          counts: LoadCounts, rejects: RejectList) -> bool:
-    """The loaded rows foreign key `key` refuses, rejected (named by the column holding their
-    rowid) and deleted, counted in `counts`; False (nothing done) where no column names them."""
+async def _take_out(run: Run, table: TablePlan, connection: asyncpg.Connection, definition: Definition,
+                    counts: LoadCounts, rejects: RejectList) -> bool:
+    """The loaded rows `definition` (set aside) refuses, rejected (named by the column holding
+    their rowid) and deleted, counted in `counts`; False (nothing done) where no column names
+    them, or screening.take_out does not model the definition."""
     column = rowid_column(table)
     if column is None:
         return False
     writer = TableWriter(connection, run.plan.schema, table, rejects, run.settings.on_error, run.settings.max_rejects,
                          rejected=counts.rejected)
-    removed = await remove_orphans(connection, run.plan.schema, table.target, key.name,
-                                   [c.target for c in table.columns], column,
-                                   writer.reject_reasons)
+    removed = await take_out(connection, run.plan.schema, table.target, definition,
+                             [c.target for c in table.columns], column, writer.reject_reasons)
     if removed is None:
         return False
     counts.written -= removed

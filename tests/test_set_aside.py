@@ -361,3 +361,83 @@ def test_a_chain_of_rows_referencing_a_missing_row_of_their_table_is_taken_out(t
     assert [tuple(r) for r in target.fetch("SELECT id, parent_id FROM nodes ORDER BY id")] == [
         (1, None), (2, 1), (6, 2)]
     assert schema_dump(target) == before
+
+
+def _count_writes(target: Target, table: str) -> None:
+    """Statements writing into `table` (COPY or INSERT), counted by the sequence `writes`
+    (a rolled-back statement's count stays): a load undone and done again writes twice."""
+    target.execute(f'SET search_path TO "{target.schema}"; CREATE SEQUENCE writes; '
+                   "CREATE FUNCTION count_write() RETURNS trigger LANGUAGE plpgsql AS "
+                   f"$$ BEGIN PERFORM nextval('\"{target.schema}\".writes'); RETURN NULL; END $$; "
+                   f"CREATE TRIGGER counted BEFORE INSERT ON {table} FOR EACH STATEMENT EXECUTE FUNCTION count_write()")
+
+
+def _duplicate(key: str, columns: str, values: str) -> str:
+    return f'duplicate key value violates unique constraint "{key}" (Key ({columns})=({values}) already exists.)'
+
+
+@pytest.mark.parametrize("lane", ["exact", "columnar"])
+def test_rows_a_check_or_a_unique_key_refuses_are_taken_out_of_the_loaded_table(lane: str, tmp_path: Path,
+                                                                                target: Target) -> None:
+    app_schema(target)
+    _count_writes(target, "users")
+    before = schema_dump(target)
+    users = [*USERS,
+             (301, "u7@x.io", 1, "twin of 7"),
+             (302, "new@x.io", -1, "negative"),
+             # Refused by the check, so it does not hold its email: 304, with the same one, stands.
+             (303, "same@x.io", -5, "negative, first"),
+             (304, "same@x.io", 3, "second, stands"),
+             (305, "u8@x.io", -2, "negative and twin of 8")]
+    result = invoke("migrate", app_source(tmp_path, users=users), "--dsn", target.dsn, "--schema", target.schema,
+                    "--lane", lane, "--report", tmp_path / "report.json")
+    assert result.exit_code == 3, result.output  # rows rejected, everything else loaded and verified
+    check = 'new row for relation "users" violates check constraint "age_positive"'
+    assert [(r["table"], r["key"], r["column"], r["value"], r["reason"])
+            for r in read_jsonl(tmp_path / "app.rejects.jsonl")] == [
+        ("users", 302, None, None, check), ("users", 303, None, None, check), ("users", 305, None, None, check),
+        ("users", 301, None, None, _duplicate("users_email_key", "email", "u7@x.io"))]
+    # Deleted from the rows loaded: one COPY into users, not a second load with the keys in place.
+    assert "loading it again" not in result.stderr
+    assert target.fetchval("SELECT last_value FROM writes") == 1
+    assert [r[0] for r in target.fetch("SELECT id FROM users ORDER BY id")] == [*range(1, 301), 304]
+    tables = {t["table"]: t for t in json.loads((tmp_path / "report.json").read_text())["tables"]}
+    assert (tables["users"]["rows_written"], tables["users"]["rows_rejected"]) == (301, 4)
+    assert target.count("posts") == 1000
+    assert schema_dump(target) == before
+    assert recorded(target, "definitions") == 0
+
+
+@pytest.mark.parametrize("lane", ["exact", "columnar"])
+def test_an_append_takes_out_only_the_rows_it_loaded(lane: str, tmp_path: Path, target: Target) -> None:
+    """Rows there before the load stand, whatever the loaded rows share with them: a loaded
+    row with the key of one is the one refused, as row by row."""
+    target.execute(f'CREATE SCHEMA "{target.schema}"')
+    target.execute(f'SET search_path TO "{target.schema}"; '
+                   "CREATE TABLE t (id integer PRIMARY KEY, code text UNIQUE, n integer CHECK (n >= 0)); "
+                   "INSERT INTO t VALUES (5, 'old 5', 0), (2000, 'c10', 0); "
+                   "INSERT INTO t SELECT i, 'old ' || i, 0 FROM generate_series(3001, 3008) i")
+    _count_writes(target, "t")
+    before = schema_dump(target)
+    rows = [(i, f"c{i}", i) for i in range(1, 101)]
+    rows[19] = (20, "c19", 20)  # the code of row 19, loaded before it
+    rows[29] = (30, "c30", -1)
+    source = sqlite_db(tmp_path / "t.db", "CREATE TABLE t (id INTEGER PRIMARY KEY, code TEXT, n INTEGER)",
+                       rows={"t": rows})
+    result = invoke("migrate", source, "--dsn", target.dsn, "--schema", target.schema, "--lane", lane,
+                    "--if-exists", "append", "--report", tmp_path / "report.json")
+    assert result.exit_code == 3, result.output
+    assert [(r["key"], r["reason"]) for r in read_jsonl(tmp_path / "t.rejects.jsonl")] == [
+        (30, 'new row for relation "t" violates check constraint "t_n_check"'),
+        (5, _duplicate("t_pkey", "id", "5")),
+        (10, _duplicate("t_code_key", "code", "c10")), (20, _duplicate("t_code_key", "code", "c19"))]
+    assert "loading it again" not in result.stderr
+    assert target.fetchval("SELECT last_value FROM writes") == 1
+    assert [tuple(r) for r in target.fetch("SELECT id, code FROM t WHERE id IN (5, 2000, 19, 20) ORDER BY id")] == [
+        (5, "old 5"), (19, "c19"), (2000, "c10")]
+    assert [r[0] for r in target.fetch("SELECT id FROM t ORDER BY id")] == [
+        *(i for i in range(1, 101) if i not in (10, 20, 30)), 2000, *range(3001, 3009)]  # 5: the old row
+    tables = {t["table"]: t for t in json.loads((tmp_path / "report.json").read_text())["tables"]}
+    assert (tables["t"]["rows_written"], tables["t"]["rows_rejected"]) == (96, 4)
+    assert schema_dump(target) == before
+    assert recorded(target, "definitions") == 0

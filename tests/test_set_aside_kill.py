@@ -71,10 +71,10 @@ async def _watch_and_kill(target: Target, process: subprocess.Popen[bytes], phas
         if phase == "load":
             await _until(watcher, process, "a COPY", COPIER_RUNS, "COPY %")
         elif phase == "keys":
-            # Rows may arrive (ROW EXCLUSIVE does not stop a COPY), but the table's primary
-            # key, made again in its load transaction, waits for this lock.
+            # Rows may arrive (ROW EXCLUSIVE does not stop a COPY), but the table's first
+            # constraint made again in its load transaction (its check) waits for this lock.
             await holder.execute(f'BEGIN; LOCK TABLE "{target.schema}".users IN ROW EXCLUSIVE MODE')
-            await _until(watcher, process, "the primary key made again", COPIER_WAITS, "%ADD CONSTRAINT%users_pkey%")
+            await _until(watcher, process, "a constraint made again", COPIER_WAITS, '%"users" ADD CONSTRAINT%')
         elif phase == "foreign keys":
             # audit is not loaded: only the foreign key made again on it waits for this lock.
             await holder.execute(f'BEGIN; LOCK TABLE "{target.schema}".audit IN ROW EXCLUSIVE MODE')
