@@ -179,14 +179,18 @@ def create_upsert_staging(schema: str, table: TablePlan) -> str:
             f"SELECT {columns} FROM {qualified(schema, table.target)} WITH NO DATA")
 
 
-def upsert_from_staging(schema: str, table: TablePlan) -> str:
-    """Rows whose primary key is in the target update it; the others are inserted."""
+def upsert_from_staging(schema: str, table: TablePlan, staging: str = UPSERT_STAGING,
+                        standing: str | None = None) -> str:
+    """Rows whose primary key is in the target update it; the others are inserted. From the
+    temporary table `staging`; `standing`: a column of it that is NULL on the rows to take."""
     columns = [quote_ident(c.target) for c in table.columns]
     key = [quote_ident(k) for k in table.existing_key]
     others = [c for c in columns if c not in key]
     action = ("DO UPDATE SET " + ", ".join(f"{c} = EXCLUDED.{c}" for c in others)) if others else "DO NOTHING"
+    where = f" WHERE {quote_ident(standing)} IS NULL" if standing else ""
     return (f"INSERT INTO {qualified(schema, table.target)} ({', '.join(columns)}) "
-            f"SELECT {', '.join(columns)} FROM pg_temp.{UPSERT_STAGING} ON CONFLICT ({', '.join(key)}) {action}")
+            f"SELECT {', '.join(columns)} FROM pg_temp.{quote_ident(staging)}{where} "
+            f"ON CONFLICT ({', '.join(key)}) {action}")
 
 
 def rename_table(schema: str, old: str, new: str) -> str:

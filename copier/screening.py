@@ -115,13 +115,26 @@ class Screen:
         async for batch in _batches(self.connection, constraints.refused_rows(self.staging, self.row)):
             yield [(key, column, reason) for key, reason, column in batch]
 
+    async def mark_for_upsert(self) -> None:
+        """Mark the rows the caller staged (create_staging) that the table refuses whatever
+        it holds (NOT NULL, checks, foreign keys), for an upsert: its ON CONFLICT settles
+        their primary key, so unique keys are left to it."""
+        await self.connection.execute(f"ANALYZE pg_temp.{quote_ident(self.staging)};\n{WHOLE_TABLE_WORK_MEM}")
+        await self._mark(uniques=False)
+
     async def _settle(self) -> int:
         """Mark the staged rows the rules refuse, then insert the others into the target."""
+        await self._mark()
+        status = await self.connection.execute(constraints.insert_standing(self.rules, self.staging, self.loaded,
+                                                                           self.row))
+        return int(status.split()[-1])  # INSERT 0 <rows>
+
+    async def _mark(self, *, uniques: bool = True) -> None:
         rules, staging, execute = self.rules, self.staging, self.connection.execute
         each_row = constraints.screen_each_row(rules, staging)
         if each_row:
             await execute(each_row)
-        for unique in rules.uniques:
+        for unique in rules.uniques if uniques else ():
             await execute(constraints.screen_unique(rules, unique, staging, self.row))
         for key in rules.foreign_keys:
             if key.self_reference:
@@ -129,8 +142,6 @@ class Screen:
                     marked = await execute(constraints.screen_self_reference(rules, key, staging))
                     if marked.endswith(" 0"):  # UPDATE 0: no row's parent went this round
                         break
-        status = await execute(constraints.insert_standing(rules, staging, self.loaded, self.row))
-        return int(status.split()[-1])  # INSERT 0 <rows>
 
 
 async def take_out(connection: asyncpg.Connection, schema: str, table: str, definition: Definition,

@@ -17,6 +17,7 @@ import anyio.to_process
 import asyncpg
 
 from . import ddl, existing
+from .constraints import REFUSED
 from .distribution import distribute_sql, placement_of
 from .errors import SourceChanged
 from .faults import describe_failure, describe_pg_error, is_environmental, retrying
@@ -30,7 +31,7 @@ from .reader import table_ranges
 from .rebuild import Definition
 from .rejects import RejectList, RejectLog
 from .resume import Need, TableState, need_of
-from .screening import take_out
+from .screening import Screen, take_out
 from .settings import IfExists, Settings
 from .source import ChangeWatch, KeyRange
 from .stats import RunStats, TableStats, TableStatus
@@ -401,11 +402,32 @@ async def _take_out(run: Run, table: TablePlan, connection: asyncpg.Connection, 
 async def _upsert(run: Run, table: TablePlan, connection: asyncpg.Connection, ranges: Sequence[KeyRange | None],
                   rejects: RejectList, advance: Callable[[int], None]) -> LoadCounts:
     """--if-exists upsert: the rows COPY into a temporary table, then one INSERT ... ON
-    CONFLICT (primary key) DO UPDATE, so a rerun converges instead of rejecting duplicates."""
-    await connection.execute(ddl.create_upsert_staging(run.plan.schema, table))
-    staging = replace(table, target=ddl.UPSERT_STAGING)
+    CONFLICT (primary key) DO UPDATE, so a rerun converges instead of rejecting duplicates.
+    The rows the table refuses whatever it holds (NULL where it may not be, a failed check,
+    a missing parent) are marked there first, set-wise, and rejected, named by the column
+    holding their rowid or the one-column primary key (screening.Screen.mark_for_upsert);
+    a table with neither fails on such a row, as before."""
+    columns = [c.target for c in table.columns]
+    key = rowid_column(table) or (table.existing_key[0] if len(table.existing_key) == 1 else None)
+    if key is None or key not in columns:
+        await connection.execute(ddl.create_upsert_staging(run.plan.schema, table))
+        staging = replace(table, target=ddl.UPSERT_STAGING)
+        counts = await load_rows(replace(_spec(run, staging, ranges), schema="pg_temp"), connection, rejects,
+                                 advance)
+        status = await connection.execute(ddl.upsert_from_staging(run.plan.schema, table))
+        counts.written = int(status.split()[-1])  # INSERT 0 <rows inserted or updated>
+        return counts
+    screen = await Screen.of(connection, run.plan.schema, table.target, columns, row=key)
+    await screen.create_staging()
+    staging = replace(table, target=screen.staging)
     counts = await load_rows(replace(_spec(run, staging, ranges), schema="pg_temp"), connection, rejects, advance)
-    status = await connection.execute(ddl.upsert_from_staging(run.plan.schema, table))
+    await screen.mark_for_upsert()
+    writer = TableWriter(connection, run.plan.schema, table, rejects, run.settings.on_error, run.settings.max_rejects,
+                         rejected=counts.rejected)
+    async for batch in screen.refused():
+        writer.reject_reasons(batch)
+    counts.rejected = writer.rejected
+    status = await connection.execute(ddl.upsert_from_staging(run.plan.schema, table, screen.staging, REFUSED))
     counts.written = int(status.split()[-1])  # INSERT 0 <rows inserted or updated>
     return counts
 

@@ -190,3 +190,37 @@ def test_progress_of_a_refused_load_never_passes_its_total(tmp_path: Path, targe
     assert rejected(tmp_path / "r.jsonl") == {
         7: (None, 'duplicate key value violates unique constraint "t_pkey" (Key (id)=(7) already exists.)')}
     assert target.count("t") == 3_000
+
+
+@SIZES
+def test_an_upsert_rejects_the_rows_the_table_refuses_and_upserts_the_others(tmp_path: Path, target: Target,
+                                                                             padding: int) -> None:
+    target.execute(f'CREATE SCHEMA "{target.schema}"')
+    target.execute(f'SET search_path TO "{target.schema}"; '
+                   "CREATE TABLE parent (id integer PRIMARY KEY); INSERT INTO parent VALUES (1), (2); "
+                   "CREATE TABLE child (id integer PRIMARY KEY, parent_id integer REFERENCES parent (id), "
+                   "qty integer NOT NULL CONSTRAINT qty_positive CHECK (qty > 0), note text); "
+                   "INSERT INTO child VALUES (1, 1, 1, 'old 1'), (50, 2, 7, 'old 50')")
+    source = sqlite_db(tmp_path / "u.db", "CREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INTEGER, "
+                       "qty INTEGER, note TEXT)",
+                       rows={"child": [(1, 2, 5, "new 1"), (2, 9, 5, "orphan"), (3, 1, None, "no qty"),
+                                       (4, 1, -1, "negative"), (5, 1, 2, "five"), (50, 9, 1, "orphan update")]
+                                      + [(i, 2, 1, f"p{i}") for i in range(1_000, 1_000 + padding)]})
+    rejects, report = tmp_path / "r.jsonl", tmp_path / "report.json"
+    done = migrate(target, source, rejects, "--tables", "child", "--if-exists", "upsert", "--report", report,
+                   "--no-verify")
+    assert done.returncode == 3, done.stderr  # rows rejected, the others upserted
+
+    def orphan(parent: int) -> tuple[None, str]:
+        return None, ('insert or update on table "child" violates foreign key constraint "child_parent_id_fkey" '
+                      f'(Key (parent_id)=({parent}) is not present in table "parent".)')
+
+    assert rejected(rejects) == {
+        2: orphan(9), 3: ("qty", 'null value in column "qty" of relation "child" violates not-null constraint'),
+        4: (None, 'new row for relation "child" violates check constraint "qty_positive"'), 50: orphan(9)}
+    # 1 updated, 5 inserted, 50 as it was.
+    assert [tuple(r) for r in target.fetch("SELECT id, parent_id, qty, note FROM child ORDER BY id")] == [
+        (1, 2, 5, "new 1"), (5, 1, 2, "five"), (50, 2, 7, "old 50")] + [
+        (i, 2, 1, f"p{i}") for i in range(1_000, 1_000 + padding)]
+    child = next(t for t in json.loads(report.read_text())["tables"] if t["table"] == "child")
+    assert (child["rows_read"], child["rows_written"], child["rows_rejected"]) == (6 + padding, 2 + padding, 4)
