@@ -35,9 +35,10 @@ _UNIQUE_CONSTRAINT = re.compile(r"(?:PRIMARY KEY|UNIQUE) \((?P<columns>[^()]*)\)
 _UNIQUE_INDEX = re.compile(r"CREATE UNIQUE INDEX \S+ ON \S+ USING btree \((?P<columns>[^()]*)\)"
                            r"(?: INCLUDE \([^()]*\))?(?: WITH \([^()]*\))?(?: TABLESPACE \S+)?")
 
-# Recreated in this order, in the table's load transaction: keys and indexes (a check scans
-# the rows once more), then its foreign keys; those of a table the run does not load, once
-# every table is loaded.
+# Recreated in this order (and listed so by `copier plan`): keys and indexes (a check scans the
+# rows once more), then its foreign keys; those of a table the run does not load, once every
+# table is loaded. In the table's load transaction its checks go first (existing.load_then_restore:
+# a row a check refuses must not hold a key).
 RESTORE_ORDER = (DefinitionKind.PRIMARY_KEY, DefinitionKind.UNIQUE, DefinitionKind.INDEX, DefinitionKind.CHECK,
                  DefinitionKind.FOREIGN_KEY)
 
