@@ -301,11 +301,13 @@ _REFUSED_BY_ROWS: dict[DefinitionKind, type[asyncpg.PostgresError]] = {
 
 
 async def _make_again_without_refused(connection: asyncpg.Connection, definition: Definition, state_schema: str,
-                                      refused_rows: Callable[[Definition], Awaitable[bool]] | None) -> None:
+                                      refused_rows: Callable[[Definition], Awaitable[bool]] | None,
+                                      before_duplicates: Callable[[], Awaitable[None]] = _nothing) -> None:
     """_make_again; if the rows loaded break it, `refused_rows(definition)` takes them out
     (False: it could not, and the failure is raised), and it is made again. A foreign key
     or a check is first added NOT VALID: in the catalog, it says what to take out, and its
-    VALIDATE after checks every row again (failing, undoing the load, if one was left)."""
+    VALIDATE after checks every row again (failing, undoing the load, if one was left).
+    `before_duplicates()` is awaited before duplicate keys are taken out."""
     try:
         await _make_again(connection, definition, state_schema)
     except RestoreFailed as failed:
@@ -314,9 +316,27 @@ async def _make_again_without_refused(connection: asyncpg.Connection, definition
             raise
         if definition.kind in CHECKED_LATER:
             await _make_again(connection, definition, state_schema, not_valid=True)
+        else:
+            await before_duplicates()
         if not await refused_rows(definition):
             raise
         await _make_again(connection, definition, state_schema)
+
+
+async def _orphans_first(connection: asyncpg.Connection, keys: list[Definition], state_schema: str,
+                         refused_rows: Callable[[Definition], Awaitable[bool]]) -> None:
+    """The orphans of foreign keys `keys` taken out (each added NOT VALID; validated later,
+    in its turn), the tables they reference committed: before duplicates are, so that a row
+    refused by its foreign key holds no key another row then loses, as when rows are
+    screened with every rule in place. A key that cannot be added yet (one referencing this
+    table's own key, not made yet: a row's parent may be a row of the load, checked after
+    the keys there too) is left to its turn."""
+    for key in keys:
+        try:
+            await _make_again(connection, key, state_schema, not_valid=True)
+        except RestoreFailed:
+            continue  # in its own savepoint: nothing of it stays
+        await refused_rows(key)  # False (not modelled): its VALIDATE, in its turn, fails as before
 
 
 async def load_then_restore(connection: asyncpg.Connection, schema: str, table: str, state_schema: str,
@@ -330,7 +350,8 @@ async def load_then_restore(connection: asyncpg.Connection, schema: str, table: 
     are taken out of the loaded table set-wise by `refused_rows(definition)` (False: it
     could not), and the definition made again. Checks go first, then keys and indexes, then
     foreign keys, so that, as when rows are screened with every rule in place, a row a check
-    refuses does not hold a key another row then loses. If the rows break one otherwise (an
+    refuses does not hold a key another row then loses; where a key finds duplicates, the
+    orphans of its foreign keys to other tables go before them, for the same reason. If the rows break one otherwise (an
     indexed expression failing on a value, a definition `refused_rows` does not model), the
     load is undone and done again with them in place, where the rows that break them are
     rejected (screening.py), as for any table copier does not set aside. `load(refused)`:
@@ -344,12 +365,21 @@ async def load_then_restore(connection: asyncpg.Connection, schema: str, table: 
         return await load(False)
     keys = [d for d in own if d.kind is DefinitionKind.FOREIGN_KEY]  # last (restore_order)
     checks = [d for d in own if d.kind is DefinitionKind.CHECK]
+    orphans_taken = False
+
+    async def orphans_first() -> None:
+        nonlocal orphans_taken
+        if keys and refused_rows is not None and not orphans_taken:
+            orphans_taken = True
+            await parents()
+            await _orphans_first(connection, keys, state_schema, refused_rows)
+
     try:
         async with connection.transaction():
             result = await load(False)
             loaded()
             for definition in checks + [d for d in own if d not in checks and d not in keys]:
-                await _make_again_without_refused(connection, definition, state_schema, refused_rows)
+                await _make_again_without_refused(connection, definition, state_schema, refused_rows, orphans_first)
             if keys:
                 await parents()
             for definition in keys:

@@ -441,3 +441,30 @@ def test_an_append_takes_out_only_the_rows_it_loaded(lane: str, tmp_path: Path, 
     assert (tables["t"]["rows_written"], tables["t"]["rows_rejected"]) == (96, 4)
     assert schema_dump(target) == before
     assert recorded(target, "definitions") == 0
+
+
+@pytest.mark.parametrize("lane", ["exact", "columnar"])
+def test_a_row_its_foreign_key_refuses_holds_no_unique_value(lane: str, tmp_path: Path, target: Target) -> None:
+    """Row 1 is an orphan, row 2 has its code: row 1 is rejected for its parent and row 2
+    stands, as row by row (the orphans go before the duplicates)."""
+    target.execute(f'CREATE SCHEMA "{target.schema}"')
+    target.execute(f'SET search_path TO "{target.schema}"; '
+                   "CREATE TABLE parent (id integer PRIMARY KEY); INSERT INTO parent VALUES (1), (2); "
+                   "CREATE TABLE t (id integer PRIMARY KEY, parent_id integer REFERENCES parent (id), "
+                   "code text UNIQUE)")
+    _count_writes(target, "t")
+    before = schema_dump(target)
+    rows = [(1, 99, "x"), (2, 1, "x"), (3, 2, "y"), (4, 2, "y")]
+    source = sqlite_db(tmp_path / "t.db", "CREATE TABLE t (id INTEGER PRIMARY KEY, parent_id INTEGER, code TEXT)",
+                       rows={"t": rows})
+    result = invoke("migrate", source, "--dsn", target.dsn, "--schema", target.schema, "--lane", lane,
+                    "--tables", "t")
+    assert result.exit_code == 3, result.output
+    assert [(r["key"], r["reason"]) for r in read_jsonl(tmp_path / "t.rejects.jsonl")] == [
+        (1, _orphan("t", "t_parent_id_fkey", "parent_id", 99, "parent")), (4, _duplicate("t_code_key", "code", "y"))]
+    assert "loading it again" not in result.stderr
+    assert target.fetchval("SELECT last_value FROM writes") == 1
+    assert [tuple(r) for r in target.fetch("SELECT id, parent_id, code FROM t ORDER BY id")] == [
+        (2, 1, "x"), (3, 2, "y")]
+    assert schema_dump(target) == before
+    assert recorded(target, "definitions") == 0
