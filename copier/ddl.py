@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .distribution import distribute_sql, placement_of
-from .ident import MAX_IDENTIFIER_BYTES, qualified, quote_ident
+from .ident import MAX_IDENTIFIER_BYTES, clipped, qualified, quote_ident
 from .planning import ForeignKeyPlan, IndexPlan, MigrationPlan, TablePlan, TranslatedPlan, ViewPlan
 
 _ACTIONS = {"NO ACTION", "RESTRICT", "CASCADE", "SET NULL", "SET DEFAULT"}
@@ -209,16 +209,14 @@ NAMES_TAKEN = "SELECT conname FROM pg_constraint WHERE connamespace = (SELECT oi
 def object_name(name1: str, name2: str, label: str) -> str:
     """PostgreSQL's makeObjectName: name1_name2_label in at most 63 bytes, the longer of the
     two names clipped first, byte by byte, then back to a whole character."""
-    first, second = name1.encode(), name2.encode()
     room = MAX_IDENTIFIER_BYTES - len(label.encode()) - 2
-    kept1, kept2 = len(first), len(second)
+    kept1, kept2 = len(name1.encode()), len(name2.encode())
     while kept1 + kept2 > room:
         if kept1 > kept2:
             kept1 -= 1
         else:
             kept2 -= 1
-    # "ignore" drops a character cut in half, as pg_mbcliplen does.
-    return f"{first[:kept1].decode('utf-8', 'ignore')}_{second[:kept2].decode('utf-8', 'ignore')}_{label}"
+    return f"{clipped(name1, kept1)}_{clipped(name2, kept2)}_{label}"
 
 
 def chosen_name(table: str, column: str, label: str, taken: set[str]) -> str:

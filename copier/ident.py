@@ -25,6 +25,12 @@ RESERVED_WORDS = frozenset("""
 _PLAIN = re.compile(r"[a-z_][a-z0-9_$]*")
 
 
+def clipped(name: str, size: int = MAX_IDENTIFIER_BYTES) -> str:
+    """The longest start of `name` within `size` UTF-8 bytes, cut at a character boundary,
+    as PostgreSQL cuts names (pg_mbcliplen)."""
+    return name.encode("utf-8")[:size].decode("utf-8", "ignore")
+
+
 def needs_quotes(name: str) -> bool:
     """Whether SQL must double-quote the name to reach it: capitals (PostgreSQL folds an
     unquoted name to lower case), characters outside a-z, 0-9, _ and $, or a reserved word."""

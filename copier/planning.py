@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from .casting import Kind, TargetType, map_declared_type, parse_pg_type
 from .catalog import Catalog, Column, Table
 from .errors import PlanError, ValueRejected
-from .ident import MAX_IDENTIFIER_BYTES, needs_quotes, quote_ident, quote_literal
+from .ident import MAX_IDENTIFIER_BYTES, clipped, needs_quotes, quote_ident, quote_literal
 from .lanes import UNDECIDED, Lane, LanePlan, choose
 from .normalise import Options, converter_for
 from .rebuild import SetAside
@@ -763,7 +763,7 @@ def _truncated(name: str) -> str:
     """PostgreSQL's own truncation of a long identifier: its first 63 bytes, cut at a
     character boundary, as the server cuts the names in every query (so SQL that spells
     the whole long name still finds the table)."""
-    return name.encode("utf-8")[:MAX_IDENTIFIER_BYTES].decode("utf-8", "ignore")
+    return clipped(name)
 
 
 def _why_renamed(wanted: str, given: str) -> str:
@@ -780,7 +780,7 @@ def _shortened(base: str) -> str:
     bytes stay apart. Deterministic: a later run (verify, --resume) finds the same table
     under the same name."""
     digest = hashlib.sha1(base.encode("utf-8")).hexdigest()[:8]
-    head = base.encode("utf-8")[: MAX_IDENTIFIER_BYTES - 9].decode("utf-8", "ignore")
+    head = clipped(base, MAX_IDENTIFIER_BYTES - 9)
     return f"{head}_{digest}"
 
 
