@@ -9,7 +9,8 @@ unique constraints and unique indexes without a predicate or an expression (a NU
 conflicts; of equal keys within the rows, the first stands). Anything else (triggers,
 exclusion constraints, deferred keys, partial or expression indexes, NULLS NOT DISTINCT)
 is not: the INSERT of the rows that pass is a probe, and the caller falls back to bisection
-when it is refused.
+when it is refused. Rows loaded with a unique key set aside are found by take_duplicates,
+whose IndexKey also holds expressions, a predicate and NULLS NOT DISTINCT.
 
 Pure: SQL text only."""
 
@@ -54,6 +55,24 @@ class ForeignKey:
 class Unique:
     name: str  # the constraint's name, or the index's (PostgreSQL names either in its message)
     columns: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class IndexKey:
+    """A unique key as the index behind it is built (take_duplicates): what it makes unique,
+    over the table's columns, unqualified (a plain column, or an expression); how PostgreSQL
+    names them in its message (pg_get_indexdef's key columns); a partial index's predicate;
+    and whether NULLs are distinct (false: NULLS NOT DISTINCT)."""
+
+    name: str
+    expressions: tuple[str, ...]
+    label: str
+    predicate: str | None = None
+    nulls_distinct: bool = True
+
+    @classmethod
+    def of_columns(cls, name: str, columns: Sequence[str]) -> IndexKey:
+        return cls(name, tuple(quote_ident(c) for c in columns), ", ".join(columns))
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,23 +302,31 @@ def take_failing(rules: Rules, check: Check, row: str, into: str) -> str:
                               f"WHERE ({check.expression}) IS FALSE AND {_written_here('c')}")
 
 
-def take_duplicates(rules: Rules, unique: Unique, row: str, into: str) -> str:
-    """Delete the rows this load wrote whose key `unique` (about to be made again) is taken
+def take_duplicates(rules: Rules, key: IndexKey, row: str, into: str) -> str:
+    """Delete the rows this load wrote whose key `key` (about to be made again) is taken
     by a row there before the load, or by a row of the load with a lower `row`: the first
     of equal keys stands, as in a COPY row by row. (row, reason) of each into `into`
-    (create_orphans). Only the keys found twice (a hash aggregate) go through the sort."""
+    (create_orphans). Only the keys found twice (a hash aggregate) go through the sort,
+    but where NULLs are equal (NULLS NOT DISTINCT: a row value with a NULL matches no IN)."""
     target = qualified(rules.schema, rules.table)
-    cols = ", ".join(f"c.{quote_ident(c)}" for c in unique.columns)
-    bare = ", ".join(quote_ident(c) for c in unique.columns)
-    message = quote_literal(f'duplicate key value violates unique constraint "{unique.name}" (')
-    twice = (f"SELECT {bare} FROM {target} AS c WHERE {_all_set('c', unique.columns)} "
-             f"GROUP BY {bare} HAVING count(*) > 1")
-    ranked = (f"SELECT c.ctid AS copier_tid, c.{quote_ident(row)} AS {ROW}, "
-              f"{message} || {_key_text('c', unique.columns)} || ' already exists.)' AS reason, "
+    exprs = ", ".join(f"({e})" for e in key.expressions)
+    message = quote_literal(f'duplicate key value violates unique constraint "{key.name}" (')
+    values = ", ".join(f"coalesce(({e})::text, 'null')" for e in key.expressions)  # PostgreSQL's word for NULL
+    label = quote_literal(f"Key ({key.label})=(")
+    reason = f"{message} || {label} || concat_ws(', ', {values}) || ') already exists.)'"
+    # The rows the key holds: a partial index's, and where NULLs are distinct, those with none.
+    held = [f"({key.predicate})"] if key.predicate else []
+    if key.nulls_distinct:
+        held += [f"({e}) IS NOT NULL" for e in key.expressions]
+    where = " AND ".join(held) or "true"
+    if key.nulls_distinct:
+        where += f" AND ({exprs}) IN (SELECT {exprs} FROM {target} AS c WHERE {where} GROUP BY {exprs} " \
+                 "HAVING count(*) > 1)"
+    ranked = (f"SELECT c.ctid AS copier_tid, c.{quote_ident(row)} AS {ROW}, {reason} AS reason, "
               f"{_written_here('c')} AS copier_new, "
               # Rows there before the load first (false sorts before true), then by row.
-              f"row_number() OVER (PARTITION BY {cols} ORDER BY {_written_here('c')}, c.{quote_ident(row)}) "
-              f"AS copier_nth FROM {target} AS c WHERE ({cols}) IN ({twice})")
+              f"row_number() OVER (PARTITION BY {exprs} ORDER BY {_written_here('c')}, c.{quote_ident(row)}) "
+              f"AS copier_nth FROM {target} AS c WHERE {where}")
     return _take(rules, into, f"SELECT copier_tid, {ROW}, reason FROM ({ranked}) AS d "
                               "WHERE d.copier_nth > 1 AND d.copier_new")
 
@@ -348,7 +375,7 @@ def refused_rows(staging: str, row: str = ROW) -> str:
             f"WHERE {REFUSED} IS NOT NULL ORDER BY {quote_ident(row)}")
 
 
-__all__ = ["CONSTRAINTS", "NOT_NULL_COLUMNS", "ROW", "UNIQUE_COLUMN", "UNIQUE_INDEXES", "Check", "ForeignKey", "Rules",
-           "Unique", "create_orphans", "create_staging", "insert_standing", "orphans_taken", "refused_rows", "rules_of",
-           "screen_each_row", "screen_self_reference", "screen_unique", "take_duplicates", "take_failing",
-           "take_orphans"]
+__all__ = ["CONSTRAINTS", "NOT_NULL_COLUMNS", "ROW", "UNIQUE_COLUMN", "UNIQUE_INDEXES", "Check", "ForeignKey",
+           "IndexKey", "Rules", "Unique", "create_orphans", "create_staging", "insert_standing", "orphans_taken",
+           "refused_rows", "rules_of", "screen_each_row", "screen_self_reference", "screen_unique", "take_duplicates",
+           "take_failing", "take_orphans"]

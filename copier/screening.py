@@ -12,13 +12,14 @@ being complete."""
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 import asyncpg
 
 from . import constraints
-from .constraints import Rules, Unique
+from .constraints import IndexKey, Rules
 from .faults import ended_if_lost, is_row_error
 from .ident import MAX_IDENTIFIER_BYTES, qualified, quote_ident
 from .normalise import Value
@@ -151,11 +152,13 @@ async def take_out(connection: asyncpg.Connection, schema: str, table: str, defi
     each one's (key in column `row`, None, reason) to `reject`, a batch at a time; returns
     how many. A foreign key or a check is in the catalog again, NOT VALID: the rows it
     refuses go (a foreign key's orphans: constraints.take_orphans). A primary key or unique
-    constraint or index, not made yet: of equal keys the first stands, a row there before
-    the load before any of it. Rows there before the load are never deleted. None when the
-    definition is not modelled (a MATCH FULL key, an expression index...): nothing is
-    deleted. In the caller's transaction: the rows go only if the definition then stands
-    (its VALIDATE or its build checks them all again)."""
+    constraint or index, not made yet (on plain columns or expressions, partial, NULLS NOT
+    DISTINCT: as PostgreSQL builds it, _index_key): of equal keys the first stands, a row
+    there before the load before any of it. Rows there before the load are never deleted.
+    None when the definition is not modelled (a MATCH FULL key, a unique index with a
+    non-default operator class...): nothing is deleted. In the caller's transaction: the
+    rows go only if the definition then stands (its VALIDATE or its build checks them all
+    again)."""
     kind, into = definition.kind, "_copier_orphans"
     rules = Rules(schema, table)
     if kind in (DefinitionKind.FOREIGN_KEY, DefinitionKind.CHECK):
@@ -168,8 +171,11 @@ async def take_out(connection: asyncpg.Connection, schema: str, table: str, defi
         sql = None if check is None else constraints.take_failing(rules, check, row, into)
     else:
         columns = definition.unique_columns
-        sql = (None if columns is None or not set(columns) <= set(loaded)
-               else constraints.take_duplicates(rules, Unique(definition.name, columns), row, into))
+        if columns is None:  # an expression, a predicate, NULLS NOT DISTINCT: as PostgreSQL builds it
+            index_key = await _index_key(connection, schema, table, definition)
+        else:
+            index_key = IndexKey.of_columns(definition.name, columns) if set(columns) <= set(loaded) else None
+        sql = None if index_key is None else constraints.take_duplicates(rules, index_key, row, into)
     if sql is None:
         return None
     # A whole table's keys hashed (as Screen.staged) and no JIT for a query costed high.
@@ -178,6 +184,51 @@ async def take_out(connection: asyncpg.Connection, schema: str, table: str, defi
     async for batch in _batches(connection, constraints.orphans_taken(into)):
         reject([(name, None, reason) for name, reason in batch])
     return int(status.split()[-1])  # INSERT 0 <rows>
+
+
+# A primary key, unique constraint or unique index as `definition` makes it, on an empty
+# temporary table of the same columns (rolled back at once): PostgreSQL parses it and prints
+# its key columns as its messages do (pg_get_indexdef, pretty). None: not a unique key whose
+# rows compare as plain equality (a non-default operator class, a nondeterministic collation).
+_SHAPE = "_copier_shape"
+_SHAPE_INDEX = re.compile(r'CREATE UNIQUE INDEX (?:"(?:[^"]|"")*"|[^\s"]+) ON '
+                          r'(?:"(?:[^"]|"")*"|[^\s".]+)\.(?:"(?:[^"]|"")*"|[^\s".]+) (?P<rest>USING .*)', re.DOTALL)
+_SHAPE_KEY = f"""
+SELECT ARRAY(SELECT pg_get_indexdef(i.indexrelid, k, false) FROM generate_series(1, i.indnkeyatts) k ORDER BY k)
+         AS expressions,
+       ARRAY(SELECT pg_get_indexdef(i.indexrelid, k, true) FROM generate_series(1, i.indnkeyatts) k ORDER BY k)
+         AS labels,
+       pg_get_expr(i.indpred, i.indrelid) AS predicate,
+       NOT coalesce((to_jsonb(i) ->> 'indnullsnotdistinct')::boolean, false) AS nulls_distinct,
+       i.indisunique AND NOT EXISTS (
+         SELECT 1 FROM unnest(i.indclass::oid[]) AS o(opclass) JOIN pg_opclass oc ON oc.oid = o.opclass
+         WHERE NOT oc.opcdefault) AND NOT EXISTS (
+         SELECT 1 FROM unnest(i.indcollation::oid[]) AS l(coll) JOIN pg_collation co ON co.oid = l.coll
+         WHERE NOT co.collisdeterministic) AS plain
+FROM pg_index i WHERE i.indrelid = 'pg_temp.{_SHAPE}'::regclass
+"""
+
+
+async def _index_key(connection: asyncpg.Connection, schema: str, table: str,
+                     definition: Definition) -> IndexKey | None:
+    if definition.kind is DefinitionKind.INDEX:
+        found = _SHAPE_INDEX.fullmatch(definition.body)
+        if found is None:  # not a unique index, or one on ONLY a partitioned table
+            return None
+        make = f"CREATE UNIQUE INDEX ON pg_temp.{_SHAPE} {found['rest']}"
+    else:
+        make = f"ALTER TABLE pg_temp.{_SHAPE} ADD {definition.body}"
+    await connection.execute("SAVEPOINT copier_shape")
+    try:
+        await connection.execute(f"CREATE TEMPORARY TABLE {_SHAPE} (LIKE {qualified(schema, table)}); {make}")
+        row = await connection.fetchrow(_SHAPE_KEY)
+    except asyncpg.PostgresError:
+        row = None  # PostgreSQL did not take it so: not modelled
+    await connection.execute("ROLLBACK TO SAVEPOINT copier_shape; RELEASE SAVEPOINT copier_shape")
+    if row is None or not row["plain"]:
+        return None
+    return IndexKey(definition.name, tuple(row["expressions"]), ", ".join(row["labels"]), row["predicate"],
+                    row["nulls_distinct"])
 
 
 async def _batches(connection: asyncpg.Connection, query: str) -> AsyncIterator[list[asyncpg.Record]]:

@@ -468,3 +468,50 @@ def test_a_row_its_foreign_key_refuses_holds_no_unique_value(lane: str, tmp_path
         (2, 1, "x"), (3, 2, "y")]
     assert schema_dump(target) == before
     assert recorded(target, "definitions") == 0
+
+
+@pytest.mark.parametrize("lane", ["exact", "columnar"])
+def test_an_expression_partial_or_nulls_not_distinct_key_takes_out_its_duplicates(lane: str, tmp_path: Path,
+                                                                                target: Target) -> None:
+    """Unique keys PostgreSQL builds on expressions, on a predicate's rows, or with NULLs
+    equal: their duplicates found where they were loaded, worded as PostgreSQL words them
+    (its messages copied from psql), as for keys on plain columns."""
+    target.execute(f'CREATE SCHEMA "{target.schema}"')
+    target.execute(f'SET search_path TO "{target.schema}"; '
+                   "CREATE TABLE t (id integer PRIMARY KEY, email text, deleted_at integer, a integer, b integer, "
+                   "CONSTRAINT t_ab UNIQUE NULLS NOT DISTINCT (a, b)); "
+                   "CREATE UNIQUE INDEX t_email_live ON t (lower(email)) WHERE deleted_at IS NULL; "
+                   "INSERT INTO t VALUES (1000, 'Old@x', NULL, 500, 500)")
+    _count_writes(target, "t")
+    before = schema_dump(target)
+    rows = [(1, "a@x", None, 1, 1),
+            (2, "A@X", None, 2, 2),  # lower(email) of row 1
+            (3, "a@x", 5, 3, 3),  # deleted: not a row of the partial index, stands
+            (4, "old@x", None, 4, 4),  # lower(email) of the row there before
+            (5, "e@x", None, None, None),
+            (6, "f@x", None, None, None),  # (NULL, NULL) again: equal, NULLS NOT DISTINCT
+            (7, "g@x", None, 1, None),
+            (8, "h@x", None, 1, None),  # (1, NULL) again
+            (9, "i@x", None, 500, 500),  # (a, b) of the row there before
+            *((i, f"p{i}@x", None, i, i) for i in range(10, 101))]
+    source = sqlite_db(tmp_path / "t.db", "CREATE TABLE t (id INTEGER PRIMARY KEY, email TEXT, deleted_at INTEGER, "
+                       "a INTEGER, b INTEGER)", rows={"t": rows})
+    result = invoke("migrate", source, "--dsn", target.dsn, "--schema", target.schema, "--lane", lane,
+                    "--if-exists", "append", "--report", tmp_path / "report.json")
+    assert result.exit_code == 3, result.output
+    assert [(r["table"], r["key"], r["column"], r["reason"]) for r in read_jsonl(tmp_path / "t.rejects.jsonl")] == [
+        ("t", 6, None, _duplicate("t_ab", "a, b", "null, null")),
+        ("t", 8, None, _duplicate("t_ab", "a, b", "1, null")),
+        ("t", 9, None, _duplicate("t_ab", "a, b", "500, 500")),
+        ("t", 2, None, _duplicate("t_email_live", "lower(email)", "a@x")),
+        ("t", 4, None, _duplicate("t_email_live", "lower(email)", "old@x"))]
+    assert "loading it again" not in result.stderr
+    assert target.fetchval("SELECT last_value FROM writes") == 1
+    assert [tuple(r) for r in target.fetch("SELECT id, email, a, b FROM t WHERE id < 10 OR id = 1000 ORDER BY id")] \
+        == [(1, "a@x", 1, 1), (3, "a@x", 3, 3), (5, "e@x", None, None), (7, "g@x", 1, None),
+            (1000, "Old@x", 500, 500)]
+    assert target.count("t") == 96
+    tables = {t["table"]: t for t in json.loads((tmp_path / "report.json").read_text())["tables"]}
+    assert (tables["t"]["rows_written"], tables["t"]["rows_rejected"]) == (95, 5)
+    assert schema_dump(target) == before
+    assert recorded(target, "definitions") == 0
