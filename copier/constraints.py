@@ -265,10 +265,11 @@ def screen_self_reference(rules: Rules, key: ForeignKey, staging: str) -> str:
             f"AND NOT {_parent_exists(key, 's', target)} AND NOT {_parent_exists(key, 's', standing)}")
 
 
-def insert_standing(rules: Rules, staging: str, loaded: Sequence[str], row: str = ROW) -> str:
-    """The rows that stand, into the target, in their order."""
+def insert_standing(rules: Rules, staging: str, loaded: Sequence[str], row: str = ROW, *,
+                    into: str | None = None) -> str:
+    """The rows that stand, into the target (or the table `into`, SQL), in their order."""
     columns = ", ".join(quote_ident(c) for c in loaded)
-    return (f"INSERT INTO {qualified(rules.schema, rules.table)} ({columns}) SELECT {columns} "
+    return (f"INSERT INTO {into or qualified(rules.schema, rules.table)} ({columns}) SELECT {columns} "
             f"FROM pg_temp.{quote_ident(staging)} WHERE {REFUSED} IS NULL ORDER BY {quote_ident(row)}")
 
 

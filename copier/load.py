@@ -163,6 +163,29 @@ async def _load_screened(spec: LoadSpec, connection: asyncpg.Connection, rejects
     return counts
 
 
+async def load_marked(spec: LoadSpec, connection: asyncpg.Connection, rejects: RejectSink,
+                      advance: Callable[[int], None], screen: Screen, into: str) -> LoadCounts:
+    """--if-exists upsert into a table whose rows no loaded column names (neither a rowid
+    column nor a one-column primary key): the spec's rows into the temporary table `into`,
+    page by page, the rows each page holds that the table refuses whatever it holds marked
+    first, set-wise (Screen.page_for_upsert), and rejected, named by their keys in the
+    source. `counts.written`: the rows put into `into`."""
+    writer = TableWriter(connection, spec.schema, spec.table, rejects, spec.on_error, spec.max_rejects)
+    counts = LoadCounts()
+
+    async def page_by_page(pages: MemoryObjectReceiveStream[ConvertedPage]) -> None:
+        async for page in pages:
+            writer.reject_unconverted(counts.tally(page))
+            refused = await screen.page_for_upsert(page.records, into)
+            writer.reject_reasons([(page.keys[r.index], r.column, r.reason) for r in refused])
+            counts.written += len(page.records) - len(refused)
+            advance(len(page.records) + len(page.rejections))
+
+    await _with_readers(spec, page_by_page)
+    counts.rejected = writer.rejected
+    return counts
+
+
 async def _load_exact(spec: LoadSpec, connection: asyncpg.Connection, rejects: RejectSink,
                       advance: Callable[[int], None], writer: TableWriter | None = None) -> LoadCounts:
     """The exact lane in one streaming COPY; a row PostgreSQL refuses fails it."""

@@ -73,6 +73,13 @@ class Screen:
         await self.connection.execute(constraints.create_staging(self.rules.schema, self.rules.table, self.staging,
                                                                  self.loaded, self.row))
 
+    async def _stage_page(self, records: Sequence[tuple[Value, ...]]) -> None:
+        await self.create_staging()
+        async with ended_if_lost(self.connection):
+            await self.connection.copy_records_to_table(
+                self.staging, records=[(i, *r) for i, r in enumerate(records)],
+                columns=[constraints.ROW, *self.loaded], schema_name="pg_temp")
+
     async def page(self, records: Sequence[tuple[Value, ...]]) -> Screened | None:
         """Write the rows of `records` the table accepts; the others come back with their
         reasons. None: PostgreSQL refused what the model let through (or refused a value
@@ -80,11 +87,7 @@ class Screen:
         connection = self.connection
         await connection.execute("SAVEPOINT copier_screen")
         try:
-            await self.create_staging()
-            async with ended_if_lost(connection):
-                await connection.copy_records_to_table(
-                    self.staging, records=[(i, *r) for i, r in enumerate(records)],
-                    columns=[constraints.ROW, *self.loaded], schema_name="pg_temp")
+            await self._stage_page(records)
             written = await self._settle()
         except Exception as exc:
             if not is_row_error(exc):
@@ -122,6 +125,23 @@ class Screen:
         their primary key, so unique keys are left to it."""
         await self.connection.execute(f"ANALYZE pg_temp.{quote_ident(self.staging)};\n{WHOLE_TABLE_WORK_MEM}")
         await self._mark(uniques=False)
+
+    async def any_refused(self) -> bool:
+        """Whether a row staged is marked refused (mark_for_upsert)."""
+        return bool(await self.connection.fetchval(f"SELECT EXISTS (SELECT 1 FROM pg_temp.{quote_ident(self.staging)} "
+                                                   f"WHERE {constraints.REFUSED} IS NOT NULL)"))
+
+    async def page_for_upsert(self, records: Sequence[tuple[Value, ...]], into: str) -> list[Refused]:
+        """For an upsert whose rows no loaded column names: the rows of `records` the table
+        refuses whatever it holds (as mark_for_upsert), with their reasons; the others are
+        appended, in their order, to the temporary table `into` (the loaded columns), which
+        the caller upserts from."""
+        await self._stage_page(records)
+        await self._mark(uniques=False)
+        await self.connection.execute(constraints.insert_standing(self.rules, self.staging, self.loaded,
+                                                                  into=f"pg_temp.{quote_ident(into)}"))
+        return [Refused(row[0], row[2], row[1])
+                for row in await self.connection.fetch(constraints.refused_rows(self.staging))]
 
     async def _settle(self) -> int:
         """Mark the staged rows the rules refuse, then insert the others into the target."""

@@ -23,7 +23,7 @@ from .errors import SourceChanged
 from .faults import describe_failure, describe_pg_error, is_environmental, retrying
 from .ident import MAX_IDENTIFIER_BYTES, qualified, quote_literal
 from .lifecycle import Lifecycles
-from .load import load_rows, rowid_column
+from .load import load_marked, load_rows, rowid_column
 from .loadspec import Counted, LoadCounts, LoadSpec
 from .planning import MigrationPlan, TablePlan
 from .progress import Progress
@@ -406,17 +406,13 @@ async def _upsert(run: Run, table: TablePlan, connection: asyncpg.Connection, ra
     The rows the table refuses whatever it holds (NULL where it may not be, a failed check,
     a missing parent) are marked there first, set-wise, and rejected, named by the column
     holding their rowid or the one-column primary key (screening.Screen.mark_for_upsert);
-    a table with neither fails on such a row, as before."""
+    a table with neither: staged and marked so, and if a row is refused, staged again page
+    by page, each page's refused rows rejected named by their keys in the source
+    (load.load_marked), the others upserted from there."""
     columns = [c.target for c in table.columns]
     key = rowid_column(table) or (table.existing_key[0] if len(table.existing_key) == 1 else None)
     if key is None or key not in columns:
-        await connection.execute(ddl.create_upsert_staging(run.plan.schema, table))
-        staging = replace(table, target=ddl.UPSERT_STAGING)
-        counts = await load_rows(replace(_spec(run, staging, ranges), schema="pg_temp"), connection, rejects,
-                                 advance)
-        status = await connection.execute(ddl.upsert_from_staging(run.plan.schema, table))
-        counts.written = int(status.split()[-1])  # INSERT 0 <rows inserted or updated>
-        return counts
+        return await _upsert_unnamed(run, table, connection, ranges, rejects, advance)
     screen = await Screen.of(connection, run.plan.schema, table.target, columns, row=key)
     await screen.create_staging()
     staging = replace(table, target=screen.staging)
@@ -428,6 +424,40 @@ async def _upsert(run: Run, table: TablePlan, connection: asyncpg.Connection, ra
         writer.reject_reasons(batch)
     counts.rejected = writer.rejected
     status = await connection.execute(ddl.upsert_from_staging(run.plan.schema, table, screen.staging, REFUSED))
+    counts.written = int(status.split()[-1])  # INSERT 0 <rows inserted or updated>
+    return counts
+
+
+class _RowsRefused(Exception):
+    """Rows the table refuses were staged by _upsert_unnamed: undone, staged again by page."""
+
+
+async def _upsert_unnamed(run: Run, table: TablePlan, connection: asyncpg.Connection,
+                          ranges: Sequence[KeyRange | None], rejects: RejectList,
+                          advance: Callable[[int], None]) -> LoadCounts:
+    """_upsert where no loaded column names the rows: the whole table staged and marked; if
+    none is refused (the usual case), upserted from there; else that is undone and the rows
+    staged again page by page, whose keys name the rows each page refuses."""
+    schema, columns = run.plan.schema, [c.target for c in table.columns]
+    screen = await Screen.of(connection, schema, table.target, columns)
+    counted = Counted(advance)
+    try:
+        async with connection.transaction():  # a savepoint
+            await screen.create_staging()
+            staging = replace(_spec(run, replace(table, target=screen.staging), ranges), schema="pg_temp")
+            counts = await load_rows(staging, connection, rejects, counted)
+            await screen.mark_for_upsert()
+            if await screen.any_refused():
+                raise _RowsRefused
+            status = await connection.execute(ddl.upsert_from_staging(schema, table, screen.staging, REFUSED))
+            counts.written = int(status.split()[-1])  # INSERT 0 <rows inserted or updated>
+            return counts
+    except _RowsRefused:
+        counted.take_back()
+        rejects.clear()  # the rows are read again, their rejects too
+    await connection.execute(ddl.create_upsert_staging(schema, table))
+    counts = await load_marked(_spec(run, table, ranges), connection, rejects, advance, screen, ddl.UPSERT_STAGING)
+    status = await connection.execute(ddl.upsert_from_staging(schema, table))
     counts.written = int(status.split()[-1])  # INSERT 0 <rows inserted or updated>
     return counts
 

@@ -72,10 +72,14 @@ class TableWriter:
 
     async def write(self, page: ConvertedPage) -> int:
         """Write one page; returns the rows written. Rejections in the page are handled first."""
+        self.reject_unconverted(page)
+        return await self._copy(page.keys, page.records)
+
+    def reject_unconverted(self, page: ConvertedPage) -> None:
+        """The page's rows holding a value that did not convert."""
         for rejection in page.rejections:
             self.reject(rejection.key, self.plan.columns[rejection.column].target, rejection.value,
                         rejection.reason)
-        return await self._copy(page.keys, page.records)
 
     async def _copy(self, keys: Sequence[object], records: Sequence[tuple[Value, ...]]) -> int:
         """Write a page, leaving out (rejecting) the rows PostgreSQL refuses: a COPY probe (rolled

@@ -224,3 +224,37 @@ def test_an_upsert_rejects_the_rows_the_table_refuses_and_upserts_the_others(tmp
         (i, 2, 1, f"p{i}") for i in range(1_000, 1_000 + padding)]
     child = next(t for t in json.loads(report.read_text())["tables"] if t["table"] == "child")
     assert (child["rows_read"], child["rows_written"], child["rows_rejected"]) == (6 + padding, 2 + padding, 4)
+
+
+@SIZES
+def test_an_upsert_into_a_table_no_column_names_rejects_by_source_key(tmp_path: Path, target: Target,
+                                                                      padding: int) -> None:
+    """A composite primary key and no rowid column in the target: the refused rows are found
+    page by page and named by their rowids in the source; the others upserted."""
+    target.execute(f'CREATE SCHEMA "{target.schema}"')
+    target.execute(f'SET search_path TO "{target.schema}"; '
+                   "CREATE TABLE parent (id integer PRIMARY KEY); INSERT INTO parent VALUES (1), (2); "
+                   "CREATE TABLE pair (a integer, b integer, parent_id integer REFERENCES parent (id), "
+                   "qty integer NOT NULL CONSTRAINT qty_positive CHECK (qty > 0), note text, PRIMARY KEY (a, b)); "
+                   "INSERT INTO pair VALUES (1, 1, 1, 1, 'old 1'), (5, 5, 2, 7, 'old 5')")
+    # Rowids 1, 2, ... in this order.
+    rows = [(1, 1, 2, 5, "new 1"), (1, 2, 9, 5, "orphan"), (1, 3, 1, None, "no qty"), (1, 4, 1, -1, "negative"),
+            (1, 5, 1, 2, "fine"), (5, 5, 9, 1, "orphan update")] + [(2, i, 2, 1, f"p{i}") for i in range(padding)]
+    source = sqlite_db(tmp_path / "u.db", "CREATE TABLE pair (a INTEGER, b INTEGER, parent_id INTEGER, "
+                       "qty INTEGER, note TEXT, PRIMARY KEY (a, b))", rows={"pair": rows})
+    rejects, report = tmp_path / "r.jsonl", tmp_path / "report.json"
+    done = migrate(target, source, rejects, "--tables", "pair", "--if-exists", "upsert", "--report", report,
+                   "--no-verify")
+    assert done.returncode == 3, done.stderr  # rows rejected, the others upserted
+    orphan = (None, 'insert or update on table "pair" violates foreign key constraint "pair_parent_id_fkey" '
+                    '(Key (parent_id)=(9) is not present in table "parent".)')
+    assert rejected(rejects) == {
+        2: orphan, 3: ("qty", 'null value in column "qty" of relation "pair" violates not-null constraint'),
+        4: (None, 'new row for relation "pair" violates check constraint "qty_positive"'), 6: orphan}
+    assert [json.loads(line)["key"] for line in rejects.read_text().splitlines()] == [2, 3, 4, 6]
+    # (1, 1) updated, (1, 5) inserted, (5, 5) as it was.
+    assert [tuple(r) for r in target.fetch("SELECT a, b, parent_id, qty, note FROM pair ORDER BY a, b")] == [
+        (1, 1, 2, 5, "new 1"), (1, 5, 1, 2, "fine"), *((2, i, 2, 1, f"p{i}") for i in range(padding)),
+        (5, 5, 2, 7, "old 5")]
+    pair = next(t for t in json.loads(report.read_text())["tables"] if t["table"] == "pair")
+    assert (pair["rows_read"], pair["rows_written"], pair["rows_rejected"]) == (6 + padding, 2 + padding, 4)
