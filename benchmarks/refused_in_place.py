@@ -6,10 +6,13 @@ speed drifts moves all; only the `copier migrate --no-verify` process is timed, 
 schema's reset. Each bad run says whether the table was loaded again.
 
     python benchmarks/refused_in_place.py --dsn URL --rows 200000 --bad 2000 --runs 3 \
-        [--append 40000] [--lane exact] [--before DIR]
+        [--append 40000] [--lane exact] [--before DIR] [--key expression | --key no-rowid]
 
 --append N: the table holds N rows first (ids past --rows, 100 of them holding a code a
 loaded row has too) and the load is an --if-exists append; else --if-exists truncate.
+--key expression: the codes are unique by a unique index on lower(code), not a UNIQUE
+constraint; --key no-rowid: the SQLite table has no INTEGER PRIMARY KEY (its id a plain
+column), so no target column holds the rowid.
 --before DIR: also time the bad run with the copier package in DIR (e.g. a `git archive`
 of the commit before), for its figures.
 """
@@ -32,11 +35,12 @@ import asyncpg
 SCHEMA = "bench_refused"
 
 
-def source(path: Path, rows: int, bad: int) -> Path:
+def source(path: Path, rows: int, bad: int, key: str = "plain") -> Path:
     """item(id, code, qty, note): every rows // bad-th row takes the code of the row before,
     and as many others a negative qty."""
     connection = sqlite3.connect(path)
-    connection.execute("CREATE TABLE item (id INTEGER PRIMARY KEY, code TEXT, qty INTEGER, note TEXT)")
+    id_type = "INTEGER" if key == "no-rowid" else "INTEGER PRIMARY KEY"
+    connection.execute(f"CREATE TABLE item (id {id_type}, code TEXT, qty INTEGER, note TEXT)")
     step = rows // bad if bad else rows + 1
     connection.executemany("INSERT INTO item VALUES (?, ?, ?, ?)", (
         (i, f"c{i - 1}" if bad and i % step == 0 else f"c{i}", -1 if bad and i % step == step // 2 else 1 + i % 50,
@@ -46,13 +50,15 @@ def source(path: Path, rows: int, bad: int) -> Path:
     return path
 
 
-async def reset(dsn: str, rows: int, append: int) -> None:
+async def reset(dsn: str, rows: int, append: int, key: str) -> None:
     connection = await asyncpg.connect(dsn)
+    unique = (f"; CREATE UNIQUE INDEX item_code ON {SCHEMA}.item (lower(code))" if key == "expression"
+              else f"; ALTER TABLE {SCHEMA}.item ADD UNIQUE (code)")
     try:
         await connection.execute(
             f"SET client_min_messages = warning; DROP SCHEMA IF EXISTS {SCHEMA} CASCADE; CREATE SCHEMA {SCHEMA}; "
-            f"CREATE TABLE {SCHEMA}.item (id integer PRIMARY KEY, code text NOT NULL UNIQUE, "
-            f"qty integer CHECK (qty > 0), note text); CREATE INDEX item_note ON {SCHEMA}.item (note); "
+            f"CREATE TABLE {SCHEMA}.item (id integer PRIMARY KEY, code text NOT NULL, "
+            f"qty integer CHECK (qty > 0), note text){unique}; CREATE INDEX item_note ON {SCHEMA}.item (note); "
             f"INSERT INTO {SCHEMA}.item SELECT i, 'old ' || i, 1, 'old' FROM generate_series({rows + 1}, "
             f"{rows + append}) i; UPDATE {SCHEMA}.item SET code = 'c' || (id - {rows}) WHERE id <= {rows + 100}")
         # A killed run's definitions, recorded for tables dropped since, would be made again first.
@@ -63,7 +69,7 @@ async def reset(dsn: str, rows: int, append: int) -> None:
 
 
 def timed(dsn: str, db: Path, args: argparse.Namespace, code: str | None) -> tuple[float, str]:
-    anyio.run(reset, dsn, args.rows, args.append)
+    anyio.run(reset, dsn, args.rows, args.append, args.key)
     env = {**os.environ, **({"PYTHONPATH": code} if code else {})}
     started = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "copier", "migrate", str(db), "--dsn", dsn, "--schema", SCHEMA,
@@ -84,10 +90,11 @@ def main() -> None:
     parser.add_argument("--append", type=int, default=0)
     parser.add_argument("--lane", default="auto")
     parser.add_argument("--before")
+    parser.add_argument("--key", choices=["plain", "expression", "no-rowid"], default="plain")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        clean = source(Path(folder) / "clean.db", args.rows, 0)
-        bad = source(Path(folder) / "bad.db", args.rows, args.bad)
+        clean = source(Path(folder) / "clean.db", args.rows, 0, args.key)
+        bad = source(Path(folder) / "bad.db", args.rows, args.bad, args.key)
         times: dict[str, list[float]] = {}
         for run in range(args.runs):
             for name, db, code in [("clean", clean, None), ("bad", bad, None)] + (

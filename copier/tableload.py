@@ -387,6 +387,10 @@ async def _take_out(run: Run, table: TablePlan, connection: asyncpg.Connection, 
     them, or screening.take_out does not model the definition."""
     column = rowid_column(table)
     if column is None:
+        # The rows' order in the heap is not the load's (a COPY fills free space PostgreSQL's
+        # free space map knows of, out of order): nothing here tells which of equal keys came first.
+        run.progress.note(f"copier: {table.name}: no column holds its rows' rowids (no INTEGER PRIMARY KEY): "
+                          f"the rows {definition.kind} {definition.name} refuses are found by loading it again")
         return False
     writer = TableWriter(connection, run.plan.schema, table, rejects, run.settings.on_error, run.settings.max_rejects,
                          rejected=counts.rejected)

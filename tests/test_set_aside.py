@@ -515,3 +515,23 @@ def test_an_expression_partial_or_nulls_not_distinct_key_takes_out_its_duplicate
     assert (tables["t"]["rows_written"], tables["t"]["rows_rejected"]) == (95, 5)
     assert schema_dump(target) == before
     assert recorded(target, "definitions") == 0
+
+
+def test_a_table_without_a_rowid_column_is_loaded_again_and_says_why(tmp_path: Path, target: Target) -> None:
+    """No target column holds the rowid (no INTEGER PRIMARY KEY), so nothing names the rows
+    in place (ctid order is not the load's order, see README): the load is undone and done
+    again with the key in place, the note says why, and the rows are as row by row."""
+    target.execute(f'CREATE SCHEMA "{target.schema}"')
+    target.execute(f'SET search_path TO "{target.schema}"; CREATE TABLE t (id integer PRIMARY KEY, code text UNIQUE)')
+    before = schema_dump(target)
+    rows = [(10, "a"), (20, "b"), (30, "a"), (40, "c"), (50, "b")]  # rowids 1 to 5
+    source = sqlite_db(tmp_path / "t.db", "CREATE TABLE t (id INTEGER, code TEXT)", rows={"t": rows})
+    result = invoke("migrate", source, "--dsn", target.dsn, "--schema", target.schema)
+    assert result.exit_code == 3, result.output
+    assert [(r["table"], r["key"], r["reason"]) for r in read_jsonl(tmp_path / "t.rejects.jsonl")] == [
+        ("t", 3, _duplicate("t_code_key", "code", "a")), ("t", 5, _duplicate("t_code_key", "code", "b"))]
+    assert ("copier: t: no column holds its rows' rowids (no INTEGER PRIMARY KEY): the rows unique constraint "
+            "t_code_key refuses are found by loading it again") in result.stderr
+    assert [tuple(r) for r in target.fetch("SELECT id, code FROM t ORDER BY id")] == [(10, "a"), (20, "b"), (40, "c")]
+    assert schema_dump(target) == before
+    assert recorded(target, "definitions") == 0
