@@ -197,6 +197,10 @@ class EarlyDigests:
         finally:  # cancelled with its task group too: take() must not wait for it
             early.done.set()
 
+    def pending(self, table: str) -> bool:
+        """Whether the table's source digest was started here (take may still find it unusable)."""
+        return table in self.digests
+
     async def take(self, table: str, rejected: set[object]) -> tuple[int, object] | None:
         """The table's early source digest, if it stands for what the load read; else None."""
         early = self.digests.pop(table, None)
@@ -252,9 +256,16 @@ async def check_tables(path: Path, settings: Settings, schema: str, tables: Memo
 
             async def alone(table: TablePlan) -> None:
                 left_out = rejected.of(table.name)
+                kept = preexisting.get(table.name, 0)
+                found = None
+                if early is not None and early.pending(table.name) and not left_out and not kept:
+                    # The target's digest first, while the source's may still be shipping
+                    # (json's ends 1-3 s after the table's keys): this connection is idle
+                    # until then, and the table's rows no longer change.
+                    found = await _target_digest(connection, schema, table)
                 made = await early.take(table.name, left_out) if early is not None else None
-                group_checks = [await _check_table(path, connection, schema, group, settings, left_out,
-                                                   preexisting.get(table.name, 0), made)
+                group_checks = [await _check_table(path, connection, schema, group, settings, left_out, kept, made,
+                                                   found)
                                 for group in _column_groups(table)]
                 checks[table.name] = _merged(group_checks)
                 advance(1)
@@ -293,17 +304,17 @@ async def check_tables(path: Path, settings: Settings, schema: str, tables: Memo
 async def _check_table(
     path: Path, connection: asyncpg.Connection, schema: str, table: TablePlan, settings: Settings,
     rejected: set[object], kept: int, early: tuple[int, object] | None = None,
+    found_digest: tuple[int, object] | None = None,
 ) -> TableCheck:
-    """`early`: the source side's digest, made already (EarlyDigests)."""
+    """`early`: the source side's digest, made already (EarlyDigests); `found_digest`: the
+    target's, if made already."""
     found = [crosscheck.found_sql(c.type, c.target) for c in table.columns]
     target_table = qualified(schema, table.target)
     key_positions = _key_positions(table)
-    found_digest = None
-    if early is not None and not kept:
+    if early is not None and not kept and found_digest is None:
         # All that is left of the digest comparison: the target's digest, which counts its
         # rows too (one scan, not two, on this connection: no other to open).
-        with contextlib.suppress(asyncpg.DataError):  # then compared row by row, which says what fails
-            found_digest = await _digest(connection, crosscheck.digest_sql(found, target_table))
+        found_digest = await _target_digest(connection, schema, table)
     target_rows = (found_digest[0] if found_digest is not None
                    else await connection.fetchval(ddl.count_rows(schema, table.target)))
     base = TableCheck(table.name, table.source.row_count, target_rows, len(rejected), kept,
@@ -331,6 +342,16 @@ async def _check_table(
     except asyncpg.DataError as exc:
         return replace(base, content_equal=False, problem=_unreadable(exc))
     return _compared(base, differing, keys)
+
+
+async def _target_digest(connection: asyncpg.Connection, schema: str,
+                         table: TablePlan) -> tuple[int, object] | None:
+    """The target's (rows, digest), or None (no digest on this server, or a value it cannot
+    hash: then compared row by row, which says what fails)."""
+    found = [crosscheck.found_sql(c.type, c.target) for c in table.columns]
+    with contextlib.suppress(asyncpg.DataError):
+        return await _digest(connection, crosscheck.digest_sql(found, qualified(schema, table.target)))
+    return None
 
 
 def _column_groups(table: TablePlan) -> list[TablePlan]:
