@@ -615,10 +615,11 @@ def test_the_target_digest_is_made_while_the_early_source_digest_finishes(
 
     from copier import verification
 
-    seen: dict[str, Any] = {}
+    events: dict[str, anyio.Event] = {}
+    seen: dict[str, bool] = {}
 
     def target_digested() -> anyio.Event:  # made in the run's event loop, by whichever asks first
-        return seen.setdefault("event", anyio.Event())
+        return events.setdefault("target", anyio.Event())
 
     digest = verification._digest
 
