@@ -465,7 +465,7 @@ def convert_page(
     """Convert a page column-wise. Each row starts with `key_width` key values.
 
     Rows holding a value that cannot convert are left out and described in
-    `rejections` (one per row: its first bad column).
+    `rejections` (one per row: its first bad column), in row order.
     """
     if not rows:
         return ConvertedPage([], [], [])
@@ -473,23 +473,27 @@ def convert_page(
     keys = _keys(columns[:key_width])
     data: list[Sequence[Value]] = list(columns[key_width:])
     rounded = 0
-    try:
-        for index, converter in enumerate(converters):
-            column = data[index]
-            types = set(map(type, column))
-            if types <= converter.ready_types:
-                continue
-            converted = _try_bulk(converter, column, types)
-            if converted is None:
-                # The fast path declined: a value may be rounded (the fast path rounds none).
-                rounded += _rounded_in(column, converter)
+    bad: dict[int, Rejection] = {}  # row index -> the rejection of its first bad value
+    for index, converter in enumerate(converters):
+        column = data[index]
+        types = set(map(type, column))
+        if types <= converter.ready_types:
+            continue
+        converted = _try_bulk(converter, column, types)
+        if converted is None:
+            # The fast path declined: a value may be rounded (the fast path rounds none).
+            rounded += _rounded_in(column, converter)
+            try:
                 converted = tuple(map(converter, column))
-            data[index] = converted
-    except ValueRejected:
-        page = _convert_rows(keys, list(zip(*columns[key_width:])), converters)
-        page.rounded = sum(_rounded_in(column, converter) for column, converter in zip(columns[key_width:], converters))
-        return page
-    return ConvertedPage(keys, list(zip(*data)), [], rounded)
+            except ValueRejected:
+                converted = _convert_each(keys, index, column, converter, bad)
+        data[index] = converted
+    if not bad:
+        return ConvertedPage(keys, list(zip(*data)), [], rounded)
+    good = [i for i in range(len(keys)) if i not in bad]
+    records = list(zip(*data))
+    return ConvertedPage([keys[i] for i in good], [records[i] for i in good],
+                         [bad[i] for i in sorted(bad)], rounded)
 
 
 def _rounded_in(column: Column, converter: Converter) -> int:
@@ -515,23 +519,24 @@ def _keys(key_columns: Sequence[tuple[Value, ...]]) -> list[object]:
     return list(zip(*key_columns))
 
 
-def _convert_rows(
-    keys: list[object], rows: Sequence[tuple[Value, ...]], converters: Sequence[Converter]
-) -> ConvertedPage:
-    """The slow path, taken only for a page holding a bad value: find each bad row."""
-    page = ConvertedPage([], [], [])
-    for key, row in zip(keys, rows):
-        converted: list[Value] = []
-        for column_index, (value, converter) in enumerate(zip(row, converters)):
-            try:
-                converted.append(converter(value))
-            except ValueRejected as exc:
-                page.rejections.append(Rejection(key, column_index, value, exc.reason))
-                break
-        else:
-            page.keys.append(key)
-            page.records.append(tuple(converted))
-    return page
+def _convert_each(keys: list[object], index: int, column: Column, converter: Converter,
+                  bad: dict[int, Rejection]) -> list[Value]:
+    """The slow path, for a column holding a bad value: its values one by one, each row's first
+    bad value (columns go in order) added to `bad`. A row already there is not converted
+    further (None in its place: it is left out), as a row converted value by value stops at
+    its first bad value. Only this column goes value by value: its other columns keep their
+    column-at-once conversion, so a page with a bad value costs about what a clean one does."""
+    converted: list[Value] = []
+    for row, value in enumerate(column):
+        if row in bad:
+            converted.append(None)
+            continue
+        try:
+            converted.append(converter(value))
+        except ValueRejected as exc:
+            bad[row] = Rejection(keys[row], index, value, exc.reason)
+            converted.append(None)
+    return converted
 
 
 # --- column-at-once fast paths ------------------------------------------------------------

@@ -190,6 +190,18 @@ def test_page_conversion_leaves_bad_rows_out_with_reasons() -> None:
     assert [(r.key, r.column, r.value) for r in page.rejections] == [(2, 0, "x"), (3, 1, "never")]
 
 
+def test_page_conversion_names_each_rows_first_bad_column_in_row_order() -> None:
+    # Converted column by column (the bad values one by one): a row bad in two columns is
+    # rejected for its first, a row's later values are not looked at, and the rejections
+    # come in row order, not column order.
+    converters = [converter_for(map_declared_type(t), Options()) for t in ("INTEGER", "DATETIME", "INTEGER")]
+    rows = [(1, "x", "never", 7), (2, 20, "never", 8), (3, "y", "2021-01-03", "z"), (4, 40, "2021-01-04", 9)]
+    page = convert_page(rows, converters, key_width=1)
+    assert page.keys == [4]
+    assert page.records == [(40, utc(2021, 1, 4), 9)]
+    assert [(r.key, r.column, r.value) for r in page.rejections] == [(1, 0, "x"), (2, 1, "never"), (3, 0, "y")]
+
+
 def test_page_of_ready_values_is_passed_through() -> None:
     converters = [converter_for(map_declared_type(t), Options()) for t in ("INTEGER", "TEXT")]
     page = convert_page([((1, 2), 5, "a"), ((1, 3), None, None)], converters, key_width=1)
