@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from .ident import qualified, quote_ident
+from .ident import needs_quotes, qualified, quote_ident
 
 
 class DefinitionKind(StrEnum):
@@ -90,6 +90,14 @@ class Definition:
     def references(self) -> str:
         """A foreign key's referenced table and columns, as its body names them ('' for others)."""
         return self.body.partition(" REFERENCES ")[2] if self.kind is DefinitionKind.FOREIGN_KEY else ""
+
+    def refers_to(self, schema: str, table: str) -> bool:
+        """Whether this foreign key references that table, as pg_get_constraintdef names it
+        (schema-qualified, quoted only where needed). A name PostgreSQL spells otherwise reads
+        as another table: a guess for speed only, never for what is made or kept."""
+        def printed(name: str) -> str:
+            return quote_ident(name) if needs_quotes(name) or "$" in name else name
+        return self.references.startswith(f"{printed(schema)}.{printed(table)}(")
 
     def validate_sql(self) -> str:
         return f"ALTER TABLE {qualified(self.schema, self.table)} VALIDATE CONSTRAINT {quote_ident(self.name)}"

@@ -366,7 +366,8 @@ async def _attempt(run: Run, table: TablePlan, *, again: bool = False) -> Loaded
                     counts = await existing.load_then_restore(
                         connection, run.plan.schema, table.target, run.settings.state_schema, load,
                         run.progress.note, loaded=lambda: _rows_in(run, table),
-                        parents=lambda: _parents_done(run, table), refused_rows=refused_rows)
+                        parents=lambda: _parents_done(run, table), refused_rows=refused_rows,
+                        orphans_likely=lambda key: _parent_refused_rows(run, table, key))
                 else:
                     counts = await load_rows(_spec(run, table, ranges), connection, rejects, advance)
                 _check_unchanged(run, table, version)
@@ -484,6 +485,13 @@ async def _parents_done(run: Run, table: TablePlan) -> None:
             await run.tables[parent].wait_loaded()
             if not run.tables[parent].committed:
                 raise ParentFailed(f"not loaded: table {parent} it references failed")
+
+
+def _parent_refused_rows(run: Run, table: TablePlan, key: Definition) -> bool:
+    """Whether foreign key `key` of `table` references a table that refused rows of this run
+    (known once it is committed: _parents_done): rows of `table` are then likely its orphans."""
+    return any(run.tables[p].stats.rejected and key.refers_to(run.plan.schema, run.tables[p].table.target)
+               for p in table.depends_on if p in run.tables)
 
 
 def _check_unchanged(run: Run, table: TablePlan, version: int | None) -> None:

@@ -88,3 +88,17 @@ def test_dropped_once_foreign_keys_first_indexes_last() -> None:
     users = SetAside("users", (PK, EMAIL, CHECK, FK))
     posts = SetAside("posts", (FK,))  # the key between two set-aside tables belongs to both
     assert dropped([users, posts, SetAside("tags", kept_because="x")]) == [FK, CHECK, EMAIL, PK]
+
+
+def test_a_foreign_key_names_the_table_it_references_as_postgresql_prints_it() -> None:
+    assert FK.refers_to("app", "users")
+    assert not FK.refers_to("app", "user")  # a name's start is not the name
+    assert not FK.refers_to("public", "users")
+    quoted = Definition("My App", "Posts", "posts_fk", DefinitionKind.FOREIGN_KEY,
+                        'FOREIGN KEY ("UserId") REFERENCES "My App"."Users"("Id")')
+    assert quoted.refers_to("My App", "Users")
+    assert not quoted.refers_to("my app", "users")
+    reserved = Definition("app", "posts", "posts_fk", DefinitionKind.FOREIGN_KEY,
+                          'FOREIGN KEY (o) REFERENCES app."order"(id)')
+    assert reserved.refers_to("app", "order")
+    assert not PK.refers_to("app", "users")  # not a foreign key: it references nothing

@@ -339,6 +339,45 @@ def test_rows_a_foreign_key_refuses_are_taken_out_of_the_loaded_table(lane: str,
     assert recorded(target, "definitions") == 0
 
 
+def test_children_of_rows_their_parent_refused_are_taken_out_without_a_failing_key(
+        tmp_path: Path, target: Target, monkeypatch: pytest.MonkeyPatch) -> None:
+    """users refuses user 5 (an age that is no integer), so posts' rows pointing at it are
+    orphans: posts' foreign key is added NOT VALID and they are taken out straight away,
+    not after an ADD of the key that fails on them (as costly as its VALIDATE: the whole
+    table joined to its parent). Same rows and rejects as otherwise."""
+    from copier import existing
+
+    made, failed = [], []
+    make_again = existing._make_again
+
+    async def watched(connection: Any, definition: Any, state_schema: str, **kwargs: Any) -> None:
+        made.append((definition.name, kwargs.get("not_valid", False)))
+        try:
+            await make_again(connection, definition, state_schema, **kwargs)
+        except existing.RestoreFailed:
+            failed.append(definition.name)
+            raise
+
+    monkeypatch.setattr(existing, "_make_again", watched)
+    app_schema(target)
+    target.execute("ALTER TABLE posts ALTER CONSTRAINT posts_user_id_fkey NOT DEFERRABLE")
+    before = schema_dump(target)
+    users = [(5, "u5@x.io", "old", None) if u[0] == 5 else u for u in USERS]
+    result = migrate(target, app_source(tmp_path, users=users))
+    assert result.exit_code == 3, result.output
+    rejects = read_jsonl(tmp_path / "app.rejects.jsonl")
+    assert [(r["table"], r["key"], r["column"]) for r in rejects] == [
+        ("users", 5, "age"), ("posts", 4, None), ("posts", 304, None), ("posts", 604, None), ("posts", 904, None)]
+    assert {r["reason"] for r in rejects if r["table"] == "posts"} == {
+        _orphan("posts", "posts_user_id_fkey", "user_id", 5, "users")}
+    assert failed == []  # no ADD refused by the orphans first
+    assert made.count(("posts_user_id_fkey", True)) == 1  # added NOT VALID, then validated
+    assert [r[0] for r in target.fetch("SELECT id FROM posts ORDER BY id")] == [
+        i for i in range(1, 1001) if i not in (4, 304, 604, 904)]
+    assert schema_dump(target) == before
+    assert recorded(target, "definitions") == 0
+
+
 def test_a_chain_of_rows_referencing_a_missing_row_of_their_table_is_taken_out(tmp_path: Path,
                                                                                target: Target) -> None:
     target.execute(f'CREATE SCHEMA "{target.schema}"')
