@@ -221,6 +221,9 @@ class BatchSource:
         self.query = ArrowQuery(spec.path, spec.busy_timeout)
         try:
             self.routes = arrowlane.routes_for(spec.table, columns)
+            further = arrowlane.further_sql(spec.table, self.routes, where)
+            if further is not None and not self.query.rows(further):
+                self.routes = arrowlane.lean(self.routes)
             self.query.start(arrowlane.guarded_sql(spec.table, self.routes, source.key_sql(table), where),
                              self.query.batch_rows(table.name, [c.source for c in columns], where,
                                                    spec.batch_size))

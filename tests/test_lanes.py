@@ -433,6 +433,67 @@ def test_more_nullable_columns_than_bits_in_an_integer(tmp_path: Path, target: T
     assert [(c.ok, c.content_equal, c.rejected) for c in checks] == [(True, True, 1)]
 
 
+def _started_queries(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The SQL of every query the C reader starts, as it starts them."""
+    started: list[str] = []
+    start = columnar.ArrowQuery.start
+
+    def recorded(query: columnar.ArrowQuery, sql: str, batch_rows: int) -> None:
+        started.append(sql)
+        start(query, sql, batch_rows)
+
+    monkeypatch.setattr(columnar.ArrowQuery, "start", recorded)
+    return started
+
+
+def test_a_range_of_one_storage_class_is_read_once_a_column(tmp_path: Path, target: Target,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A date column holding text only (bare NUMERIC reals only, UUID text only) is read in
+    that class alone, not also as integers and reals; one integer in the range reads it in
+    every class again, each converted in bulk (test_each_guard has a case of each)."""
+    started = _started_queries(monkeypatch)
+    tables: dict[str, list[object]] = {"t_moment": ["2021-03-04 05:06:07", None, "2021-03-05T06:07:08.5"],
+                                       "t_decimal": [12.5, None, 0.25],
+                                       "t_uuid": ["12345678-1234-5678-1234-567812345678", None]}
+    stats = assert_lanes_agree(write_source(tmp_path / "s.db", tables), target, tmp_path)
+    assert [stats.tables[name].columnar for name in tables] == [3, 3, 2]
+    assert len(started) == 3
+    assert not [sql for sql in started if "WHEN 'integer'" in sql or "WHEN 'blob'" in sql]
+    started.clear()
+    tables["t_moment"].append(1700000000)
+    stats = assert_lanes_agree(write_source(tmp_path / "s2.db", {"t_moment": tables["t_moment"]}), target, tmp_path)
+    assert stats.tables["t_moment"].columnar == 4
+    assert len(started) == 1 and "WHEN 'integer'" in started[0] and "WHEN 'real'" in started[0]
+
+
+def test_a_lean_read_leaves_a_value_of_another_class_to_the_per_value_path(
+        tmp_path: Path, target: Target, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Were a value of a class the lean read does not read there (the file changed after the
+    range was looked at), its row goes the per-value way, and lands as it always does: an
+    integer as Unix seconds, a real as a Julian day, a blob rejected, an integer in a bare
+    NUMERIC at scale 0, a UUID's 16 bytes."""
+    monkeypatch.setattr(columnar.arrowlane, "further_sql", lambda *_args: "SELECT 1 WHERE 0")  # "none there"
+    started = _started_queries(monkeypatch)
+    tables: dict[str, list[object]] = {
+        "t_moment": ["2021-03-04 05:06:07", 1700000000, 2459215.5, b"\x01", None, "2021-03-05 06:07:08"],
+        "t_decimal": [12.5, 12, None, 0.25],
+        "t_uuid": ["12345678-1234-5678-1234-567812345678", bytes(range(16))],
+    }
+    stats = assert_lanes_agree(write_source(tmp_path / "s.db", tables), target, tmp_path, batch_size=2)
+    assert not [sql for sql in started if "WHEN 'integer'" in sql or "WHEN 'blob'" in sql]  # lean reads
+    assert [(stats.tables[n].columnar, stats.tables[n].written, stats.tables[n].rejected) for n in tables] == [
+        (3, 5, 1), (3, 4, 0), (1, 2, 0)]
+    schema = f"{target.schema}_auto"
+    moments = target.fetch(f"SELECT id, to_char(v AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') AS v "
+                           f'FROM "{schema}".t_moment ORDER BY id')
+    assert [(r["id"], r["v"]) for r in moments] == [
+        (1, "2021-03-04 05:06:07.000000"), (2, "2023-11-14 22:13:20.000000"), (3, "2021-01-01 00:00:00.000000"),
+        (5, None), (6, "2021-03-05 06:07:08.000000")]
+    assert contents(target, schema, "t_decimal") == [(1, "12.5"), (2, "12"), (3, None), (4, "0.25")]
+    assert contents(target, schema, "t_uuid") == [(1, "12345678-1234-5678-1234-567812345678"),
+                                                  (2, "00010203-0405-0607-0809-0a0b0c0d0e0f")]
+
+
 def test_batch_rows_follow_the_widest_row() -> None:
     assert batching.batch_rows(8_192, None) == 8_192
     assert batching.batch_rows(8_192, 100) == 8_192
