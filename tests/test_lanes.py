@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import copier
-from copier import batching, columnar, source
+from copier import arrowlane, batching, columnar, source
 from copier.lanes import Lane
 from copier.settings import IfExists, Settings
 from copier.stats import RunStats
@@ -472,7 +472,7 @@ def test_a_lean_read_leaves_a_value_of_another_class_to_the_per_value_path(
     range was looked at), its row goes the per-value way, and lands as it always does: an
     integer as Unix seconds, a real as a Julian day, a blob rejected, an integer in a bare
     NUMERIC at scale 0, a UUID's 16 bytes."""
-    monkeypatch.setattr(columnar.arrowlane, "further_sql", lambda *_args: "SELECT 1 WHERE 0")  # "none there"
+    monkeypatch.setattr(arrowlane, "further_sql", lambda *_args: "SELECT 1 WHERE 0")  # "none there"
     started = _started_queries(monkeypatch)
     tables: dict[str, list[object]] = {
         "t_moment": ["2021-03-04 05:06:07", 1700000000, 2459215.5, b"\x01", None, "2021-03-05 06:07:08"],
